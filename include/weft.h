@@ -1,0 +1,14 @@
+/*
+ * weft: Python's concurrency toolbox for C. This umbrella header includes
+ * every area; include the individual headers to keep compile times down.
+ *
+ *     weft/base.h    error codes, timeouts, sleep, CPU count
+ *     weft/thread.h  threads, thread-local values, timers (threading)
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <weft/base.h>
+#include <weft/thread.h>
+
+#endif /* WEFT_H */

@@ -1,0 +1,77 @@
+/*
+ * weft/base.h: what every part of weft shares: the export macro, error codes,
+ * time (timeouts, sleeping, the monotonic clock) and the CPU count.
+ *
+ * Errors: every function returns 0 (or a non-negative result) on success and a
+ * negative errno value on failure. Codes that errno has no name for live below
+ * -4096 so they never collide with one; weft_strerror() names them all.
+ *
+ * Timeouts are relative seconds as a double, like Python: any negative value
+ * (WEFT_FOREVER) waits forever, 0 tries once and fails with -EAGAIN, a positive
+ * value that runs out fails with -ETIMEDOUT, NaN is -EINVAL. Internally every
+ * wait runs to an absolute CLOCK_MONOTONIC deadline, so neither a change of the
+ * wall clock nor a spurious wake-up stretches or shortens it.
+ */
+#ifndef WEFT_BASE_H
+#define WEFT_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_BUILDING)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* The library's version as MAJOR * 10000 + MINOR * 100 + PATCH, for checking
+ * at run time that the headers and the loaded library agree. */
+WEFT_API int weft_version(void);
+
+/*
+ * weft's own error codes, one line each: name, value, description. The enum
+ * below and weft_strerror() are both generated from this list.
+ */
+#define WEFT_ERRORS(X)                                                                             \
+    X(WEFT_EBROKEN, -4097, "broken: a barrier or pool can no longer be used")                      \
+    X(WEFT_ESHUTDOWN, -4098, "shut down: the queue or executor accepts no more work")              \
+    X(WEFT_ECRASHED, -4099, "crashed: the worker process running the task died")
+
+enum weft_error {
+#define WEFT__ERROR_ENUM(name, value, text) name = value,
+    WEFT_ERRORS(WEFT__ERROR_ENUM)
+#undef WEFT__ERROR_ENUM
+};
+
+/* A static description of an error code, negative (as weft returns them) or
+ * positive (as errno holds them); "unknown error" for codes weft never uses. */
+WEFT_API const char *weft_strerror(int code);
+
+/* Wait forever: any negative timeout means this. */
+#define WEFT_FOREVER (-1.0)
+
+/* Seconds on CLOCK_MONOTONIC, the clock all of weft's timeouts run on. */
+WEFT_API double weft_monotonic(void);
+
+/* Sleep for `seconds` on the monotonic clock, resuming after signals (Python's
+ * time.sleep). Negative, NaN or infinite durations are -EINVAL. */
+WEFT_API int weft_sleep(double seconds);
+
+/* The number of CPUs this process may run on: the affinity mask, not the
+ * machine's total (Python's os.process_cpu_count). Always at least 1. */
+WEFT_API int weft_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_BASE_H */

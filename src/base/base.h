@@ -1,0 +1,82 @@
+/*
+ * Internal base layer: what the public weft/base.h does not show. Deadlines
+ * as absolute CLOCK_MONOTONIC nanoseconds, the futex wrapper, the table of
+ * system calls that tests can redirect to inject faults, and small helpers.
+ *
+ * Nothing here is exported: names are weft__ and the library is built with
+ * hidden visibility. Test programs link the static library to reach them.
+ */
+#ifndef WEFT_SRC_BASE_H
+#define WEFT_SRC_BASE_H
+
+#include <weft/base.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* An absolute time on CLOCK_MONOTONIC in nanoseconds; INT64_MAX is never. */
+typedef int64_t weft__deadline_t;
+#define WEFT__NEVER INT64_MAX
+
+int64_t weft__now_ns(void);
+
+/*
+ * Turn a relative timeout in seconds into a deadline: negative means never,
+ * 0 means now (try once), NaN is -EINVAL. Huge values saturate to never.
+ */
+int weft__deadline(double timeout, weft__deadline_t *out);
+
+/* The error a wait that gave up at its deadline reports: -EAGAIN when the
+ * timeout was 0 (try once, as the conventions say), -ETIMEDOUT otherwise. */
+int weft__timeout_error(double timeout);
+
+/*
+ * Futex wrapper. weft__futex_wait sleeps while *word == expected, until a
+ * wake or the deadline; it returns 0 when woken, when the word had already
+ * changed or when a signal interrupted the sleep (callers always re-check
+ * their condition in a loop), and -ETIMEDOUT once the deadline has passed.
+ * `shared` selects a process-shared futex (the word may be in shared memory);
+ * otherwise the cheaper private futex is used.
+ */
+int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
+                     bool shared);
+void weft__futex_wake(_Atomic uint32_t *word, int count, bool shared);
+
+/* The kernel thread id of the calling thread, cached per thread.
+ * weft__gettid_forget() drops the cache in a forked child, where the thread
+ * that forked has a new id. */
+pid_t weft__gettid(void);
+void weft__gettid_forget(void);
+
+/* Thread-local variables read on fast paths use the initial-exec model: one
+ * %fs-relative load instead of a call to __tls_get_addr. This is safe for a
+ * library linked at startup and, for the few bytes weft uses, for dlopen too
+ * (glibc keeps static TLS space in reserve for that). */
+#define WEFT__TLS_FAST __attribute__((tls_model("initial-exec")))
+
+/*
+ * System calls and allocations that can fail go through this table so that a
+ * test build can make them fail on purpose (SQLite's approach to fault
+ * injection). weft__sys_reset() restores the real functions.
+ */
+struct weft__sys {
+    void *(*malloc)(size_t size);
+    void *(*calloc)(size_t count, size_t size);
+    int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+};
+extern struct weft__sys weft__sys;
+void weft__sys_reset(void);
+
+/* Allocation that reports failure (callers turn NULL into -ENOMEM). */
+void *weft__malloc(size_t size);
+void *weft__calloc(size_t count, size_t size);
+char *weft__strdup(const char *s);
+
+#define WEFT__UNUSED(x) ((void)(x))
+#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#endif /* WEFT_SRC_BASE_H */

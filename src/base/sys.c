@@ -1,0 +1,36 @@
+/*
+ * The fault-injection table (see struct weft__sys in base.h) and the
+ * allocation helpers built on it. In a normal run the table holds the real
+ * functions and costs one indirect call, which is nothing beside a malloc or a
+ * pthread_create.
+ */
+#include "base/base.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct weft__sys weft__sys = {malloc, calloc, pthread_create};
+
+void weft__sys_reset(void)
+{
+    weft__sys = (struct weft__sys){malloc, calloc, pthread_create};
+}
+
+void *weft__malloc(size_t size)
+{
+    return weft__sys.malloc(size);
+}
+
+void *weft__calloc(size_t count, size_t size)
+{
+    return weft__sys.calloc(count, size);
+}
+
+char *weft__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *copy = weft__malloc(n);
+    if (copy)
+        memcpy(copy, s, n);
+    return copy;
+}

@@ -1,0 +1,62 @@
+/*
+ * Time: deadlines and sleeping, all on CLOCK_MONOTONIC.
+ *
+ * A relative timeout becomes an absolute deadline once, at the start of an
+ * operation; every wait inside it (a futex wait that may wake spuriously, a
+ * retry after EINTR) then runs to that same deadline, so the total wait is
+ * never longer than asked for, and never shorter: a wait only reports
+ * -ETIMEDOUT after reading the clock past the deadline.
+ */
+#include "base/base.h"
+
+#include <math.h>
+#include <time.h>
+
+#define NS_PER_SEC 1000000000LL
+
+int64_t weft__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+double weft_monotonic(void)
+{
+    return (double)weft__now_ns() / (double)NS_PER_SEC;
+}
+
+int weft__deadline(double timeout, weft__deadline_t *out)
+{
+    if (isnan(timeout))
+        return -EINVAL;
+    if (timeout < 0) {
+        *out = WEFT__NEVER;
+        return 0;
+    }
+    int64_t now = weft__now_ns();
+    /* Round up: a deadline a fraction of a nanosecond early would be early. */
+    double ns = ceil(timeout * (double)NS_PER_SEC);
+    if (ns >= (double)(WEFT__NEVER - now))
+        *out = WEFT__NEVER;
+    else
+        *out = now + (int64_t)ns;
+    return 0;
+}
+
+int weft__timeout_error(double timeout)
+{
+    return timeout == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+int weft_sleep(double seconds)
+{
+    if (isnan(seconds) || seconds < 0 || isinf(seconds))
+        return -EINVAL;
+    weft__deadline_t deadline;
+    weft__deadline(seconds, &deadline);
+    struct timespec ts = {.tv_sec = deadline / NS_PER_SEC, .tv_nsec = deadline % NS_PER_SEC};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return 0;
+}

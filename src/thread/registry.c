@@ -1,0 +1,283 @@
+/*
+ * The thread registry: Python's threading._active, plus what happens at the
+ * edges of a thread's and a process's life.
+ *
+ * Every weft_thread_t that has not been released sits in one circular list
+ * under one mutex: user threads from creation until freed, the static main
+ * thread, and "dummy" entries for threads weft did not create (made on their
+ * first weft_thread_current() and removed by a pthread key destructor when the
+ * thread exits). The lock is held for list edits, the snapshot in
+ * weft_thread_enumerate (so the snapshot is consistent), handle counts and the
+ * finishing step of a thread; never while waiting for anything.
+ *
+ * Exit: an atexit handler, installed by the library constructor, joins
+ * non-daemon threads one at a time until none is left (a thread may start
+ * others while it finishes), like Python's threading._shutdown.
+ *
+ * Fork: the child has only the thread that called fork. The atfork handlers
+ * hold the registry lock across fork so the list is consistent, then in the
+ * child mark every other thread finished (joins of them return at once and
+ * never pthread_join a thread that does not exist), and make the forking
+ * thread the main thread, as Python's _after_fork does.
+ */
+#include "thread/thread_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_thread *registry_head; /* circular; the main thread is always in it */
+
+static struct weft_thread main_thread;
+static struct weft_thread *main_ptr = &main_thread;
+static _Atomic bool join_at_exit = true;
+static _Atomic unsigned dummy_counter;
+static pthread_key_t dummy_key;
+
+_Thread_local struct weft_thread *weft__self WEFT__TLS_FAST;
+
+void weft__registry_lock(void)
+{
+    pthread_mutex_lock(&registry_mutex);
+}
+
+void weft__registry_unlock(void)
+{
+    pthread_mutex_unlock(&registry_mutex);
+}
+
+static void link_locked(struct weft_thread *t)
+{
+    if (!registry_head) {
+        t->prev = t->next = t;
+        registry_head = t;
+        return;
+    }
+    t->next = registry_head;
+    t->prev = registry_head->prev;
+    t->prev->next = t;
+    registry_head->prev = t;
+}
+
+void weft__registry_link(struct weft_thread *t)
+{
+    weft__registry_lock();
+    link_locked(t);
+    weft__registry_unlock();
+}
+
+void weft__registry_unlink(struct weft_thread *t)
+{
+    if (t->next == t) {
+        registry_head = NULL;
+    } else {
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        if (registry_head == t)
+            registry_head = t->next;
+    }
+    t->prev = t->next = NULL;
+}
+
+bool weft__registry_contains(const struct weft_thread *t)
+{
+    struct weft_thread *x = registry_head;
+    if (x) {
+        do {
+            if (x == t)
+                return true;
+            x = x->next;
+        } while (x != registry_head);
+    }
+    return false;
+}
+
+static bool alive(const struct weft_thread *t)
+{
+    uint32_t s = atomic_load(&t->state) & STATE_MASK;
+    return s == STATE_STARTING || s == STATE_RUNNING;
+}
+
+/* The process's initial thread calls this to take the main entry. */
+static void bind_main(void)
+{
+    atomic_store(&main_thread.ident, (unsigned long)pthread_self());
+    atomic_store(&main_thread.tid, (uint32_t)weft__gettid());
+    weft__self = &main_thread;
+}
+
+/* pthread key destructor: a thread weft did not create is exiting. */
+static void dummy_exit(void *arg)
+{
+    struct weft_thread *t = arg;
+    if (weft__self == t)
+        weft__self = NULL;
+    if (weft__thread_mark_done(t))
+        weft__thread_destroy(t);
+}
+
+static struct weft_thread *current_slow(void)
+{
+    if (weft__gettid() == getpid()) {
+        bind_main();
+        return &main_thread;
+    }
+    char name[32];
+    int len = snprintf(name, sizeof name, "Dummy-%u", atomic_fetch_add(&dummy_counter, 1) + 1);
+    struct weft_thread *t = weft__calloc(1, sizeof *t + (size_t)len + 1);
+    if (!t)
+        return NULL;
+    memcpy(t->data, name, (size_t)len + 1);
+    atomic_init(&t->name, (const char *)t->data);
+    t->kind = KIND_DUMMY;
+    atomic_init(&t->state, STATE_RUNNING);
+    atomic_init(&t->daemon, true);
+    atomic_init(&t->ident, (unsigned long)pthread_self());
+    atomic_init(&t->tid, (uint32_t)weft__gettid());
+    atomic_init(&t->reaped, 1);
+    if (pthread_setspecific(dummy_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    weft__registry_link(t);
+    weft__self = t;
+    return t;
+}
+
+weft_thread_t *weft_thread_current(void)
+{
+    struct weft_thread *t = weft__self;
+    return WEFT__LIKELY(t != NULL) ? t : current_slow();
+}
+
+weft_thread_t *weft_thread_main(void)
+{
+    return main_ptr;
+}
+
+int weft_thread_enumerate(weft_thread_t **out, size_t cap)
+{
+    if (!out && cap > 0)
+        return -EINVAL;
+    int count = 0;
+    weft__registry_lock();
+    struct weft_thread *t = registry_head;
+    if (t) {
+        do {
+            if (alive(t)) {
+                if ((size_t)count < cap) {
+                    out[count] = t;
+                    t->handles++;
+                }
+                count++;
+            }
+            t = t->next;
+        } while (t != registry_head);
+    }
+    weft__registry_unlock();
+    return count;
+}
+
+int weft_thread_active_count(void)
+{
+    return weft_thread_enumerate(NULL, 0);
+}
+
+unsigned long weft_thread_get_ident(void)
+{
+    return (unsigned long)pthread_self();
+}
+
+long weft_thread_get_native_id(void)
+{
+    return (long)weft__gettid();
+}
+
+bool weft_thread_join_at_exit(bool enable)
+{
+    return atomic_exchange(&join_at_exit, enable);
+}
+
+/* A handle to some alive non-daemon user thread other than the caller. */
+static struct weft_thread *next_to_join(void)
+{
+    struct weft_thread *found = NULL, *t;
+    weft__registry_lock();
+    t = registry_head;
+    do {
+        if (t->kind == KIND_USER && t != weft__self && alive(t) && !atomic_load(&t->daemon)) {
+            found = t;
+            found->handles++;
+            break;
+        }
+        t = t->next;
+    } while (t != registry_head);
+    weft__registry_unlock();
+    return found;
+}
+
+static void exit_handler(void)
+{
+    struct weft_thread *t;
+    while (atomic_load(&join_at_exit) && (t = next_to_join()) != NULL) {
+        weft_thread_join(t, WEFT_FOREVER, NULL);
+        weft_thread_free(t);
+    }
+}
+
+static void fork_prepare(void)
+{
+    weft__registry_lock();
+}
+
+static void fork_parent(void)
+{
+    weft__registry_unlock();
+}
+
+static void fork_child(void)
+{
+    weft__gettid_forget();
+    struct weft_thread *self = weft__self, *t = registry_head, *next;
+    struct weft_thread *last = registry_head->prev;
+    for (bool more = true; more; t = next) {
+        more = t != last;
+        next = t->next;
+        if (t == self || !alive(t))
+            continue;
+        /* The thread does not exist here: finished, and never to be reaped. */
+        atomic_store(&t->state, STATE_DONE);
+        atomic_store(&t->reaped, 1);
+        if (t->handles == 0 && t->kind != KIND_MAIN) {
+            weft__registry_unlink(t);
+            weft__thread_destroy(t);
+        }
+    }
+    if (!self) {
+        atomic_store(&main_thread.state, STATE_RUNNING);
+        bind_main();
+        self = &main_thread;
+    }
+    main_ptr = self;
+    weft__registry_unlock();
+}
+
+__attribute__((constructor)) static void registry_init(void)
+{
+    main_thread.kind = KIND_MAIN;
+    main_thread.handles = 1; /* never released: the main entry is static */
+    atomic_init(&main_thread.name, "MainThread");
+    atomic_init(&main_thread.state, STATE_RUNNING);
+    atomic_init(&main_thread.reaped, 1);
+    link_locked(&main_thread);
+    if (weft__gettid() == getpid())
+        bind_main();
+    if (pthread_key_create(&dummy_key, dummy_exit) != 0 || atexit(exit_handler) != 0 ||
+        pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+        /* Only possible when the process is out of keys or memory at load. */
+        fputs("weft: cannot initialise the thread registry\n", stderr);
+        abort();
+    }
+}
