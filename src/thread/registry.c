@@ -255,7 +255,9 @@ static void fork_child(void)
             weft__thread_destroy(t);
         }
     }
-    if (!self) {
+    if (self) {
+        atomic_store(&self->tid, (uint32_t)weft__gettid());
+    } else {
         atomic_store(&main_thread.state, STATE_RUNNING);
         bind_main();
         self = &main_thread;

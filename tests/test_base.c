@@ -1,0 +1,159 @@
+/* Tests for the base layer: error names, deadlines, sleep, futex, CPU count,
+ * fault injection. */
+#include "base/base.h"
+#include "wt.h"
+
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+WT_CASE(strerror_names_every_code)
+{
+    WT_CHECK(strcmp(weft_strerror(0), "success") == 0);
+    const int codes[] = {EINVAL,    ETIMEDOUT,  EAGAIN,     EPERM,         EDEADLK,
+                         ECANCELED, ENOMEM,     EOVERFLOW,  EOWNERDEAD,    ENOTRECOVERABLE,
+                         EBUSY,     EPIPE,      EINTR,      ESRCH,         ENOSYS};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *s = weft_strerror(-codes[i]);
+        WT_CHECK(strcmp(s, "unknown error") != 0);
+        WT_CHECK(strcmp(s, weft_strerror(codes[i])) == 0); /* sign does not matter */
+    }
+    WT_CHECK(strncmp(weft_strerror(-ETIMEDOUT), "ETIMEDOUT: ", 11) == 0);
+    WT_CHECK(strncmp(weft_strerror(WEFT_EBROKEN), "WEFT_EBROKEN: ", 14) == 0);
+    WT_CHECK(strncmp(weft_strerror(WEFT_ESHUTDOWN), "WEFT_ESHUTDOWN: ", 16) == 0);
+    WT_CHECK(strncmp(weft_strerror(WEFT_ECRASHED), "WEFT_ECRASHED: ", 15) == 0);
+    WT_CHECK(WEFT_EBROKEN < -4096 && WEFT_ESHUTDOWN < -4096 && WEFT_ECRASHED < -4096);
+    WT_CHECK(strcmp(weft_strerror(-99999), "unknown error") == 0);
+    WT_CHECK(strcmp(weft_strerror(INT_MIN), "unknown error") == 0);
+    WT_EQ(weft_version(), WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
+}
+
+WT_CASE(deadline_conversion)
+{
+    weft__deadline_t d;
+    WT_EQ(weft__deadline(NAN, &d), -EINVAL);
+    WT_EQ(weft__deadline(-1.0, &d), 0);
+    WT_CHECK(d == WEFT__NEVER);
+    WT_EQ(weft__deadline(-0.5, &d), 0); /* every negative value is forever */
+    WT_CHECK(d == WEFT__NEVER);
+    WT_EQ(weft__deadline(1e300, &d), 0);
+    WT_CHECK(d == WEFT__NEVER);
+    WT_EQ(weft__deadline(INFINITY, &d), 0);
+    WT_CHECK(d == WEFT__NEVER);
+    int64_t before = weft__now_ns();
+    WT_EQ(weft__deadline(0, &d), 0);
+    WT_CHECK(d >= before && d <= weft__now_ns());
+    WT_EQ(weft__deadline(1.5, &d), 0);
+    WT_CHECK(d >= before + 1500000000LL);
+    WT_EQ(weft__timeout_error(0), -EAGAIN);
+    WT_EQ(weft__timeout_error(0.1), -ETIMEDOUT);
+}
+
+WT_CASE(monotonic_clock)
+{
+    double a = weft_monotonic(), b = weft_monotonic();
+    WT_CHECK(a > 0 && b >= a);
+    WT_CHECK(fabs(a - wt_now()) < 1.0);
+}
+
+WT_CASE(sleep_never_early)
+{
+    for (int i = 0; i < 5; i++) {
+        double t0 = wt_now();
+        WT_EQ(weft_sleep(0.02), 0);
+        double dt = wt_now() - t0;
+        WT_CHECK(dt >= 0.02);
+        WT_CHECK(dt < 0.02 + 1.0 * wt_slack());
+    }
+    WT_EQ(weft_sleep(0), 0);
+}
+
+WT_CASE(sleep_bad_input)
+{
+    WT_EQ(weft_sleep(-1), -EINVAL);
+    WT_EQ(weft_sleep(NAN), -EINVAL);
+    WT_EQ(weft_sleep(INFINITY), -EINVAL);
+}
+
+WT_CASE(futex_wait_value_mismatch_returns_at_once)
+{
+    _Atomic uint32_t word = 5;
+    WT_EQ(weft__futex_wait(&word, 4, WEFT__NEVER, false), 0);
+    WT_EQ(weft__futex_wait(&word, 4, WEFT__NEVER, true), 0);
+}
+
+WT_CASE(futex_wait_deadline_never_early)
+{
+    _Atomic uint32_t word = 0;
+    weft__deadline_t d;
+    weft__deadline(0.03, &d);
+    int rc;
+    /* Loop as callers do: spurious returns are allowed, early timeouts not. */
+    while ((rc = weft__futex_wait(&word, 0, d, false)) == 0)
+        ;
+    WT_EQ(rc, -ETIMEDOUT);
+    WT_CHECK(weft__now_ns() >= d);
+    weft__deadline(0, &d);
+    WT_EQ(weft__futex_wait(&word, 0, d, true), -ETIMEDOUT);
+}
+
+struct waker {
+    _Atomic uint32_t word;
+    bool shared;
+};
+
+static void *wake_later(void *arg)
+{
+    struct waker *w = arg;
+    atomic_store(&w->word, 1);
+    weft__futex_wake(&w->word, 1, w->shared);
+    return NULL;
+}
+
+WT_CASE(futex_wake_releases_waiter)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        struct waker w = {0, shared};
+        pthread_t th;
+        WT_EQ(pthread_create(&th, NULL, wake_later, &w), 0);
+        while (atomic_load(&w.word) == 0)
+            weft__futex_wait(&w.word, 0, WEFT__NEVER, shared);
+        pthread_join(th, NULL);
+    }
+}
+
+WT_CASE(cpu_count_follows_affinity)
+{
+    cpu_set_t set;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    WT_EQ(weft_cpu_count(), CPU_COUNT(&set));
+    /* Like `taskset -c <one cpu>`: the count must drop to 1. */
+    int first = 0;
+    while (!CPU_ISSET(first, &set))
+        first++;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    WT_EQ(weft_cpu_count(), 1);
+    WT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
+}
+
+static void *no_malloc(size_t size)
+{
+    (void)size;
+    return NULL;
+}
+
+WT_CASE(allocation_failure_is_reported)
+{
+    weft__sys.malloc = no_malloc;
+    WT_CHECK(weft__malloc(16) == NULL);
+    WT_CHECK(weft__strdup("x") == NULL);
+    weft__sys_reset();
+    char *s = weft__strdup("weft");
+    WT_CHECK(s && strcmp(s, "weft") == 0);
+    free(s);
+}

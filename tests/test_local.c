@@ -1,0 +1,203 @@
+/*
+ * Tests for weft_local_t (threading.local): isolation between threads,
+ * destructors exactly once and before join returns, foreign threads, many
+ * locals, destroy and slot reuse, destructors that set values again.
+ */
+#include "wt.h"
+#include <weft/thread.h>
+
+#include <stdlib.h>
+
+static _Atomic int destroyed;
+static _Atomic long destroyed_sum;
+static _Atomic int destroyed_by_value[16]; /* for small values */
+
+static void count_dtor(void *value)
+{
+    atomic_fetch_add(&destroyed, 1);
+    atomic_fetch_add(&destroyed_sum, (long)(intptr_t)value);
+    if ((uintptr_t)value < 16)
+        atomic_fetch_add(&destroyed_by_value[(uintptr_t)value], 1);
+}
+
+static weft_local_t counted = WEFT_LOCAL_INIT(count_dtor);
+
+static void *set_and_read(void *arg)
+{
+    WT_CHECK(weft_local_get(&counted) == NULL); /* each thread starts empty */
+    WT_EQ(weft_local_set(&counted, arg), 0);
+    for (int i = 0; i < 1000; i++)
+        WT_CHECK(weft_local_get(&counted) == arg);
+    return NULL;
+}
+
+WT_CASE(values_are_per_thread_and_destroyed_before_join_returns)
+{
+    enum { N = 8 };
+    WT_EQ(weft_local_set(&counted, (void *)1000), 0);
+    weft_thread_t *t[N];
+    for (intptr_t i = 0; i < N; i++) {
+        WT_EQ(weft_thread_new(&t[i], set_and_read, (void *)(i + 1), NULL), 0);
+        WT_EQ(weft_thread_start(t[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        WT_EQ(weft_thread_join(t[i], WEFT_FOREVER, NULL), 0);
+        /* Joined means this thread's destructor has run, once. */
+        WT_EQ(atomic_load(&destroyed_by_value[i + 1]), 1);
+        WT_EQ(weft_thread_free(t[i]), 0);
+    }
+    WT_EQ(atomic_load(&destroyed), N);
+    WT_EQ(atomic_load(&destroyed_sum), N * (N + 1) / 2);
+    WT_CHECK(weft_local_get(&counted) == (void *)1000); /* main's own value untouched */
+}
+
+WT_CASE(null_values_are_not_destroyed)
+{
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, set_and_read, NULL, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(atomic_load(&destroyed), 0);
+}
+
+static void *foreign_set(void *arg)
+{
+    WT_EQ(weft_local_set(&counted, arg), 0);
+    return NULL;
+}
+
+WT_CASE(foreign_threads_destroy_at_exit)
+{
+    pthread_t pt;
+    WT_EQ(pthread_create(&pt, NULL, foreign_set, (void *)5), 0);
+    pthread_join(pt, NULL);
+    WT_EQ(atomic_load(&destroyed), 1);
+    WT_EQ(atomic_load(&destroyed_sum), 5);
+}
+
+static void *exit_with_value(void *arg)
+{
+    WT_EQ(weft_local_set(&counted, arg), 0);
+    pthread_exit(NULL);
+}
+
+WT_CASE(pthread_exit_runs_destructors_once)
+{
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, exit_with_value, (void *)3, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(atomic_load(&destroyed), 1);
+    WT_EQ(atomic_load(&destroyed_sum), 3);
+}
+
+enum { MANY = 3000 }; /* more than PTHREAD_KEYS_MAX (1024) */
+static weft_local_t many[MANY];
+
+static void *use_many(void *arg)
+{
+    (void)arg;
+    for (intptr_t i = 0; i < MANY; i++)
+        WT_EQ(weft_local_set(&many[i], (void *)(i + 1)), 0);
+    for (intptr_t i = 0; i < MANY; i++)
+        WT_CHECK(weft_local_get(&many[i]) == (void *)(i + 1));
+    return NULL;
+}
+
+WT_CASE(no_limit_on_the_number_of_locals)
+{
+    for (int i = 0; i < MANY; i++)
+        WT_EQ(weft_local_init(&many[i], count_dtor), 0);
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, use_many, NULL, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(atomic_load(&destroyed), MANY);
+    WT_EQ(atomic_load(&destroyed_sum), (long)MANY * (MANY + 1) / 2);
+    for (int i = 0; i < MANY; i++)
+        WT_EQ(weft_local_destroy(&many[i]), 0);
+}
+
+static weft_local_t first, second;
+
+static void *set_first(void *arg)
+{
+    WT_EQ(weft_local_set(&first, arg), 0);
+    return NULL;
+}
+
+WT_CASE(destroy_forgets_values_and_slots_are_reused_safely)
+{
+    WT_EQ(weft_local_init(&first, count_dtor), 0);
+    WT_EQ(weft_local_set(&first, (void *)1), 0);
+    WT_EQ(weft_local_destroy(&first), 0);
+    WT_CHECK(weft_local_get(&first) == NULL);
+    /* A new local may reuse the slot; the stale value must not show. */
+    WT_EQ(weft_local_init(&second, count_dtor), 0);
+    WT_CHECK(weft_local_get(&second) == NULL);
+    WT_EQ(weft_local_set(&second, (void *)2), 0);
+    WT_CHECK(weft_local_get(&second) == (void *)2);
+    WT_EQ(weft_local_destroy(&second), 0);
+    WT_EQ(weft_local_destroy(&second), 0); /* twice is harmless */
+
+    /* A value left in a thread by a destroyed local is never destroyed. */
+    WT_EQ(weft_local_init(&first, count_dtor), 0);
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, set_first, (void *)4, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(atomic_load(&destroyed), 1);
+    WT_EQ(atomic_load(&destroyed_sum), 4);
+    WT_EQ(weft_local_destroy(&first), 0);
+}
+
+static weft_local_t phoenix;
+static _Atomic int phoenix_calls;
+
+/* A destructor that sets a value again, like pthread's classic trap. */
+static void phoenix_dtor(void *value)
+{
+    atomic_fetch_add(&phoenix_calls, 1);
+    if ((intptr_t)value < 3)
+        weft_local_set(&phoenix, (void *)((intptr_t)value + 1));
+}
+
+static void *set_phoenix(void *arg)
+{
+    WT_EQ(weft_local_set(&phoenix, arg), 0);
+    return NULL;
+}
+
+WT_CASE(destructor_that_sets_again_gets_more_rounds)
+{
+    WT_EQ(weft_local_init(&phoenix, phoenix_dtor), 0);
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, set_phoenix, (void *)1, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(atomic_load(&phoenix_calls), 3); /* values 1, 2, 3 */
+    /* A destructor that never stops is cut off after a bounded number of
+     * rounds instead of looping forever. */
+    atomic_store(&phoenix_calls, 0);
+    WT_EQ(weft_thread_new(&t, set_phoenix, (void *)-100, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    WT_CHECK(atomic_load(&phoenix_calls) >= 4 && atomic_load(&phoenix_calls) <= 8);
+}
+
+WT_CASE(bad_input)
+{
+    WT_EQ(weft_local_init(NULL, NULL), -EINVAL);
+    WT_EQ(weft_local_destroy(NULL), -EINVAL);
+    WT_EQ(weft_local_set(NULL, (void *)1), -EINVAL);
+    WT_CHECK(weft_local_get(NULL) == NULL);
+    weft_local_t unused = WEFT_LOCAL_INIT(NULL);
+    WT_CHECK(weft_local_get(&unused) == NULL);
+    WT_EQ(weft_local_destroy(&unused), 0);
+}

@@ -1,0 +1,164 @@
+/* The wt harness (see wt.h). */
+#define _GNU_SOURCE
+#include "wt.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CASES 256
+
+static struct {
+    const char *name;
+    wt_fn fn;
+} cases[MAX_CASES];
+static int ncases;
+static const char *current = "?";
+
+void wt_register(const char *name, wt_fn fn)
+{
+    if (ncases == MAX_CASES) {
+        fputs("wt: too many cases\n", stderr);
+        abort();
+    }
+    cases[ncases].name = name;
+    cases[ncases].fn = fn;
+    ncases++;
+}
+
+void wt_fail(const char *file, int line, const char *expr, const char *detail)
+{
+    fprintf(stderr, "FAIL %s: %s:%d: %s%s%s\n", current, file, line, expr, detail ? ": " : "",
+            detail ? detail : "");
+    fflush(NULL);
+    _exit(1);
+}
+
+void wt_fail_eq(const char *file, int line, const char *a, const char *b, long long va,
+                long long vb)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, "%lld != %lld", va, vb);
+    char expr[256];
+    snprintf(expr, sizeof expr, "%s == %s", a, b);
+    wt_fail(file, line, expr, detail);
+}
+
+double wt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WT_TSAN 1
+#elif __has_feature(address_sanitizer)
+#define WT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WT_TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define WT_ASAN 1
+#endif
+
+int wt_sanitizer(void)
+{
+#if defined(WT_TSAN)
+    return 't';
+#elif defined(WT_ASAN)
+    return 'a';
+#else
+    return 0;
+#endif
+}
+
+double wt_slack(void)
+{
+    return wt_sanitizer() ? 20.0 : 4.0;
+}
+
+void wt_gate_open(wt_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void wt_gate_wait(wt_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds)
+{
+    double end = wt_now() + seconds;
+    while (!pred(arg)) {
+        if (wt_now() > end)
+            wt_fail(__FILE__, __LINE__, "condition not reached in time", NULL);
+        sched_yield();
+    }
+}
+
+int wt_fork(int (*fn)(void *arg), void *arg, double seconds)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        wt_fail(__FILE__, __LINE__, "fork", strerror(errno));
+    if (pid == 0)
+        exit(fn(arg));
+    double end = wt_now() + seconds;
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (wt_now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            wt_fail(__FILE__, __LINE__, "child did not exit in time", NULL);
+        }
+        usleep(1000);
+    }
+    return status;
+}
+
+static void run(int i)
+{
+    current = cases[i].name;
+    cases[i].fn();
+    printf("ok %s\n", current);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < ncases; i++)
+            puts(cases[i].name);
+        return 0;
+    }
+    for (int i = 0; i < ncases; i++) {
+        if (argc == 1) {
+            run(i);
+        } else if (strcmp(argv[1], cases[i].name) == 0) {
+            run(i);
+            return 0;
+        }
+    }
+    if (argc > 1) {
+        fprintf(stderr, "no case named %s\n", argv[1]);
+        return 2;
+    }
+    return 0;
+}

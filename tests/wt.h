@@ -1,0 +1,79 @@
+/*
+ * wt: weft's test harness. A test program defines cases with WT_CASE(name)
+ * (label "unit") or WT_STRESS(name) (label "stress"); CMake reads those lines
+ * and registers every case with CTest as its own process, so a crash or a
+ * deadlock fails one case, within that case's timeout, and cases start from a
+ * fresh process (an empty thread registry). Run a program with a case name to
+ * run that case, with no argument to run them all, with --list to list them.
+ *
+ * Checks abort the case at the first failure with the file, line, expression
+ * and, for WT_EQ, both values.
+ */
+#ifndef WT_H
+#define WT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*wt_fn)(void);
+void wt_register(const char *name, wt_fn fn);
+_Noreturn void wt_fail(const char *file, int line, const char *expr, const char *detail);
+void wt_fail_eq(const char *file, int line, const char *a, const char *b, long long va,
+                long long vb);
+
+#define WT__CASE(name)                                                                             \
+    static void wt_case_##name(void);                                                              \
+    __attribute__((constructor)) static void wt_reg_##name(void)                                   \
+    {                                                                                              \
+        wt_register(#name, wt_case_##name);                                                        \
+    }                                                                                              \
+    static void wt_case_##name(void)
+#define WT_CASE(name) WT__CASE(name)
+#define WT_STRESS(name) WT__CASE(name)
+
+#define WT_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            wt_fail(__FILE__, __LINE__, #cond, NULL);                                              \
+    } while (0)
+
+#define WT_EQ(a, b)                                                                                \
+    do {                                                                                           \
+        long long wt_a_ = (long long)(a), wt_b_ = (long long)(b);                                  \
+        if (wt_a_ != wt_b_)                                                                        \
+            wt_fail_eq(__FILE__, __LINE__, #a, #b, wt_a_, wt_b_);                                  \
+    } while (0)
+
+/* Seconds on CLOCK_MONOTONIC. */
+double wt_now(void);
+
+/* Which sanitizer the build runs under: 0, 'a' (ASan+UBSan) or 't' (TSan). */
+int wt_sanitizer(void);
+
+/* How much slower than normal the build runs (sanitizers), for the upper
+ * bounds of timing checks: generous, never used for lower bounds. */
+double wt_slack(void);
+
+/* A one-shot gate built on pthreads (the harness must not trust the code
+ * under test): wait blocks until open. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+} wt_gate;
+#define WT_GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+void wt_gate_open(wt_gate *g);
+void wt_gate_wait(wt_gate *g);
+
+/* Spin (yielding) until pred(arg) holds; fails the case after `seconds`.
+ * For conditions with no event to wait on, such as a detached thread's
+ * registry entry going away. */
+void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds);
+
+/* Fork, run fn(arg) in the child, and return the child's wait status; the
+ * child exits with fn's return value. Fails the case after `seconds`. */
+int wt_fork(int (*fn)(void *arg), void *arg, double seconds);
+
+#endif /* WT_H */
