@@ -12,9 +12,9 @@
 WT_CASE(strerror_names_every_code)
 {
     WT_CHECK(strcmp(weft_strerror(0), "success") == 0);
-    const int codes[] = {EINVAL,    ETIMEDOUT,  EAGAIN,     EPERM,         EDEADLK,
-                         ECANCELED, ENOMEM,     EOVERFLOW,  EOWNERDEAD,    ENOTRECOVERABLE,
-                         EBUSY,     EPIPE,      EINTR,      ESRCH,         ENOSYS};
+    const int codes[] = {EINVAL,    ETIMEDOUT, EAGAIN,    EPERM,      EDEADLK,
+                         ECANCELED, ENOMEM,    EOVERFLOW, EOWNERDEAD, ENOTRECOVERABLE,
+                         EBUSY,     EPIPE,     EINTR,     ESRCH,      ENOSYS};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = weft_strerror(-codes[i]);
         WT_CHECK(strcmp(s, "unknown error") != 0);
@@ -27,7 +27,8 @@ WT_CASE(strerror_names_every_code)
     WT_CHECK(WEFT_EBROKEN < -4096 && WEFT_ESHUTDOWN < -4096 && WEFT_ECRASHED < -4096);
     WT_CHECK(strcmp(weft_strerror(-99999), "unknown error") == 0);
     WT_CHECK(strcmp(weft_strerror(INT_MIN), "unknown error") == 0);
-    WT_EQ(weft_version(), WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
+    WT_EQ(weft_version(),
+          WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
 }
 
 WT_CASE(deadline_conversion)

@@ -620,7 +620,8 @@ WT_CASE(stack_size_get_set)
     long page = sysconf(_SC_PAGESIZE);
     WT_EQ(weft_thread_get_stack_size() % (size_t)page, 0); /* rounded to pages */
     WT_CHECK(weft_thread_get_stack_size() > WEFT_THREAD_STACK_MIN);
-    WT_EQ(weft_thread_set_stack_size(0), (long)((WEFT_THREAD_STACK_MIN + 1 + page - 1) / page * page));
+    WT_EQ(weft_thread_set_stack_size(0),
+          (long)((WEFT_THREAD_STACK_MIN + 1 + page - 1) / page * page));
     WT_EQ(weft_thread_get_stack_size(), 0);
 }
 
@@ -719,8 +720,8 @@ static int exit_with_grandchild(void *arg)
 {
     (void)arg;
     weft_thread_t *t;
-    if (weft_thread_new(&t, start_writer_then_end, (void *)"done", NULL) ||
-        weft_thread_start(t) || weft_thread_free(t))
+    if (weft_thread_new(&t, start_writer_then_end, (void *)"done", NULL) || weft_thread_start(t) ||
+        weft_thread_free(t))
         return 3;
     return 0;
 }

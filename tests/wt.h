@@ -23,27 +23,27 @@ _Noreturn void wt_fail(const char *file, int line, const char *expr, const char 
 void wt_fail_eq(const char *file, int line, const char *a, const char *b, long long va,
                 long long vb);
 
-#define WT__CASE(name)                                                                             \
-    static void wt_case_##name(void);                                                              \
-    __attribute__((constructor)) static void wt_reg_##name(void)                                   \
-    {                                                                                              \
-        wt_register(#name, wt_case_##name);                                                        \
-    }                                                                                              \
+#define WT__CASE(name)                                           \
+    static void wt_case_##name(void);                            \
+    __attribute__((constructor)) static void wt_reg_##name(void) \
+    {                                                            \
+        wt_register(#name, wt_case_##name);                      \
+    }                                                            \
     static void wt_case_##name(void)
-#define WT_CASE(name) WT__CASE(name)
+#define WT_CASE(name)   WT__CASE(name)
 #define WT_STRESS(name) WT__CASE(name)
 
-#define WT_CHECK(cond)                                                                             \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            wt_fail(__FILE__, __LINE__, #cond, NULL);                                              \
+#define WT_CHECK(cond)                                \
+    do {                                              \
+        if (!(cond))                                  \
+            wt_fail(__FILE__, __LINE__, #cond, NULL); \
     } while (0)
 
-#define WT_EQ(a, b)                                                                                \
-    do {                                                                                           \
-        long long wt_a_ = (long long)(a), wt_b_ = (long long)(b);                                  \
-        if (wt_a_ != wt_b_)                                                                        \
-            wt_fail_eq(__FILE__, __LINE__, #a, #b, wt_a_, wt_b_);                                  \
+#define WT_EQ(a, b)                                               \
+    do {                                                          \
+        long long wt_a_ = (long long)(a), wt_b_ = (long long)(b); \
+        if (wt_a_ != wt_b_)                                       \
+            wt_fail_eq(__FILE__, __LINE__, #a, #b, wt_a_, wt_b_); \
     } while (0)
 
 /* Seconds on CLOCK_MONOTONIC. */
@@ -63,7 +63,10 @@ typedef struct {
     pthread_cond_t cv;
     int open;
 } wt_gate;
-#define WT_GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+#define WT_GATE_INIT                                           \
+    {                                                          \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 \
+    }
 void wt_gate_open(wt_gate *g);
 void wt_gate_wait(wt_gate *g);
 

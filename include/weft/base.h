@@ -41,9 +41,9 @@ WEFT_API int weft_version(void);
  * weft's own error codes, one line each: name, value, description. The enum
  * below and weft_strerror() are both generated from this list.
  */
-#define WEFT_ERRORS(X)                                                                             \
-    X(WEFT_EBROKEN, -4097, "broken: a barrier or pool can no longer be used")                      \
-    X(WEFT_ESHUTDOWN, -4098, "shut down: the queue or executor accepts no more work")              \
+#define WEFT_ERRORS(X)                                                                \
+    X(WEFT_EBROKEN, -4097, "broken: a barrier or pool can no longer be used")         \
+    X(WEFT_ESHUTDOWN, -4098, "shut down: the queue or executor accepts no more work") \
     X(WEFT_ECRASHED, -4099, "crashed: the worker process running the task died")
 
 enum weft_error {

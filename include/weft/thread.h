@@ -5,8 +5,8 @@
  *     Python                               weft
  *     t = Thread(target=f, args=(a,))      weft_thread_new(&t, f, a, NULL)
  *     class T(Thread): def run(self)       weft_thread_new_run(&t, run, sizeof(state), NULL)
- *     t.start() / t.join(timeout)          weft_thread_start(t) / weft_thread_join(t, timeout, &res)
- *     t.is_alive(), t.name, t.daemon       weft_thread_is_alive(t), weft_thread_name(t), ...
+ *     t.start() / t.join(timeout)          weft_thread_start(t) / weft_thread_join(t, timeout,
+ * &res) t.is_alive(), t.name, t.daemon       weft_thread_is_alive(t), weft_thread_name(t), ...
  *     current_thread(), main_thread()      weft_thread_current(), weft_thread_main()
  *     enumerate(), active_count()          weft_thread_enumerate(), weft_thread_active_count()
  *     local()                              weft_local_t
@@ -180,9 +180,9 @@ typedef struct weft_local {
     uint64_t key; /* internal: 0 until first used */
 } weft_local_t;
 
-#define WEFT_LOCAL_INIT(dtor)                                                                      \
-    {                                                                                              \
-        (dtor), 0                                                                                  \
+#define WEFT_LOCAL_INIT(dtor) \
+    {                         \
+        (dtor), 0             \
     }
 
 WEFT_API int weft_local_init(weft_local_t *local, void (*dtor)(void *value));

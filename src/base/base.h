@@ -75,8 +75,8 @@ void *weft__malloc(size_t size);
 void *weft__calloc(size_t count, size_t size);
 char *weft__strdup(const char *s);
 
-#define WEFT__UNUSED(x) ((void)(x))
-#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNUSED(x)   ((void)(x))
+#define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #endif /* WEFT_SRC_BASE_H */

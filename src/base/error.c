@@ -8,21 +8,21 @@
  */
 #include "base/base.h"
 
-#define WEFT__ERRNO_CODES(X)                                                                       \
-    X(EINVAL, "invalid argument")                                                                  \
-    X(ETIMEDOUT, "timed out: the deadline passed")                                                 \
-    X(EAGAIN, "would block: not available right now (empty, full or held)")                        \
-    X(EPERM, "not permitted in this state (not started, already started, not the owner)")          \
-    X(EDEADLK, "deadlock: the caller would wait for itself")                                       \
-    X(ECANCELED, "cancelled")                                                                      \
-    X(ENOMEM, "out of memory")                                                                     \
-    X(EOVERFLOW, "overflow: a count would exceed its bound")                                       \
-    X(EOWNERDEAD, "owner died: the previous holder died holding the lock")                         \
-    X(ENOTRECOVERABLE, "not recoverable: the protected state was never made consistent")           \
-    X(EBUSY, "busy: still in use")                                                                 \
-    X(EPIPE, "broken pipe: the peer has closed")                                                   \
-    X(EINTR, "interrupted by a signal")                                                            \
-    X(ESRCH, "no such thread or process")                                                          \
+#define WEFT__ERRNO_CODES(X)                                                              \
+    X(EINVAL, "invalid argument")                                                         \
+    X(ETIMEDOUT, "timed out: the deadline passed")                                        \
+    X(EAGAIN, "would block: not available right now (empty, full or held)")               \
+    X(EPERM, "not permitted in this state (not started, already started, not the owner)") \
+    X(EDEADLK, "deadlock: the caller would wait for itself")                              \
+    X(ECANCELED, "cancelled")                                                             \
+    X(ENOMEM, "out of memory")                                                            \
+    X(EOVERFLOW, "overflow: a count would exceed its bound")                              \
+    X(EOWNERDEAD, "owner died: the previous holder died holding the lock")                \
+    X(ENOTRECOVERABLE, "not recoverable: the protected state was never made consistent")  \
+    X(EBUSY, "busy: still in use")                                                        \
+    X(EPIPE, "broken pipe: the peer has closed")                                          \
+    X(EINTR, "interrupted by a signal")                                                   \
+    X(ESRCH, "no such thread or process")                                                 \
     X(ENOSYS, "not supported on this system")
 
 const char *weft_strerror(int code)
@@ -32,13 +32,13 @@ const char *weft_strerror(int code)
     switch (code) {
     case 0:
         return "success";
-#define WEFT__ERRNO_CASE(name, text)                                                               \
-    case -name:                                                                                    \
+#define WEFT__ERRNO_CASE(name, text) \
+    case -name:                      \
         return #name ": " text;
         WEFT__ERRNO_CODES(WEFT__ERRNO_CASE)
 #undef WEFT__ERRNO_CASE
-#define WEFT__OWN_CASE(name, value, text)                                                          \
-    case value:                                                                                    \
+#define WEFT__OWN_CASE(name, value, text) \
+    case value:                           \
         return #name ": " text;
         WEFT_ERRORS(WEFT__OWN_CASE)
 #undef WEFT__OWN_CASE

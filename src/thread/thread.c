@@ -219,8 +219,7 @@ static int wait_done(struct weft_thread *t, weft__deadline_t deadline)
             return 0;
         if ((s & STATE_MASK) == STATE_NEW)
             return -EPERM;
-        if (!(s & STATE_WAITERS) &&
-            !atomic_compare_exchange_weak(&t->state, &s, s | STATE_WAITERS))
+        if (!(s & STATE_WAITERS) && !atomic_compare_exchange_weak(&t->state, &s, s | STATE_WAITERS))
             continue;
         if (weft__futex_wait(&t->state, s | STATE_WAITERS, deadline, false) == -ETIMEDOUT)
             return -ETIMEDOUT;

@@ -66,15 +66,15 @@ struct weft_thread {
     _Atomic unsigned long ident;     /* pthread_t as an integer, 0 before start */
     _Atomic uint32_t reaped;         /* 1 once pthread_join or _detach is claimed */
     _Atomic bool daemon;
-    bool os_named;                   /* the thread has set its OS-visible name */
+    bool os_named; /* the thread has set its OS-visible name */
     enum weft__thread_kind kind;
-    unsigned handles;                /* user references, under the registry lock */
+    unsigned handles; /* user references, under the registry lock */
     _Atomic(const char *) name;
-    struct weft__name *names;        /* every name allocated for this thread */
-    size_t stack_size;               /* 0: the module default */
-    weft_thread_fn target;           /* target form ... */
+    struct weft__name *names; /* every name allocated for this thread */
+    size_t stack_size;        /* 0: the module default */
+    weft_thread_fn target;    /* target form ... */
     void *arg;
-    weft_thread_run_fn run;          /* ... or the "subclass" form */
+    weft_thread_run_fn run; /* ... or the "subclass" form */
     void *result;
     alignas(max_align_t) unsigned char data[]; /* user state of the subclass form */
 };

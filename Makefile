@@ -1,0 +1,71 @@
+# weft: the commands people type. CMake does the building (see CMakePresets.json);
+# this file only names the common jobs.
+#
+#   make demo            build and run the tour of the examples
+#   make test            build and run the whole test suite (release build)
+#   make test-asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan       the suite under ThreadSanitizer
+#   make test-clang      build with clang -Werror and run the suite
+#   make bench           run every benchmark suite; SUITES="thread" picks some,
+#                        JSON=1 also writes build/bench.jsonl
+#   make install         install to PREFIX (default /usr/local)
+#   make format          reformat the sources; make format-check only checks
+#   make clean           remove build/
+
+PREFIX ?= /usr/local
+SUITES ?=
+JSON ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null || \
+                 find src include tests bench examples -name '*.[ch]' -o -name '*.cpp')
+
+.PHONY: all build demo test test-asan test-tsan test-clang bench install format format-check clean
+
+all: build
+
+build: build/release/CMakeCache.txt
+	cmake --build build/release -j $(JOBS)
+
+build/release/CMakeCache.txt:
+	@command -v cmake >/dev/null || { echo "weft needs cmake: apt-get install cmake"; exit 1; }
+	cmake --preset release
+
+build/%/CMakeCache.txt:
+	cmake --preset $*
+
+demo: build
+	sh examples/tour.sh build/release/examples
+
+test: build
+	ctest --preset release
+
+test-asan: build/asan/CMakeCache.txt
+	cmake --build build/asan -j $(JOBS)
+	ctest --preset asan
+
+test-tsan: build/tsan/CMakeCache.txt
+	cmake --build build/tsan -j $(JOBS)
+	ctest --preset tsan
+
+test-clang: build/clang/CMakeCache.txt
+	cmake --build build/clang -j $(JOBS)
+	ctest --preset clang
+
+bench: build
+	@if [ -n "$(JSON)" ]; then \
+	    build/release/bench/weft-bench --json $(SUITES) | tee build/bench.jsonl; \
+	else \
+	    build/release/bench/weft-bench $(SUITES); \
+	fi
+
+install: build
+	cmake --install build/release --prefix $(PREFIX)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build

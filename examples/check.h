@@ -1,0 +1,22 @@
+/* Error handling shared by the examples: a weft call that fails prints what
+ * failed, with weft_strerror's description, and ends the program. */
+#ifndef WEFT_EXAMPLE_CHECK_H
+#define WEFT_EXAMPLE_CHECK_H
+
+#include <weft/base.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHECK(call) check((call), #call)
+
+static inline int check(int rc, const char *what)
+{
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", what, weft_strerror(rc));
+        exit(1);
+    }
+    return rc;
+}
+
+#endif

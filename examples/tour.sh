@@ -1,0 +1,15 @@
+#!/bin/sh
+# The tour behind `make demo`: each example with a one-line heading.
+# Later parts of weft add their examples to the list below.
+set -eu
+dir=${1:-build/release/examples}
+bold='' plain=''
+if [ -t 1 ]; then bold=$(printf '\033[1m') plain=$(printf '\033[0m'); fi
+run() {
+    printf '\n%s== %s%s  (examples/%s.c)\n' "$bold" "$2" "$plain" "$1"
+    "$dir/$1"
+}
+run thread_ids "Processes and threads: ids, shared memory, own stacks, locals, a Timer"
+run threads    "threading.Thread(target=..., args=...): two threads and the main thread"
+run my_thread  "A Thread subclass with its own run(): the same program, object style"
+printf '\nTour finished.\n'
