@@ -78,5 +78,8 @@ char *weft__strdup(const char *s);
 #define WEFT__UNUSED(x)   ((void)(x))
 #define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* For slow paths kept out of line so that their callers' fast paths stay
+ * free of the register saves the slow path would need. */
+#define WEFT__COLD __attribute__((cold, noinline))
 
 #endif /* WEFT_SRC_BASE_H */

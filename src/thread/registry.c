@@ -118,7 +118,7 @@ static void dummy_exit(void *arg)
         weft__thread_destroy(t);
 }
 
-static struct weft_thread *current_slow(void)
+WEFT__COLD static struct weft_thread *current_slow(void)
 {
     if (weft__gettid() == getpid()) {
         bind_main();
