@@ -22,11 +22,11 @@ struct bench_case {
 
 void bench_register(const struct bench_case *c);
 
-#define BENCH_CASE(suite_, name_, baseline_, weft_, base_, bar_)                                   \
-    __attribute__((constructor)) static void bench_reg_##name_(void)                               \
-    {                                                                                              \
-        static const struct bench_case c = {#suite_, #name_, baseline_, weft_, base_, bar_};       \
-        bench_register(&c);                                                                        \
+#define BENCH_CASE(suite_, name_, baseline_, weft_, base_, bar_)                             \
+    __attribute__((constructor)) static void bench_reg_##name_(void)                         \
+    {                                                                                        \
+        static const struct bench_case c = {#suite_, #name_, baseline_, weft_, base_, bar_}; \
+        bench_register(&c);                                                                  \
     }
 
 /* Seconds on CLOCK_MONOTONIC. */

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CASES 128
-#define MAX_ROUNDS 64
+#define MAX_CASES     128
+#define MAX_ROUNDS    64
 #define ROUND_SECONDS 0.1
 
 static const struct bench_case *cases[MAX_CASES];
@@ -96,8 +96,8 @@ static void run_case(const struct bench_case *c, int rounds, bool json)
     double speedup = bm / wm, scale;
     const char *unit = unit_for(wm < bm ? wm : bm, &scale);
     FILE *human = json ? stderr : stdout;
-    fprintf(human, "%-8s %-22s weft %10.2f %s   %-16s %10.2f %s   speedup %5.2f", c->suite,
-            c->name, wm * scale, unit, c->baseline, bm * scale, unit, speedup);
+    fprintf(human, "%-8s %-22s weft %10.2f %s   %-16s %10.2f %s   speedup %5.2f", c->suite, c->name,
+            wm * scale, unit, c->baseline, bm * scale, unit, speedup);
     if (c->bar > 0)
         fprintf(human, "   (bar >= %.2f: %s)", c->bar, speedup >= c->bar ? "met" : "NOT MET");
     fputc('\n', human);

@@ -35,12 +35,15 @@ int weft__deadline(double timeout, weft__deadline_t *out)
         return 0;
     }
     int64_t now = weft__now_ns();
-    /* Round up: a deadline a fraction of a nanosecond early would be early. */
-    double ns = ceil(timeout * (double)NS_PER_SEC);
-    if (ns >= (double)(WEFT__NEVER - now))
+    double ns = timeout * (double)NS_PER_SEC;
+    if (ns >= (double)(WEFT__NEVER - now)) {
         *out = WEFT__NEVER;
-    else
-        *out = now + (int64_t)ns;
+        return 0;
+    }
+    /* Round up (by hand: the library does not link libm): a deadline a
+     * fraction of a nanosecond short would end the wait early. */
+    int64_t whole = (int64_t)ns;
+    *out = now + whole + ((double)whole < ns);
     return 0;
 }
 
