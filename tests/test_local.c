@@ -191,6 +191,41 @@ WT_CASE(destructor_that_sets_again_gets_more_rounds)
     WT_CHECK(atomic_load(&phoenix_calls) >= 4 && atomic_load(&phoenix_calls) <= 8);
 }
 
+static weft_local_t identity;
+
+struct identity_check {
+    weft_thread_t *self;
+    int same, active;
+};
+
+static void identity_dtor(void *value)
+{
+    struct identity_check *c = value;
+    c->same = weft_thread_current() == c->self;
+    c->active = weft_thread_active_count();
+}
+
+static void *foreign_identity(void *arg)
+{
+    struct identity_check *c = arg;
+    c->self = weft_thread_current(); /* a dummy entry */
+    WT_EQ(weft_local_set(&identity, c), 0);
+    return NULL;
+}
+
+WT_CASE(foreign_destructors_see_the_thread_as_itself)
+{
+    WT_EQ(weft_local_init(&identity, identity_dtor), 0);
+    struct identity_check c = {0};
+    pthread_t pt;
+    WT_EQ(pthread_create(&pt, NULL, foreign_identity, &c), 0);
+    pthread_join(pt, NULL);
+    WT_EQ(c.same, 1);   /* not a fresh dummy */
+    WT_EQ(c.active, 2); /* main and this thread, nothing more */
+    WT_EQ(weft_thread_active_count(), 1);
+    WT_EQ(weft_local_destroy(&identity), 0);
+}
+
 WT_CASE(bad_input)
 {
     WT_EQ(weft_local_init(NULL, NULL), -EINVAL);

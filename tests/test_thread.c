@@ -818,6 +818,108 @@ WT_CASE(fork_leaves_a_consistent_registry)
     join_free(forked_sibling);
 }
 
+static int dummy_child(void *arg)
+{
+    (void)arg;
+    weft_thread_t *self = weft_thread_current();
+    if (self != weft_thread_main() || strcmp(weft_thread_name(self), "MainThread") != 0 ||
+        weft_thread_daemon(self) != 0 || weft_thread_native_id(self) != getpid())
+        return 4;
+    /* Threads made by the new main thread are not daemons: exit waits. */
+    weft_thread_t *t;
+    if (weft_thread_new(&t, return_arg, NULL, NULL) || weft_thread_daemon(t) != 0)
+        return 5;
+    weft_thread_free(t);
+    return 0;
+}
+
+static void *fork_from_dummy(void *arg)
+{
+    (void)arg;
+    weft_thread_current(); /* now a dummy: "Dummy-N", a daemon */
+    int status = wt_fork(dummy_child, NULL, 10 * wt_slack());
+    return (void *)(intptr_t)(WIFEXITED(status) ? WEXITSTATUS(status) : 100);
+}
+
+WT_CASE(fork_from_a_foreign_thread_makes_it_main)
+{
+    /* As CPython's _DummyThread._after_fork: the dummy becomes MainThread. */
+    pthread_t pt;
+    void *rc;
+    WT_EQ(pthread_create(&pt, NULL, fork_from_dummy, NULL), 0);
+    pthread_join(pt, &rc);
+    WT_EQ((intptr_t)rc, 0);
+}
+
+static weft_thread_t *starting;
+static int fork_in_create_status = -1;
+
+static int native_id_of_starting(void *arg)
+{
+    (void)arg;
+    /* The thread was between start and pthread_create when the process
+     * forked: in the child it never runs, so it reads as finished and its
+     * kernel id as unknown, without waiting for it. */
+    return weft_thread_is_alive(starting) == 0 && weft_thread_native_id(starting) == 0 ? 0 : 4;
+}
+
+static int fork_then_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                            void *arg)
+{
+    fork_in_create_status = wt_fork(native_id_of_starting, NULL, 10 * wt_slack());
+    return pthread_create(t, attr, fn, arg);
+}
+
+WT_CASE(fork_while_a_thread_starts)
+{
+    WT_EQ(weft_thread_new(&starting, return_arg, NULL, NULL), 0);
+    weft__sys.pthread_create = fork_then_create;
+    WT_EQ(weft_thread_start(starting), 0);
+    weft__sys_reset();
+    WT_CHECK(WIFEXITED(fork_in_create_status));
+    WT_EQ(WEXITSTATUS(fork_in_create_status), 0);
+    join_free(starting);
+}
+
+static weft_thread_t *exiting;
+
+static void *join_the_exiting(void *arg)
+{
+    (void)arg;
+    weft_thread_join(exiting, WEFT_FOREVER, NULL);
+    return NULL;
+}
+
+static void *exit_from_worker(void *arg)
+{
+    (void)arg;
+    weft_thread_t *joiner;
+    weft_thread_opts_t opts = {.daemon = WEFT_DAEMON_NO};
+    if (weft_thread_new(&joiner, join_the_exiting, NULL, &opts) || weft_thread_start(joiner))
+        exit(3);
+    exit(0); /* the joiner waits for us: waiting for it here would hang */
+}
+
+static int worker_calls_exit(void *arg)
+{
+    (void)arg;
+    if (weft_thread_new(&exiting, exit_from_worker, NULL, NULL) || weft_thread_start(exiting))
+        return 3;
+    wt_gate never = WT_GATE_INIT;
+    wt_gate_wait(&never); /* the worker's exit() ends the process */
+    return 4;
+}
+
+WT_CASE(exit_from_a_worker_does_not_wait)
+{
+    /* Only the main thread's exit joins non-daemon threads, as Python's
+     * shutdown runs in the main thread; a worker calling exit() ends the
+     * process at once (wt_fork fails the case if the child hangs). */
+    int status = wt_fork(worker_calls_exit, NULL, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+}
+
 /* --- fault injection ------------------------------------------------------- */
 
 static void *no_calloc(size_t n, size_t size)

@@ -32,15 +32,18 @@ WT_CASE(fires_after_interval_never_early)
     }
 }
 
-WT_CASE(zero_interval_fires_at_once)
+WT_CASE(zero_or_negative_interval_fires_at_once)
 {
-    double fired = 0;
-    weft_thread_t *t;
-    WT_EQ(weft_timer_new(&t, 0, stamp, &fired, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_CHECK(fired > 0);
-    WT_EQ(weft_thread_free(t), 0);
+    const double intervals[] = {0, -1, -1e9};
+    for (int i = 0; i < 3; i++) {
+        double fired = 0;
+        weft_thread_t *t;
+        WT_EQ(weft_timer_new(&t, intervals[i], stamp, &fired, NULL), 0);
+        WT_EQ(weft_thread_start(t), 0);
+        WT_EQ(weft_thread_join(t, 10 * wt_slack(), NULL), 0);
+        WT_CHECK(fired > 0);
+        WT_EQ(weft_thread_free(t), 0);
+    }
 }
 
 WT_CASE(cancel_before_fire_prevents_the_call)
@@ -113,7 +116,6 @@ WT_CASE(bad_input)
     weft_thread_t *t;
     WT_EQ(weft_timer_new(NULL, 1, count_call, NULL, NULL), -EINVAL);
     WT_EQ(weft_timer_new(&t, 1, NULL, NULL, NULL), -EINVAL);
-    WT_EQ(weft_timer_new(&t, -1, count_call, NULL, NULL), -EINVAL);
     WT_EQ(weft_timer_new(&t, NAN, count_call, NULL, NULL), -EINVAL);
     WT_EQ(weft_timer_cancel(NULL), -EINVAL);
     /* An ordinary thread is not a timer. */

@@ -6,9 +6,11 @@
  * negative errno value on failure. Codes that errno has no name for live below
  * -4096 so they never collide with one; weft_strerror() names them all.
  *
- * Timeouts are relative seconds as a double, like Python: any negative value
- * (WEFT_FOREVER) waits forever, 0 tries once and fails with -EAGAIN, a positive
- * value that runs out fails with -ETIMEDOUT, NaN is -EINVAL. Internally every
+ * Timeouts are relative seconds as a double, as in Python. Any negative value
+ * waits forever (WEFT_FOREVER is -1, the value Python's Lock.acquire uses; note
+ * that Python's Thread.join treats other negative values as 0, weft does
+ * not), 0 tries once and fails with -EAGAIN, a positive value that runs out
+ * fails with -ETIMEDOUT, NaN is -EINVAL. Internally every
  * wait runs to an absolute CLOCK_MONOTONIC deadline, so neither a change of the
  * wall clock nor a spurious wake-up stretches or shortens it.
  */

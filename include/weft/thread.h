@@ -19,11 +19,13 @@
  * to a Python Thread object). weft_thread_current and weft_thread_main return
  * borrowed pointers: valid while that thread runs, never to be freed.
  *
- * Exit. As in Python, when the program exits normally (returns from main or
- * calls exit()) weft waits for every non-daemon thread to finish; daemon
- * threads are simply stopped. weft_thread_join_at_exit(false) turns the wait
- * off. The wait runs in an atexit handler installed when weft is loaded, so
- * atexit handlers the program registers itself run before it.
+ * Exit. As in Python, when the main thread ends the program normally
+ * (returns from main or calls exit()) weft waits for every non-daemon thread
+ * to finish; daemon threads are simply stopped. exit() called from another
+ * thread ends the process at once, as it always does in C (Python's shutdown
+ * also runs only in the main thread). weft_thread_join_at_exit(false) turns
+ * the wait off. It runs in an atexit handler installed when weft is loaded,
+ * so atexit handlers the program registers itself run before it.
  */
 #ifndef WEFT_THREAD_H
 #define WEFT_THREAD_H
@@ -196,7 +198,8 @@ WEFT_API int weft_local_set(weft_local_t *local, void *value);
  * Timer: a thread that calls fn(arg) after `interval` seconds unless
  * cancelled first (Python's threading.Timer, itself a Thread). The result is
  * an ordinary thread handle: start, join, name, daemon and free work on it.
- * Errors: -EINVAL (NULL out or fn, negative or NaN interval), -ENOMEM.
+ * A negative interval fires at once, as in Python.
+ * Errors: -EINVAL (NULL out or fn, NaN interval), -ENOMEM.
  */
 WEFT_API int weft_timer_new(weft_thread_t **out, double interval, weft_thread_fn fn, void *arg,
                             const weft_thread_opts_t *opts);

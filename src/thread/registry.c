@@ -104,14 +104,17 @@ static bool alive(const struct weft_thread *t)
 static void bind_main(void)
 {
     atomic_store(&main_thread.ident, (unsigned long)pthread_self());
-    atomic_store(&main_thread.tid, (uint32_t)weft__gettid());
+    weft__publish_tid(&main_thread, (uint32_t)weft__gettid());
     weft__self = &main_thread;
 }
 
-/* pthread key destructor: a thread weft did not create is exiting. */
+/* pthread key destructor: a thread weft did not create is exiting. Its
+ * thread-local values go first, so their destructors still see the thread
+ * as itself. */
 static void dummy_exit(void *arg)
 {
     struct weft_thread *t = arg;
+    weft__locals_exit();
     if (weft__self == t)
         weft__self = NULL;
     if (weft__thread_mark_done(t))
@@ -200,6 +203,14 @@ bool weft_thread_join_at_exit(bool enable)
     return atomic_exchange(&join_at_exit, enable);
 }
 
+/* Python's shutdown runs in the main thread only. A C program can call exit()
+ * from any thread; joining there could wait for a thread that is itself
+ * joining the exiting one, so only the main thread's exit waits. */
+static bool in_main_thread(void)
+{
+    return weft__self ? weft__self == main_ptr : weft__gettid() == getpid();
+}
+
 /* A handle to some alive non-daemon user thread other than the caller. */
 static struct weft_thread *next_to_join(void)
 {
@@ -221,6 +232,8 @@ static struct weft_thread *next_to_join(void)
 static void exit_handler(void)
 {
     struct weft_thread *t;
+    if (!in_main_thread())
+        return;
     while (atomic_load(&join_at_exit) && (t = next_to_join()) != NULL) {
         weft_thread_join(t, WEFT_FOREVER, NULL);
         weft_thread_free(t);
@@ -255,12 +268,21 @@ static void fork_child(void)
             weft__thread_destroy(t);
         }
     }
-    if (self) {
-        atomic_store(&self->tid, (uint32_t)weft__gettid());
-    } else {
+    if (!self) {
         atomic_store(&main_thread.state, STATE_RUNNING);
         bind_main();
         self = &main_thread;
+    }
+    weft__publish_tid(self, (uint32_t)weft__gettid()); /* a new id in the child */
+    if (self != &main_thread) {
+        /* As in Python, the forking thread becomes the main thread. A dummy
+         * turns into a proper one (named MainThread, not a daemon); either
+         * kind is pinned by a handle so weft_thread_main() never dangles. */
+        self->handles++;
+        if (self->kind == KIND_DUMMY) {
+            atomic_store(&self->name, "MainThread");
+            atomic_store(&self->daemon, false);
+        }
     }
     main_ptr = self;
     weft__registry_unlock();
@@ -273,6 +295,7 @@ __attribute__((constructor)) static void registry_init(void)
     atomic_init(&main_thread.name, "MainThread");
     atomic_init(&main_thread.state, STATE_RUNNING);
     atomic_init(&main_thread.reaped, 1);
+    atomic_init(&main_thread.tid, (uint32_t)getpid()); /* its tid is the pid */
     link_locked(&main_thread);
     if (weft__gettid() == getpid())
         bind_main();

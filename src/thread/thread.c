@@ -119,8 +119,7 @@ void weft__os_name(const char *name, char out[16])
     out[len] = '\0';
 }
 
-/* Publish the kernel tid and wake anyone waiting in weft_thread_native_id. */
-static void publish_tid(struct weft_thread *t, uint32_t tid)
+void weft__publish_tid(struct weft_thread *t, uint32_t tid)
 {
     if (atomic_exchange(&t->tid, tid) == TID_WAITING)
         weft__futex_wake(&t->tid, INT_MAX, false);
@@ -141,7 +140,7 @@ static void *trampoline(void *arg)
     struct weft_thread *t = arg;
     weft__self = t;
     atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
-    publish_tid(t, (uint32_t)weft__gettid());
+    weft__publish_tid(t, (uint32_t)weft__gettid());
 
     /* Under the registry lock so that a concurrent rename is not lost. */
     char os_name[16];
@@ -194,8 +193,12 @@ int weft_thread_start(weft_thread_t *t)
     pthread_t pt;
     int rc = start_pthread(t, &pt);
     if (rc != 0) {
+        /* Back to NEW first, then release native_id waiters, who re-check
+         * the state. Only a waiting mark is cleared: a retried start from
+         * another thread may already have published a real tid. */
         leave_starting(t, STATE_NEW);
-        if (atomic_exchange(&t->tid, 0) == TID_WAITING)
+        uint32_t mark = TID_WAITING;
+        if (atomic_compare_exchange_strong(&t->tid, &mark, 0))
             weft__futex_wake(&t->tid, INT_MAX, false);
         return -rc;
     }
@@ -361,10 +364,13 @@ long weft_thread_native_id(weft_thread_t *t)
         if (tid != 0 && tid != TID_WAITING)
             return (long)tid;
         /* Mark first, then look at the state: a failed start that resets the
-         * word after our mark also wakes us (see weft_thread_start). */
+         * word after our mark also wakes us (see weft_thread_start). A thread
+         * that is not starting or running will never publish a tid (it was
+         * never started, or it vanished in a fork before it could). */
         if (tid == 0 && !atomic_compare_exchange_strong(&t->tid, &tid, TID_WAITING))
             continue;
-        if ((atomic_load(&t->state) & STATE_MASK) == STATE_NEW)
+        uint32_t s = atomic_load(&t->state) & STATE_MASK;
+        if (s == STATE_NEW || s == STATE_DONE)
             return 0;
         weft__futex_wait(&t->tid, TID_WAITING, WEFT__NEVER, false);
     }

@@ -98,6 +98,9 @@ void weft__thread_destroy(struct weft_thread *t);
  * destroy the struct after dropping the lock. */
 bool weft__thread_mark_done(struct weft_thread *t);
 
+/* Store the thread's kernel tid and wake weft_thread_native_id waiters. */
+void weft__publish_tid(struct weft_thread *t, uint32_t tid);
+
 /* The OS-visible form of a name: at most 15 bytes, cut on a UTF-8 boundary. */
 void weft__os_name(const char *name, char out[16]);
 

@@ -43,8 +43,10 @@ static void *timer_run(weft_thread_t *self)
 int weft_timer_new(weft_thread_t **out, double interval, weft_thread_fn fn, void *arg,
                    const weft_thread_opts_t *opts)
 {
-    if (!out || !fn || isnan(interval) || interval < 0)
+    if (!out || !fn || isnan(interval))
         return -EINVAL;
+    if (interval < 0) /* an interval, not a timeout: Python fires at once */
+        interval = 0;
     int rc = weft_thread_new_run(out, timer_run, sizeof(struct timer), opts);
     if (rc == 0) {
         struct timer *tm = weft_thread_data(*out);
