@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,56 @@ WT_CASE(futex_wake_releases_waiter)
             weft__futex_wait(&w.word, 0, WEFT__NEVER, shared);
         pthread_join(th, NULL);
     }
+}
+
+/* Signals interrupt futex waits and sleeps (EINTR); neither may end early. */
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+struct interrupted {
+    _Atomic bool done;
+    _Atomic uint32_t word;
+    double waited_futex, waited_sleep;
+};
+
+static void *wait_through_signals(void *arg)
+{
+    struct interrupted *w = arg;
+    weft__deadline_t d;
+    weft__deadline(0.1, &d);
+    double t0 = wt_now();
+    while (weft__futex_wait(&w->word, 0, d, false) == 0)
+        ;
+    w->waited_futex = wt_now() - t0;
+    t0 = wt_now();
+    weft_sleep(0.1);
+    w->waited_sleep = wt_now() - t0;
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+WT_CASE(signals_do_not_shorten_waits)
+{
+    /* No SA_RESTART: every signal really interrupts the system call. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    WT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    struct interrupted w = {0};
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, wait_through_signals, &w), 0);
+    int sent = 0;
+    while (!atomic_load(&w.done)) {
+        pthread_kill(th, SIGUSR1);
+        sent++;
+        sched_yield();
+    }
+    pthread_join(th, NULL);
+    WT_CHECK(sent > 1);
+    WT_CHECK(w.waited_futex >= 0.1);
+    WT_CHECK(w.waited_sleep >= 0.1);
+    WT_CHECK(w.waited_sleep < 0.1 + 2.0 * wt_slack());
 }
 
 WT_CASE(cpu_count_follows_affinity)
