@@ -22,6 +22,16 @@ static void count_dtor(void *value)
 
 static weft_local_t counted = WEFT_LOCAL_INIT(count_dtor);
 
+/* Run fn(arg) in a weft thread to its end: its destructors have run after. */
+static void run_thread(weft_thread_fn fn, void *arg)
+{
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_thread_free(t), 0);
+}
+
 static void *set_and_read(void *arg)
 {
     WT_CHECK(weft_local_get(&counted) == NULL); /* each thread starts empty */
@@ -53,11 +63,7 @@ WT_CASE(values_are_per_thread_and_destroyed_before_join_returns)
 
 WT_CASE(null_values_are_not_destroyed)
 {
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, set_and_read, NULL, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(set_and_read, NULL);
     WT_EQ(atomic_load(&destroyed), 0);
 }
 
@@ -84,11 +90,7 @@ static void *exit_with_value(void *arg)
 
 WT_CASE(pthread_exit_runs_destructors_once)
 {
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, exit_with_value, (void *)3, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(exit_with_value, (void *)3);
     WT_EQ(atomic_load(&destroyed), 1);
     WT_EQ(atomic_load(&destroyed_sum), 3);
 }
@@ -110,11 +112,7 @@ WT_CASE(no_limit_on_the_number_of_locals)
 {
     for (int i = 0; i < MANY; i++)
         WT_EQ(weft_local_init(&many[i], count_dtor), 0);
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, use_many, NULL, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(use_many, NULL);
     WT_EQ(atomic_load(&destroyed), MANY);
     WT_EQ(atomic_load(&destroyed_sum), (long)MANY * (MANY + 1) / 2);
     for (int i = 0; i < MANY; i++)
@@ -145,11 +143,7 @@ WT_CASE(destroy_forgets_values_and_slots_are_reused_safely)
 
     /* A value left in a thread by a destroyed local is never destroyed. */
     WT_EQ(weft_local_init(&first, count_dtor), 0);
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, set_first, (void *)4, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(set_first, (void *)4);
     WT_EQ(atomic_load(&destroyed), 1);
     WT_EQ(atomic_load(&destroyed_sum), 4);
     WT_EQ(weft_local_destroy(&first), 0);
@@ -175,19 +169,12 @@ static void *set_phoenix(void *arg)
 WT_CASE(destructor_that_sets_again_gets_more_rounds)
 {
     WT_EQ(weft_local_init(&phoenix, phoenix_dtor), 0);
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, set_phoenix, (void *)1, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(set_phoenix, (void *)1);
     WT_EQ(atomic_load(&phoenix_calls), 3); /* values 1, 2, 3 */
     /* A destructor that never stops is cut off after a bounded number of
      * rounds instead of looping forever. */
     atomic_store(&phoenix_calls, 0);
-    WT_EQ(weft_thread_new(&t, set_phoenix, (void *)-100, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
+    run_thread(set_phoenix, (void *)-100);
     WT_CHECK(atomic_load(&phoenix_calls) >= 4 && atomic_load(&phoenix_calls) <= 8);
 }
 

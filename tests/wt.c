@@ -141,6 +141,29 @@ static void run(int i)
     fflush(stdout);
 }
 
+/* Every case in a process of its own, as under CTest, so cases never see
+ * each other's state; returns how many failed. */
+static int run_all(void)
+{
+    int failed = 0;
+    for (int i = 0; i < ncases; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            run(i);
+            exit(0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            printf("FAIL %s\n", cases[i].name);
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed\n", ncases - failed, failed);
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--list") == 0) {
@@ -148,17 +171,14 @@ int main(int argc, char **argv)
             puts(cases[i].name);
         return 0;
     }
+    if (argc == 1)
+        return run_all() ? 1 : 0;
     for (int i = 0; i < ncases; i++) {
-        if (argc == 1) {
-            run(i);
-        } else if (strcmp(argv[1], cases[i].name) == 0) {
+        if (strcmp(argv[1], cases[i].name) == 0) {
             run(i);
             return 0;
         }
     }
-    if (argc > 1) {
-        fprintf(stderr, "no case named %s\n", argv[1]);
-        return 2;
-    }
-    return 0;
+    fprintf(stderr, "no case named %s\n", argv[1]);
+    return 2;
 }

@@ -4,7 +4,8 @@
  * and registers every case with CTest as its own process, so a crash or a
  * deadlock fails one case, within that case's timeout, and cases start from a
  * fresh process (an empty thread registry). Run a program with a case name to
- * run that case, with no argument to run them all, with --list to list them.
+ * run that case, with no argument to run them all (each in a forked process
+ * of its own, likewise), with --list to list them.
  *
  * Checks abort the case at the first failure with the file, line, expression
  * and, for WT_EQ, both values.
