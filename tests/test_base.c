@@ -154,7 +154,7 @@ static void *wait_through_signals(void *arg)
     return NULL;
 }
 
-WT_CASE(signals_do_not_shorten_waits)
+WT_FAULT(signals_do_not_shorten_waits)
 {
     /* No SA_RESTART: every signal really interrupts the system call. */
     struct sigaction sa = {0};
@@ -199,7 +199,7 @@ static void *no_malloc(size_t size)
     return NULL;
 }
 
-WT_CASE(allocation_failure_is_reported)
+WT_FAULT(allocation_failure_is_reported)
 {
     weft__sys.malloc = no_malloc;
     WT_CHECK(weft__malloc(16) == NULL);

@@ -870,7 +870,7 @@ static int fork_then_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
     return pthread_create(t, attr, fn, arg);
 }
 
-WT_CASE(fork_while_a_thread_starts)
+WT_FAULT(fork_while_a_thread_starts)
 {
     WT_EQ(weft_thread_new(&starting, return_arg, NULL, NULL), 0);
     weft__sys.pthread_create = fork_then_create;
@@ -910,7 +910,7 @@ static int worker_calls_exit(void *arg)
     return 4;
 }
 
-WT_CASE(exit_from_a_worker_does_not_wait)
+WT_FAULT(exit_from_a_worker_does_not_wait)
 {
     /* Only the main thread's exit joins non-daemon threads, as Python's
      * shutdown runs in the main thread; a worker calling exit() ends the
@@ -938,7 +938,7 @@ static int fail_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
     return EAGAIN;
 }
 
-WT_CASE(resource_failures_are_reported)
+WT_FAULT(resource_failures_are_reported)
 {
     weft_thread_t *t = NULL;
     weft__sys.calloc = no_calloc;

@@ -1,6 +1,8 @@
 /*
  * wt: weft's test harness. A test program defines cases with WT_CASE(name)
- * (label "unit") or WT_STRESS(name) (label "stress"); CMake reads those lines
+ * (label "unit"), WT_STRESS(name) (label "stress": longer randomized runs) or
+ * WT_FAULT(name) (label "fault": injected failures, signals, fork at awkward
+ * moments); CMake reads those lines
  * and registers every case with CTest as its own process, so a crash or a
  * deadlock fails one case, within that case's timeout, and cases start from a
  * fresh process (an empty thread registry). Run a program with a case name to
@@ -33,6 +35,7 @@ void wt_fail_eq(const char *file, int line, const char *a, const char *b, long l
     static void wt_case_##name(void)
 #define WT_CASE(name)   WT__CASE(name)
 #define WT_STRESS(name) WT__CASE(name)
+#define WT_FAULT(name)  WT__CASE(name)
 
 #define WT_CHECK(cond)                                \
     do {                                              \
