@@ -4,11 +4,13 @@
  *
  *     weft/base.h    error codes, timeouts, sleep, CPU count
  *     weft/thread.h  threads, thread-local values, timers (threading)
+ *     weft/sync.h    locks, critical sections, WEFT_WITH (threading's primitives)
  */
 #ifndef WEFT_H
 #define WEFT_H
 
 #include <weft/base.h>
+#include <weft/sync.h>
 #include <weft/thread.h>
 
 #endif /* WEFT_H */

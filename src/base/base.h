@@ -44,17 +44,43 @@ int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t
                      bool shared);
 void weft__futex_wake(_Atomic uint32_t *word, int count, bool shared);
 
-/* The kernel thread id of the calling thread, cached per thread.
- * weft__gettid_forget() drops the cache in a forked child, where the thread
- * that forked has a new id. */
-pid_t weft__gettid(void);
-void weft__gettid_forget(void);
+/* Bounded spinning: the CPU hint for a busy-wait iteration, and whether
+ * spinning can pay at all (never with a single CPU to run on: the holder
+ * cannot make progress while we spin). */
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#else
+    __asm__ volatile("" ::: "memory");
+#endif
+}
+bool weft__spin_pays(void);
 
 /* Thread-local variables read on fast paths use the initial-exec model: one
  * %fs-relative load instead of a call to __tls_get_addr. This is safe for a
  * library linked at startup and, for the few bytes weft uses, for dlopen too
  * (glibc keeps static TLS space in reserve for that). */
 #define WEFT__TLS_FAST __attribute__((tls_model("initial-exec")))
+
+/* For slow paths kept out of line so that their callers' fast paths stay
+ * free of the register saves the slow path would need. */
+#define WEFT__NOINLINE __attribute__((noinline))
+
+/* The kernel thread id of the calling thread, cached per thread (inline:
+ * the owner-checked locks read it on every acquire and release).
+ * weft__gettid_forget() drops the cache in a forked child, where the thread
+ * that forked has a new id. */
+extern _Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
+pid_t weft__gettid_slow(void);
+static inline pid_t weft__gettid(void)
+{
+    pid_t tid = weft__cached_tid;
+    return __builtin_expect(tid != 0, 1) ? tid : weft__gettid_slow();
+}
+void weft__gettid_forget(void);
 
 /*
  * System calls and allocations that can fail go through this table so that a
@@ -78,8 +104,7 @@ char *weft__strdup(const char *s);
 #define WEFT__UNUSED(x)   ((void)(x))
 #define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
-/* For slow paths kept out of line so that their callers' fast paths stay
- * free of the register saves the slow path would need. */
+/* Rarely taken paths: out of line and laid out away from the hot code. */
 #define WEFT__COLD __attribute__((cold, noinline))
 
 #endif /* WEFT_SRC_BASE_H */

@@ -12,6 +12,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+bool weft__spin_pays(void)
+{
+    /* Read once: 0 unknown, 1 no, 2 yes. A later change of affinity only
+     * makes spinning a little less useful, never incorrect. */
+    static _Atomic int pays;
+    int p = atomic_load_explicit(&pays, memory_order_relaxed);
+    if (WEFT__UNLIKELY(p == 0)) {
+        p = weft_cpu_count() > 1 ? 2 : 1;
+        atomic_store_explicit(&pays, p, memory_order_relaxed);
+    }
+    return p == 2;
+}
+
 int weft_cpu_count(void)
 {
     for (int ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {

@@ -9,16 +9,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static _Thread_local pid_t cached_tid WEFT__TLS_FAST;
+_Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
 
-pid_t weft__gettid(void)
+pid_t weft__gettid_slow(void)
 {
-    if (WEFT__UNLIKELY(cached_tid == 0))
-        cached_tid = (pid_t)syscall(SYS_gettid);
-    return cached_tid;
+    weft__cached_tid = (pid_t)syscall(SYS_gettid);
+    return weft__cached_tid;
 }
 
 void weft__gettid_forget(void)
 {
-    cached_tid = 0;
+    weft__cached_tid = 0;
 }

@@ -1,0 +1,188 @@
+/*
+ * Suite "sync": weft's locks against the pthread primitives a C programmer
+ * would otherwise use, each at its best setting.
+ *
+ * Uncontended cases time one acquire + release in a single thread.
+ * Contended cases run two threads that each take the lock iters/2 times
+ * around a tiny critical section (one shared counter increment) and report
+ * wall time per operation: lower means more total throughput. The threads
+ * are raw pthreads on both sides, lined up by a spin barrier, so only the
+ * lock differs.
+ *
+ * critsec_short runs at the default spin count against glibc's adaptive
+ * mutex (PTHREAD_MUTEX_ADAPTIVE_NP, its spinning mutex); critsec_spin_0 and
+ * critsec_spin_4000 show what the spin count does to the same workload.
+ */
+#include "bench.h"
+
+#include <weft/sync.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* --- two threads hammering one lock ------------------------------------------ */
+
+struct pair {
+    void (*op)(void *ctx, long n);
+    void *ctx;
+    long n;
+    atomic_int ready;
+};
+
+static void *pair_worker(void *arg)
+{
+    struct pair *p = arg;
+    atomic_fetch_add(&p->ready, 1);
+    while (atomic_load(&p->ready) < 2)
+        ;
+    p->op(p->ctx, p->n);
+    return NULL;
+}
+
+static double run_pair(void (*op)(void *, long), void *ctx, long iters)
+{
+    struct pair p = {op, ctx, iters / 2 > 0 ? iters / 2 : 1, 0};
+    pthread_t t[2];
+    double t0 = bench_now();
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&t[i], NULL, pair_worker, &p) != 0) {
+            fputs("pthread_create failed\n", stderr);
+            exit(1);
+        }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    return bench_now() - t0;
+}
+
+static long shared_counter;
+
+/* --- Lock ------------------------------------------------------------------------ */
+
+static weft_lock_t wlock = WEFT_LOCK_INIT;
+static pthread_mutex_t pmutex = PTHREAD_MUTEX_INITIALIZER;
+
+static double weft_lock_single(long iters)
+{
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        weft_lock_acquire(&wlock, WEFT_FOREVER);
+        weft_lock_release(&wlock);
+    }
+    return bench_now() - t0;
+}
+
+static double pthread_mutex_single(long iters)
+{
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        pthread_mutex_lock(&pmutex);
+        pthread_mutex_unlock(&pmutex);
+    }
+    return bench_now() - t0;
+}
+
+BENCH_CASE(sync, lock_uncontended, "pthread_mutex", weft_lock_single, pthread_mutex_single, 1.0)
+
+static void weft_lock_loop(void *ctx, long n)
+{
+    for (long i = 0; i < n; i++) {
+        weft_lock_acquire(ctx, WEFT_FOREVER);
+        shared_counter++;
+        weft_lock_release(ctx);
+    }
+}
+
+static void pthread_mutex_loop(void *ctx, long n)
+{
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(ctx);
+        shared_counter++;
+        pthread_mutex_unlock(ctx);
+    }
+}
+
+static double weft_lock_pair(long iters)
+{
+    return run_pair(weft_lock_loop, &wlock, iters);
+}
+
+static double pthread_mutex_pair(long iters)
+{
+    return run_pair(pthread_mutex_loop, &pmutex, iters);
+}
+
+BENCH_CASE(sync, lock_contended_2t, "pthread_mutex", weft_lock_pair, pthread_mutex_pair, 1.5)
+
+/* --- RLock ------------------------------------------------------------------------ */
+
+static weft_rlock_t wrlock = WEFT_RLOCK_INIT;
+static pthread_mutex_t precursive = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+static double weft_rlock_single(long iters)
+{
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        weft_rlock_acquire(&wrlock, WEFT_FOREVER);
+        weft_rlock_release(&wrlock);
+    }
+    return bench_now() - t0;
+}
+
+static double pthread_recursive_single(long iters)
+{
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        pthread_mutex_lock(&precursive);
+        pthread_mutex_unlock(&precursive);
+    }
+    return bench_now() - t0;
+}
+
+BENCH_CASE(sync, rlock_uncontended, "pthread_mutex_recursive", weft_rlock_single,
+           pthread_recursive_single, 1.0)
+
+/* --- critical section -------------------------------------------------------------- */
+
+static weft_critsec_t wcs = WEFT_CRITSEC_INIT;
+static pthread_mutex_t padaptive = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+
+static void critsec_loop(void *ctx, long n)
+{
+    for (long i = 0; i < n; i++) {
+        weft_critsec_enter(ctx);
+        shared_counter++;
+        weft_critsec_leave(ctx);
+    }
+}
+
+static double critsec_pair_with(uint32_t spin, long iters)
+{
+    weft_critsec_set_spin(&wcs, spin);
+    return run_pair(critsec_loop, &wcs, iters);
+}
+
+static double critsec_pair_default(long iters)
+{
+    return critsec_pair_with(WEFT_CRITSEC_DEFAULT_SPIN, iters);
+}
+
+static double critsec_pair_0(long iters)
+{
+    return critsec_pair_with(0, iters);
+}
+
+static double critsec_pair_4000(long iters)
+{
+    return critsec_pair_with(4000, iters);
+}
+
+static double adaptive_pair(long iters)
+{
+    return run_pair(pthread_mutex_loop, &padaptive, iters);
+}
+
+BENCH_CASE(sync, critsec_short, "pthread_mutex_adaptive", critsec_pair_default, adaptive_pair, 1.0)
+BENCH_CASE(sync, critsec_spin_0, "pthread_mutex_adaptive", critsec_pair_0, adaptive_pair, 0)
+BENCH_CASE(sync, critsec_spin_4000, "pthread_mutex_adaptive", critsec_pair_4000, adaptive_pair, 0)

@@ -1,0 +1,36 @@
+/*
+ * RLock: Python's threading.RLock, on the owner-checked recursive lock of
+ * owned.c with the default spin count. The word names the owner, so release
+ * by another thread is refused (-EPERM), as Python's RuntimeError.
+ */
+#include "sync/owned.h"
+
+int weft_rlock_init(weft_rlock_t *rlock)
+{
+    if (!rlock)
+        return -EINVAL;
+    *rlock = (weft_rlock_t)WEFT_RLOCK_INIT;
+    return 0;
+}
+
+int weft_rlock_destroy(weft_rlock_t *rlock)
+{
+    return rlock ? weft__owned_destroy(&rlock->word) : -EINVAL;
+}
+
+int weft_rlock_acquire(weft_rlock_t *rlock, double timeout)
+{
+    if (!rlock)
+        return -EINVAL;
+    return weft__owned_acquire(&rlock->word, &rlock->count, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
+}
+
+int weft_rlock_release(weft_rlock_t *rlock)
+{
+    return rlock ? weft__owned_release(&rlock->word, &rlock->count) : -EINVAL;
+}
+
+int weft_rlock_is_owned(weft_rlock_t *rlock)
+{
+    return rlock ? weft__owned_is_mine(&rlock->word) : -EINVAL;
+}

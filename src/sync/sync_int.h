@@ -1,0 +1,88 @@
+/*
+ * Internal helpers for the sync layer: access to the words of the public
+ * structs as C11 atomics, and ThreadSanitizer annotations.
+ *
+ * The public structs hold plain uint32_t words so that the headers stay
+ * valid C++ and C without <stdatomic.h>; here they are viewed as
+ * _Atomic uint32_t, which has the same size and alignment (checked below).
+ *
+ * TSan understands weft's primitives without help as far as happens-before
+ * goes (every hand-off is an acquire/release atomic operation), but the
+ * annotations tell it more: which calls are lock operations, so that its
+ * reports name the locks held and it can detect lock-order inversions
+ * itself. Lock (releasable by any thread, as in Python) is annotated as a
+ * happens-before edge only; the owner-checked locks as real mutexes.
+ */
+#ifndef WEFT_SRC_SYNC_INT_H
+#define WEFT_SRC_SYNC_INT_H
+
+#include "base/base.h"
+#include <weft/sync.h>
+
+#include <math.h>
+
+_Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
+                   _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
+               "sync words are viewed as atomics");
+
+#define WEFT__ATOMIC(p) ((_Atomic uint32_t *)(p))
+
+#ifdef WEFT_TSAN
+#include <sanitizer/tsan_interface.h>
+#define WEFT__TSAN_ACQUIRE(a) __tsan_acquire(a)
+#define WEFT__TSAN_RELEASE(a) __tsan_release(a)
+#define WEFT__TSAN_PRE_LOCK(a, f) __tsan_mutex_pre_lock((a), (f))
+#define WEFT__TSAN_POST_LOCK(a, f) __tsan_mutex_post_lock((a), (f), 0)
+#define WEFT__TSAN_PRE_UNLOCK(a) __tsan_mutex_pre_unlock((a), 0)
+#define WEFT__TSAN_POST_UNLOCK(a) __tsan_mutex_post_unlock((a), 0)
+#define WEFT__TSAN_TRY __tsan_mutex_try_lock
+#define WEFT__TSAN_TRY_FAILED __tsan_mutex_try_lock_failed
+#else
+#define WEFT__TSAN_ACQUIRE(a) ((void)(a))
+#define WEFT__TSAN_RELEASE(a) ((void)(a))
+#define WEFT__TSAN_PRE_LOCK(a, f) ((void)(a), (void)(f))
+#define WEFT__TSAN_POST_LOCK(a, f) ((void)(a), (void)(f))
+#define WEFT__TSAN_PRE_UNLOCK(a) ((void)(a))
+#define WEFT__TSAN_POST_UNLOCK(a) ((void)(a))
+#define WEFT__TSAN_TRY 0u
+#define WEFT__TSAN_TRY_FAILED 0u
+#endif
+
+
+/*
+ * Bounded spinning with exponential backoff, shared by every lock: poll the
+ * word up to `polls` times; when it reads 0, try to take it (compare-and-swap
+ * 0 -> `value`); give up early once a bit of `give_up` is set (others have
+ * gone to sleep: the holder is slow). Between polls wait 1, 2, 4 ... up to
+ * SPIN_BACKOFF_MAX pause instructions. The backoff is what makes spinning
+ * pay under contention: a waiter that polled constantly would pull the lock's
+ * cache line away from the holder on every poll, so each of the holder's
+ * acquisitions would miss; polled rarely, the holder runs many acquisitions
+ * from its own cache between two polls.
+ */
+#define SPIN_BACKOFF_MAX 64
+
+static inline bool weft__spin_take(_Atomic uint32_t *w, uint32_t polls, uint32_t value,
+                                   uint32_t give_up)
+{
+    if (!weft__spin_pays())
+        return false;
+    for (uint32_t i = 0, pause = 1; i < polls; i++) {
+        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v == 0) {
+            uint32_t expected = 0;
+            if (atomic_compare_exchange_strong_explicit(w, &expected, value, memory_order_acquire,
+                                                        memory_order_relaxed))
+                return true;
+        } else if (v & give_up) {
+            return false;
+        }
+        for (uint32_t k = 0; k < pause; k++)
+            weft__cpu_relax();
+        if (pause < SPIN_BACKOFF_MAX)
+            pause *= 2;
+    }
+    return false;
+}
+
+#endif /* WEFT_SRC_SYNC_INT_H */

@@ -1,0 +1,466 @@
+/*
+ * Tests for Lock, RLock, the critical section and WEFT_WITH: mutual exclusion
+ * counted over millions of operations, Python's release rules (any thread for
+ * Lock, the owner only for RLock), re-entry counts, timeouts never early,
+ * every way out of a WEFT_WITH block, and bad input. Behaviours follow
+ * CPython's Lib/test/lock_tests.py.
+ */
+#include "wt.h"
+#include <weft/sync.h>
+#include <weft/thread.h>
+
+#include <math.h>
+#include <stdint.h>
+
+/* --- helpers --------------------------------------------------------------- */
+
+enum kind { K_LOCK, K_RLOCK, K_CRITSEC };
+
+struct any_lock {
+    enum kind kind;
+    weft_lock_t lock;
+    weft_rlock_t rlock;
+    weft_critsec_t cs;
+};
+
+static int take(struct any_lock *a, double timeout)
+{
+    switch (a->kind) {
+    case K_LOCK:
+        return weft_lock_acquire(&a->lock, timeout);
+    case K_RLOCK:
+        return weft_rlock_acquire(&a->rlock, timeout);
+    default:
+        return timeout == 0 ? weft_critsec_try_enter(&a->cs) : weft_critsec_enter(&a->cs);
+    }
+}
+
+static int give(struct any_lock *a)
+{
+    switch (a->kind) {
+    case K_LOCK:
+        return weft_lock_release(&a->lock);
+    case K_RLOCK:
+        return weft_rlock_release(&a->rlock);
+    default:
+        return weft_critsec_leave(&a->cs);
+    }
+}
+
+static struct any_lock make(enum kind kind, uint32_t spin)
+{
+    struct any_lock a = {kind, WEFT_LOCK_INIT, WEFT_RLOCK_INIT, WEFT_CRITSEC_INIT};
+    weft_critsec_init(&a.cs, spin);
+    return a;
+}
+
+static weft_thread_t *spawn(weft_thread_fn fn, void *arg)
+{
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    return t;
+}
+
+static void *finish(weft_thread_t *t)
+{
+    void *result;
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    return result;
+}
+
+/* --- mutual exclusion -------------------------------------------------------- */
+
+struct counting {
+    struct any_lock *lock;
+    long iterations;
+    long counter; /* deliberately not atomic: only the lock protects it */
+};
+
+static void *count_up(void *arg)
+{
+    struct counting *c = arg;
+    for (long i = 0; i < c->iterations; i++) {
+        WT_EQ(take(c->lock, WEFT_FOREVER), 0);
+        long v = c->counter;
+        if (c->lock->kind != K_LOCK && (i & 7) == 0) {
+            /* Re-enter now and then: the count must come back right. */
+            WT_EQ(take(c->lock, WEFT_FOREVER), 0);
+            WT_EQ(give(c->lock), 0);
+        }
+        c->counter = v + 1;
+        WT_EQ(give(c->lock), 0);
+    }
+    return NULL;
+}
+
+static void exclusion(enum kind kind, uint32_t spin)
+{
+    const int threads[] = {2, 4, 8};
+    /* Two million increments in total per thread count (fewer under the
+     * sanitizers, which slow every operation by an order of magnitude). */
+    long total = wt_sanitizer() ? 200000 : 2000000;
+    for (int k = 0; k < 3; k++) {
+        struct any_lock lock = make(kind, spin);
+        struct counting c = {&lock, total / threads[k], 0};
+        weft_thread_t *t[8];
+        for (int i = 0; i < threads[k]; i++)
+            t[i] = spawn(count_up, &c);
+        for (int i = 0; i < threads[k]; i++)
+            finish(t[i]);
+        WT_EQ(c.counter, c.iterations * threads[k]);
+    }
+}
+
+WT_STRESS(lock_mutual_exclusion)
+{
+    exclusion(K_LOCK, 0);
+}
+
+WT_STRESS(rlock_mutual_exclusion)
+{
+    exclusion(K_RLOCK, 0);
+}
+
+WT_STRESS(critsec_mutual_exclusion_without_and_with_spinning)
+{
+    exclusion(K_CRITSEC, 0);
+    exclusion(K_CRITSEC, 4000);
+}
+
+/* Short bursts by fresh pairs of threads, without spinning so that waiters
+ * sleep and wake all the time: after every round the lock must be free with
+ * no count left over (a release that left state for the next owner to trip
+ * on shows up here as a hang or a stale count). */
+WT_STRESS(owned_locks_hand_over_cleanly_between_sleepers)
+{
+    int rounds = wt_sanitizer() ? 100 : 400;
+    for (int k = 0; k < 2; k++) {
+        struct any_lock lock = make(k ? K_CRITSEC : K_RLOCK, 0);
+        for (int r = 0; r < rounds; r++) {
+            struct counting c = {&lock, 1 + (r % 5) * 300, 0};
+            weft_thread_t *a = spawn(count_up, &c), *b = spawn(count_up, &c);
+            finish(a);
+            finish(b);
+            WT_EQ(c.counter, 2 * c.iterations);
+            WT_EQ(k ? lock.cs.word : lock.rlock.word, 0);
+            WT_EQ(k ? lock.cs.count : lock.rlock.count, 0);
+        }
+    }
+}
+
+/* --- Lock ---------------------------------------------------------------------- */
+
+WT_CASE(lock_basics)
+{
+    weft_lock_t lock = WEFT_LOCK_INIT;
+    WT_EQ(weft_lock_locked(&lock), 0);
+    WT_EQ(weft_lock_acquire(&lock, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_locked(&lock), 1);
+    WT_EQ(weft_lock_acquire(&lock, 0), -EAGAIN); /* not re-entrant: try fails */
+    WT_EQ(weft_lock_destroy(&lock), -EBUSY);
+    WT_EQ(weft_lock_release(&lock), 0);
+    WT_EQ(weft_lock_locked(&lock), 0);
+    WT_EQ(weft_lock_release(&lock), -EPERM); /* released twice */
+    WT_EQ(weft_lock_locked(&lock), 0);       /* ...and nothing changed */
+    WT_EQ(weft_lock_acquire(&lock, 0), 0);
+    WT_EQ(weft_lock_release(&lock), 0);
+    WT_EQ(weft_lock_destroy(&lock), 0);
+    WT_EQ(weft_lock_init(&lock), 0);
+    WT_EQ(weft_lock_acquire(&lock, 5.0), 0); /* free: at once, whatever the timeout */
+    WT_EQ(weft_lock_release(&lock), 0);
+    WT_EQ(sizeof(weft_lock_t), 4);
+}
+
+static void *release_other(void *arg)
+{
+    return (void *)(intptr_t)weft_lock_release(arg);
+}
+
+WT_CASE(lock_released_by_another_thread)
+{
+    weft_lock_t lock = WEFT_LOCK_INIT;
+    WT_EQ(weft_lock_acquire(&lock, WEFT_FOREVER), 0);
+    WT_EQ((intptr_t)finish(spawn(release_other, &lock)), 0);
+    WT_EQ(weft_lock_locked(&lock), 0);
+}
+
+struct timed {
+    struct any_lock *lock;
+    double timeout;
+    int rc;
+    double waited;
+};
+
+static void *timed_take(void *arg)
+{
+    struct timed *t = arg;
+    double t0 = wt_now();
+    t->rc = take(t->lock, t->timeout);
+    t->waited = wt_now() - t0;
+    if (t->rc == 0)
+        give(t->lock);
+    return NULL;
+}
+
+static void timeouts(enum kind kind)
+{
+    struct any_lock lock = make(kind, WEFT_CRITSEC_DEFAULT_SPIN);
+    WT_EQ(take(&lock, WEFT_FOREVER), 0);
+    const double waits[] = {0.001, 0.02, 0.1};
+    for (int i = 0; i < 3; i++) {
+        struct timed t = {&lock, waits[i], 1, 0};
+        finish(spawn(timed_take, &t));
+        WT_EQ(t.rc, -ETIMEDOUT);
+        WT_CHECK(t.waited >= waits[i]);
+        WT_CHECK(t.waited < waits[i] + 0.5 * wt_slack());
+    }
+    struct timed t = {&lock, 0, 1, 0};
+    finish(spawn(timed_take, &t));
+    WT_EQ(t.rc, -EAGAIN);
+    WT_EQ(give(&lock), 0);
+    /* After failed timed attempts the lock is as good as new. */
+    t.timeout = 1.0;
+    finish(spawn(timed_take, &t));
+    WT_EQ(t.rc, 0);
+    WT_EQ(take(&lock, 0), 0);
+    WT_EQ(give(&lock), 0);
+}
+
+WT_CASE(lock_timeouts_never_early)
+{
+    timeouts(K_LOCK);
+}
+
+WT_CASE(rlock_timeouts_never_early)
+{
+    timeouts(K_RLOCK);
+}
+
+struct blocked {
+    weft_lock_t *lock;
+    _Atomic int done;
+};
+
+static void *take_and_count(void *arg)
+{
+    struct blocked *b = arg;
+    WT_EQ(weft_lock_acquire(b->lock, WEFT_FOREVER), 0);
+    atomic_fetch_add(&b->done, 1);
+    WT_EQ(weft_lock_release(b->lock), 0);
+    return NULL;
+}
+
+WT_CASE(lock_blocks_acquirers_until_released)
+{
+    weft_lock_t lock = WEFT_LOCK_INIT;
+    struct blocked b = {&lock, 0};
+    WT_EQ(weft_lock_acquire(&lock, WEFT_FOREVER), 0);
+    weft_thread_t *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = spawn(take_and_count, &b);
+    /* None may get through while we hold it; let them try for a while. */
+    for (int i = 0; i < 5; i++)
+        WT_EQ(weft_thread_join(t[i], 0.02, NULL), -ETIMEDOUT);
+    WT_EQ(atomic_load(&b.done), 0);
+    WT_EQ(weft_lock_release(&lock), 0);
+    for (int i = 0; i < 5; i++)
+        finish(t[i]);
+    WT_EQ(atomic_load(&b.done), 5);
+}
+
+/* --- RLock and critical section -------------------------------------------------- */
+
+struct owner_probe {
+    weft_rlock_t *rlock;
+    weft_critsec_t *cs;
+    int owned, release_rc, leave_rc, try_rc;
+};
+
+static void *probe_from_other_thread(void *arg)
+{
+    struct owner_probe *p = arg;
+    p->owned = weft_rlock_is_owned(p->rlock);
+    p->release_rc = weft_rlock_release(p->rlock);
+    p->leave_rc = weft_critsec_leave(p->cs);
+    p->try_rc = weft_critsec_try_enter(p->cs);
+    return NULL;
+}
+
+WT_CASE(rlock_reentry_and_ownership)
+{
+    weft_rlock_t rlock = WEFT_RLOCK_INIT;
+    weft_critsec_t cs = WEFT_CRITSEC_INIT;
+    WT_EQ(weft_rlock_is_owned(&rlock), 0);
+    WT_EQ(weft_rlock_release(&rlock), -EPERM); /* not held */
+    WT_EQ(weft_rlock_acquire(&rlock, WEFT_FOREVER), 0);
+    WT_EQ(weft_rlock_acquire(&rlock, 0), 0);
+    WT_EQ(weft_rlock_acquire(&rlock, 1.0), 0);
+    WT_EQ(rlock.count, 2); /* re-entries beyond the first */
+    WT_EQ(weft_rlock_is_owned(&rlock), 1);
+    WT_EQ(weft_critsec_enter(&cs), 0);
+    WT_EQ(weft_rlock_destroy(&rlock), -EBUSY);
+
+    struct owner_probe p = {&rlock, &cs, -1, 0, 0, 0};
+    finish(spawn(probe_from_other_thread, &p));
+    WT_EQ(p.owned, 0);
+    WT_EQ(p.release_rc, -EPERM);
+    WT_EQ(p.leave_rc, -EPERM);
+    WT_EQ(p.try_rc, -EAGAIN);
+
+    WT_EQ(weft_rlock_release(&rlock), 0);
+    WT_EQ(weft_rlock_is_owned(&rlock), 1); /* count 2 left */
+    WT_EQ(weft_rlock_release(&rlock), 0);
+    WT_EQ(weft_rlock_release(&rlock), 0);
+    WT_EQ(weft_rlock_is_owned(&rlock), 0);
+    WT_EQ(weft_rlock_release(&rlock), -EPERM); /* one release too many */
+    WT_EQ(weft_rlock_destroy(&rlock), 0);
+    WT_EQ(weft_critsec_leave(&cs), 0);
+    WT_EQ(weft_critsec_leave(&cs), -EPERM);
+    WT_EQ(sizeof(weft_rlock_t), 8);
+}
+
+WT_CASE(reentry_count_overflow_is_reported)
+{
+    weft_rlock_t rlock = WEFT_RLOCK_INIT;
+    WT_EQ(weft_rlock_acquire(&rlock, WEFT_FOREVER), 0);
+    rlock.count = UINT32_MAX - 1; /* as if held 2^32-1 times */
+    WT_EQ(weft_rlock_acquire(&rlock, WEFT_FOREVER), -EOVERFLOW);
+    rlock.count = 0;
+    WT_EQ(weft_rlock_release(&rlock), 0);
+}
+
+WT_CASE(critsec_enter_try_leave_and_spin)
+{
+    weft_critsec_t cs;
+    WT_EQ(weft_critsec_init(&cs, 50), 0);
+    WT_EQ(weft_critsec_set_spin(&cs, 4000), 50);
+    WT_EQ(weft_critsec_set_spin(&cs, 0), 4000);
+    WT_EQ(weft_critsec_try_enter(&cs), 0);
+    WT_EQ(weft_critsec_enter(&cs), 0); /* recursive */
+    WT_EQ(weft_critsec_destroy(&cs), -EBUSY);
+    WT_EQ(weft_critsec_leave(&cs), 0);
+    WT_EQ(weft_critsec_leave(&cs), 0);
+    WT_EQ(weft_critsec_destroy(&cs), 0);
+}
+
+/* --- WEFT_WITH --------------------------------------------------------------- */
+
+static int with_return(weft_lock_t *l)
+{
+    WEFT_WITH(l)
+    {
+        WT_EQ(weft_lock_locked(l), 1);
+        return 7;
+    }
+    return 0;
+}
+
+static int with_rlock_return(weft_rlock_t *r)
+{
+    WEFT_WITH(r)
+    {
+        WEFT_WITH(r) /* nested: re-entry */
+        {
+            WT_EQ(r->count, 1);
+            return 3;
+        }
+    }
+    return 0;
+}
+
+WT_CASE(with_releases_on_every_exit)
+{
+    weft_lock_t l = WEFT_LOCK_INIT;
+    int ran = 0;
+
+    WEFT_WITH(&l) /* the end of the block */
+    {
+        WT_EQ(weft_lock_locked(&l), 1);
+        ran++;
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+
+    int after = 0;
+    WEFT_WITH(&l) /* break leaves the block, releasing the lock */
+    {
+        ran++;
+        if (ran)
+            break;
+        after++;
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+
+    for (int i = 0; i < 3; i++) { /* continue: likewise, in every iteration */
+        WEFT_WITH(&l)
+        {
+            ran++;
+            if (i >= 0)
+                continue;
+            after++;
+        }
+        WT_EQ(weft_lock_locked(&l), 0);
+    }
+    WT_EQ(after, 0);
+
+    WT_EQ(with_return(&l), 7); /* return */
+    WT_EQ(weft_lock_locked(&l), 0);
+
+    WEFT_WITH(&l) /* goto */
+    {
+        ran++;
+        goto out;
+    }
+out:
+    WT_EQ(weft_lock_locked(&l), 0);
+    WT_EQ(ran, 1 + 1 + 3 + 1);
+
+    weft_rlock_t r = WEFT_RLOCK_INIT;
+    WT_EQ(with_rlock_return(&r), 3);
+    WT_EQ(weft_rlock_is_owned(&r), 0);
+    WT_EQ(r.word, 0);
+
+    weft_critsec_t cs = WEFT_CRITSEC_INIT;
+    WEFT_WITH(&cs)
+    {
+        WT_EQ(weft_critsec_try_enter(&cs), 0); /* we own it: re-entry */
+        WT_EQ(weft_critsec_leave(&cs), 0);
+    }
+    WT_EQ(cs.word, 0);
+
+    weft_lock_t *none = NULL;
+    WEFT_WITH(none)
+    {
+        WT_CHECK(!"the block runs only with the lock held");
+    }
+}
+
+/* --- bad input ----------------------------------------------------------------- */
+
+WT_CASE(bad_input_matrix)
+{
+    weft_lock_t l = WEFT_LOCK_INIT;
+    weft_rlock_t r = WEFT_RLOCK_INIT;
+    weft_critsec_t cs = WEFT_CRITSEC_INIT;
+    WT_EQ(weft_lock_init(NULL), -EINVAL);
+    WT_EQ(weft_lock_destroy(NULL), -EINVAL);
+    WT_EQ(weft_lock_acquire(NULL, 1), -EINVAL);
+    WT_EQ(weft_lock_acquire(&l, NAN), -EINVAL);
+    WT_EQ(weft_lock_release(NULL), -EINVAL);
+    WT_EQ(weft_lock_locked(NULL), -EINVAL);
+    WT_EQ(weft_rlock_init(NULL), -EINVAL);
+    WT_EQ(weft_rlock_destroy(NULL), -EINVAL);
+    WT_EQ(weft_rlock_acquire(NULL, 1), -EINVAL);
+    WT_EQ(weft_rlock_acquire(&r, NAN), -EINVAL);
+    WT_EQ(weft_rlock_release(NULL), -EINVAL);
+    WT_EQ(weft_rlock_is_owned(NULL), -EINVAL);
+    WT_EQ(weft_critsec_init(NULL, 1), -EINVAL);
+    WT_EQ(weft_critsec_destroy(NULL), -EINVAL);
+    WT_EQ(weft_critsec_enter(NULL), -EINVAL);
+    WT_EQ(weft_critsec_try_enter(NULL), -EINVAL);
+    WT_EQ(weft_critsec_leave(NULL), -EINVAL);
+    WT_EQ(weft_critsec_set_spin(NULL, 1), -EINVAL);
+    /* Nothing above touched the valid locks. */
+    WT_EQ(l.word + r.word + cs.word, 0);
+}
