@@ -349,8 +349,7 @@ WT_CASE(critsec_enter_try_leave_and_spin)
 
 static int with_return(weft_lock_t *l)
 {
-    WEFT_WITH(l)
-    {
+    WEFT_WITH (l) {
         WT_EQ(weft_lock_locked(l), 1);
         return 7;
     }
@@ -359,9 +358,8 @@ static int with_return(weft_lock_t *l)
 
 static int with_rlock_return(weft_rlock_t *r)
 {
-    WEFT_WITH(r)
-    {
-        WEFT_WITH(r) /* nested: re-entry */
+    WEFT_WITH (r) {
+        WEFT_WITH (r) /* nested: re-entry */
         {
             WT_EQ(r->count, 1);
             return 3;
@@ -375,7 +373,7 @@ WT_CASE(with_releases_on_every_exit)
     weft_lock_t l = WEFT_LOCK_INIT;
     int ran = 0;
 
-    WEFT_WITH(&l) /* the end of the block */
+    WEFT_WITH (&l) /* the end of the block */
     {
         WT_EQ(weft_lock_locked(&l), 1);
         ran++;
@@ -383,7 +381,7 @@ WT_CASE(with_releases_on_every_exit)
     WT_EQ(weft_lock_locked(&l), 0);
 
     int after = 0;
-    WEFT_WITH(&l) /* break leaves the block, releasing the lock */
+    WEFT_WITH (&l) /* break leaves the block, releasing the lock */
     {
         ran++;
         if (ran)
@@ -393,8 +391,7 @@ WT_CASE(with_releases_on_every_exit)
     WT_EQ(weft_lock_locked(&l), 0);
 
     for (int i = 0; i < 3; i++) { /* continue: likewise, in every iteration */
-        WEFT_WITH(&l)
-        {
+        WEFT_WITH (&l) {
             ran++;
             if (i >= 0)
                 continue;
@@ -407,7 +404,7 @@ WT_CASE(with_releases_on_every_exit)
     WT_EQ(with_return(&l), 7); /* return */
     WT_EQ(weft_lock_locked(&l), 0);
 
-    WEFT_WITH(&l) /* goto */
+    WEFT_WITH (&l) /* goto */
     {
         ran++;
         goto out;
@@ -422,16 +419,14 @@ out:
     WT_EQ(r.word, 0);
 
     weft_critsec_t cs = WEFT_CRITSEC_INIT;
-    WEFT_WITH(&cs)
-    {
+    WEFT_WITH (&cs) {
         WT_EQ(weft_critsec_try_enter(&cs), 0); /* we own it: re-entry */
         WT_EQ(weft_critsec_leave(&cs), 0);
     }
     WT_EQ(cs.word, 0);
 
     weft_lock_t *none = NULL;
-    WEFT_WITH(none)
-    {
+    WEFT_WITH (none) {
         WT_CHECK(!"the block runs only with the lock held");
     }
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,33 @@ void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds)
             wt_fail(__FILE__, __LINE__, "condition not reached in time", NULL);
         sched_yield();
     }
+}
+
+struct futex_sleep {
+    long tid;
+    const void *addr;
+};
+
+static bool in_futex_sleep(void *arg)
+{
+    struct futex_sleep *s = arg;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", s->tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    long nr;
+    unsigned long a0;
+    return ok && sscanf(line, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
+           a0 == (unsigned long)s->addr;
+}
+
+void wt_await_futex_sleep(long tid, const void *addr, double seconds)
+{
+    struct futex_sleep s = {tid, addr};
+    wt_wait_until(in_futex_sleep, &s, seconds);
 }
 
 int wt_fork(int (*fn)(void *arg), void *arg, double seconds)

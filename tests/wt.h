@@ -79,6 +79,11 @@ void wt_gate_wait(wt_gate *g);
  * registry entry going away. */
 void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds);
 
+/* Wait until thread `tid` (a kernel id) is asleep in a futex wait on `addr`,
+ * as /proc/self/task/<tid>/syscall shows: the deterministic way to know a
+ * waiter has really gone to sleep before acting on it. */
+void wt_await_futex_sleep(long tid, const void *addr, double seconds);
+
 /* Fork, run fn(arg) in the child, and return the child's wait status; the
  * child exits with fn's return value. Fails the case after `seconds`. */
 int wt_fork(int (*fn)(void *arg), void *arg, double seconds);

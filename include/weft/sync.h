@@ -27,6 +27,7 @@
 
 #include <weft/base.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -42,7 +43,10 @@ typedef struct weft_lock {
     uint32_t word;
 } weft_lock_t;
 
-#define WEFT_LOCK_INIT {0}
+#define WEFT_LOCK_INIT \
+    {                  \
+        0              \
+    }
 
 WEFT_API int weft_lock_init(weft_lock_t *lock);
 /* -EBUSY if the lock is held. */
@@ -64,7 +68,10 @@ typedef struct weft_rlock {
     uint32_t count; /* re-entries beyond the first */
 } weft_rlock_t;
 
-#define WEFT_RLOCK_INIT {0, 0}
+#define WEFT_RLOCK_INIT \
+    {                   \
+        0, 0            \
+    }
 
 WEFT_API int weft_rlock_init(weft_rlock_t *rlock);
 /* -EBUSY if the lock is held. */
@@ -89,7 +96,10 @@ typedef struct weft_critsec {
 
 /* The spin count WEFT_CRITSEC_INIT and weft_rlock_t use. */
 #define WEFT_CRITSEC_DEFAULT_SPIN 16
-#define WEFT_CRITSEC_INIT {0, 0, WEFT_CRITSEC_DEFAULT_SPIN}
+#define WEFT_CRITSEC_INIT               \
+    {                                   \
+        0, 0, WEFT_CRITSEC_DEFAULT_SPIN \
+    }
 
 /* spin: how many times a thread polls a held section before it sleeps. */
 WEFT_API int weft_critsec_init(weft_critsec_t *cs, uint32_t spin);
@@ -104,11 +114,118 @@ WEFT_API int weft_critsec_leave(weft_critsec_t *cs);
 WEFT_API long weft_critsec_set_spin(weft_critsec_t *cs, uint32_t spin);
 
 /*
+ * Condition (threading.Condition), bound to a lock when initialised: a
+ * weft_lock_t, a weft_rlock_t, or (Python's default, and what
+ * WEFT_COND_INIT gives) an RLock of its own. An RLock is released completely
+ * for the wait and re-acquired with its count. wait() returns 0 only when
+ * notified: never spuriously, and notify(n) lets exactly min(n, waiting)
+ * waiters return. Waiting or notifying without holding the lock is -EPERM
+ * (for a plain Lock, detectable only when nobody holds it).
+ */
+typedef struct weft_cond {
+    uint32_t seq;      /* internal: futex word, bumped by every notify */
+    uint32_t waiters;  /* internal: waiting and not yet notified */
+    uint32_t tokens;   /* internal: notified and not yet returned */
+    uint32_t arrivals; /* internal: tickets handed to waiters */
+    uint32_t limit;    /* internal: tickets below this may be notified */
+    uint32_t kind;     /* internal: which kind of lock it is bound to */
+    intptr_t lock;     /* internal: the bound lock, relative to this struct */
+    weft_rlock_t own;  /* the lock of a condition made without one */
+} weft_cond_t;
+
+#define WEFT_COND_INIT                       \
+    {                                        \
+        0, 0, 0, 0, 0, 0, 0, WEFT_RLOCK_INIT \
+    }
+
+/* Bind to `lock`, or to an RLock of its own when lock is NULL. */
+WEFT_API int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock);
+WEFT_API int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock);
+/* -EBUSY while threads wait on it. */
+WEFT_API int weft_cond_destroy(weft_cond_t *cond);
+/* Acquire and release the bound lock (Python's cond.acquire/release). */
+WEFT_API int weft_cond_acquire(weft_cond_t *cond, double timeout);
+WEFT_API int weft_cond_release(weft_cond_t *cond);
+/* Release the lock, wait for a notify, re-acquire the lock. Returns 0 when
+ * notified, -ETIMEDOUT (or -EAGAIN for timeout 0) otherwise; the lock is held
+ * again either way. Errors: -EINVAL, -EPERM (lock not held). */
+WEFT_API int weft_cond_wait(weft_cond_t *cond, double timeout);
+/* Python's wait_for: wait until pred(arg) is true, checking it first and
+ * after every wake-up, within one overall deadline. 0 when it holds,
+ * -ETIMEDOUT / -EAGAIN when it still does not at the deadline. */
+WEFT_API int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg,
+                                double timeout);
+/* Wake up to n waiters (n >= 0); returns how many will return notified.
+ * Errors: -EINVAL, -EPERM. */
+WEFT_API int weft_cond_notify(weft_cond_t *cond, int n);
+WEFT_API int weft_cond_notify_all(weft_cond_t *cond);
+
+/*
+ * Semaphore and BoundedSemaphore (threading.Semaphore, BoundedSemaphore):
+ * a counter that acquire decrements, waiting while it is 0, and release
+ * increments. A bounded semaphore refuses to go above its initial value
+ * (-EOVERFLOW, Python's ValueError).
+ */
+typedef struct weft_sem {
+    uint32_t value;
+    uint32_t waiters; /* internal */
+    uint32_t max;     /* UINT32_MAX: unbounded */
+    uint32_t flags;   /* internal */
+} weft_sem_t;
+
+#define WEFT_SEM_INIT(value)      \
+    {                             \
+        (value), 0, UINT32_MAX, 0 \
+    }
+#define WEFT_BOUNDED_SEM_INIT(value) \
+    {                                \
+        (value), 0, (value), 0       \
+    }
+
+/* value >= 0, else -EINVAL (Python's ValueError). */
+WEFT_API int weft_sem_init(weft_sem_t *sem, int value);
+WEFT_API int weft_sem_init_bounded(weft_sem_t *sem, int value);
+/* -EBUSY while threads wait on it. */
+WEFT_API int weft_sem_destroy(weft_sem_t *sem);
+/* Errors: -EINVAL, -EAGAIN (timeout 0 and value 0), -ETIMEDOUT. */
+WEFT_API int weft_sem_acquire(weft_sem_t *sem, double timeout);
+/* Add n >= 1 and wake up to n waiters. Errors: -EINVAL (n < 1), -EOVERFLOW
+ * (above a bounded semaphore's initial value, or above 2^32-2). */
+WEFT_API int weft_sem_release(weft_sem_t *sem, int n);
+/* The current value (never negative), -EINVAL for NULL. */
+WEFT_API long weft_sem_value(weft_sem_t *sem);
+
+/*
+ * Event (threading.Event): a flag threads can wait for. A wait returns 0 once
+ * the flag is set; a set followed at once by a clear still releases every
+ * thread that was waiting, as in Python.
+ */
+typedef struct weft_event {
+    uint32_t word;  /* internal: flag, waiters bit, generation */
+    uint32_t flags; /* internal */
+} weft_event_t;
+
+#define WEFT_EVENT_INIT \
+    {                   \
+        0, 0            \
+    }
+
+WEFT_API int weft_event_init(weft_event_t *event);
+WEFT_API int weft_event_destroy(weft_event_t *event);
+WEFT_API int weft_event_set(weft_event_t *event);
+WEFT_API int weft_event_clear(weft_event_t *event);
+/* 1 if set, 0 if not, -EINVAL for NULL. */
+WEFT_API int weft_event_is_set(weft_event_t *event);
+/* Errors: -EINVAL, -EAGAIN (timeout 0, not set), -ETIMEDOUT. */
+WEFT_API int weft_event_wait(weft_event_t *event, double timeout);
+
+/*
  * WEFT_WITH(&lock) { ... }: Python's `with lock:`. The block runs with the
  * lock held, and the lock is released on every way out of the block: the end,
  * break, continue, return and goto (a gcc/clang cleanup handler does it).
- * Works for weft_lock_t, weft_rlock_t and weft_critsec_t. If the lock cannot
- * be acquired at all (a NULL pointer), the block is skipped.
+ * Works for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t (its
+ * lock) and weft_sem_t (one unit). If the lock cannot be acquired at all (a
+ * NULL pointer), the block is skipped.
  *
  * One difference from Python: the macro is a one-pass loop, so `break` and
  * `continue` inside the block leave the block (releasing the lock), not a
@@ -130,33 +247,41 @@ static inline void weft__guard_release(struct weft__guard *g)
 
 /* One pair per lock type: take it (NULL object when that fails) and give it
  * back through a void * the guard can hold. */
-#define WEFT__GUARD_PAIR(type, name, take, give)                                                   \
-    static inline int weft__give_##name(void *obj)                                                 \
-    {                                                                                              \
-        return give((type *)obj);                                                                  \
-    }                                                                                              \
-    static inline struct weft__guard weft__guard_##name(type *obj)                                 \
-    {                                                                                              \
-        struct weft__guard g = {obj, weft__give_##name, 1};                                        \
-        if (take < 0)                                                                              \
-            g.obj = NULL;                                                                          \
-        return g;                                                                                  \
+#define WEFT__GUARD_PAIR(type, name, take, give)                   \
+    static inline int weft__give_##name(void *obj)                 \
+    {                                                              \
+        return give((type *)obj);                                  \
+    }                                                              \
+    static inline struct weft__guard weft__guard_##name(type *obj) \
+    {                                                              \
+        struct weft__guard g = {obj, weft__give_##name, 1};        \
+        if (take < 0)                                              \
+            g.obj = NULL;                                          \
+        return g;                                                  \
     }
 
 WEFT__GUARD_PAIR(weft_lock_t, lock, weft_lock_acquire(obj, WEFT_FOREVER), weft_lock_release)
 WEFT__GUARD_PAIR(weft_rlock_t, rlock, weft_rlock_acquire(obj, WEFT_FOREVER), weft_rlock_release)
 WEFT__GUARD_PAIR(weft_critsec_t, critsec, weft_critsec_enter(obj), weft_critsec_leave)
+WEFT__GUARD_PAIR(weft_cond_t, cond, weft_cond_acquire(obj, WEFT_FOREVER), weft_cond_release)
+static inline int weft__sem_release_one(weft_sem_t *sem)
+{
+    return weft_sem_release(sem, 1);
+}
+WEFT__GUARD_PAIR(weft_sem_t, sem, weft_sem_acquire(obj, WEFT_FOREVER), weft__sem_release_one)
 
-#define WEFT__GUARD(x)                                                                             \
-    _Generic((x),                                                                                  \
-        weft_lock_t *: weft__guard_lock,                                                           \
-        weft_rlock_t *: weft__guard_rlock,                                                         \
-        weft_critsec_t *: weft__guard_critsec)(x)
+#define WEFT__GUARD(x)                             \
+    _Generic((x), weft_lock_t *                    \
+             : weft__guard_lock, weft_rlock_t *    \
+             : weft__guard_rlock, weft_critsec_t * \
+             : weft__guard_critsec, weft_cond_t *  \
+             : weft__guard_cond, weft_sem_t *      \
+             : weft__guard_sem)(x)
 
 #define WEFT__CAT2(a, b) a##b
-#define WEFT__CAT(a, b) WEFT__CAT2(a, b)
-#define WEFT__WITH(g, x)                                                                           \
-    for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = WEFT__GUARD(x);      \
+#define WEFT__CAT(a, b)  WEFT__CAT2(a, b)
+#define WEFT__WITH(g, x)                                                                      \
+    for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = WEFT__GUARD(x); \
          g.obj && g.once; g.once = 0)
 #define WEFT_WITH(x) WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
 #endif /* !__cplusplus */

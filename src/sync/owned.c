@@ -20,8 +20,8 @@ static int sleep_for(_Atomic uint32_t *w, uint32_t me, weft__deadline_t deadline
             continue;
         }
         if (!(v & OWNED_WAITERS) &&
-            !atomic_compare_exchange_weak_explicit(w, &v, v | OWNED_WAITERS,
-                                                   memory_order_relaxed, memory_order_relaxed))
+            !atomic_compare_exchange_weak_explicit(w, &v, v | OWNED_WAITERS, memory_order_relaxed,
+                                                   memory_order_relaxed))
             continue;
         if (weft__futex_wait(w, v | OWNED_WAITERS, deadline, false) == -ETIMEDOUT)
             return -ETIMEDOUT;

@@ -26,7 +26,7 @@
 
 #include "sync/sync_int.h"
 
-#define OWNED_WAITERS 0x80000000u
+#define OWNED_WAITERS  0x80000000u
 #define OWNED_TID_MASK 0x3fffffffu
 
 /* Everything but the common case, out of line (owned.c): a fresh thread
@@ -55,8 +55,8 @@ static inline int weft__owned_acquire(uint32_t *word, uint32_t *count, uint32_t 
         /* Take it first (the common case); a failed swap returns the word,
          * which tells whether this is a re-entry. */
         uint32_t v = 0;
-        if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
-                w, &v, me, memory_order_acquire, memory_order_relaxed)))
+        if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, me, memory_order_acquire,
+                                                                 memory_order_relaxed)))
             return 0;
         if ((v & OWNED_TID_MASK) == me && WEFT__LIKELY(*count != UINT32_MAX - 1)) {
             (*count)++;
@@ -84,6 +84,24 @@ static inline int weft__owned_release(uint32_t *word, uint32_t *count)
     }
 #endif
     return weft__owned_release_slow(word, count);
+}
+
+/* Python's _release_save / _acquire_restore, for Condition.wait: release
+ * however often the lock is held, and later take it back as often. */
+static inline int weft__owned_release_save(uint32_t *word, uint32_t *count, uint32_t *saved)
+{
+    if ((atomic_load_explicit(WEFT__ATOMIC(word), memory_order_relaxed) & OWNED_TID_MASK) !=
+        (uint32_t)weft__gettid())
+        return -EPERM;
+    *saved = *count;
+    *count = 0;
+    return weft__owned_release_slow(word, count);
+}
+
+static inline void weft__owned_acquire_restore(uint32_t *word, uint32_t *count, uint32_t saved)
+{
+    weft__owned_acquire(word, count, 0, WEFT_FOREVER);
+    *count = saved;
 }
 
 static inline int weft__owned_is_mine(uint32_t *word)

@@ -1,0 +1,214 @@
+/*
+ * Condition: Python's threading.Condition, without lost wake-ups, stolen
+ * signals or spurious returns.
+ *
+ * Wake protocol. Counters, all changed under the bound lock except where
+ * said:
+ *
+ *     seq       the futex sleepers wait on; every notify that grants
+ *               wake-ups increments it
+ *     waiters   threads inside wait() that no notify has counted yet
+ *     tokens    wake-ups granted by notifies and not yet taken; a waiter
+ *               takes one with a compare-and-swap, without the lock
+ *     arrivals  the next ticket: each waiter takes one on entry
+ *     limit     the arrivals count at the last notify that granted: only a
+ *               waiter whose ticket is below it may take a token
+ *
+ * wait:   ticket = arrivals++; waiters++; release the lock;
+ *         loop { s = seq; if ticket < limit and a token is taken -> done;
+ *                sleep while seq == s (until the deadline) };
+ *         re-acquire the lock; if no token was taken: take one now if
+ *         eligible and any is left, else waiters-- and report the timeout.
+ * notify(n): g = min(n, waiters); waiters -= g; limit = arrivals;
+ *         tokens += g; seq++; wake g sleepers.
+ *
+ * Why it holds. waiters + tokens always equals the number of threads inside
+ * wait() that have not returned: entering adds one waiter, notify moves
+ * waiters to tokens, and each thread leaves by taking a token or, timed out
+ * with none left, by removing itself from waiters. So notify(n) lets exactly
+ * min(n, waiting) threads return notified: no extra returns (CPython's tests
+ * count on that) and no spurious ones, because a waiter only returns 0 with
+ * a token in hand. No wake-up is lost: a waiter reads seq before it looks for
+ * a token, so a notify that lands after the look changes seq and the futex
+ * sleep returns at once. No signal is stolen: the ticket limit keeps a thread
+ * that began waiting after a notify from taking what that notify granted (a
+ * notifier that goes on to wait itself would otherwise take the wake-up it
+ * just gave, and leave the thread it meant to wake asleep); a later notify,
+ * which counts the newcomer, lifts the limit over it. The futex wake reaches
+ * only threads asleep when the notify ran, all of them eligible. A waiter
+ * that times out after a notify counted it takes a token when it gets the
+ * lock back: Python likewise counts a waiter notified if the notify came
+ * before the waiter left.
+ *
+ * The lock is referred to by its offset from the condition, not a pointer, so
+ * that a condition and its lock in memory shared between processes work
+ * wherever each process maps it.
+ */
+#include "sync/owned.h"
+
+#include <limits.h>
+
+enum { BOUND_OWN, BOUND_LOCK, BOUND_RLOCK };
+
+static void *bound(weft_cond_t *c)
+{
+    return c->kind == BOUND_OWN ? (void *)&c->own : (void *)((char *)c + c->lock);
+}
+
+static int bind(weft_cond_t *c, uint32_t kind, void *lock)
+{
+    *c = (weft_cond_t)WEFT_COND_INIT;
+    c->kind = kind;
+    c->lock = kind == BOUND_OWN ? 0 : (intptr_t)((char *)lock - (char *)c);
+    return 0;
+}
+
+int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock)
+{
+    return cond ? bind(cond, lock ? BOUND_LOCK : BOUND_OWN, lock) : -EINVAL;
+}
+
+int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock)
+{
+    return cond && rlock ? bind(cond, BOUND_RLOCK, rlock) : -EINVAL;
+}
+
+int weft_cond_destroy(weft_cond_t *cond)
+{
+    if (!cond)
+        return -EINVAL;
+    return atomic_load(WEFT__ATOMIC(&cond->waiters)) || atomic_load(WEFT__ATOMIC(&cond->tokens))
+               ? -EBUSY
+               : 0;
+}
+
+int weft_cond_acquire(weft_cond_t *cond, double timeout)
+{
+    if (!cond)
+        return -EINVAL;
+    return cond->kind == BOUND_LOCK ? weft_lock_acquire(bound(cond), timeout)
+                                    : weft_rlock_acquire(bound(cond), timeout);
+}
+
+int weft_cond_release(weft_cond_t *cond)
+{
+    if (!cond)
+        return -EINVAL;
+    return cond->kind == BOUND_LOCK ? weft_lock_release(bound(cond))
+                                    : weft_rlock_release(bound(cond));
+}
+
+/* Whether the caller holds the bound lock, as far as that can be known: a
+ * plain Lock has no owner, so only "nobody holds it" is detectable. */
+static bool held(weft_cond_t *c)
+{
+    if (c->kind == BOUND_LOCK)
+        return weft_lock_locked(bound(c)) == 1;
+    return weft__owned_is_mine(&((weft_rlock_t *)bound(c))->word);
+}
+
+static void release_lock(weft_cond_t *c, uint32_t *saved)
+{
+    if (c->kind == BOUND_LOCK) {
+        weft_lock_release(bound(c));
+    } else {
+        weft_rlock_t *r = bound(c);
+        weft__owned_release_save(&r->word, &r->count, saved);
+    }
+}
+
+static void reacquire_lock(weft_cond_t *c, uint32_t saved)
+{
+    if (c->kind == BOUND_LOCK) {
+        weft_lock_acquire(bound(c), WEFT_FOREVER);
+    } else {
+        weft_rlock_t *r = bound(c);
+        weft__owned_acquire_restore(&r->word, &r->count, saved);
+    }
+}
+
+/* Take a granted wake-up, if the ticket is old enough to be granted one. */
+static bool take_token(weft_cond_t *c, uint32_t ticket)
+{
+    uint32_t limit = atomic_load_explicit(WEFT__ATOMIC(&c->limit), memory_order_acquire);
+    if ((int32_t)(ticket - limit) >= 0)
+        return false;
+    _Atomic uint32_t *tokens = WEFT__ATOMIC(&c->tokens);
+    uint32_t t = atomic_load_explicit(tokens, memory_order_acquire);
+    while (t > 0)
+        if (atomic_compare_exchange_weak_explicit(tokens, &t, t - 1, memory_order_acquire,
+                                                  memory_order_acquire))
+            return true;
+    return false;
+}
+
+/* Wait to a deadline; the caller has checked the lock is held. */
+static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
+{
+    _Atomic uint32_t *seq = WEFT__ATOMIC(&c->seq);
+    _Atomic uint32_t *waiters = WEFT__ATOMIC(&c->waiters);
+    uint32_t ticket = atomic_fetch_add_explicit(WEFT__ATOMIC(&c->arrivals), 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(waiters, 1, memory_order_relaxed);
+    uint32_t saved = 0;
+    release_lock(c, &saved);
+    bool notified = false, timed_out = false;
+    for (;;) {
+        uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
+        if ((notified = take_token(c, ticket)) || timed_out)
+            break;
+        timed_out = weft__futex_wait(seq, s, deadline, false) == -ETIMEDOUT;
+    }
+    reacquire_lock(c, saved);
+    if (!notified && !(notified = take_token(c, ticket)))
+        atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
+    return notified ? 0 : -ETIMEDOUT;
+}
+
+int weft_cond_wait(weft_cond_t *cond, double timeout)
+{
+    weft__deadline_t deadline;
+    if (!cond || weft__deadline(timeout, &deadline) < 0)
+        return -EINVAL;
+    if (!held(cond))
+        return -EPERM;
+    return wait_until(cond, deadline) == 0 ? 0 : weft__timeout_error(timeout);
+}
+
+int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg, double timeout)
+{
+    weft__deadline_t deadline;
+    if (!cond || !pred || weft__deadline(timeout, &deadline) < 0)
+        return -EINVAL;
+    if (!held(cond))
+        return -EPERM;
+    while (!pred(arg))
+        if (wait_until(cond, deadline) < 0)
+            return pred(arg) ? 0 : weft__timeout_error(timeout);
+    return 0;
+}
+
+int weft_cond_notify(weft_cond_t *cond, int n)
+{
+    if (!cond || n < 0)
+        return -EINVAL;
+    if (!held(cond))
+        return -EPERM;
+    _Atomic uint32_t *waiters = WEFT__ATOMIC(&cond->waiters);
+    uint32_t w = atomic_load_explicit(waiters, memory_order_relaxed);
+    uint32_t granted = (uint32_t)n < w ? (uint32_t)n : w;
+    if (granted == 0)
+        return 0;
+    atomic_store_explicit(waiters, w - granted, memory_order_relaxed);
+    atomic_store_explicit(WEFT__ATOMIC(&cond->limit),
+                          atomic_load_explicit(WEFT__ATOMIC(&cond->arrivals), memory_order_relaxed),
+                          memory_order_release);
+    atomic_fetch_add_explicit(WEFT__ATOMIC(&cond->tokens), granted, memory_order_release);
+    atomic_fetch_add_explicit(WEFT__ATOMIC(&cond->seq), 1, memory_order_release);
+    weft__futex_wake(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted, false);
+    return (int)granted;
+}
+
+int weft_cond_notify_all(weft_cond_t *cond)
+{
+    return weft_cond_notify(cond, INT_MAX);
+}

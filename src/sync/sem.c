@@ -1,0 +1,103 @@
+/*
+ * Semaphore and BoundedSemaphore: Python's threading.Semaphore and
+ * BoundedSemaphore on one futex word, the value itself.
+ *
+ * acquire takes a unit with a compare-and-swap while the value is above 0;
+ * at 0 it registers in `waiters` and sleeps while the value reads 0. release
+ * adds to the value and then wakes up to n sleepers if `waiters` is non-zero.
+ * The two sides form a Dekker pair on (value, waiters), both sequentially
+ * consistent: either the releaser sees the registered waiter, or the waiter
+ * sees the new value before it sleeps (and the futex re-checks the value
+ * inside the kernel), so no wake-up is lost and an uncontended release
+ * makes no system call.
+ */
+#include "sync/sync_int.h"
+
+#include <limits.h>
+
+static int init(weft_sem_t *sem, int value, bool bounded)
+{
+    if (!sem || value < 0)
+        return -EINVAL;
+    *sem = (weft_sem_t){(uint32_t)value, 0, bounded ? (uint32_t)value : UINT32_MAX, 0};
+    return 0;
+}
+
+int weft_sem_init(weft_sem_t *sem, int value)
+{
+    return init(sem, value, false);
+}
+
+int weft_sem_init_bounded(weft_sem_t *sem, int value)
+{
+    return init(sem, value, true);
+}
+
+int weft_sem_destroy(weft_sem_t *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    return atomic_load(WEFT__ATOMIC(&sem->waiters)) ? -EBUSY : 0;
+}
+
+static bool try_down(_Atomic uint32_t *value)
+{
+    uint32_t v = atomic_load_explicit(value, memory_order_relaxed);
+    while (v > 0)
+        if (atomic_compare_exchange_weak_explicit(value, &v, v - 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
+{
+    _Atomic uint32_t *value = WEFT__ATOMIC(&sem->value);
+    _Atomic uint32_t *waiters = WEFT__ATOMIC(&sem->waiters);
+    weft__deadline_t deadline;
+    weft__deadline(timeout, &deadline);
+    atomic_fetch_add(waiters, 1);
+    int rc = 0;
+    while (!try_down(value)) {
+        if (weft__futex_wait(value, 0, deadline, false) == -ETIMEDOUT) {
+            rc = try_down(value) ? 0 : -ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_fetch_sub(waiters, 1);
+    return rc;
+}
+
+int weft_sem_acquire(weft_sem_t *sem, double timeout)
+{
+    if (WEFT__UNLIKELY(!sem || isnan(timeout)))
+        return -EINVAL;
+    int rc = 0;
+    if (!try_down(WEFT__ATOMIC(&sem->value)))
+        rc = timeout == 0 ? -EAGAIN : sem_wait(sem, timeout);
+    if (rc == 0)
+        WEFT__TSAN_ACQUIRE(sem);
+    return rc;
+}
+
+int weft_sem_release(weft_sem_t *sem, int n)
+{
+    if (!sem || n < 1)
+        return -EINVAL;
+    _Atomic uint32_t *value = WEFT__ATOMIC(&sem->value);
+    uint32_t max = sem->max == UINT32_MAX ? UINT32_MAX - 1 : sem->max;
+    uint32_t v = atomic_load_explicit(value, memory_order_relaxed);
+    do {
+        if (v > max || (uint32_t)n > max - v)
+            return -EOVERFLOW;
+    } while (!atomic_compare_exchange_weak(value, &v, v + (uint32_t)n));
+    WEFT__TSAN_RELEASE(sem);
+    if (atomic_load(WEFT__ATOMIC(&sem->waiters)))
+        weft__futex_wake(value, n, false);
+    return 0;
+}
+
+long weft_sem_value(weft_sem_t *sem)
+{
+    return sem ? (long)atomic_load(WEFT__ATOMIC(&sem->value)) : -EINVAL;
+}
