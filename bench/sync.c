@@ -186,3 +186,149 @@ static double adaptive_pair(long iters)
 BENCH_CASE(sync, critsec_short, "pthread_mutex_adaptive", critsec_pair_default, adaptive_pair, 1.0)
 BENCH_CASE(sync, critsec_spin_0, "pthread_mutex_adaptive", critsec_pair_0, adaptive_pair, 0)
 BENCH_CASE(sync, critsec_spin_4000, "pthread_mutex_adaptive", critsec_pair_4000, adaptive_pair, 0)
+
+/* --- hand-offs: two threads taking turns ----------------------------------------- */
+
+#include <semaphore.h>
+
+/* Round trip: one side posts "ping" and waits for "pong", the other the
+ * reverse; a round trip is two hand-offs, each waking a thread that waits. */
+static double pingpong(void *(*responder)(void *), void (*ask)(long), void *ctx, long iters)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, responder, ctx) != 0)
+        exit(1);
+    double t0 = bench_now();
+    ask(iters);
+    double dt = bench_now() - t0;
+    pthread_join(t, NULL);
+    return dt;
+}
+
+static weft_sem_t wping, wpong;
+static long rounds;
+
+static void *weft_sem_responder(void *arg)
+{
+    for (long i = 0; i < rounds; i++) {
+        weft_sem_acquire(&wping, WEFT_FOREVER);
+        weft_sem_release(&wpong, 1);
+    }
+    return arg;
+}
+
+static void weft_sem_ask(long n)
+{
+    for (long i = 0; i < n; i++) {
+        weft_sem_release(&wping, 1);
+        weft_sem_acquire(&wpong, WEFT_FOREVER);
+    }
+}
+
+static double weft_sem_pingpong(long iters)
+{
+    rounds = iters;
+    weft_sem_init(&wping, 0);
+    weft_sem_init(&wpong, 0);
+    return pingpong(weft_sem_responder, weft_sem_ask, NULL, iters);
+}
+
+static sem_t pping, ppong;
+
+static void *posix_sem_responder(void *arg)
+{
+    for (long i = 0; i < rounds; i++) {
+        sem_wait(&pping);
+        sem_post(&ppong);
+    }
+    return arg;
+}
+
+static void posix_sem_ask(long n)
+{
+    for (long i = 0; i < n; i++) {
+        sem_post(&pping);
+        sem_wait(&ppong);
+    }
+}
+
+static double posix_sem_pingpong(long iters)
+{
+    rounds = iters;
+    sem_init(&pping, 0, 0);
+    sem_init(&ppong, 0, 0);
+    return pingpong(posix_sem_responder, posix_sem_ask, NULL, iters);
+}
+
+BENCH_CASE(sync, sem_pingpong, "sem_t", weft_sem_pingpong, posix_sem_pingpong, 1.0)
+
+/* A turn counter under a lock and a condition: wait while it is not my turn,
+ * take the turn, notify the other side. */
+static weft_lock_t wturn_lock = WEFT_LOCK_INIT;
+static weft_cond_t wturn_cond;
+static pthread_mutex_t pturn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pturn_cond = PTHREAD_COND_INITIALIZER;
+static long turn;
+
+static void weft_take_turns(long n, long parity)
+{
+    weft_lock_acquire(&wturn_lock, WEFT_FOREVER);
+    for (long i = 0; i < n; i++) {
+        while (turn % 2 != parity)
+            weft_cond_wait(&wturn_cond, WEFT_FOREVER);
+        turn++;
+        weft_cond_notify(&wturn_cond, 1);
+    }
+    weft_lock_release(&wturn_lock);
+}
+
+static void *weft_cond_responder(void *arg)
+{
+    weft_take_turns(rounds, 1);
+    return arg;
+}
+
+static void weft_cond_ask(long n)
+{
+    weft_take_turns(n, 0);
+}
+
+static double weft_cond_pingpong(long iters)
+{
+    rounds = iters;
+    turn = 0;
+    weft_cond_init(&wturn_cond, &wturn_lock);
+    return pingpong(weft_cond_responder, weft_cond_ask, NULL, iters);
+}
+
+static void pthread_take_turns(long n, long parity)
+{
+    pthread_mutex_lock(&pturn_lock);
+    for (long i = 0; i < n; i++) {
+        while (turn % 2 != parity)
+            pthread_cond_wait(&pturn_cond, &pturn_lock);
+        turn++;
+        pthread_cond_signal(&pturn_cond);
+    }
+    pthread_mutex_unlock(&pturn_lock);
+}
+
+static void *pthread_cond_responder(void *arg)
+{
+    pthread_take_turns(rounds, 1);
+    return arg;
+}
+
+static void pthread_cond_ask(long n)
+{
+    pthread_take_turns(n, 0);
+}
+
+static double pthread_cond_pingpong(long iters)
+{
+    rounds = iters;
+    turn = 0;
+    return pingpong(pthread_cond_responder, pthread_cond_ask, NULL, iters);
+}
+
+BENCH_CASE(sync, cond_pingpong, "pthread_cond", weft_cond_pingpong, pthread_cond_pingpong, 1.0)

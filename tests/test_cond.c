@@ -88,8 +88,7 @@ static void notify_counts(weft_cond_t *cond)
             t[i] = spawn(wait_once, &w);
         await_waiters(cond, 5);
         WT_EQ(weft_cond_notify(cond, 0), -EPERM); /* lock not held */
-        WEFT_WITH(cond)
-        {
+        WEFT_WITH (cond) {
             WT_EQ(weft_cond_notify(cond, 3), 3);
         }
         await_notified(&w, 3);
@@ -97,8 +96,7 @@ static void notify_counts(weft_cond_t *cond)
          * wake-up is left over for them to take. */
         WT_EQ(load32(&cond->waiters), 2);
         WT_EQ(load32(&cond->tokens), 0);
-        WEFT_WITH(cond)
-        {
+        WEFT_WITH (cond) {
             WT_EQ(weft_cond_notify_all(cond), 2);
             WT_EQ(weft_cond_notify(cond, 1), 0); /* nobody left */
         }
@@ -218,8 +216,7 @@ WT_CASE(wait_for_rechecks_its_predicate)
     weft_thread_t *t = spawn(wait_for_four, &s);
     for (int i = 0; i < 4; i++) {
         await_waiters(&s.cond, 1);
-        WEFT_WITH(&s.cond)
-        {
+        WEFT_WITH (&s.cond) {
             s.state++;
             WT_EQ(weft_cond_notify(&s.cond, 1), 1);
         }
@@ -308,16 +305,14 @@ WT_STRESS(notify_grants_match_notified_returns)
     unsigned seed = 7;
     double end = wt_now() + 1.0;
     while (wt_now() < end) {
-        WEFT_WITH(&s.cond)
-        {
+        WEFT_WITH (&s.cond) {
             int g = weft_cond_notify(&s.cond, (int)(rand_r(&seed) % 4));
             WT_CHECK(g >= 0);
             atomic_fetch_add(&s.granted, g);
         }
     }
     atomic_store(&s.stop, 1);
-    WEFT_WITH(&s.cond)
-    {
+    WEFT_WITH (&s.cond) {
         atomic_fetch_add(&s.granted, weft_cond_notify_all(&s.cond));
     }
     for (int i = 0; i < 6; i++)

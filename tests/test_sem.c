@@ -42,8 +42,7 @@ WT_CASE(counting_and_try)
     WT_EQ(weft_sem_value(&s), 5);
     WT_EQ(weft_sem_destroy(&s), 0);
     weft_sem_t one = WEFT_SEM_INIT(1);
-    WEFT_WITH(&one)
-    {
+    WEFT_WITH (&one) {
         WT_EQ(weft_sem_value(&one), 0);
         WT_EQ(weft_sem_acquire(&one, 0), -EAGAIN);
     }
@@ -168,8 +167,7 @@ static void *limited(void *arg)
 {
     struct limiter *l = arg;
     for (int i = 0; i < 2000; i++) {
-        WEFT_WITH(&l->sem)
-        {
+        WEFT_WITH (&l->sem) {
             int now = atomic_fetch_add(&l->inside, 1) + 1;
             int most = atomic_load(&l->most);
             while (now > most && !atomic_compare_exchange_weak(&l->most, &most, now))

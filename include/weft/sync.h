@@ -128,14 +128,15 @@ typedef struct weft_cond {
     uint32_t tokens;   /* internal: notified and not yet returned */
     uint32_t arrivals; /* internal: tickets handed to waiters */
     uint32_t limit;    /* internal: tickets below this may be notified */
+    uint32_t sleepers; /* internal: waiters asleep in the kernel */
     uint32_t kind;     /* internal: which kind of lock it is bound to */
     intptr_t lock;     /* internal: the bound lock, relative to this struct */
     weft_rlock_t own;  /* the lock of a condition made without one */
 } weft_cond_t;
 
-#define WEFT_COND_INIT                       \
-    {                                        \
-        0, 0, 0, 0, 0, 0, 0, WEFT_RLOCK_INIT \
+#define WEFT_COND_INIT                          \
+    {                                           \
+        0, 0, 0, 0, 0, 0, 0, 0, WEFT_RLOCK_INIT \
     }
 
 /* Bind to `lock`, or to an RLock of its own when lock is NULL. */

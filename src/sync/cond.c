@@ -147,7 +147,8 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
 {
     _Atomic uint32_t *seq = WEFT__ATOMIC(&c->seq);
     _Atomic uint32_t *waiters = WEFT__ATOMIC(&c->waiters);
-    uint32_t ticket = atomic_fetch_add_explicit(WEFT__ATOMIC(&c->arrivals), 1, memory_order_relaxed);
+    uint32_t ticket =
+        atomic_fetch_add_explicit(WEFT__ATOMIC(&c->arrivals), 1, memory_order_relaxed);
     atomic_fetch_add_explicit(waiters, 1, memory_order_relaxed);
     uint32_t saved = 0;
     release_lock(c, &saved);

@@ -16,7 +16,7 @@
 
 #include <limits.h>
 
-#define EV_SET 1u
+#define EV_SET     1u
 #define EV_WAITERS 2u
 #define EV_GEN_ONE 4u
 

@@ -23,8 +23,6 @@
  */
 #include "sync/sync_int.h"
 
-#define LOCK_SPIN 16
-
 int weft_lock_init(weft_lock_t *lock)
 {
     if (!lock)
@@ -51,7 +49,7 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
 {
     if (timeout == 0)
         return -EAGAIN;
-    if (weft__spin_take(w, LOCK_SPIN, 1, 2))
+    if (weft__spin_take(w, SPIN_POLLS, 1, 2))
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);

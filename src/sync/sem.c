@@ -50,9 +50,24 @@ static bool try_down(_Atomic uint32_t *value)
     return false;
 }
 
+/* Poll for a unit before sleeping: a partner that answers within
+ * microseconds (a ping-pong) then costs neither side a system call, because
+ * a releaser only wakes when a waiter has registered. */
+static bool spin_down(_Atomic uint32_t *value)
+{
+    if (!weft__spin_pays())
+        return false;
+    for (uint32_t i = 0, pause = 1; i < SPIN_POLLS; i++, weft__backoff(&pause))
+        if (try_down(value))
+            return true;
+    return false;
+}
+
 WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
 {
     _Atomic uint32_t *value = WEFT__ATOMIC(&sem->value);
+    if (spin_down(value))
+        return 0;
     _Atomic uint32_t *waiters = WEFT__ATOMIC(&sem->waiters);
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);

@@ -61,12 +61,25 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
  */
 #define SPIN_BACKOFF_MAX 64
 
+/* How many polls every blocking primitive makes before it sleeps: with the
+ * backoff, about 18 us, the cost of one sleep and wake-up. */
+#define SPIN_POLLS 16
+
+/* One backoff step: wait *pause pause instructions, then double it. */
+static inline void weft__backoff(uint32_t *pause)
+{
+    for (uint32_t k = 0; k < *pause; k++)
+        weft__cpu_relax();
+    if (*pause < SPIN_BACKOFF_MAX)
+        *pause *= 2;
+}
+
 static inline bool weft__spin_take(_Atomic uint32_t *w, uint32_t polls, uint32_t value,
                                    uint32_t give_up)
 {
     if (!weft__spin_pays())
         return false;
-    for (uint32_t i = 0, pause = 1; i < polls; i++) {
+    for (uint32_t i = 0, pause = 1; i < polls; i++, weft__backoff(&pause)) {
         uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
         if (v == 0) {
             uint32_t expected = 0;
@@ -76,10 +89,6 @@ static inline bool weft__spin_take(_Atomic uint32_t *w, uint32_t polls, uint32_t
         } else if (v & give_up) {
             return false;
         }
-        for (uint32_t k = 0; k < pause; k++)
-            weft__cpu_relax();
-        if (pause < SPIN_BACKOFF_MAX)
-            pause *= 2;
     }
     return false;
 }
