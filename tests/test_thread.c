@@ -801,8 +801,14 @@ static void *fork_from_thread(void *arg)
 
 WT_CASE(fork_leaves_a_consistent_registry)
 {
-    wt_gate gate = WT_GATE_INIT;
-    forked_sibling = start_gated(&gate, NULL);
+    /* Fork only once the sibling is parked in its wait: a thread still
+     * setting itself up may hold an allocator lock at the fork, which the
+     * child would then wait for forever (glibc's malloc guards against
+     * that; ASan's allocator does not). */
+    struct handshake h = {WT_GATE_INIT, WT_GATE_INIT};
+    WT_EQ(weft_thread_new(&forked_sibling, signal_then_wait, &h, NULL), 0);
+    WT_EQ(weft_thread_start(forked_sibling), 0);
+    wt_gate_wait(&h.started);
     int status = wt_fork(after_fork, NULL, 10 * wt_slack());
     WT_CHECK(WIFEXITED(status));
     WT_EQ(WEXITSTATUS(status), 0);
@@ -814,7 +820,7 @@ WT_CASE(fork_leaves_a_consistent_registry)
     WT_EQ(weft_thread_join(forker, WEFT_FOREVER, &rc), 0);
     WT_EQ((intptr_t)rc, 0);
     WT_EQ(weft_thread_free(forker), 0);
-    wt_gate_open(&gate);
+    wt_gate_open(&h.release);
     join_free(forked_sibling);
 }
 
