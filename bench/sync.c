@@ -332,3 +332,52 @@ static double pthread_cond_pingpong(long iters)
 }
 
 BENCH_CASE(sync, cond_pingpong, "pthread_cond", weft_cond_pingpong, pthread_cond_pingpong, 1.0)
+
+/* --- barrier: two threads meeting again and again ---------------------------- */
+
+static weft_barrier_t wbarrier;
+static pthread_barrier_t pbarrier;
+
+static void *weft_barrier_partner(void *arg)
+{
+    for (long i = 0; i < rounds; i++)
+        weft_barrier_wait(&wbarrier, WEFT_FOREVER);
+    return arg;
+}
+
+static void weft_barrier_meet(long n)
+{
+    for (long i = 0; i < n; i++)
+        weft_barrier_wait(&wbarrier, WEFT_FOREVER);
+}
+
+static double weft_barrier_2t(long iters)
+{
+    rounds = iters;
+    weft_barrier_init(&wbarrier, 2, NULL, NULL, WEFT_FOREVER);
+    return pingpong(weft_barrier_partner, weft_barrier_meet, NULL, iters);
+}
+
+static void *pthread_barrier_partner(void *arg)
+{
+    for (long i = 0; i < rounds; i++)
+        pthread_barrier_wait(&pbarrier);
+    return arg;
+}
+
+static void pthread_barrier_meet(long n)
+{
+    for (long i = 0; i < n; i++)
+        pthread_barrier_wait(&pbarrier);
+}
+
+static double pthread_barrier_2t(long iters)
+{
+    rounds = iters;
+    pthread_barrier_init(&pbarrier, NULL, 2);
+    double dt = pingpong(pthread_barrier_partner, pthread_barrier_meet, NULL, iters);
+    pthread_barrier_destroy(&pbarrier);
+    return dt;
+}
+
+BENCH_CASE(sync, barrier_2t, "pthread_barrier", weft_barrier_2t, pthread_barrier_2t, 1.0)

@@ -20,8 +20,7 @@ static weft_critsec_t bank = WEFT_CRITSEC_INIT; /* guards every balance */
 
 static void deposit(int account, long amount)
 {
-    WEFT_WITH(&bank)
-    {
+    WEFT_WITH (&bank) {
         balance[account] += amount;
     }
 }
@@ -29,8 +28,7 @@ static void deposit(int account, long amount)
 static bool withdraw(int account, long amount)
 {
     bool ok = false;
-    WEFT_WITH(&bank)
-    {
+    WEFT_WITH (&bank) {
         if ((ok = balance[account] >= amount))
             balance[account] -= amount;
     }
@@ -39,7 +37,7 @@ static bool withdraw(int account, long amount)
 
 static void transfer(int from, int to, long amount)
 {
-    WEFT_WITH(&bank) /* the whole transfer is one step: held across both calls */
+    WEFT_WITH (&bank) /* the whole transfer is one step: held across both calls */
     {
         if (withdraw(from, amount))
             deposit(to, amount);
@@ -49,8 +47,7 @@ static void transfer(int from, int to, long amount)
 static long total(void)
 {
     long sum = 0;
-    WEFT_WITH(&bank)
-    {
+    WEFT_WITH (&bank) {
         for (int i = 0; i < ACCOUNTS; i++)
             sum += balance[i];
     }

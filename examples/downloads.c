@@ -18,7 +18,7 @@ static atomic_int running, most;
 static void *download(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    WEFT_WITH(&slots) /* take a slot; give it back at the end of the block */
+    WEFT_WITH (&slots) /* take a slot; give it back at the end of the block */
     {
         int now = atomic_fetch_add(&running, 1) + 1;
         int seen = atomic_load(&most);

@@ -13,7 +13,7 @@
 #include <weft/sync.h>
 #include <weft/thread.h>
 
-static int count;                       /* shared by every thread... */
+static int count;                         /* shared by every thread... */
 static weft_lock_t lock = WEFT_LOCK_INIT; /* ...and only touched holding this */
 
 struct my_thread {

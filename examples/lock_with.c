@@ -10,7 +10,7 @@
 #include <weft/sync.h>
 #include <weft/thread.h>
 
-static int count;                       /* shared by every thread... */
+static int count;                         /* shared by every thread... */
 static weft_lock_t lock = WEFT_LOCK_INIT; /* ...and only touched holding this */
 
 struct my_thread {
@@ -23,8 +23,7 @@ static void *my_thread_run(weft_thread_t *self)
     struct my_thread *me = weft_thread_data(self);
     bool done = false;
     while (!done) {
-        WEFT_WITH(&lock)
-        {
+        WEFT_WITH (&lock) {
             if ((done = count >= me->end))
                 break; /* leaves the WEFT_WITH block: the lock is released */
             printf("%s: %d\n", weft_thread_name(self), count++);

@@ -18,8 +18,7 @@ static long consumed_sum;
 
 static void put(int item)
 {
-    WEFT_WITH(&lock)
-    {
+    WEFT_WITH (&lock) {
         while (length == SLOTS)
             CHECK(weft_cond_wait(&not_full, WEFT_FOREVER));
         buffer[(head + length++) % SLOTS] = item;
@@ -30,8 +29,7 @@ static void put(int item)
 static int get(void)
 {
     int item = 0;
-    WEFT_WITH(&lock)
-    {
+    WEFT_WITH (&lock) {
         while (length == 0)
             CHECK(weft_cond_wait(&not_empty, WEFT_FOREVER));
         item = buffer[head];
@@ -57,8 +55,7 @@ static void *consumer(void *arg)
     for (int i = 0; i < PRODUCERS * ITEMS / CONSUMERS; i++) {
         int item = get();
         printf("    consumer %d got %d\n", (int)(intptr_t)arg, item);
-        WEFT_WITH(&lock)
-        {
+        WEFT_WITH (&lock) {
             consumed_sum += item;
         }
     }
@@ -86,7 +83,7 @@ int main(void)
     for (int p = 1; p <= PRODUCERS; p++)
         for (int i = 1; i <= ITEMS; i++)
             expected += p * 100 + i;
-    printf("consumed everything produced: %s (sum %ld)\n",
-           consumed_sum == expected ? "yes" : "NO", consumed_sum);
+    printf("consumed everything produced: %s (sum %ld)\n", consumed_sum == expected ? "yes" : "NO",
+           consumed_sum);
     return consumed_sum == expected ? 0 : 1;
 }

@@ -221,6 +221,85 @@ WEFT_API int weft_event_is_set(weft_event_t *event);
 WEFT_API int weft_event_wait(weft_event_t *event, double timeout);
 
 /*
+ * Barrier (threading.Barrier): `parties` threads wait until all have arrived,
+ * then all go on. wait returns the arrival index, 0 .. parties-1 (each index
+ * once per cycle). The optional action runs once per cycle, in the last
+ * thread to arrive, before anyone is released; if it returns a negative
+ * value the barrier breaks. A timeout (the call's, or the barrier's default
+ * when the call passes WEFT_BARRIER_DEFAULT), abort(), or reset() while
+ * threads wait breaks the barrier: every waiter gets WEFT_EBROKEN, as
+ * Python's BrokenBarrierError, until reset() makes it usable again.
+ */
+typedef struct weft_barrier {
+    weft_lock_t lock; /* internal */
+    int32_t state;    /* internal: filling, draining, resetting or broken */
+    uint32_t count;   /* internal: threads inside wait() */
+    uint32_t parties;
+    double timeout; /* the default timeout */
+    int (*action)(void *arg);
+    void *arg;
+    weft_cond_t cond; /* internal */
+} weft_barrier_t;
+
+/* Pass as the timeout of weft_barrier_wait to use the barrier's default. */
+#define WEFT_BARRIER_DEFAULT (-2.0)
+
+/* parties >= 1 (else -EINVAL); action may be NULL; timeout: the default
+ * for waits, negative for none. */
+WEFT_API int weft_barrier_init(weft_barrier_t *barrier, unsigned parties, int (*action)(void *arg),
+                               void *arg, double timeout);
+/* -EBUSY while threads wait on it. */
+WEFT_API int weft_barrier_destroy(weft_barrier_t *barrier);
+/* The arrival index, or WEFT_EBROKEN, -EINVAL. */
+WEFT_API int weft_barrier_wait(weft_barrier_t *barrier, double timeout);
+WEFT_API int weft_barrier_abort(weft_barrier_t *barrier);
+WEFT_API int weft_barrier_reset(weft_barrier_t *barrier);
+WEFT_API int weft_barrier_parties(weft_barrier_t *barrier);
+/* Threads waiting in the current cycle. */
+WEFT_API int weft_barrier_n_waiting(weft_barrier_t *barrier);
+/* 1 if broken, 0 if not, -EINVAL. */
+WEFT_API int weft_barrier_broken(weft_barrier_t *barrier);
+
+/*
+ * Once: run a function exactly once, however many threads call at the same
+ * time; all of them return after it has finished. A call from inside the
+ * function itself is -EDEADLK instead of a hang.
+ */
+typedef struct weft_once {
+    uint32_t state; /* internal */
+} weft_once_t;
+
+#define WEFT_ONCE_INIT \
+    {                  \
+        0              \
+    }
+
+WEFT_API int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg);
+
+/*
+ * WaitGroup (Go's sync.WaitGroup): a counter of pending work. add(n) counts
+ * work in (n may be negative), done() counts one piece out, wait blocks until
+ * the counter is 0. A counter that would go below 0 is refused (-EINVAL) and
+ * left unchanged.
+ */
+typedef struct weft_waitgroup {
+    uint32_t count;   /* internal */
+    uint32_t waiters; /* internal */
+} weft_waitgroup_t;
+
+#define WEFT_WAITGROUP_INIT \
+    {                       \
+        0, 0                \
+    }
+
+WEFT_API int weft_waitgroup_init(weft_waitgroup_t *wg);
+/* Errors: -EINVAL (below 0), -EOVERFLOW (above INT32_MAX). */
+WEFT_API int weft_waitgroup_add(weft_waitgroup_t *wg, int n);
+WEFT_API int weft_waitgroup_done(weft_waitgroup_t *wg);
+/* Errors: -EINVAL, -EAGAIN (timeout 0, work pending), -ETIMEDOUT. */
+WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout);
+
+/*
  * WEFT_WITH(&lock) { ... }: Python's `with lock:`. The block runs with the
  * lock held, and the lock is released on every way out of the block: the end,
  * break, continue, return and goto (a gcc/clang cleanup handler does it).

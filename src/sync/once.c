@@ -1,0 +1,43 @@
+/*
+ * Once: run a function exactly once.
+ *
+ * The word is 0 before the call, ONCE_DONE after it, and while the function
+ * runs, the running thread's tid shifted left by one (so never ONCE_DONE),
+ * with ONCE_WAITERS set once another caller sleeps on it. The first caller
+ * swaps 0 for its running value, calls the function and publishes ONCE_DONE
+ * with release order; later callers return after one acquire load. Naming
+ * the runner lets a recursive call from inside the function report -EDEADLK
+ * instead of waiting for itself forever.
+ */
+#include "sync/sync_int.h"
+
+#include <limits.h>
+
+#define ONCE_DONE 1u
+#define ONCE_WAITERS 0x80000000u
+
+int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
+{
+    if (!once || !fn)
+        return -EINVAL;
+    _Atomic uint32_t *w = WEFT__ATOMIC(&once->state);
+    uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+    if (WEFT__LIKELY(v == ONCE_DONE))
+        return 0;
+    uint32_t me = (uint32_t)weft__gettid() << 1;
+    if (v == 0 && atomic_compare_exchange_strong(w, &v, me)) {
+        fn(arg);
+        if (atomic_exchange_explicit(w, ONCE_DONE, memory_order_release) & ONCE_WAITERS)
+            weft__futex_wake(w, INT_MAX, false);
+        return 0;
+    }
+    while (v != ONCE_DONE) {
+        if ((v & ~ONCE_WAITERS) == me)
+            return -EDEADLK;
+        if (!(v & ONCE_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | ONCE_WAITERS))
+            continue;
+        weft__futex_wait(w, v | ONCE_WAITERS, WEFT__NEVER, false);
+        v = atomic_load_explicit(w, memory_order_acquire);
+    }
+    return 0;
+}
