@@ -163,14 +163,11 @@ WT_FAULT(signals_do_not_shorten_waits)
     struct interrupted w = {0};
     pthread_t th;
     WT_EQ(pthread_create(&th, NULL, wait_through_signals, &w), 0);
-    int sent = 0;
     while (!atomic_load(&w.done)) {
         pthread_kill(th, SIGUSR1);
-        sent++;
         sched_yield();
     }
     pthread_join(th, NULL);
-    WT_CHECK(sent > 1);
     WT_CHECK(w.waited_futex >= 0.1);
     WT_CHECK(w.waited_sleep >= 0.1);
     WT_CHECK(w.waited_sleep < 0.1 + 2.0 * wt_slack());
