@@ -37,7 +37,8 @@ extern "C" {
 /*
  * Lock (threading.Lock): 4 bytes. Any thread may release it, as in Python;
  * releasing a lock that is not held is -EPERM. The word is 0 when free, 1
- * when held, 2 when held with threads asleep waiting for it.
+ * when held, and counts the threads asleep on it above that (2k + 1: held,
+ * k sleepers).
  */
 typedef struct weft_lock {
     uint32_t word;

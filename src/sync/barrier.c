@@ -24,8 +24,11 @@ int weft_barrier_init(weft_barrier_t *b, unsigned parties, int (*action)(void *a
 {
     if (!b || parties == 0 || parties > INT32_MAX || isnan(timeout))
         return -EINVAL;
-    *b = (weft_barrier_t){.lock = WEFT_LOCK_INIT, .parties = parties, .timeout = timeout,
-                          .action = action, .arg = arg};
+    *b = (weft_barrier_t){.lock = WEFT_LOCK_INIT,
+                          .parties = parties,
+                          .timeout = timeout,
+                          .action = action,
+                          .arg = arg};
     return weft_cond_init(&b->cond, &b->lock);
 }
 
@@ -34,8 +37,7 @@ int weft_barrier_destroy(weft_barrier_t *b)
     if (!b)
         return -EINVAL;
     int busy = 0;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         busy = b->count > 0;
     }
     return busy ? -EBUSY : 0;
@@ -85,8 +87,7 @@ int weft_barrier_wait(weft_barrier_t *b, double timeout)
     if (timeout == WEFT_BARRIER_DEFAULT)
         timeout = b->timeout;
     int rc = 0;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         weft_cond_wait_for(&b->cond, settled, b, WEFT_FOREVER);
         if (b->state < 0) {
             rc = WEFT_EBROKEN;
@@ -106,8 +107,7 @@ int weft_barrier_abort(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         set_state(b, BROKEN);
     }
     return 0;
@@ -117,13 +117,12 @@ int weft_barrier_reset(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         /* With threads inside, they leave broken and the last one out makes
          * the barrier FILLING again; without, it is FILLING at once. */
         set_state(b, b->count > 0 && (b->state == FILLING || b->state == BROKEN) ? RESETTING
-                     : b->count > 0                                             ? b->state
-                                                                                : FILLING);
+                     : b->count > 0                                              ? b->state
+                                                                                 : FILLING);
     }
     return 0;
 }
@@ -138,8 +137,7 @@ int weft_barrier_n_waiting(weft_barrier_t *b)
     if (!b)
         return -EINVAL;
     int n = 0;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         n = b->state == FILLING ? (int)b->count : 0;
     }
     return n;
@@ -150,8 +148,7 @@ int weft_barrier_broken(weft_barrier_t *b)
     if (!b)
         return -EINVAL;
     int broken = 0;
-    WEFT_WITH(&b->lock)
-    {
+    WEFT_WITH (&b->lock) {
         broken = b->state == BROKEN;
     }
     return broken;

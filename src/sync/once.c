@@ -13,7 +13,7 @@
 
 #include <limits.h>
 
-#define ONCE_DONE 1u
+#define ONCE_DONE    1u
 #define ONCE_WAITERS 0x80000000u
 
 int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
