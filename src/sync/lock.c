@@ -2,17 +2,22 @@
  * Lock: Python's threading.Lock in one 32-bit futex word.
  *
  *     bit 0      held
- *     bits 1-31  how many threads are registered to sleep on the word
+ *     bit 1      woken: a release has woken a sleeper that has not run yet
+ *     bits 2-31  how many threads are registered to sleep on the word
  *
- * So 0 is free, 1 is held by a thread with nobody waiting, and 2k + 1 is
+ * So 0 is free, 1 is held by a thread with nobody waiting, and 4k + 1 is
  * held with k threads asleep or about to be.
  *
  * Acquire is one compare-and-swap 0 -> 1 when the lock is free. Otherwise the
  * caller polls with backoff (while nobody sleeps: once threads sleep, the
  * holder is slow) and then registers as a sleeper (+2) and sleeps until it
  * can set bit 0, deregistering in the same compare-and-swap that takes the
- * lock. Release clears bit 0 and wakes one sleeper if any is registered, so
- * an uncontended release makes no system call.
+ * lock. Release clears bit 0 and, if sleepers are registered and none is
+ * already on its way (the woken bit, as in Go's sync.Mutex), sets the woken
+ * bit and wakes one: an uncontended release makes no system call, and a
+ * busy lock makes one wake-up per sleep, not one per release while the woken
+ * thread is being scheduled. A thread back from sleep clears the woken bit,
+ * whether it takes the lock or sleeps again.
  *
  * Why a count and not the classic "2 = maybe waiters" mark (Drepper's mutex
  * 3): a thread woken from sleep must take that lock with the mark set, since
@@ -21,9 +26,9 @@
  * pattern (a condition variable, a barrier) sleeps on every round forever.
  * The count is exact: it drops as each sleeper takes the lock or gives up.
  *
- * A sleeper that times out deregisters; if the lock is free then and others
- * still sleep, it wakes one of them, because the release's single wake-up
- * may have gone to it.
+ * A sleeper that times out deregisters and clears the woken bit; if the lock
+ * is free then and others still sleep, it wakes one of them, because the
+ * release's single wake-up may have gone to it.
  *
  * There is no owner, as in Python: any thread may release a held lock.
  * Releasing a free lock is reported (-EPERM) and changes nothing.
@@ -33,7 +38,8 @@
 #include <limits.h>
 
 #define HELD    1u
-#define SLEEPER 2u
+#define WOKEN   2u
+#define SLEEPER 4u
 
 int weft_lock_init(weft_lock_t *lock)
 {
@@ -50,13 +56,25 @@ int weft_lock_destroy(weft_lock_t *lock)
     return atomic_load(WEFT__ATOMIC(&lock->word)) ? -EBUSY : 0;
 }
 
-/* Set the held bit if it is clear, keeping the sleeper count (minus `leave`,
- * for a sleeper taking the lock). */
+/* Set the held bit if it is clear. A sleeper taking the lock also leaves
+ * the sleeper count and clears the woken bit (`leave` = SLEEPER | WOKEN). */
 static bool take(_Atomic uint32_t *w, uint32_t v, uint32_t leave)
 {
-    return !(v & HELD) &&
-           atomic_compare_exchange_strong_explicit(w, &v, (v - leave) | HELD, memory_order_acquire,
-                                                   memory_order_relaxed);
+    uint32_t next = ((v - (leave & SLEEPER)) & ~(leave & WOKEN)) | HELD;
+    return !(v & HELD) && atomic_compare_exchange_strong_explicit(w, &v, next, memory_order_acquire,
+                                                                  memory_order_relaxed);
+}
+
+/* Wake one sleeper unless one is already on its way. */
+static void wake_one(_Atomic uint32_t *w, uint32_t v)
+{
+    while (v >= SLEEPER && !(v & (WOKEN | HELD))) {
+        if (atomic_compare_exchange_weak_explicit(w, &v, v | WOKEN, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            weft__futex_wake(w, 1, false);
+            return;
+        }
+    }
 }
 
 static bool spin(_Atomic uint32_t *w)
@@ -76,18 +94,31 @@ static bool spin(_Atomic uint32_t *w)
 static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 {
     uint32_t v = atomic_fetch_add_explicit(w, SLEEPER, memory_order_relaxed) + SLEEPER;
+    bool back = false; /* returned from a futex wait: maybe the woken one */
     for (;;) {
-        if (take(w, v, SLEEPER))
+        if (take(w, v, back ? SLEEPER | WOKEN : SLEEPER))
             return 0;
         if (v & HELD) {
+            if (back && (v & WOKEN)) {
+                /* Going back to sleep: let the next release wake someone. */
+                if (!atomic_compare_exchange_weak_explicit(w, &v, v & ~WOKEN, memory_order_relaxed,
+                                                           memory_order_relaxed))
+                    continue;
+                v &= ~WOKEN;
+            }
             if (weft__futex_wait(w, v, deadline, false) == -ETIMEDOUT)
                 break;
+            back = true;
         }
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
+    /* Timed out. The release's wake-up may have reached us at the same
+     * moment, even on the first wait: clear the woken bit whoever set it (at
+     * worst that costs one extra wake-up) and pass the wake-up on. */
     v = atomic_fetch_sub_explicit(w, SLEEPER, memory_order_relaxed) - SLEEPER;
-    if (!(v & HELD) && v >= SLEEPER)
-        weft__futex_wake(w, 1, false);
+    if (v & WOKEN)
+        v = atomic_fetch_and_explicit(w, ~WOKEN, memory_order_relaxed) & ~WOKEN;
+    wake_one(w, v);
     return -ETIMEDOUT;
 }
 
@@ -127,7 +158,7 @@ int weft_lock_release(weft_lock_t *lock)
     if (WEFT__UNLIKELY(old != HELD)) {
         if (!(old & HELD))
             return -EPERM;
-        weft__futex_wake(w, 1, false);
+        wake_one(w, old & ~HELD);
     }
     return 0;
 }
