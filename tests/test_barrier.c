@@ -5,28 +5,12 @@
  * waiters, timeouts (the call's and the default) breaking the barrier for
  * everyone, and a barrier of one.
  */
-#include "wt.h"
+#include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
 
 #include <math.h>
 #include <stdint.h>
-
-static weft_thread_t *spawn(weft_thread_fn fn, void *arg)
-{
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    return t;
-}
-
-static intptr_t finish(weft_thread_t *t)
-{
-    void *result;
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
-    WT_EQ(weft_thread_free(t), 0);
-    return (intptr_t)result;
-}
 
 enum { N = 5 };
 
@@ -129,7 +113,7 @@ static void all_pass(weft_barrier_t *b)
         t[i] = spawn(plain_wait, b);
     int sum = weft_barrier_wait(b, WEFT_FOREVER);
     for (int i = 0; i < N - 1; i++)
-        sum += (int)finish(t[i]);
+        sum += (int)(intptr_t)finish(t[i]);
     WT_EQ(sum, N * (N - 1) / 2);
 }
 
@@ -143,7 +127,7 @@ WT_CASE(abort_breaks_waiters_and_reset_repairs)
     await_waiting(&b.barrier, N - 1);
     WT_EQ(weft_barrier_abort(&b.barrier), 0);
     for (int i = 0; i < N - 1; i++)
-        WT_EQ(finish(t[i]), WEFT_EBROKEN);
+        WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
     WT_EQ(weft_barrier_broken(&b.barrier), 1);
     WT_EQ(weft_barrier_wait(&b.barrier, WEFT_FOREVER), WEFT_EBROKEN); /* stays broken */
     WT_EQ(weft_barrier_reset(&b.barrier), 0);
@@ -161,7 +145,7 @@ WT_CASE(reset_while_waiting_breaks_them_then_works)
     await_waiting(&b.barrier, N - 1);
     WT_EQ(weft_barrier_reset(&b.barrier), 0);
     for (int i = 0; i < N - 1; i++)
-        WT_EQ(finish(t[i]), WEFT_EBROKEN);
+        WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
     WT_EQ(weft_barrier_broken(&b.barrier), 0);
     all_pass(&b.barrier);
 }
@@ -182,7 +166,7 @@ WT_CASE(failing_action_breaks_the_barrier)
     await_waiting(&b.barrier, 2);
     WT_EQ(weft_barrier_wait(&b.barrier, WEFT_FOREVER), WEFT_EBROKEN); /* ran the action */
     for (int i = 0; i < 2; i++)
-        WT_EQ(finish(t[i]), WEFT_EBROKEN);
+        WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
     WT_EQ(weft_barrier_broken(&b.barrier), 1);
 }
 
@@ -195,7 +179,7 @@ WT_CASE(timeouts_break_the_barrier_for_everyone)
     for (int i = 0; i < N - 1; i++)
         t[i] = spawn(wait_expect_broken, &b);
     for (int i = 0; i < N - 1; i++)
-        WT_EQ(finish(t[i]), WEFT_EBROKEN);
+        WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
     WT_CHECK(wt_now() - t0 >= 0.05);
     /* The latecomer finds it broken. */
     WT_EQ(weft_barrier_wait(&b.barrier, WEFT_FOREVER), WEFT_EBROKEN);
@@ -243,7 +227,7 @@ WT_CASE(once_runs_exactly_once_and_everyone_waits_for_it)
     for (int i = 0; i < 8; i++)
         t[i] = spawn(call_once, NULL);
     for (int i = 0; i < 8; i++)
-        WT_EQ(finish(t[i]), 1);
+        WT_EQ((intptr_t)finish(t[i]), 1);
     WT_EQ(atomic_load(&once_runs), 1);
     WT_EQ(weft_once_call(&once, init_slowly, NULL), 0);
     WT_EQ(atomic_load(&once_runs), 1);

@@ -5,29 +5,13 @@
  * millions of hand-offs without a lost wake-up, and bad input. Behaviours
  * follow CPython's Lib/test/lock_tests.py.
  */
-#include "wt.h"
+#include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-static weft_thread_t *spawn(weft_thread_fn fn, void *arg)
-{
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    return t;
-}
-
-static void *finish(weft_thread_t *t)
-{
-    void *result;
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
-    WT_EQ(weft_thread_free(t), 0);
-    return result;
-}
 
 static uint32_t load32(uint32_t *p)
 {

@@ -5,7 +5,7 @@
  * every way out of a WEFT_WITH block, and bad input. Behaviours follow
  * CPython's Lib/test/lock_tests.py.
  */
-#include "wt.h"
+#include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
 
@@ -53,22 +53,6 @@ static struct any_lock make(enum kind kind, uint32_t spin)
     struct any_lock a = {kind, WEFT_LOCK_INIT, WEFT_RLOCK_INIT, WEFT_CRITSEC_INIT};
     weft_critsec_init(&a.cs, spin);
     return a;
-}
-
-static weft_thread_t *spawn(weft_thread_fn fn, void *arg)
-{
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    return t;
-}
-
-static void *finish(weft_thread_t *t)
-{
-    void *result;
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
-    WT_EQ(weft_thread_free(t), 0);
-    return result;
 }
 
 /* --- mutual exclusion -------------------------------------------------------- */

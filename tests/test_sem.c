@@ -4,26 +4,12 @@
  * without a lost wake-up, WEFT_WITH, bad input. Behaviours follow CPython's
  * Lib/test/lock_tests.py.
  */
-#include "wt.h"
+#include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
 
 #include <math.h>
 #include <stdint.h>
-
-static weft_thread_t *spawn(weft_thread_fn fn, void *arg)
-{
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, fn, arg, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    return t;
-}
-
-static void finish(weft_thread_t *t)
-{
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_thread_free(t), 0);
-}
 
 WT_CASE(counting_and_try)
 {
