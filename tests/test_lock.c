@@ -179,6 +179,46 @@ WT_STRESS(lock_timeouts_under_churn_lose_no_wakeup)
     WT_EQ(s.lock.word, 0); /* free, and no sleeper left registered */
 }
 
+/* Pairs of threads hammering one lock with a one-increment critical section
+ * for a second in all, as the contention benchmark does: the pattern in
+ * which sleepers register and wake-ups are in flight all the time. A lost
+ * wake-up leaves one thread asleep on a free lock: the case then times out. */
+struct hammer {
+    weft_lock_t *lock;
+    double until;
+    long counter, mine[2];
+    _Atomic int next;
+};
+
+static void *hammer_lock(void *arg)
+{
+    struct hammer *h = arg;
+    int me = atomic_fetch_add(&h->next, 1);
+    while (wt_now() < h->until) {
+        for (int i = 0; i < 1000; i++) {
+            WT_EQ(weft_lock_acquire(h->lock, WEFT_FOREVER), 0);
+            h->counter++;
+            WT_EQ(weft_lock_release(h->lock), 0);
+            h->mine[me]++;
+        }
+    }
+    return NULL;
+}
+
+WT_STRESS(lock_hammered_by_pairs_loses_no_wakeup)
+{
+    weft_lock_t lock = WEFT_LOCK_INIT;
+    double end = wt_now() + 1.0;
+    while (wt_now() < end) {
+        struct hammer h = {&lock, wt_now() + 0.05, 0, {0, 0}, 0};
+        weft_thread_t *a = spawn(hammer_lock, &h), *b = spawn(hammer_lock, &h);
+        finish(a);
+        finish(b);
+        WT_EQ(h.counter, h.mine[0] + h.mine[1]);
+        WT_EQ(lock.word, 0);
+    }
+}
+
 /* --- Lock ---------------------------------------------------------------------- */
 
 WT_CASE(lock_basics)

@@ -16,8 +16,10 @@
  * already on its way (the woken bit, as in Go's sync.Mutex), sets the woken
  * bit and wakes one: an uncontended release makes no system call, and a
  * busy lock makes one wake-up per sleep, not one per release while the woken
- * thread is being scheduled. A thread back from sleep clears the woken bit,
- * whether it takes the lock or sleeps again.
+ * thread is being scheduled. Every registered sleeper clears the woken bit
+ * whenever it acts (takes the lock, goes to sleep, times out): clearing it
+ * for another sleeper's wake-up costs at most one extra wake-up, while a
+ * bit left set with nobody awake to clear it would stop all wake-ups.
  *
  * Why a count and not the classic "2 = maybe waiters" mark (Drepper's mutex
  * 3): a thread woken from sleep must take that lock with the mark set, since
@@ -57,7 +59,8 @@ int weft_lock_destroy(weft_lock_t *lock)
 }
 
 /* Set the held bit if it is clear. A sleeper taking the lock also leaves
- * the sleeper count and clears the woken bit (`leave` = SLEEPER | WOKEN). */
+ * the sleeper count and clears the woken bit (`leave` = SLEEPER | WOKEN);
+ * a spinner (`leave` = 0) leaves both alone. */
 static bool take(_Atomic uint32_t *w, uint32_t v, uint32_t leave)
 {
     uint32_t next = ((v - (leave & SLEEPER)) & ~(leave & WOKEN)) | HELD;
@@ -94,27 +97,26 @@ static bool spin(_Atomic uint32_t *w)
 static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 {
     uint32_t v = atomic_fetch_add_explicit(w, SLEEPER, memory_order_relaxed) + SLEEPER;
-    bool back = false; /* returned from a futex wait: maybe the woken one */
     for (;;) {
-        if (take(w, v, back ? SLEEPER | WOKEN : SLEEPER))
+        if (take(w, v, SLEEPER | WOKEN))
             return 0;
-        if (v & HELD) {
-            if (back && (v & WOKEN)) {
-                /* Going back to sleep: let the next release wake someone. */
-                if (!atomic_compare_exchange_weak_explicit(w, &v, v & ~WOKEN, memory_order_relaxed,
-                                                           memory_order_relaxed))
-                    continue;
-                v &= ~WOKEN;
-            }
-            if (weft__futex_wait(w, v, deadline, false) == -ETIMEDOUT)
-                break;
-            back = true;
+        if (!(v & HELD)) {
+            v = atomic_load_explicit(w, memory_order_relaxed);
+            continue;
         }
+        /* About to sleep: clear the woken bit first. Its wake-up either
+         * reached a sleeper that is awake now, or nobody (every sleeper was
+         * still on its way, like us); sleeping with it set would stop the
+         * next release from waking anyone. */
+        if ((v & WOKEN) && !atomic_compare_exchange_weak_explicit(
+                               w, &v, v & ~WOKEN, memory_order_relaxed, memory_order_relaxed))
+            continue;
+        if (weft__futex_wait(w, v & ~WOKEN, deadline, false) == -ETIMEDOUT)
+            break;
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
-    /* Timed out. The release's wake-up may have reached us at the same
-     * moment, even on the first wait: clear the woken bit whoever set it (at
-     * worst that costs one extra wake-up) and pass the wake-up on. */
+    /* Timed out: leave, clear the woken bit (the release's wake-up may have
+     * reached us at that moment) and pass the wake-up on. */
     v = atomic_fetch_sub_explicit(w, SLEEPER, memory_order_relaxed) - SLEEPER;
     if (v & WOKEN)
         v = atomic_fetch_and_explicit(w, ~WOKEN, memory_order_relaxed) & ~WOKEN;
