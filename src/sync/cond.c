@@ -40,6 +40,15 @@
  * lock back: Python likewise counts a waiter notified if the notify came
  * before the waiter left.
  *
+ * Sleeping is the last resort: a waiter first polls for its token with
+ * backoff for about the cost of a sleep and a wake-up, and counts itself in
+ * `sleepers` only when it goes to sleep; notify calls the kernel only when
+ * that count is non-zero. (sleepers, seq) is a Dekker pair, both sides
+ * sequentially consistent: a waiter registers and then sleeps on the seq it
+ * read before registering, a notifier bumps seq and then reads sleepers, so
+ * either the notifier sees the sleeper or the sleeper's futex wait sees the
+ * new seq and returns at once.
+ *
  * The lock is referred to by its offset from the condition, not a pointer, so
  * that a condition and its lock in memory shared between processes work
  * wherever each process maps it.
@@ -152,12 +161,21 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
     atomic_fetch_add_explicit(waiters, 1, memory_order_relaxed);
     uint32_t saved = 0;
     release_lock(c, &saved);
+    _Atomic uint32_t *sleepers = WEFT__ATOMIC(&c->sleepers);
     bool notified = false, timed_out = false;
+    uint32_t polls = weft__spin_pays() && deadline > weft__now_ns() ? SPIN_POLLS : 0, pause = 1;
     for (;;) {
-        uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
+        uint32_t s = atomic_load(seq);
         if ((notified = take_token(c, ticket)) || timed_out)
             break;
+        if (polls > 0) {
+            polls--;
+            weft__backoff(&pause);
+            continue;
+        }
+        atomic_fetch_add(sleepers, 1);
         timed_out = weft__futex_wait(seq, s, deadline, false) == -ETIMEDOUT;
+        atomic_fetch_sub(sleepers, 1);
     }
     reacquire_lock(c, saved);
     if (!notified && !(notified = take_token(c, ticket)))
@@ -204,8 +222,10 @@ int weft_cond_notify(weft_cond_t *cond, int n)
                           atomic_load_explicit(WEFT__ATOMIC(&cond->arrivals), memory_order_relaxed),
                           memory_order_release);
     atomic_fetch_add_explicit(WEFT__ATOMIC(&cond->tokens), granted, memory_order_release);
-    atomic_fetch_add_explicit(WEFT__ATOMIC(&cond->seq), 1, memory_order_release);
-    weft__futex_wake(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted, false);
+    atomic_fetch_add(WEFT__ATOMIC(&cond->seq), 1);
+    if (atomic_load(WEFT__ATOMIC(&cond->sleepers)))
+        weft__futex_wake(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted,
+                         false);
     return (int)granted;
 }
 
