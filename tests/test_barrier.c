@@ -117,37 +117,39 @@ static void all_pass(weft_barrier_t *b)
     WT_EQ(sum, N * (N - 1) / 2);
 }
 
-WT_CASE(abort_breaks_waiters_and_reset_repairs)
+/* N - 1 parties wait; `breaker` is applied while they do; each of them
+ * must come back with WEFT_EBROKEN. */
+static void break_waiters(struct breaking *b, int (*breaker)(weft_barrier_t *))
 {
-    struct breaking b = {.timeout = WEFT_FOREVER};
-    WT_EQ(weft_barrier_init(&b.barrier, N, NULL, NULL, WEFT_FOREVER), 0);
+    *b = (struct breaking){.timeout = WEFT_FOREVER};
+    WT_EQ(weft_barrier_init(&b->barrier, N, NULL, NULL, WEFT_FOREVER), 0);
     weft_thread_t *t[N - 1];
     for (int i = 0; i < N - 1; i++)
-        t[i] = spawn(wait_expect_broken, &b);
-    await_waiting(&b.barrier, N - 1);
-    WT_EQ(weft_barrier_abort(&b.barrier), 0);
+        t[i] = spawn(wait_expect_broken, b);
+    await_waiting(&b->barrier, N - 1);
+    WT_EQ(breaker(&b->barrier), 0);
     for (int i = 0; i < N - 1; i++)
         WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
-    WT_EQ(weft_barrier_broken(&b.barrier), 1);
-    WT_EQ(weft_barrier_wait(&b.barrier, WEFT_FOREVER), WEFT_EBROKEN); /* stays broken */
-    WT_EQ(weft_barrier_reset(&b.barrier), 0);
-    WT_EQ(weft_barrier_broken(&b.barrier), 0);
-    all_pass(&b.barrier);
+}
+
+WT_CASE(abort_breaks_waiters_and_reset_repairs)
+{
+    struct breaking br;
+    weft_barrier_t *b = &br.barrier;
+    break_waiters(&br, weft_barrier_abort);
+    WT_EQ(weft_barrier_broken(b), 1);
+    WT_EQ(weft_barrier_wait(b, WEFT_FOREVER), WEFT_EBROKEN); /* stays broken */
+    WT_EQ(weft_barrier_reset(b), 0);
+    WT_EQ(weft_barrier_broken(b), 0);
+    all_pass(b);
 }
 
 WT_CASE(reset_while_waiting_breaks_them_then_works)
 {
-    struct breaking b = {.timeout = WEFT_FOREVER};
-    WT_EQ(weft_barrier_init(&b.barrier, N, NULL, NULL, WEFT_FOREVER), 0);
-    weft_thread_t *t[N - 1];
-    for (int i = 0; i < N - 1; i++)
-        t[i] = spawn(wait_expect_broken, &b);
-    await_waiting(&b.barrier, N - 1);
-    WT_EQ(weft_barrier_reset(&b.barrier), 0);
-    for (int i = 0; i < N - 1; i++)
-        WT_EQ((intptr_t)finish(t[i]), WEFT_EBROKEN);
-    WT_EQ(weft_barrier_broken(&b.barrier), 0);
-    all_pass(&b.barrier);
+    struct breaking br;
+    break_waiters(&br, weft_barrier_reset);
+    WT_EQ(weft_barrier_broken(&br.barrier), 0);
+    all_pass(&br.barrier);
 }
 
 static int failing_action(void *arg)
