@@ -172,7 +172,7 @@ typedef struct weft_sem {
     uint32_t value;
     uint32_t waiters; /* internal */
     uint32_t max;     /* UINT32_MAX: unbounded */
-    uint32_t flags;   /* internal */
+    uint32_t flags;   /* reserved (process sharing); always 0 now */
 } weft_sem_t;
 
 #define WEFT_SEM_INIT(value)      \
@@ -204,7 +204,7 @@ WEFT_API long weft_sem_value(weft_sem_t *sem);
  */
 typedef struct weft_event {
     uint32_t word;  /* internal: flag, waiters bit, generation */
-    uint32_t flags; /* internal */
+    uint32_t flags; /* reserved (process sharing); always 0 now */
 } weft_event_t;
 
 #define WEFT_EVENT_INIT \

@@ -2,13 +2,28 @@
  * The contended path of the owner-checked recursive lock (layout and fast
  * paths in owned.h).
  *
- * First up to `spin` polls, abandoned early once the waiters bit shows that
- * others have already gone to sleep (the owner is slow). Then sleep: a
+ * First up to `spin` polls with backoff, abandoned early once the waiters
+ * bit shows that others have already gone to sleep (the owner is slow).
+ * Then sleep: a
  * sleeper first makes sure OWNED_WAITERS is set in the value it sleeps on,
  * and when it finds the lock free it takes it with OWNED_WAITERS set, since
  * other sleepers may remain; the owner's release then wakes the next one.
  */
 #include "sync/owned.h"
+
+static bool spin_for(_Atomic uint32_t *w, uint32_t me, uint32_t spin)
+{
+    if (!weft__spin_pays())
+        return false;
+    for (uint32_t i = 0, pause = 1; i < spin; i++, weft__backoff(&pause)) {
+        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v == 0 && weft__owned_take(w, me))
+            return true;
+        if (v & OWNED_WAITERS)
+            return false;
+    }
+    return false;
+}
 
 static int sleep_for(_Atomic uint32_t *w, uint32_t me, weft__deadline_t deadline)
 {
@@ -32,7 +47,7 @@ static int contended(_Atomic uint32_t *w, uint32_t me, uint32_t spin, double tim
 {
     if (timeout == 0)
         return -EAGAIN;
-    if (weft__spin_take(w, spin, me, OWNED_WAITERS))
+    if (spin_for(w, me, spin))
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);

@@ -49,13 +49,12 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
 #endif
 
 /*
- * Bounded spinning with exponential backoff, shared by every lock: poll the
- * word up to `polls` times; when it reads 0, try to take it (compare-and-swap
- * 0 -> `value`); give up early once a bit of `give_up` is set (others have
- * gone to sleep: the holder is slow). Between polls wait 1, 2, 4 ... up to
- * SPIN_BACKOFF_MAX pause instructions. The backoff is what makes spinning
- * pay under contention: a waiter that polled constantly would pull the lock's
- * cache line away from the holder on every poll, so each of the holder's
+ * Bounded spinning with exponential backoff, the common part of every spin
+ * loop in sync (each primitive decides what "free" and "take" mean): between
+ * polls wait 1, 2, 4 ... up to SPIN_BACKOFF_MAX pause instructions, for at
+ * most SPIN_POLLS polls. The backoff is what makes spinning pay under
+ * contention: a waiter that polled constantly would pull the lock's cache
+ * line away from the holder on every poll, so each of the holder's
  * acquisitions would miss; polled rarely, the holder runs many acquisitions
  * from its own cache between two polls.
  */
@@ -72,25 +71,6 @@ static inline void weft__backoff(uint32_t *pause)
         weft__cpu_relax();
     if (*pause < SPIN_BACKOFF_MAX)
         *pause *= 2;
-}
-
-static inline bool weft__spin_take(_Atomic uint32_t *w, uint32_t polls, uint32_t value,
-                                   uint32_t give_up)
-{
-    if (!weft__spin_pays())
-        return false;
-    for (uint32_t i = 0, pause = 1; i < polls; i++, weft__backoff(&pause)) {
-        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
-        if (v == 0) {
-            uint32_t expected = 0;
-            if (atomic_compare_exchange_strong_explicit(w, &expected, value, memory_order_acquire,
-                                                        memory_order_relaxed))
-                return true;
-        } else if (v & give_up) {
-            return false;
-        }
-    }
-    return false;
 }
 
 #endif /* WEFT_SRC_SYNC_INT_H */
