@@ -34,6 +34,10 @@
 extern "C" {
 #endif
 
+/* Flags for the _init functions: WEFT_SHARED makes the primitive work in
+ * memory shared between processes (see "Between processes" below). */
+#define WEFT_SHARED 1u
+
 /*
  * Lock (threading.Lock): 4 bytes. Any thread may release it, as in Python;
  * releasing a lock that is not held is -EPERM. The word is 0 when free, 1
@@ -65,13 +69,15 @@ WEFT_API int weft_lock_locked(weft_lock_t *lock);
  * it is -EPERM. The word holds the owner's kernel thread id.
  */
 typedef struct weft_rlock {
-    uint32_t word;
-    uint32_t count; /* re-entries beyond the first */
+    uint32_t word;     /* internal: the owner's thread id and state bits */
+    uint32_t count;    /* re-entries beyond the first */
+    uint32_t sleepers; /* internal: threads registered to sleep on word */
+    uint32_t flags;    /* internal: as given to init */
 } weft_rlock_t;
 
 #define WEFT_RLOCK_INIT \
     {                   \
-        0, 0            \
+        0, 0, 0, 0      \
     }
 
 WEFT_API int weft_rlock_init(weft_rlock_t *rlock);
@@ -90,16 +96,15 @@ WEFT_API int weft_rlock_is_owned(weft_rlock_t *rlock);
  * not wait; leave by a thread that is not the owner is -EPERM.
  */
 typedef struct weft_critsec {
-    uint32_t word;
-    uint32_t count;
+    weft_rlock_t lock; /* internal */
     uint32_t spin;
 } weft_critsec_t;
 
 /* The spin count WEFT_CRITSEC_INIT and weft_rlock_t use. */
 #define WEFT_CRITSEC_DEFAULT_SPIN 16
-#define WEFT_CRITSEC_INIT               \
-    {                                   \
-        0, 0, WEFT_CRITSEC_DEFAULT_SPIN \
+#define WEFT_CRITSEC_INIT                          \
+    {                                              \
+        WEFT_RLOCK_INIT, WEFT_CRITSEC_DEFAULT_SPIN \
     }
 
 /* spin: how many times a thread polls a held section before it sleeps. */

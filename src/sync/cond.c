@@ -113,7 +113,7 @@ static bool held(weft_cond_t *c)
 {
     if (c->kind == BOUND_LOCK)
         return weft_lock_locked(bound(c)) == 1;
-    return weft__owned_is_mine(&((weft_rlock_t *)bound(c))->word);
+    return weft__owned_is_mine(bound(c));
 }
 
 static void release_lock(weft_cond_t *c, uint32_t *saved)
@@ -121,8 +121,7 @@ static void release_lock(weft_cond_t *c, uint32_t *saved)
     if (c->kind == BOUND_LOCK) {
         weft_lock_release(bound(c));
     } else {
-        weft_rlock_t *r = bound(c);
-        weft__owned_release_save(&r->word, &r->count, saved);
+        weft__owned_release_save(bound(c), saved);
     }
 }
 
@@ -131,8 +130,7 @@ static void reacquire_lock(weft_cond_t *c, uint32_t saved)
     if (c->kind == BOUND_LOCK) {
         weft_lock_acquire(bound(c), WEFT_FOREVER);
     } else {
-        weft_rlock_t *r = bound(c);
-        weft__owned_acquire_restore(&r->word, &r->count, saved);
+        weft__owned_acquire_restore(bound(c), saved);
     }
 }
 

@@ -16,31 +16,31 @@ int weft_critsec_init(weft_critsec_t *cs, uint32_t spin)
 {
     if (!cs)
         return -EINVAL;
-    *cs = (weft_critsec_t){0, 0, spin};
-    return 0;
+    cs->spin = spin;
+    return weft__owned_init(&cs->lock, 0);
 }
 
 int weft_critsec_destroy(weft_critsec_t *cs)
 {
-    return cs ? weft__owned_destroy(&cs->word) : -EINVAL;
+    return cs ? weft__owned_destroy(&cs->lock) : -EINVAL;
 }
 
 int weft_critsec_enter(weft_critsec_t *cs)
 {
     if (!cs)
         return -EINVAL;
-    return weft__owned_acquire(&cs->word, &cs->count, __atomic_load_n(&cs->spin, __ATOMIC_RELAXED),
+    return weft__owned_acquire(&cs->lock, __atomic_load_n(&cs->spin, __ATOMIC_RELAXED),
                                WEFT_FOREVER);
 }
 
 int weft_critsec_try_enter(weft_critsec_t *cs)
 {
-    return cs ? weft__owned_acquire(&cs->word, &cs->count, 0, 0) : -EINVAL;
+    return cs ? weft__owned_acquire(&cs->lock, 0, 0) : -EINVAL;
 }
 
 int weft_critsec_leave(weft_critsec_t *cs)
 {
-    return cs ? weft__owned_release(&cs->word, &cs->count) : -EINVAL;
+    return cs ? weft__owned_release(&cs->lock) : -EINVAL;
 }
 
 long weft_critsec_set_spin(weft_critsec_t *cs, uint32_t spin)

@@ -1,91 +1,253 @@
 /*
- * The contended path of the owner-checked recursive lock (layout and fast
- * paths in owned.h).
+ * The slow paths of owner words (layout in owned.h) and of the recursive
+ * lock built on them.
  *
- * First up to `spin` polls with backoff, abandoned early once the waiters
- * bit shows that others have already gone to sleep (the owner is slow).
- * Then sleep: a
- * sleeper first makes sure OWNED_WAITERS is set in the value it sleeps on,
- * and when it finds the lock free it takes it with OWNED_WAITERS set, since
- * other sleepers may remain; the owner's release then wakes the next one.
+ * Acquire: one compare-and-swap if the word is free. Otherwise poll up to
+ * `spin` times with backoff, giving up early once others sleep (the owner
+ * is slow); then register as a sleeper and sleep until the word is free,
+ * taking it with OWNER_WAITERS set only if other sleepers remain. Before
+ * each sleep the sleeper makes sure OWNER_WAITERS is set in the value it
+ * sleeps on, so the owner's release, which clears the bit, wakes one.
+ *
+ * A fast acquirer may take a free word without the bit while sleepers
+ * exist: the release that freed it has woken one of them, and that one
+ * sets the bit again before sleeping. For the same reason a sleeper that
+ * times out passes its wake-up on (it may have been the one woken).
  */
 #include "sync/owned.h"
 
-static bool spin_for(_Atomic uint32_t *w, uint32_t me, uint32_t spin)
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long a waiter on a shared lock sleeps between checks that the owner
+ * is still alive: the delay before a dead owner's lock is recovered. */
+#define OWNER_CHECK_NS 50000000LL
+
+static bool is_free(uint32_t v)
+{
+    return !(v & (OWNER_TID | OWNER_NOTREC));
+}
+
+/* Whether threads other than a registered caller sleep on the word. */
+static bool others_sleep(const struct weft__owner *o)
+{
+    return !o->sleepers || atomic_load_explicit(o->sleepers, memory_order_relaxed) > 1;
+}
+
+/* Replace the observed value v (free, or held by a dead owner) by one held
+ * by `me` with `bits`; a waiters bit already there stays. */
+static bool take(const struct weft__owner *o, uint32_t *v, uint32_t me, uint32_t bits)
+{
+    return atomic_compare_exchange_strong_explicit(o->word, v,
+                                                   o->mark | me | (*v & OWNER_WAITERS) | bits,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+/* Whether the thread `tid` has ended. /proc names every thread of the pid
+ * namespace, and its state tells a zombie (dead, not yet reaped) from a
+ * live thread, which kill(tid, 0) would not. */
+static bool owner_gone(uint32_t tid)
+{
+    char path[32], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ESRCH)
+            return true;
+        return kill((pid_t)tid, 0) < 0 && errno == ESRCH; /* no /proc */
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true; /* the thread ended while we opened it */
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');
+    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static int try_once(const struct weft__owner *o, uint32_t me)
+{
+    uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
+    while (is_free(v))
+        if (take(o, &v, me, 0))
+            return 0;
+    return v & OWNER_NOTREC ? -ENOTRECOVERABLE : -EAGAIN;
+}
+
+static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
 {
     if (!weft__spin_pays())
         return false;
     for (uint32_t i = 0, pause = 1; i < spin; i++, weft__backoff(&pause)) {
-        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
-        if (v == 0 && weft__owned_take(w, me))
+        uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
+        if (is_free(v) && take(o, &v, me, 0))
             return true;
-        if (v & OWNED_WAITERS)
+        if ((v & (OWNER_WAITERS | OWNER_NOTREC)) ||
+            (o->sleepers && atomic_load_explicit(o->sleepers, memory_order_relaxed)))
             return false;
     }
     return false;
 }
 
-static int sleep_for(_Atomic uint32_t *w, uint32_t me, weft__deadline_t deadline)
+/* The sleep loop of a registered sleeper. On a shared lock it sleeps in
+ * slices and checks the owner after every slice that ended without a
+ * wake-up, the last one at the deadline itself. */
+static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t deadline)
 {
+    bool check = false, last = false;
     for (;;) {
-        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
-        if (v == 0) {
-            if (weft__owned_take(w, me | OWNED_WAITERS))
+        uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
+        if (v & OWNER_NOTREC)
+            return -ENOTRECOVERABLE;
+        uint32_t mark = others_sleep(o) ? OWNER_WAITERS : 0;
+        if (is_free(v)) {
+            if (take(o, &v, me, mark))
                 return 0;
             continue;
         }
-        if (!(v & OWNED_WAITERS) &&
-            !atomic_compare_exchange_weak_explicit(w, &v, v | OWNED_WAITERS, memory_order_relaxed,
-                                                   memory_order_relaxed))
-            continue;
-        if (weft__futex_wait(w, v | OWNED_WAITERS, deadline, false) == -ETIMEDOUT)
+        if (check && owner_gone(v & OWNER_TID)) {
+            if (take(o, &v, me, mark | OWNER_DIED))
+                return -EOWNERDEAD;
+            continue; /* changed meanwhile: look again, checking again */
+        }
+        if (last)
             return -ETIMEDOUT;
+        check = false;
+        if (!(v & OWNER_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(o->word, &v, v | OWNER_WAITERS,
+                                                   memory_order_relaxed, memory_order_relaxed))
+            continue;
+        weft__deadline_t until = deadline;
+        if (o->shared) {
+            int64_t now = weft__now_ns();
+            if (deadline - now > OWNER_CHECK_NS)
+                until = now + OWNER_CHECK_NS;
+        }
+        if (weft__futex_wait(o->word, v | OWNER_WAITERS, until, o->shared) == -ETIMEDOUT) {
+            if (!o->shared)
+                return -ETIMEDOUT;
+            check = true;
+            last = until == deadline;
+        }
     }
 }
 
-static int contended(_Atomic uint32_t *w, uint32_t me, uint32_t spin, double timeout)
+/* A sleeper that gives up may have taken the wake-up meant for another:
+ * make sure the next release wakes someone, or wake one now if the word is
+ * already free. */
+static void pass_on(const struct weft__owner *o)
 {
-    if (timeout == 0)
-        return -EAGAIN;
-    if (spin_for(w, me, spin))
+    if (!others_sleep(o))
+        return;
+    uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
+    for (;;) {
+        if (is_free(v)) {
+            weft__futex_wake(o->word, 1, o->shared);
+            return;
+        }
+        if (v & (OWNER_WAITERS | OWNER_NOTREC))
+            return;
+        if (atomic_compare_exchange_weak_explicit(o->word, &v, v | OWNER_WAITERS,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return;
+    }
+}
+
+int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, double timeout)
+{
+    int rc = try_once(o, me);
+    if (rc != -EAGAIN || timeout == 0)
+        return rc;
+    if (spin_for(o, me, spin))
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    return sleep_for(w, me, deadline);
-}
-
-int weft__owned_acquire_slow(uint32_t *word, uint32_t *count, uint32_t spin, double timeout)
-{
-    if (isnan(timeout))
-        return -EINVAL;
-    _Atomic uint32_t *w = WEFT__ATOMIC(word);
-    uint32_t me = (uint32_t)weft__gettid();
-    if ((atomic_load_explicit(w, memory_order_relaxed) & OWNED_TID_MASK) == me) {
-        if (*count == UINT32_MAX - 1)
-            return -EOVERFLOW;
-        (*count)++;
-        return 0;
-    }
-    unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
-    WEFT__TSAN_PRE_LOCK(word, flags);
-    int rc = weft__owned_take(w, me) ? 0 : contended(w, me, spin, timeout);
-    WEFT__TSAN_POST_LOCK(word, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    if (o->sleepers)
+        atomic_fetch_add_explicit(o->sleepers, 1, memory_order_relaxed);
+    rc = sleep_on(o, me, deadline);
+    if (rc == -ETIMEDOUT)
+        pass_on(o);
+    if (o->sleepers)
+        atomic_fetch_sub_explicit(o->sleepers, 1, memory_order_relaxed);
     return rc;
 }
 
-int weft__owned_release_slow(uint32_t *word, uint32_t *count)
+void weft__owner_unlock(const struct weft__owner *o)
 {
-    _Atomic uint32_t *w = WEFT__ATOMIC(word);
-    if ((atomic_load_explicit(w, memory_order_relaxed) & OWNED_TID_MASK) !=
-        (uint32_t)weft__gettid())
-        return -EPERM;
-    if (*count > 0) {
-        (*count)--;
+    uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
+    uint32_t next = o->mark | (v & OWNER_DIED ? OWNER_NOTREC : 0);
+    v = atomic_exchange_explicit(o->word, next, memory_order_release);
+    if (next & OWNER_NOTREC)
+        weft__futex_wake(o->word, INT32_MAX, o->shared);
+    else if (v & OWNER_WAITERS)
+        weft__futex_wake(o->word, 1, o->shared);
+}
+
+static struct weft__owner owner_of(weft_rlock_t *r)
+{
+    return (struct weft__owner){WEFT__ATOMIC(&r->word), WEFT__ATOMIC(&r->sleepers), 0,
+                                (r->flags & WEFT_SHARED) != 0};
+}
+
+int weft__owned_init(weft_rlock_t *r, unsigned flags)
+{
+    if (flags & ~(unsigned)WEFT_SHARED)
+        return -EINVAL;
+    *r = (weft_rlock_t){0, 0, 0, flags};
+    return 0;
+}
+
+int weft__owned_destroy(weft_rlock_t *r)
+{
+    return weft__owned_load(r) & OWNER_TID ? -EBUSY : 0;
+}
+
+int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
+{
+    if (isnan(timeout))
+        return -EINVAL;
+    uint32_t me = (uint32_t)weft__gettid();
+    if ((weft__owned_load(r) & OWNER_TID) == me) {
+        if (r->count == UINT32_MAX - 1)
+            return -EOVERFLOW;
+        r->count++;
         return 0;
     }
-    WEFT__TSAN_PRE_UNLOCK(word);
-    if (atomic_exchange_explicit(w, 0, memory_order_release) & OWNED_WAITERS)
-        weft__futex_wake(w, 1, false);
-    WEFT__TSAN_POST_UNLOCK(word);
+    unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
+    WEFT__TSAN_PRE_LOCK(r, flags);
+    struct weft__owner o = owner_of(r);
+    int rc = weft__owner_lock(&o, me, spin, timeout);
+    if (rc == -EOWNERDEAD)
+        r->count = 0; /* the dead owner's re-entries died with it */
+    bool got = rc == 0 || rc == -EOWNERDEAD;
+    WEFT__TSAN_POST_LOCK(r, got ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    return rc;
+}
+
+int weft__owned_release_slow(weft_rlock_t *r)
+{
+    if (!weft__owned_is_mine(r))
+        return -EPERM;
+    if (r->count > 0) {
+        r->count--;
+        return 0;
+    }
+    WEFT__TSAN_PRE_UNLOCK(r);
+    struct weft__owner o = owner_of(r);
+    weft__owner_unlock(&o);
+    WEFT__TSAN_POST_UNLOCK(r);
+    return 0;
+}
+
+int weft__owned_consistent(weft_rlock_t *r)
+{
+    if (!weft__owned_is_mine(r))
+        return -EPERM;
+    if (!(weft__owned_load(r) & OWNER_DIED))
+        return -EINVAL;
+    atomic_fetch_and_explicit(WEFT__ATOMIC(&r->word), ~OWNER_DIED, memory_order_relaxed);
     return 0;
 }

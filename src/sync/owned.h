@@ -1,118 +1,144 @@
 /*
- * The owner-checked recursive lock behind RLock and the critical section.
+ * Owner words: the lock word behind RLock, the critical section and the
+ * process-shared form of Lock, which names the thread holding it.
  *
  * Word layout (32 bits, the futex the waiters sleep on):
  *
- *     bits 0-29  the owner's kernel thread id, 0 when free
- *     bit  31    OWNED_WAITERS: some thread may be asleep waiting
+ *     bits 0-21  the owner's kernel thread id, 0 when free
+ *     bit  28    OWNER_MARK: always set in a process-shared Lock's word, so
+ *                that lock.c tells it from the private Lock's layout
+ *     bit  29    OWNER_NOTREC: not recoverable; nobody can take it again
+ *     bit  30    OWNER_DIED: the previous owner died holding it, and the
+ *                new owner has not yet declared the data consistent
+ *     bit  31    OWNER_WAITERS: a thread may be asleep on the word
  *
- * Kernel tids fit in 30 bits (pid_max is at most 2^22), and they are unique
- * across the whole system at any moment, which is what lets the same word
- * work between processes and name a dead owner. Beside the word, `count`
- * holds the re-entries beyond the first (0 while held once, and when free),
- * so a plain acquire and release never write it; only the owner touches it.
+ * Thread ids fit in 22 bits (the kernel's PID_MAX_LIMIT is 2^22) and are
+ * unique across the system at any moment, so the same word works between
+ * processes and names an owner that can be checked for being alive.
  *
- * Acquire: if the word already holds our tid this is a re-entry (count + 1).
- * Otherwise a compare-and-swap 0 -> tid; only when that fails does the call
- * leave this header, for weft__owned_contended (owned.c). Release by the
- * owner drops the count; at zero it exchanges the word to 0 and wakes one
- * sleeper if the waiters bit was set.
+ * Beside the word, a counter of registered sleepers (when the lock has room
+ * for one) keeps the waiters bit exact. A sleeper that takes the lock sets
+ * OWNER_WAITERS again only when other sleepers remain; with only the bit
+ * (the classic "maybe waiters" mark of Drepper's mutex 3) it would have to
+ * set it always, the mark would outlive the sleepers, and every later
+ * acquirer would stop spinning and every release would make a useless
+ * system call. The shared Lock has no room for the counter (it stays 4
+ * bytes) and keeps the classic mark. The counter is a hint, never trusted
+ * for correctness: a process killed while registered leaves it one too
+ * high, which only costs that lock the exact mark.
  *
- * The fast paths are inline so that rlock.c and critsec.c compile them into
- * their public functions: an uncontended acquire is one call, not three.
+ * Robustness (shared locks only): a sleeper sleeps in slices of
+ * OWNER_CHECK_NS and, before its first sleep and after every slice, checks
+ * that the owner is alive. If it is not, the sleeper takes the lock with
+ * OWNER_DIED set and returns -EOWNERDEAD; the new owner repairs the data and
+ * calls *_consistent, or releases it as it is, which makes the lock
+ * OWNER_NOTREC: every waiter and later caller gets -ENOTRECOVERABLE, as with
+ * pthread's robust mutexes. The kernel's robust futex list cannot do this
+ * for weft: each thread has exactly one list, and the C library owns it.
  */
 #ifndef WEFT_SRC_SYNC_OWNED_H
 #define WEFT_SRC_SYNC_OWNED_H
 
 #include "sync/sync_int.h"
 
-#define OWNED_WAITERS  0x80000000u
-#define OWNED_TID_MASK 0x3fffffffu
+#define OWNER_TID     0x003fffffu
+#define OWNER_MARK    0x10000000u
+#define OWNER_NOTREC  0x20000000u
+#define OWNER_DIED    0x40000000u
+#define OWNER_WAITERS 0x80000000u
 
-/* Everything but the common case, out of line (owned.c): a fresh thread
- * with no cached tid yet, re-entry overflow, contention (spin, then sleep
- * until the word can be taken or the timeout ends), waking a sleeper. */
-int weft__owned_acquire_slow(uint32_t *word, uint32_t *count, uint32_t spin, double timeout);
-int weft__owned_release_slow(uint32_t *word, uint32_t *count);
+/* What the slow paths need to know about an owner word. */
+struct weft__owner {
+    _Atomic uint32_t *word;
+    _Atomic uint32_t *sleepers; /* NULL: not counted, so assume others sleep */
+    uint32_t mark;              /* bits that stay set in the word */
+    bool shared;                /* process-shared futex, and robust */
+};
 
-static inline bool weft__owned_take(_Atomic uint32_t *w, uint32_t value)
+/* Take the word for the calling thread `me`, polling up to `spin` times
+ * before sleeping. 0, -EOWNERDEAD (taken, previous owner dead),
+ * -ENOTRECOVERABLE, -EAGAIN (timeout 0), -ETIMEDOUT. */
+int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, double timeout);
+/* Give the word up (the caller has checked it may) and wake a sleeper. */
+void weft__owner_unlock(const struct weft__owner *o);
+
+/* The RLock (and critical section) on top: recursion and owner checks. */
+int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout);
+int weft__owned_release_slow(weft_rlock_t *r);
+
+static inline uint32_t weft__owned_load(weft_rlock_t *r)
 {
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(w, &expected, value, memory_order_acquire,
-                                                   memory_order_relaxed);
+    return atomic_load_explicit(WEFT__ATOMIC(&r->word), memory_order_relaxed);
 }
 
-/* The fast paths only handle the common cases and otherwise tail-call the
- * slow ones, so they compile to leaf code without a stack frame. Under TSan
- * everything goes through the slow paths, which carry the annotations. */
-static inline int weft__owned_acquire(uint32_t *word, uint32_t *count, uint32_t spin,
-                                      double timeout)
+/* The fast paths handle only the common cases (a free lock, a re-entry, a
+ * release with nobody waiting) and otherwise tail-call the slow ones, so
+ * they compile to leaf code without a stack frame. Under TSan everything
+ * goes through the slow paths, which carry the annotations. */
+static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double timeout)
 {
 #ifndef WEFT_TSAN
-    _Atomic uint32_t *w = WEFT__ATOMIC(word);
     uint32_t me = (uint32_t)weft__cached_tid;
     if (WEFT__LIKELY(me != 0 && !isnan(timeout))) {
-        /* Take it first (the common case); a failed swap returns the word,
-         * which tells whether this is a re-entry. */
-        uint32_t v = 0;
-        if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, me, memory_order_acquire,
-                                                                 memory_order_relaxed)))
+        uint32_t v = weft__owned_load(r);
+        if (WEFT__LIKELY(v == 0) &&
+            WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
+                WEFT__ATOMIC(&r->word), &v, me, memory_order_acquire, memory_order_relaxed)))
             return 0;
-        if ((v & OWNED_TID_MASK) == me && WEFT__LIKELY(*count != UINT32_MAX - 1)) {
-            (*count)++;
+        if ((v & OWNER_TID) == me && WEFT__LIKELY(r->count != UINT32_MAX - 1)) {
+            r->count++;
             return 0;
         }
     }
 #endif
-    return weft__owned_acquire_slow(word, count, spin, timeout);
+    return weft__owned_acquire_slow(r, spin, timeout);
 }
 
-static inline int weft__owned_release(uint32_t *word, uint32_t *count)
+static inline int weft__owned_release(weft_rlock_t *r)
 {
 #ifndef WEFT_TSAN
-    _Atomic uint32_t *w = WEFT__ATOMIC(word);
     uint32_t me = (uint32_t)weft__cached_tid;
-    if (WEFT__LIKELY(me != 0 &&
-                     (atomic_load_explicit(w, memory_order_relaxed) & OWNED_TID_MASK) == me)) {
-        if (*count > 0) {
-            (*count)--;
+    uint32_t v = weft__owned_load(r);
+    if (WEFT__LIKELY(me != 0 && v == me)) {
+        if (r->count > 0) {
+            r->count--;
             return 0;
         }
-        if (WEFT__UNLIKELY(atomic_exchange_explicit(w, 0, memory_order_release) & OWNED_WAITERS))
-            weft__futex_wake(w, 1, false);
-        return 0;
+        if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
+                WEFT__ATOMIC(&r->word), &v, 0, memory_order_release, memory_order_relaxed)))
+            return 0;
     }
 #endif
-    return weft__owned_release_slow(word, count);
+    return weft__owned_release_slow(r);
+}
+
+static inline int weft__owned_is_mine(weft_rlock_t *r)
+{
+    return (weft__owned_load(r) & OWNER_TID) == (uint32_t)weft__gettid();
 }
 
 /* Python's _release_save / _acquire_restore, for Condition.wait: release
  * however often the lock is held, and later take it back as often. */
-static inline int weft__owned_release_save(uint32_t *word, uint32_t *count, uint32_t *saved)
+static inline int weft__owned_release_save(weft_rlock_t *r, uint32_t *saved)
 {
-    if ((atomic_load_explicit(WEFT__ATOMIC(word), memory_order_relaxed) & OWNED_TID_MASK) !=
-        (uint32_t)weft__gettid())
+    if (!weft__owned_is_mine(r))
         return -EPERM;
-    *saved = *count;
-    *count = 0;
-    return weft__owned_release_slow(word, count);
+    *saved = r->count;
+    r->count = 0;
+    return weft__owned_release_slow(r);
 }
 
-static inline void weft__owned_acquire_restore(uint32_t *word, uint32_t *count, uint32_t saved)
+/* The result of the re-acquire (0, -EOWNERDEAD, -ENOTRECOVERABLE). */
+static inline int weft__owned_acquire_restore(weft_rlock_t *r, uint32_t saved)
 {
-    weft__owned_acquire(word, count, 0, WEFT_FOREVER);
-    *count = saved;
+    int rc = weft__owned_acquire_slow(r, 0, WEFT_FOREVER);
+    if (rc == 0)
+        r->count = saved;
+    return rc;
 }
 
-static inline int weft__owned_is_mine(uint32_t *word)
-{
-    return (atomic_load_explicit(WEFT__ATOMIC(word), memory_order_relaxed) & OWNED_TID_MASK) ==
-           (uint32_t)weft__gettid();
-}
-
-static inline int weft__owned_destroy(uint32_t *word)
-{
-    return atomic_load(WEFT__ATOMIC(word)) ? -EBUSY : 0;
-}
+int weft__owned_init(weft_rlock_t *r, unsigned flags);
+int weft__owned_destroy(weft_rlock_t *r);
+int weft__owned_consistent(weft_rlock_t *r);
 
 #endif /* WEFT_SRC_SYNC_OWNED_H */

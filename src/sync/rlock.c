@@ -7,30 +7,27 @@
 
 int weft_rlock_init(weft_rlock_t *rlock)
 {
-    if (!rlock)
-        return -EINVAL;
-    *rlock = (weft_rlock_t)WEFT_RLOCK_INIT;
-    return 0;
+    return rlock ? weft__owned_init(rlock, 0) : -EINVAL;
 }
 
 int weft_rlock_destroy(weft_rlock_t *rlock)
 {
-    return rlock ? weft__owned_destroy(&rlock->word) : -EINVAL;
+    return rlock ? weft__owned_destroy(rlock) : -EINVAL;
 }
 
 int weft_rlock_acquire(weft_rlock_t *rlock, double timeout)
 {
     if (!rlock)
         return -EINVAL;
-    return weft__owned_acquire(&rlock->word, &rlock->count, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
+    return weft__owned_acquire(rlock, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
 }
 
 int weft_rlock_release(weft_rlock_t *rlock)
 {
-    return rlock ? weft__owned_release(&rlock->word, &rlock->count) : -EINVAL;
+    return rlock ? weft__owned_release(rlock) : -EINVAL;
 }
 
 int weft_rlock_is_owned(weft_rlock_t *rlock)
 {
-    return rlock ? weft__owned_is_mine(&rlock->word) : -EINVAL;
+    return rlock ? weft__owned_is_mine(rlock) : -EINVAL;
 }
