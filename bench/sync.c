@@ -228,8 +228,8 @@ static void weft_sem_ask(long n)
 static double weft_sem_pingpong(long iters)
 {
     rounds = iters;
-    weft_sem_init(&wping, 0);
-    weft_sem_init(&wpong, 0);
+    weft_sem_init(&wping, 0, 0);
+    weft_sem_init(&wpong, 0, 0);
     return pingpong(weft_sem_responder, weft_sem_ask, NULL, iters);
 }
 
@@ -297,7 +297,7 @@ static double weft_cond_pingpong(long iters)
 {
     rounds = iters;
     turn = 0;
-    weft_cond_init(&wturn_cond, &wturn_lock);
+    weft_cond_init(&wturn_cond, &wturn_lock, 0);
     return pingpong(weft_cond_responder, weft_cond_ask, NULL, iters);
 }
 
@@ -354,7 +354,7 @@ static void weft_barrier_meet(long n)
 static double weft_barrier_2t(long iters)
 {
     rounds = iters;
-    weft_barrier_init(&wbarrier, 2, NULL, NULL, WEFT_FOREVER);
+    weft_barrier_init(&wbarrier, 2, NULL, NULL, WEFT_FOREVER, 0);
     return pingpong(weft_barrier_partner, weft_barrier_meet, NULL, iters);
 }
 

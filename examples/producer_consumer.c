@@ -65,8 +65,8 @@ static void *consumer(void *arg)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    CHECK(weft_cond_init(&not_full, &lock));
-    CHECK(weft_cond_init(&not_empty, &lock));
+    CHECK(weft_cond_init(&not_full, &lock, 0));
+    CHECK(weft_cond_init(&not_empty, &lock, 0));
     weft_thread_t *t[PRODUCERS + CONSUMERS];
     for (intptr_t i = 0; i < PRODUCERS + CONSUMERS; i++) {
         if (i < PRODUCERS)

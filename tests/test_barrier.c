@@ -45,7 +45,7 @@ static void *run_cycles(void *arg)
 static void lockstep(int cycles)
 {
     struct cycles c = {.cycles = cycles};
-    WT_EQ(weft_barrier_init(&c.barrier, N, count_action, &c, WEFT_FOREVER), 0);
+    WT_EQ(weft_barrier_init(&c.barrier, N, count_action, &c, WEFT_FOREVER, 0), 0);
     weft_thread_t *t[N];
     for (int i = 0; i < N; i++)
         t[i] = spawn(run_cycles, &c);
@@ -122,7 +122,7 @@ static void all_pass(weft_barrier_t *b)
 static void break_waiters(struct breaking *b, int (*breaker)(weft_barrier_t *))
 {
     *b = (struct breaking){.timeout = WEFT_FOREVER};
-    WT_EQ(weft_barrier_init(&b->barrier, N, NULL, NULL, WEFT_FOREVER), 0);
+    WT_EQ(weft_barrier_init(&b->barrier, N, NULL, NULL, WEFT_FOREVER, 0), 0);
     weft_thread_t *t[N - 1];
     for (int i = 0; i < N - 1; i++)
         t[i] = spawn(wait_expect_broken, b);
@@ -161,7 +161,7 @@ static int failing_action(void *arg)
 WT_CASE(failing_action_breaks_the_barrier)
 {
     struct breaking b = {.timeout = WEFT_FOREVER};
-    WT_EQ(weft_barrier_init(&b.barrier, 3, failing_action, NULL, WEFT_FOREVER), 0);
+    WT_EQ(weft_barrier_init(&b.barrier, 3, failing_action, NULL, WEFT_FOREVER, 0), 0);
     weft_thread_t *t[2];
     for (int i = 0; i < 2; i++)
         t[i] = spawn(wait_expect_broken, &b);
@@ -175,7 +175,7 @@ WT_CASE(failing_action_breaks_the_barrier)
 WT_CASE(timeouts_break_the_barrier_for_everyone)
 {
     struct breaking b = {.timeout = 0.05};
-    WT_EQ(weft_barrier_init(&b.barrier, N, NULL, NULL, WEFT_FOREVER), 0);
+    WT_EQ(weft_barrier_init(&b.barrier, N, NULL, NULL, WEFT_FOREVER, 0), 0);
     weft_thread_t *t[N - 1];
     double t0 = wt_now();
     for (int i = 0; i < N - 1; i++)
@@ -188,7 +188,7 @@ WT_CASE(timeouts_break_the_barrier_for_everyone)
 
     /* The default timeout applies when the call asks for it. */
     weft_barrier_t two;
-    WT_EQ(weft_barrier_init(&two, 2, NULL, NULL, 0.05), 0);
+    WT_EQ(weft_barrier_init(&two, 2, NULL, NULL, 0.05, 0), 0);
     t0 = wt_now();
     WT_EQ(weft_barrier_wait(&two, WEFT_BARRIER_DEFAULT), WEFT_EBROKEN);
     WT_CHECK(wt_now() - t0 >= 0.05);
@@ -198,7 +198,7 @@ WT_CASE(timeouts_break_the_barrier_for_everyone)
 WT_CASE(barrier_of_one_never_waits)
 {
     weft_barrier_t one;
-    WT_EQ(weft_barrier_init(&one, 1, NULL, NULL, WEFT_FOREVER), 0);
+    WT_EQ(weft_barrier_init(&one, 1, NULL, NULL, WEFT_FOREVER, 0), 0);
     for (int i = 0; i < 3; i++)
         WT_EQ(weft_barrier_wait(&one, WEFT_FOREVER), 0);
 }
@@ -278,7 +278,7 @@ WT_CASE(waitgroup_waits_for_all_work)
 WT_CASE(waitgroup_counter_never_negative_and_timeouts)
 {
     weft_waitgroup_t wg;
-    WT_EQ(weft_waitgroup_init(&wg), 0);
+    WT_EQ(weft_waitgroup_init(&wg, 0), 0);
     WT_EQ(weft_waitgroup_done(&wg), -EINVAL);
     WT_EQ(weft_waitgroup_add(&wg, 2), 0);
     WT_EQ(weft_waitgroup_add(&wg, -3), -EINVAL);
@@ -295,10 +295,10 @@ WT_CASE(waitgroup_counter_never_negative_and_timeouts)
 WT_CASE(bad_input_matrix)
 {
     weft_barrier_t b;
-    WT_EQ(weft_barrier_init(NULL, 2, NULL, NULL, 1), -EINVAL);
-    WT_EQ(weft_barrier_init(&b, 0, NULL, NULL, 1), -EINVAL);
-    WT_EQ(weft_barrier_init(&b, 2, NULL, NULL, NAN), -EINVAL);
-    WT_EQ(weft_barrier_init(&b, 2, NULL, NULL, 1), 0);
+    WT_EQ(weft_barrier_init(NULL, 2, NULL, NULL, 1, 0), -EINVAL);
+    WT_EQ(weft_barrier_init(&b, 0, NULL, NULL, 1, 0), -EINVAL);
+    WT_EQ(weft_barrier_init(&b, 2, NULL, NULL, NAN, 0), -EINVAL);
+    WT_EQ(weft_barrier_init(&b, 2, NULL, NULL, 1, 0), 0);
     WT_EQ(weft_barrier_wait(NULL, 1), -EINVAL);
     WT_EQ(weft_barrier_wait(&b, NAN), -EINVAL);
     WT_EQ(weft_barrier_abort(NULL), -EINVAL);
@@ -309,7 +309,7 @@ WT_CASE(bad_input_matrix)
     WT_EQ(weft_barrier_destroy(NULL), -EINVAL);
     WT_EQ(weft_barrier_destroy(&b), 0);
     weft_waitgroup_t wg = WEFT_WAITGROUP_INIT;
-    WT_EQ(weft_waitgroup_init(NULL), -EINVAL);
+    WT_EQ(weft_waitgroup_init(NULL, 0), -EINVAL);
     WT_EQ(weft_waitgroup_add(NULL, 1), -EINVAL);
     WT_EQ(weft_waitgroup_done(NULL), -EINVAL);
     WT_EQ(weft_waitgroup_wait(NULL, 1), -EINVAL);

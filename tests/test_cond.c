@@ -98,11 +98,11 @@ WT_CASE(notify_wakes_exactly_n)
     notify_counts(&own);
     weft_lock_t lock = WEFT_LOCK_INIT;
     weft_cond_t over_lock;
-    WT_EQ(weft_cond_init(&over_lock, &lock), 0);
+    WT_EQ(weft_cond_init(&over_lock, &lock, 0), 0);
     notify_counts(&over_lock);
     weft_rlock_t rlock = WEFT_RLOCK_INIT;
     weft_cond_t over_rlock;
-    WT_EQ(weft_cond_init_rlock(&over_rlock, &rlock), 0);
+    WT_EQ(weft_cond_init_rlock(&over_rlock, &rlock, 0), 0);
     notify_counts(&over_rlock);
 }
 
@@ -160,7 +160,7 @@ static void *wait_holding_three(void *arg)
 WT_CASE(rlock_is_released_completely_during_wait)
 {
     struct rlock_wait r = {.rlock = WEFT_RLOCK_INIT};
-    WT_EQ(weft_cond_init_rlock(&r.cond, &r.rlock), 0);
+    WT_EQ(weft_cond_init_rlock(&r.cond, &r.rlock, 0), 0);
     weft_thread_t *t = spawn(wait_holding_three, &r);
     await_waiters(&r.cond, 1);
     /* Held three times by the waiter, yet free for us while it waits. */
@@ -250,7 +250,7 @@ static void *play(void *arg)
 WT_STRESS(cond_handoffs_lose_no_wakeup)
 {
     struct turns t = {.lock = WEFT_LOCK_INIT, .rounds = wt_sanitizer() ? 50000 : 500000};
-    WT_EQ(weft_cond_init(&t.cond, &t.lock), 0);
+    WT_EQ(weft_cond_init(&t.cond, &t.lock, 0), 0);
     struct player a = {&t, 0}, b = {&t, 1};
     weft_thread_t *ta = spawn(play, &a), *tb = spawn(play, &b);
     finish(ta);
@@ -372,9 +372,9 @@ WT_CASE(bad_input_matrix)
 {
     weft_cond_t c = WEFT_COND_INIT;
     weft_event_t ev = WEFT_EVENT_INIT;
-    WT_EQ(weft_cond_init(NULL, NULL), -EINVAL);
-    WT_EQ(weft_cond_init_rlock(&c, NULL), -EINVAL);
-    WT_EQ(weft_cond_init_rlock(NULL, &c.own), -EINVAL);
+    WT_EQ(weft_cond_init(NULL, NULL, 0), -EINVAL);
+    WT_EQ(weft_cond_init_rlock(&c, NULL, 0), -EINVAL);
+    WT_EQ(weft_cond_init_rlock(NULL, &c.own, 0), -EINVAL);
     WT_EQ(weft_cond_destroy(NULL), -EINVAL);
     WT_EQ(weft_cond_acquire(NULL, 1), -EINVAL);
     WT_EQ(weft_cond_release(NULL), -EINVAL);
@@ -387,7 +387,7 @@ WT_CASE(bad_input_matrix)
     WT_EQ(weft_cond_acquire(&c, WEFT_FOREVER), 0);
     WT_EQ(weft_cond_notify(&c, -1), -EINVAL);
     WT_EQ(weft_cond_release(&c), 0);
-    WT_EQ(weft_event_init(NULL), -EINVAL);
+    WT_EQ(weft_event_init(NULL, 0), -EINVAL);
     WT_EQ(weft_event_destroy(NULL), -EINVAL);
     WT_EQ(weft_event_set(NULL), -EINVAL);
     WT_EQ(weft_event_clear(NULL), -EINVAL);

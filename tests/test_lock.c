@@ -51,7 +51,7 @@ static int give(struct any_lock *a)
 static struct any_lock make(enum kind kind, uint32_t spin)
 {
     struct any_lock a = {kind, WEFT_LOCK_INIT, WEFT_RLOCK_INIT, WEFT_CRITSEC_INIT};
-    weft_critsec_init(&a.cs, spin);
+    weft_critsec_init(&a.cs, spin, 0);
     return a;
 }
 
@@ -236,7 +236,7 @@ WT_CASE(lock_basics)
     WT_EQ(weft_lock_acquire(&lock, 0), 0);
     WT_EQ(weft_lock_release(&lock), 0);
     WT_EQ(weft_lock_destroy(&lock), 0);
-    WT_EQ(weft_lock_init(&lock), 0);
+    WT_EQ(weft_lock_init(&lock, 0), 0);
     WT_EQ(weft_lock_acquire(&lock, 5.0), 0); /* free: at once, whatever the timeout */
     WT_EQ(weft_lock_release(&lock), 0);
     WT_EQ(sizeof(weft_lock_t), 4);
@@ -403,7 +403,7 @@ WT_CASE(reentry_count_overflow_is_reported)
 WT_CASE(critsec_enter_try_leave_and_spin)
 {
     weft_critsec_t cs;
-    WT_EQ(weft_critsec_init(&cs, 50), 0);
+    WT_EQ(weft_critsec_init(&cs, 50, 0), 0);
     WT_EQ(weft_critsec_set_spin(&cs, 4000), 50);
     WT_EQ(weft_critsec_set_spin(&cs, 0), 4000);
     WT_EQ(weft_critsec_try_enter(&cs), 0);
@@ -507,19 +507,19 @@ WT_CASE(bad_input_matrix)
     weft_lock_t l = WEFT_LOCK_INIT;
     weft_rlock_t r = WEFT_RLOCK_INIT;
     weft_critsec_t cs = WEFT_CRITSEC_INIT;
-    WT_EQ(weft_lock_init(NULL), -EINVAL);
+    WT_EQ(weft_lock_init(NULL, 0), -EINVAL);
     WT_EQ(weft_lock_destroy(NULL), -EINVAL);
     WT_EQ(weft_lock_acquire(NULL, 1), -EINVAL);
     WT_EQ(weft_lock_acquire(&l, NAN), -EINVAL);
     WT_EQ(weft_lock_release(NULL), -EINVAL);
     WT_EQ(weft_lock_locked(NULL), -EINVAL);
-    WT_EQ(weft_rlock_init(NULL), -EINVAL);
+    WT_EQ(weft_rlock_init(NULL, 0), -EINVAL);
     WT_EQ(weft_rlock_destroy(NULL), -EINVAL);
     WT_EQ(weft_rlock_acquire(NULL, 1), -EINVAL);
     WT_EQ(weft_rlock_acquire(&r, NAN), -EINVAL);
     WT_EQ(weft_rlock_release(NULL), -EINVAL);
     WT_EQ(weft_rlock_is_owned(NULL), -EINVAL);
-    WT_EQ(weft_critsec_init(NULL, 1), -EINVAL);
+    WT_EQ(weft_critsec_init(NULL, 1, 0), -EINVAL);
     WT_EQ(weft_critsec_destroy(NULL), -EINVAL);
     WT_EQ(weft_critsec_enter(NULL), -EINVAL);
     WT_EQ(weft_critsec_try_enter(NULL), -EINVAL);

@@ -14,8 +14,8 @@
 WT_CASE(counting_and_try)
 {
     weft_sem_t s;
-    WT_EQ(weft_sem_init(&s, -1), -EINVAL);
-    WT_EQ(weft_sem_init(&s, 2), 0);
+    WT_EQ(weft_sem_init(&s, -1, 0), -EINVAL);
+    WT_EQ(weft_sem_init(&s, 2, 0), 0);
     WT_EQ(weft_sem_acquire(&s, 0), 0);
     WT_EQ(weft_sem_acquire(&s, 0), 0);
     WT_EQ(weft_sem_acquire(&s, 0), -EAGAIN);
@@ -88,7 +88,7 @@ WT_CASE(release_n_wakes_exactly_n)
 WT_CASE(bounded_refuses_over_release)
 {
     weft_sem_t b;
-    WT_EQ(weft_sem_init_bounded(&b, 2), 0);
+    WT_EQ(weft_sem_init_bounded(&b, 2, 0), 0);
     WT_EQ(weft_sem_release(&b, 1), -EOVERFLOW);
     WT_EQ(weft_sem_acquire(&b, 0), 0);
     WT_EQ(weft_sem_release(&b, 2), -EOVERFLOW); /* one over */
@@ -179,9 +179,9 @@ WT_STRESS(semaphore_bounds_concurrency)
 WT_CASE(bad_input_matrix)
 {
     weft_sem_t s = WEFT_SEM_INIT(1);
-    WT_EQ(weft_sem_init(NULL, 1), -EINVAL);
-    WT_EQ(weft_sem_init_bounded(NULL, 1), -EINVAL);
-    WT_EQ(weft_sem_init_bounded(&s, -5), -EINVAL);
+    WT_EQ(weft_sem_init(NULL, 1, 0), -EINVAL);
+    WT_EQ(weft_sem_init_bounded(NULL, 1, 0), -EINVAL);
+    WT_EQ(weft_sem_init_bounded(&s, -5, 0), -EINVAL);
     WT_EQ(weft_sem_destroy(NULL), -EINVAL);
     WT_EQ(weft_sem_acquire(NULL, 1), -EINVAL);
     WT_EQ(weft_sem_acquire(&s, NAN), -EINVAL);

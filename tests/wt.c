@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -114,7 +115,7 @@ void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds)
 }
 
 struct futex_sleep {
-    long tid;
+    long pid, tid;
     const void *addr;
 };
 
@@ -122,7 +123,10 @@ static bool in_futex_sleep(void *arg)
 {
     struct futex_sleep *s = arg;
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", s->tid);
+    if (s->pid)
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/syscall", s->pid, s->tid);
+    else
+        snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", s->tid);
     FILE *f = fopen(path, "r");
     if (!f)
         return false;
@@ -136,11 +140,25 @@ static bool in_futex_sleep(void *arg)
 
 void wt_await_futex_sleep(long tid, const void *addr, double seconds)
 {
-    struct futex_sleep s = {tid, addr};
+    struct futex_sleep s = {0, tid, addr};
     wt_wait_until(in_futex_sleep, &s, seconds);
 }
 
-int wt_fork(int (*fn)(void *arg), void *arg, double seconds)
+void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds)
+{
+    struct futex_sleep s = {pid, pid, addr};
+    wt_wait_until(in_futex_sleep, &s, seconds);
+}
+
+void *wt_shared_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        wt_fail(__FILE__, __LINE__, "mmap", strerror(errno));
+    return p;
+}
+
+pid_t wt_spawn(int (*fn)(void *arg), void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -148,6 +166,16 @@ int wt_fork(int (*fn)(void *arg), void *arg, double seconds)
         wt_fail(__FILE__, __LINE__, "fork", strerror(errno));
     if (pid == 0)
         exit(fn(arg));
+    return pid;
+}
+
+int wt_fork(int (*fn)(void *arg), void *arg, double seconds)
+{
+    return wt_reap(wt_spawn(fn, arg), seconds);
+}
+
+int wt_reap(pid_t pid, double seconds)
+{
     double end = wt_now() + seconds;
     int status;
     while (waitpid(pid, &status, WNOHANG) == 0) {

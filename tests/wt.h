@@ -18,7 +18,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef void (*wt_fn)(void);
 void wt_register(const char *name, wt_fn fn);
@@ -87,5 +89,14 @@ void wt_await_futex_sleep(long tid, const void *addr, double seconds);
 /* Fork, run fn(arg) in the child, and return the child's wait status; the
  * child exits with fn's return value. Fails the case after `seconds`. */
 int wt_fork(int (*fn)(void *arg), void *arg, double seconds);
+/* The two halves of wt_fork: start the child (it exits with fn's value),
+ * and wait for it; a child still running after `seconds` is killed and the
+ * case fails. */
+pid_t wt_spawn(int (*fn)(void *arg), void *arg);
+int wt_reap(pid_t pid, double seconds);
+/* wt_await_futex_sleep for the main thread of child process `pid`. */
+void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds);
+/* Zeroed memory shared with children forked after the call. */
+void *wt_shared_map(size_t size);
 
 #endif /* WT_H */

@@ -34,15 +34,34 @@
 extern "C" {
 #endif
 
-/* Flags for the _init functions: WEFT_SHARED makes the primitive work in
- * memory shared between processes (see "Between processes" below). */
+/*
+ * Between processes. Every _init takes flags; WEFT_SHARED makes the primitive
+ * work in memory shared between processes (MAP_SHARED, shm_open, memfd):
+ * its sleepers use process-shared futexes, and nothing in it points into one
+ * process's memory (a Condition refers to its lock by offset, so the two
+ * must live in the same mapping). Without the flag a primitive is private to
+ * the process, which makes sleeping and waking cheaper. A zero-filled
+ * primitive is the private one, as are the static initialisers.
+ *
+ * Shared Lock, RLock and critical section are robust: if the thread holding
+ * one dies (its process is killed, or it exits), a thread waiting for the lock
+ * notices within 50 ms (at the end of any timed wait, at the latest) and takes
+ * it with the result -EOWNERDEAD instead of 0. It holds the lock then, and
+ * the data the lock protects may be half-updated: repair it and call
+ * weft_*_consistent(), or release the lock as it is, which makes it
+ * unrecoverable: every later acquire returns -ENOTRECOVERABLE. Owners are
+ * named by kernel thread id, so the processes must share a pid namespace, and
+ * a try (timeout 0) does not check the owner. In WEFT_WITH a lock that comes
+ * back -EOWNERDEAD is released at once (unrecoverable) and the block skipped.
+ */
 #define WEFT_SHARED 1u
 
 /*
  * Lock (threading.Lock): 4 bytes. Any thread may release it, as in Python;
- * releasing a lock that is not held is -EPERM. The word is 0 when free, 1
- * when held, and counts the threads asleep on it above that (2k + 1: held,
- * k sleepers).
+ * releasing a lock that is not held is -EPERM. The private word holds a held
+ * bit and counts the threads asleep on it; the shared form stays 4 bytes and
+ * holds the owner's thread id instead (for robustness), with a mark bit
+ * that tells the layouts apart.
  */
 typedef struct weft_lock {
     uint32_t word;
@@ -53,15 +72,21 @@ typedef struct weft_lock {
         0              \
     }
 
-WEFT_API int weft_lock_init(weft_lock_t *lock);
+/* flags: 0 or WEFT_SHARED. */
+WEFT_API int weft_lock_init(weft_lock_t *lock, unsigned flags);
 /* -EBUSY if the lock is held. */
 WEFT_API int weft_lock_destroy(weft_lock_t *lock);
-/* Errors: -EINVAL, -EAGAIN (timeout 0 and held), -ETIMEDOUT. */
+/* Errors: -EINVAL, -EAGAIN (timeout 0 and held), -ETIMEDOUT; shared only:
+ * -EOWNERDEAD (acquired), -ENOTRECOVERABLE. */
 WEFT_API int weft_lock_acquire(weft_lock_t *lock, double timeout);
 /* Errors: -EINVAL, -EPERM (not held). */
 WEFT_API int weft_lock_release(weft_lock_t *lock);
 /* 1 if held, 0 if free, -EINVAL for NULL. */
 WEFT_API int weft_lock_locked(weft_lock_t *lock);
+/* After -EOWNERDEAD: the state is repaired, the lock usable again. Errors:
+ * -EINVAL (not a shared lock recovered from a dead owner), -EPERM (the
+ * caller is not the thread that recovered it). */
+WEFT_API int weft_lock_consistent(weft_lock_t *lock);
 
 /*
  * RLock (threading.RLock): the owner may acquire it again; it is free once
@@ -80,15 +105,18 @@ typedef struct weft_rlock {
         0, 0, 0, 0      \
     }
 
-WEFT_API int weft_rlock_init(weft_rlock_t *rlock);
+WEFT_API int weft_rlock_init(weft_rlock_t *rlock, unsigned flags);
 /* -EBUSY if the lock is held. */
 WEFT_API int weft_rlock_destroy(weft_rlock_t *rlock);
-/* Errors: -EINVAL, -EAGAIN, -ETIMEDOUT, -EOVERFLOW (held 2^32-1 times). */
+/* Errors: -EINVAL, -EAGAIN, -ETIMEDOUT, -EOVERFLOW (held 2^32-1 times);
+ * shared only: -EOWNERDEAD (acquired once), -ENOTRECOVERABLE. */
 WEFT_API int weft_rlock_acquire(weft_rlock_t *rlock, double timeout);
 /* Errors: -EINVAL, -EPERM (the caller does not own it). */
 WEFT_API int weft_rlock_release(weft_rlock_t *rlock);
 /* 1 if the calling thread owns it (Python's _is_owned), else 0; -EINVAL. */
 WEFT_API int weft_rlock_is_owned(weft_rlock_t *rlock);
+/* As weft_lock_consistent. */
+WEFT_API int weft_rlock_consistent(weft_rlock_t *rlock);
 
 /*
  * Critical section: a recursive, owner-checked lock with a spin count, after
@@ -108,9 +136,9 @@ typedef struct weft_critsec {
     }
 
 /* spin: how many times a thread polls a held section before it sleeps. */
-WEFT_API int weft_critsec_init(weft_critsec_t *cs, uint32_t spin);
+WEFT_API int weft_critsec_init(weft_critsec_t *cs, uint32_t spin, unsigned flags);
 WEFT_API int weft_critsec_destroy(weft_critsec_t *cs);
-/* Errors: -EINVAL, -EOVERFLOW. */
+/* Errors: -EINVAL, -EOVERFLOW; shared only: -EOWNERDEAD, -ENOTRECOVERABLE. */
 WEFT_API int weft_critsec_enter(weft_critsec_t *cs);
 /* Errors: -EINVAL, -EAGAIN (owned by another thread), -EOVERFLOW. */
 WEFT_API int weft_critsec_try_enter(weft_critsec_t *cs);
@@ -118,6 +146,8 @@ WEFT_API int weft_critsec_try_enter(weft_critsec_t *cs);
 WEFT_API int weft_critsec_leave(weft_critsec_t *cs);
 /* Change the spin count; returns the previous one, or -EINVAL. */
 WEFT_API long weft_critsec_set_spin(weft_critsec_t *cs, uint32_t spin);
+/* As weft_lock_consistent. */
+WEFT_API int weft_critsec_consistent(weft_critsec_t *cs);
 
 /*
  * Condition (threading.Condition), bound to a lock when initialised: a
@@ -145,9 +175,10 @@ typedef struct weft_cond {
         0, 0, 0, 0, 0, 0, 0, 0, WEFT_RLOCK_INIT \
     }
 
-/* Bind to `lock`, or to an RLock of its own when lock is NULL. */
-WEFT_API int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock);
-WEFT_API int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock);
+/* Bind to `lock`, or to an RLock of its own when lock is NULL. With
+ * WEFT_SHARED the lock must be shared too, else -EINVAL. */
+WEFT_API int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock, unsigned flags);
+WEFT_API int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock, unsigned flags);
 /* -EBUSY while threads wait on it. */
 WEFT_API int weft_cond_destroy(weft_cond_t *cond);
 /* Acquire and release the bound lock (Python's cond.acquire/release). */
@@ -155,7 +186,9 @@ WEFT_API int weft_cond_acquire(weft_cond_t *cond, double timeout);
 WEFT_API int weft_cond_release(weft_cond_t *cond);
 /* Release the lock, wait for a notify, re-acquire the lock. Returns 0 when
  * notified, -ETIMEDOUT (or -EAGAIN for timeout 0) otherwise; the lock is held
- * again either way. Errors: -EINVAL, -EPERM (lock not held). */
+ * again either way. Errors: -EINVAL, -EPERM (lock not held); with a shared
+ * lock, what re-acquiring it reported: -EOWNERDEAD (held) or
+ * -ENOTRECOVERABLE (not held). */
 WEFT_API int weft_cond_wait(weft_cond_t *cond, double timeout);
 /* Python's wait_for: wait until pred(arg) is true, checking it first and
  * after every wake-up, within one overall deadline. 0 when it holds,
@@ -177,7 +210,7 @@ typedef struct weft_sem {
     uint32_t value;
     uint32_t waiters; /* internal */
     uint32_t max;     /* UINT32_MAX: unbounded */
-    uint32_t flags;   /* reserved (process sharing); always 0 now */
+    uint32_t flags;   /* internal: as given to init */
 } weft_sem_t;
 
 #define WEFT_SEM_INIT(value)      \
@@ -190,8 +223,8 @@ typedef struct weft_sem {
     }
 
 /* value >= 0, else -EINVAL (Python's ValueError). */
-WEFT_API int weft_sem_init(weft_sem_t *sem, int value);
-WEFT_API int weft_sem_init_bounded(weft_sem_t *sem, int value);
+WEFT_API int weft_sem_init(weft_sem_t *sem, int value, unsigned flags);
+WEFT_API int weft_sem_init_bounded(weft_sem_t *sem, int value, unsigned flags);
 /* -EBUSY while threads wait on it. */
 WEFT_API int weft_sem_destroy(weft_sem_t *sem);
 /* Errors: -EINVAL, -EAGAIN (timeout 0 and value 0), -ETIMEDOUT. */
@@ -209,7 +242,7 @@ WEFT_API long weft_sem_value(weft_sem_t *sem);
  */
 typedef struct weft_event {
     uint32_t word;  /* internal: flag, waiters bit, generation */
-    uint32_t flags; /* reserved (process sharing); always 0 now */
+    uint32_t flags; /* internal: as given to init */
 } weft_event_t;
 
 #define WEFT_EVENT_INIT \
@@ -217,7 +250,7 @@ typedef struct weft_event {
         0, 0            \
     }
 
-WEFT_API int weft_event_init(weft_event_t *event);
+WEFT_API int weft_event_init(weft_event_t *event, unsigned flags);
 WEFT_API int weft_event_destroy(weft_event_t *event);
 WEFT_API int weft_event_set(weft_event_t *event);
 WEFT_API int weft_event_clear(weft_event_t *event);
@@ -251,9 +284,12 @@ typedef struct weft_barrier {
 #define WEFT_BARRIER_DEFAULT (-2.0)
 
 /* parties >= 1 (else -EINVAL); action may be NULL; timeout: the default
- * for waits, negative for none. */
+ * for waits, negative for none. Shared between processes, the action must
+ * be valid in all of them (processes forked from one parent), and a party
+ * that dies while waiting holds the others until their timeout: give the
+ * barrier a default timeout. */
 WEFT_API int weft_barrier_init(weft_barrier_t *barrier, unsigned parties, int (*action)(void *arg),
-                               void *arg, double timeout);
+                               void *arg, double timeout, unsigned flags);
 /* -EBUSY while threads wait on it. */
 WEFT_API int weft_barrier_destroy(weft_barrier_t *barrier);
 /* The arrival index, or WEFT_EBROKEN, -EINVAL. */
@@ -273,13 +309,16 @@ WEFT_API int weft_barrier_broken(weft_barrier_t *barrier);
  */
 typedef struct weft_once {
     uint32_t state; /* internal */
+    uint32_t flags; /* internal: as given to init */
 } weft_once_t;
 
 #define WEFT_ONCE_INIT \
     {                  \
-        0              \
+        0, 0           \
     }
 
+/* For a Once in shared memory (the static initialiser is private). */
+WEFT_API int weft_once_init(weft_once_t *once, unsigned flags);
 WEFT_API int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg);
 
 /*
@@ -291,14 +330,15 @@ WEFT_API int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
 typedef struct weft_waitgroup {
     uint32_t count;   /* internal */
     uint32_t waiters; /* internal */
+    uint32_t flags;   /* internal: as given to init */
 } weft_waitgroup_t;
 
 #define WEFT_WAITGROUP_INIT \
     {                       \
-        0, 0                \
+        0, 0, 0             \
     }
 
-WEFT_API int weft_waitgroup_init(weft_waitgroup_t *wg);
+WEFT_API int weft_waitgroup_init(weft_waitgroup_t *wg, unsigned flags);
 /* Errors: -EINVAL (below 0), -EOVERFLOW (above INT32_MAX). */
 WEFT_API int weft_waitgroup_add(weft_waitgroup_t *wg, int n);
 WEFT_API int weft_waitgroup_done(weft_waitgroup_t *wg);
@@ -311,7 +351,8 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout);
  * break, continue, return and goto (a gcc/clang cleanup handler does it).
  * Works for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t (its
  * lock) and weft_sem_t (one unit). If the lock cannot be acquired at all (a
- * NULL pointer), the block is skipped.
+ * NULL pointer, an unrecoverable shared lock), the block is skipped; a
+ * shared lock whose owner died is released unrepaired (see above).
  *
  * One difference from Python: the macro is a one-pass loop, so `break` and
  * `continue` inside the block leave the block (releasing the lock), not a
@@ -341,7 +382,10 @@ static inline void weft__guard_release(struct weft__guard *g)
     static inline struct weft__guard weft__guard_##name(type *obj) \
     {                                                              \
         struct weft__guard g = {obj, weft__give_##name, 1};        \
-        if (take < 0)                                              \
+        int rc = take;                                             \
+        if (rc == -EOWNERDEAD)                                     \
+            give(obj);                                             \
+        if (rc < 0)                                                \
             g.obj = NULL;                                          \
         return g;                                                  \
     }

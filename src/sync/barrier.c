@@ -20,26 +20,25 @@
 enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
 
 int weft_barrier_init(weft_barrier_t *b, unsigned parties, int (*action)(void *arg), void *arg,
-                      double timeout)
+                      double timeout, unsigned flags)
 {
-    if (!b || parties == 0 || parties > INT32_MAX || isnan(timeout))
+    if (!b || parties == 0 || parties > INT32_MAX || isnan(timeout) || (flags & ~WEFT_SHARED))
         return -EINVAL;
-    *b = (weft_barrier_t){.lock = WEFT_LOCK_INIT,
-                          .parties = parties,
-                          .timeout = timeout,
-                          .action = action,
-                          .arg = arg};
-    return weft_cond_init(&b->cond, &b->lock);
+    *b = (weft_barrier_t){.parties = parties, .timeout = timeout, .action = action, .arg = arg};
+    weft_lock_init(&b->lock, flags);
+    return weft_cond_init(&b->cond, &b->lock, flags);
 }
+
+static bool lock_barrier(weft_barrier_t *b);
 
 int weft_barrier_destroy(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    int busy = 0;
-    WEFT_WITH (&b->lock) {
-        busy = b->count > 0;
-    }
+    if (!lock_barrier(b))
+        return 0;
+    int busy = b->count > 0;
+    weft_lock_release(&b->lock);
     return busy ? -EBUSY : 0;
 }
 
@@ -71,9 +70,30 @@ static int trip(weft_barrier_t *b)
     return 0;
 }
 
+/* A wait that came back with the lock taken from a holder that died (a
+ * shared barrier whose process was killed): the state may be half-updated,
+ * so the barrier breaks, for good if the dead one was inside wait(). */
+static int recover(weft_barrier_t *b, int rc)
+{
+    if (rc != -EOWNERDEAD)
+        return rc;
+    weft_lock_consistent(&b->lock);
+    set_state(b, BROKEN);
+    return WEFT_EBROKEN;
+}
+
+/* Take the lock; false if it is unrecoverable (never by weft's own doing,
+ * since recover() always repairs it). */
+static bool lock_barrier(weft_barrier_t *b)
+{
+    int rc = weft_lock_acquire(&b->lock, WEFT_FOREVER);
+    recover(b, rc);
+    return rc == 0 || rc == -EOWNERDEAD;
+}
+
 static int wait_release(weft_barrier_t *b, double timeout)
 {
-    if (weft_cond_wait_for(&b->cond, released, b, timeout) < 0) {
+    if (recover(b, weft_cond_wait_for(&b->cond, released, b, timeout)) < 0) {
         set_state(b, BROKEN);
         return WEFT_EBROKEN;
     }
@@ -86,29 +106,28 @@ int weft_barrier_wait(weft_barrier_t *b, double timeout)
         return -EINVAL;
     if (timeout == WEFT_BARRIER_DEFAULT)
         timeout = b->timeout;
-    int rc = 0;
-    WEFT_WITH (&b->lock) {
-        weft_cond_wait_for(&b->cond, settled, b, WEFT_FOREVER);
-        if (b->state < 0) {
-            rc = WEFT_EBROKEN;
-            break;
-        }
-        uint32_t index = b->count++;
-        rc = index + 1 == b->parties ? trip(b) : wait_release(b, timeout);
-        if (rc == 0)
-            rc = (int)index;
-        if (--b->count == 0 && (b->state == DRAINING || b->state == RESETTING))
-            set_state(b, FILLING);
+    if (!lock_barrier(b))
+        return WEFT_EBROKEN;
+    recover(b, weft_cond_wait_for(&b->cond, settled, b, WEFT_FOREVER));
+    if (b->state < 0) {
+        weft_lock_release(&b->lock);
+        return WEFT_EBROKEN;
     }
-    return rc;
+    uint32_t index = b->count++;
+    int rc = index + 1 == b->parties ? trip(b) : wait_release(b, timeout);
+    if (--b->count == 0 && (b->state == DRAINING || b->state == RESETTING))
+        set_state(b, FILLING);
+    weft_lock_release(&b->lock);
+    return rc == 0 ? (int)index : rc;
 }
 
 int weft_barrier_abort(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    WEFT_WITH (&b->lock) {
+    if (lock_barrier(b)) {
         set_state(b, BROKEN);
+        weft_lock_release(&b->lock);
     }
     return 0;
 }
@@ -117,13 +136,14 @@ int weft_barrier_reset(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    WEFT_WITH (&b->lock) {
-        /* With threads inside, they leave broken and the last one out makes
-         * the barrier FILLING again; without, it is FILLING at once. */
-        set_state(b, b->count > 0 && (b->state == FILLING || b->state == BROKEN) ? RESETTING
-                     : b->count > 0                                              ? b->state
-                                                                                 : FILLING);
-    }
+    if (!lock_barrier(b))
+        return WEFT_EBROKEN;
+    /* With threads inside, they leave broken and the last one out makes the
+     * barrier FILLING again; without, it is FILLING at once. */
+    set_state(b, b->count > 0 && (b->state == FILLING || b->state == BROKEN) ? RESETTING
+                 : b->count > 0                                              ? b->state
+                                                                             : FILLING);
+    weft_lock_release(&b->lock);
     return 0;
 }
 
@@ -136,10 +156,10 @@ int weft_barrier_n_waiting(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    int n = 0;
-    WEFT_WITH (&b->lock) {
-        n = b->state == FILLING ? (int)b->count : 0;
-    }
+    if (!lock_barrier(b))
+        return 0;
+    int n = b->state == FILLING ? (int)b->count : 0;
+    weft_lock_release(&b->lock);
     return n;
 }
 
@@ -147,9 +167,9 @@ int weft_barrier_broken(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    int broken = 0;
-    WEFT_WITH (&b->lock) {
-        broken = b->state == BROKEN;
-    }
+    if (!lock_barrier(b))
+        return 1;
+    int broken = b->state == BROKEN;
+    weft_lock_release(&b->lock);
     return broken;
 }

@@ -57,29 +57,49 @@
 
 #include <limits.h>
 
-enum { BOUND_OWN, BOUND_LOCK, BOUND_RLOCK };
+/* `kind`: which lock, plus KIND_SHARED for a process-shared condition. */
+enum { BOUND_OWN, BOUND_LOCK, BOUND_RLOCK, KIND_SHARED = 0x100 };
+
+static uint32_t kind(const weft_cond_t *c)
+{
+    return c->kind & ~(uint32_t)KIND_SHARED;
+}
+
+static bool shared(const weft_cond_t *c)
+{
+    return c->kind & KIND_SHARED;
+}
 
 static void *bound(weft_cond_t *c)
 {
-    return c->kind == BOUND_OWN ? (void *)&c->own : (void *)((char *)c + c->lock);
+    return kind(c) == BOUND_OWN ? (void *)&c->own : (void *)((char *)c + c->lock);
 }
 
-static int bind(weft_cond_t *c, uint32_t kind, void *lock)
+static int bind(weft_cond_t *c, uint32_t k, void *lock, unsigned flags)
 {
     *c = (weft_cond_t)WEFT_COND_INIT;
-    c->kind = kind;
-    c->lock = kind == BOUND_OWN ? 0 : (intptr_t)((char *)lock - (char *)c);
-    return 0;
+    c->kind = k | (flags & WEFT_SHARED ? KIND_SHARED : 0);
+    c->lock = k == BOUND_OWN ? 0 : (intptr_t)((char *)lock - (char *)c);
+    return k == BOUND_OWN ? weft_rlock_init(&c->own, flags) : 0;
 }
 
-int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock)
+int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock, unsigned flags)
 {
-    return cond ? bind(cond, lock ? BOUND_LOCK : BOUND_OWN, lock) : -EINVAL;
+    if (!cond || (flags & ~WEFT_SHARED))
+        return -EINVAL;
+    /* A shared condition needs a shared lock, and a shared lock (which has
+     * the owner mark in its word, even when free) a shared condition. */
+    if (lock && !(atomic_load(WEFT__ATOMIC(&lock->word)) & OWNER_MARK) != !(flags & WEFT_SHARED))
+        return -EINVAL;
+    return bind(cond, lock ? BOUND_LOCK : BOUND_OWN, lock, flags);
 }
 
-int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock)
+int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock, unsigned flags)
 {
-    return cond && rlock ? bind(cond, BOUND_RLOCK, rlock) : -EINVAL;
+    if (!cond || !rlock || (flags & ~WEFT_SHARED) ||
+        (rlock->flags & WEFT_SHARED) != (flags & WEFT_SHARED))
+        return -EINVAL;
+    return bind(cond, BOUND_RLOCK, rlock, flags);
 }
 
 int weft_cond_destroy(weft_cond_t *cond)
@@ -95,7 +115,7 @@ int weft_cond_acquire(weft_cond_t *cond, double timeout)
 {
     if (!cond)
         return -EINVAL;
-    return cond->kind == BOUND_LOCK ? weft_lock_acquire(bound(cond), timeout)
+    return kind(cond) == BOUND_LOCK ? weft_lock_acquire(bound(cond), timeout)
                                     : weft_rlock_acquire(bound(cond), timeout);
 }
 
@@ -103,7 +123,7 @@ int weft_cond_release(weft_cond_t *cond)
 {
     if (!cond)
         return -EINVAL;
-    return cond->kind == BOUND_LOCK ? weft_lock_release(bound(cond))
+    return kind(cond) == BOUND_LOCK ? weft_lock_release(bound(cond))
                                     : weft_rlock_release(bound(cond));
 }
 
@@ -111,27 +131,25 @@ int weft_cond_release(weft_cond_t *cond)
  * plain Lock has no owner, so only "nobody holds it" is detectable. */
 static bool held(weft_cond_t *c)
 {
-    if (c->kind == BOUND_LOCK)
+    if (kind(c) == BOUND_LOCK)
         return weft_lock_locked(bound(c)) == 1;
     return weft__owned_is_mine(bound(c));
 }
 
 static void release_lock(weft_cond_t *c, uint32_t *saved)
 {
-    if (c->kind == BOUND_LOCK) {
+    if (kind(c) == BOUND_LOCK)
         weft_lock_release(bound(c));
-    } else {
+    else
         weft__owned_release_save(bound(c), saved);
-    }
 }
 
-static void reacquire_lock(weft_cond_t *c, uint32_t saved)
+/* 0, or for a shared lock -EOWNERDEAD / -ENOTRECOVERABLE. */
+static int reacquire_lock(weft_cond_t *c, uint32_t saved)
 {
-    if (c->kind == BOUND_LOCK) {
-        weft_lock_acquire(bound(c), WEFT_FOREVER);
-    } else {
-        weft__owned_acquire_restore(bound(c), saved);
-    }
+    if (kind(c) == BOUND_LOCK)
+        return weft_lock_acquire(bound(c), WEFT_FOREVER);
+    return weft__owned_acquire_restore(bound(c), saved);
 }
 
 /* Take a granted wake-up, if the ticket is old enough to be granted one. */
@@ -172,13 +190,19 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
             continue;
         }
         atomic_fetch_add(sleepers, 1);
-        timed_out = weft__futex_wait(seq, s, deadline, false) == -ETIMEDOUT;
+        timed_out = weft__futex_wait(seq, s, deadline, shared(c)) == -ETIMEDOUT;
         atomic_fetch_sub(sleepers, 1);
     }
-    reacquire_lock(c, saved);
+    int rc = reacquire_lock(c, saved);
     if (!notified && !(notified = take_token(c, ticket)))
         atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
-    return notified ? 0 : -ETIMEDOUT;
+    return rc < 0 ? rc : notified ? 0 : -ETIMEDOUT;
+}
+
+/* The result of a wait that did not end notified. */
+static int wait_error(int rc, double timeout)
+{
+    return rc == -ETIMEDOUT ? weft__timeout_error(timeout) : rc;
 }
 
 int weft_cond_wait(weft_cond_t *cond, double timeout)
@@ -188,7 +212,7 @@ int weft_cond_wait(weft_cond_t *cond, double timeout)
         return -EINVAL;
     if (!held(cond))
         return -EPERM;
-    return wait_until(cond, deadline) == 0 ? 0 : weft__timeout_error(timeout);
+    return wait_error(wait_until(cond, deadline), timeout);
 }
 
 int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg, double timeout)
@@ -198,9 +222,13 @@ int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg, do
         return -EINVAL;
     if (!held(cond))
         return -EPERM;
-    while (!pred(arg))
-        if (wait_until(cond, deadline) < 0)
+    while (!pred(arg)) {
+        int rc = wait_until(cond, deadline);
+        if (rc == -ETIMEDOUT)
             return pred(arg) ? 0 : weft__timeout_error(timeout);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -223,7 +251,7 @@ int weft_cond_notify(weft_cond_t *cond, int n)
     atomic_fetch_add(WEFT__ATOMIC(&cond->seq), 1);
     if (atomic_load(WEFT__ATOMIC(&cond->sleepers)))
         weft__futex_wake(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted,
-                         false);
+                         shared(cond));
     return (int)granted;
 }
 

@@ -12,12 +12,12 @@
  */
 #include "sync/owned.h"
 
-int weft_critsec_init(weft_critsec_t *cs, uint32_t spin)
+int weft_critsec_init(weft_critsec_t *cs, uint32_t spin, unsigned flags)
 {
     if (!cs)
         return -EINVAL;
     cs->spin = spin;
-    return weft__owned_init(&cs->lock, 0);
+    return weft__owned_init(&cs->lock, flags);
 }
 
 int weft_critsec_destroy(weft_critsec_t *cs)
@@ -46,4 +46,9 @@ int weft_critsec_leave(weft_critsec_t *cs)
 long weft_critsec_set_spin(weft_critsec_t *cs, uint32_t spin)
 {
     return cs ? (long)__atomic_exchange_n(&cs->spin, spin, __ATOMIC_RELAXED) : -EINVAL;
+}
+
+int weft_critsec_consistent(weft_critsec_t *cs)
+{
+    return cs ? weft__owned_consistent(&cs->lock) : -EINVAL;
 }

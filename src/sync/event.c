@@ -20,11 +20,11 @@
 #define EV_WAITERS 2u
 #define EV_GEN_ONE 4u
 
-int weft_event_init(weft_event_t *event)
+int weft_event_init(weft_event_t *event, unsigned flags)
 {
-    if (!event)
+    if (!event || (flags & ~WEFT_SHARED))
         return -EINVAL;
-    *event = (weft_event_t)WEFT_EVENT_INIT;
+    *event = (weft_event_t){0, flags};
     return 0;
 }
 
@@ -45,7 +45,7 @@ int weft_event_set(weft_event_t *event)
             return 0;
     } while (!atomic_compare_exchange_weak(w, &v, ((v & ~EV_WAITERS) + EV_GEN_ONE) | EV_SET));
     if (v & EV_WAITERS)
-        weft__futex_wake(w, INT_MAX, false);
+        weft__futex_wake(w, INT_MAX, event->flags & WEFT_SHARED);
     return 0;
 }
 
@@ -75,7 +75,8 @@ int weft_event_wait(weft_event_t *event, double timeout)
             return -EAGAIN;
         if (!(v & EV_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | EV_WAITERS))
             continue;
-        if (weft__futex_wait(w, v | EV_WAITERS, deadline, false) == -ETIMEDOUT) {
+        if (weft__futex_wait(w, v | EV_WAITERS, deadline, event->flags & WEFT_SHARED) ==
+            -ETIMEDOUT) {
             v = atomic_load(w);
             if (!(v & EV_SET) && v / EV_GEN_ONE == gen)
                 return -ETIMEDOUT;

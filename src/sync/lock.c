@@ -34,8 +34,15 @@
  *
  * There is no owner, as in Python: any thread may release a held lock.
  * Releasing a free lock is reported (-EPERM) and changes nothing.
+ *
+ * The process-shared Lock must name its holder to be robust, and 4 bytes
+ * have no room for both a holder and a sleeper count: its word is an owner
+ * word (owned.h) with OWNER_MARK always set. Since sleepers are fewer than
+ * threads (under 2^22), the private count never reaches that bit, and the
+ * fast paths, which only ever see 0 and HELD, send every shared-lock call to
+ * the slow paths below, which tell the two layouts apart by the mark.
  */
-#include "sync/sync_int.h"
+#include "sync/owned.h"
 
 #include <limits.h>
 
@@ -43,19 +50,37 @@
 #define WOKEN   2u
 #define SLEEPER 4u
 
-int weft_lock_init(weft_lock_t *lock)
+int weft_lock_init(weft_lock_t *lock, unsigned flags)
 {
-    if (!lock)
+    if (!lock || (flags & ~WEFT_SHARED))
         return -EINVAL;
-    atomic_init(WEFT__ATOMIC(&lock->word), 0);
+    atomic_init(WEFT__ATOMIC(&lock->word), flags & WEFT_SHARED ? OWNER_MARK : 0);
     return 0;
+}
+
+/* The owner-word view of a shared Lock. */
+static struct weft__owner shared_owner(_Atomic uint32_t *w)
+{
+    return (struct weft__owner){w, NULL, OWNER_MARK, true};
+}
+
+static bool is_shared(uint32_t v)
+{
+    return v & OWNER_MARK;
+}
+
+/* Held, in either layout. */
+static bool is_held(uint32_t v)
+{
+    return is_shared(v) ? (v & (OWNER_TID | OWNER_NOTREC)) != 0 : (v & HELD) != 0;
 }
 
 int weft_lock_destroy(weft_lock_t *lock)
 {
     if (!lock)
         return -EINVAL;
-    return atomic_load(WEFT__ATOMIC(&lock->word)) ? -EBUSY : 0;
+    uint32_t v = atomic_load(WEFT__ATOMIC(&lock->word));
+    return (is_shared(v) ? v & OWNER_TID : v) ? -EBUSY : 0;
 }
 
 /* Set the held bit if it is clear. A sleeper taking the lock also leaves
@@ -126,6 +151,10 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 
 WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
 {
+    if (is_shared(atomic_load_explicit(w, memory_order_relaxed))) {
+        struct weft__owner o = shared_owner(w);
+        return weft__owner_lock(&o, (uint32_t)weft__gettid(), SPIN_POLLS, timeout);
+    }
     if (timeout == 0)
         return -EAGAIN;
     if (spin(w))
@@ -145,9 +174,27 @@ int weft_lock_acquire(weft_lock_t *lock, double timeout)
                  w, &expected, HELD, memory_order_acquire, memory_order_relaxed))
                  ? 0
                  : lock_slow(w, timeout);
-    if (rc == 0)
+    if (rc == 0 || rc == -EOWNERDEAD)
         WEFT__TSAN_ACQUIRE(lock);
     return rc;
+}
+
+WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
+{
+    if (is_shared(v)) {
+        if (!(v & OWNER_TID))
+            return -EPERM; /* free, or unrecoverable: nobody holds it */
+        struct weft__owner o = shared_owner(w);
+        weft__owner_unlock(&o);
+        return 0;
+    }
+    if (!(v & HELD))
+        return -EPERM;
+    v = atomic_fetch_and_explicit(w, ~HELD, memory_order_release);
+    if (!(v & HELD))
+        return -EPERM; /* another thread released it first */
+    wake_one(w, v & ~HELD);
+    return 0;
 }
 
 int weft_lock_release(weft_lock_t *lock)
@@ -156,18 +203,30 @@ int weft_lock_release(weft_lock_t *lock)
         return -EINVAL;
     _Atomic uint32_t *w = WEFT__ATOMIC(&lock->word);
     WEFT__TSAN_RELEASE(lock);
-    uint32_t old = atomic_fetch_and_explicit(w, ~HELD, memory_order_release);
-    if (WEFT__UNLIKELY(old != HELD)) {
-        if (!(old & HELD))
-            return -EPERM;
-        wake_one(w, old & ~HELD);
-    }
-    return 0;
+    uint32_t v = HELD;
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, 0, memory_order_release,
+                                                             memory_order_relaxed)))
+        return 0;
+    return unlock_slow(w, v);
 }
 
 int weft_lock_locked(weft_lock_t *lock)
 {
     if (!lock)
         return -EINVAL;
-    return (int)(atomic_load_explicit(WEFT__ATOMIC(&lock->word), memory_order_relaxed) & HELD);
+    return is_held(atomic_load_explicit(WEFT__ATOMIC(&lock->word), memory_order_relaxed));
+}
+
+int weft_lock_consistent(weft_lock_t *lock)
+{
+    if (!lock)
+        return -EINVAL;
+    _Atomic uint32_t *w = WEFT__ATOMIC(&lock->word);
+    uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+    if (!is_shared(v) || !(v & OWNER_DIED))
+        return -EINVAL;
+    if ((v & OWNER_TID) != (uint32_t)weft__gettid())
+        return -EPERM;
+    atomic_fetch_and_explicit(w, ~OWNER_DIED, memory_order_relaxed);
+    return 0;
 }

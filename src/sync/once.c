@@ -16,6 +16,14 @@
 #define ONCE_DONE    1u
 #define ONCE_WAITERS 0x80000000u
 
+int weft_once_init(weft_once_t *once, unsigned flags)
+{
+    if (!once || (flags & ~WEFT_SHARED))
+        return -EINVAL;
+    *once = (weft_once_t){0, flags};
+    return 0;
+}
+
 int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
 {
     if (!once || !fn)
@@ -28,7 +36,7 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
     if (v == 0 && atomic_compare_exchange_strong(w, &v, me)) {
         fn(arg);
         if (atomic_exchange_explicit(w, ONCE_DONE, memory_order_release) & ONCE_WAITERS)
-            weft__futex_wake(w, INT_MAX, false);
+            weft__futex_wake(w, INT_MAX, once->flags & WEFT_SHARED);
         return 0;
     }
     while (v != ONCE_DONE) {
@@ -36,7 +44,7 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
             return -EDEADLK;
         if (!(v & ONCE_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | ONCE_WAITERS))
             continue;
-        weft__futex_wait(w, v | ONCE_WAITERS, WEFT__NEVER, false);
+        weft__futex_wait(w, v | ONCE_WAITERS, WEFT__NEVER, once->flags & WEFT_SHARED);
         v = atomic_load_explicit(w, memory_order_acquire);
     }
     return 0;

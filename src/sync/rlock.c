@@ -5,9 +5,9 @@
  */
 #include "sync/owned.h"
 
-int weft_rlock_init(weft_rlock_t *rlock)
+int weft_rlock_init(weft_rlock_t *rlock, unsigned flags)
 {
-    return rlock ? weft__owned_init(rlock, 0) : -EINVAL;
+    return rlock ? weft__owned_init(rlock, flags) : -EINVAL;
 }
 
 int weft_rlock_destroy(weft_rlock_t *rlock)
@@ -30,4 +30,9 @@ int weft_rlock_release(weft_rlock_t *rlock)
 int weft_rlock_is_owned(weft_rlock_t *rlock)
 {
     return rlock ? weft__owned_is_mine(rlock) : -EINVAL;
+}
+
+int weft_rlock_consistent(weft_rlock_t *rlock)
+{
+    return rlock ? weft__owned_consistent(rlock) : -EINVAL;
 }

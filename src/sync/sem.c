@@ -15,22 +15,22 @@
 
 #include <limits.h>
 
-static int init(weft_sem_t *sem, int value, bool bounded)
+static int init(weft_sem_t *sem, int value, bool bounded, unsigned flags)
 {
-    if (!sem || value < 0)
+    if (!sem || value < 0 || (flags & ~WEFT_SHARED))
         return -EINVAL;
-    *sem = (weft_sem_t){(uint32_t)value, 0, bounded ? (uint32_t)value : UINT32_MAX, 0};
+    *sem = (weft_sem_t){(uint32_t)value, 0, bounded ? (uint32_t)value : UINT32_MAX, flags};
     return 0;
 }
 
-int weft_sem_init(weft_sem_t *sem, int value)
+int weft_sem_init(weft_sem_t *sem, int value, unsigned flags)
 {
-    return init(sem, value, false);
+    return init(sem, value, false, flags);
 }
 
-int weft_sem_init_bounded(weft_sem_t *sem, int value)
+int weft_sem_init_bounded(weft_sem_t *sem, int value, unsigned flags)
 {
-    return init(sem, value, true);
+    return init(sem, value, true, flags);
 }
 
 int weft_sem_destroy(weft_sem_t *sem)
@@ -74,7 +74,7 @@ WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
     atomic_fetch_add(waiters, 1);
     int rc = 0;
     while (!try_down(value)) {
-        if (weft__futex_wait(value, 0, deadline, false) == -ETIMEDOUT) {
+        if (weft__futex_wait(value, 0, deadline, sem->flags & WEFT_SHARED) == -ETIMEDOUT) {
             rc = try_down(value) ? 0 : -ETIMEDOUT;
             break;
         }
@@ -108,7 +108,7 @@ int weft_sem_release(weft_sem_t *sem, int n)
     } while (!atomic_compare_exchange_weak(value, &v, v + (uint32_t)n));
     WEFT__TSAN_RELEASE(sem);
     if (atomic_load(WEFT__ATOMIC(&sem->waiters)))
-        weft__futex_wake(value, n, false);
+        weft__futex_wake(value, n, sem->flags & WEFT_SHARED);
     return 0;
 }
 

@@ -13,11 +13,11 @@
 
 #include <limits.h>
 
-int weft_waitgroup_init(weft_waitgroup_t *wg)
+int weft_waitgroup_init(weft_waitgroup_t *wg, unsigned flags)
 {
-    if (!wg)
+    if (!wg || (flags & ~WEFT_SHARED))
         return -EINVAL;
-    *wg = (weft_waitgroup_t)WEFT_WAITGROUP_INIT;
+    *wg = (weft_waitgroup_t){0, 0, flags};
     return 0;
 }
 
@@ -38,7 +38,7 @@ int weft_waitgroup_add(weft_waitgroup_t *wg, int n)
     if (next == 0) {
         WEFT__TSAN_RELEASE(wg);
         if (atomic_load(WEFT__ATOMIC(&wg->waiters)))
-            weft__futex_wake(count, INT_MAX, false);
+            weft__futex_wake(count, INT_MAX, wg->flags & WEFT_SHARED);
     }
     return 0;
 }
@@ -60,7 +60,7 @@ int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout)
             return -EAGAIN;
         atomic_fetch_add(WEFT__ATOMIC(&wg->waiters), 1);
         while ((v = atomic_load(count)) != 0)
-            if (weft__futex_wait(count, v, deadline, false) == -ETIMEDOUT)
+            if (weft__futex_wait(count, v, deadline, wg->flags & WEFT_SHARED) == -ETIMEDOUT)
                 break;
         atomic_fetch_sub(WEFT__ATOMIC(&wg->waiters), 1);
         if (v != 0 && (v = atomic_load(count)) != 0)
