@@ -126,8 +126,8 @@ static int hammer(void *arg)
         if (current_kind->acquire(shared, WEFT_FOREVER) != 0)
             return 1;
         long v = shared->counter; /* a lost update shows if exclusion fails */
-        if (current_kind == &RLOCK && (weft_rlock_acquire(&shared->rlock, 0) != 0 ||
-                                       weft_rlock_release(&shared->rlock) != 0))
+        if (current_kind == &RLOCK &&
+            (weft_rlock_acquire(&shared->rlock, 0) != 0 || weft_rlock_release(&shared->rlock) != 0))
             return 2;
         shared->counter = v + 1;
         if (current_kind->release(shared) != 0)

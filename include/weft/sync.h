@@ -303,6 +303,40 @@ WEFT_API int weft_barrier_n_waiting(weft_barrier_t *barrier);
 WEFT_API int weft_barrier_broken(weft_barrier_t *barrier);
 
 /*
+ * RWLock: many readers or one writer. Writers are preferred: once a writer
+ * waits, new readers wait behind it, so a stream of readers cannot starve
+ * writers. A thread that already holds a read lock may take another even
+ * while a writer waits (a recursive read therefore never deadlocks, unlike
+ * with glibc's writer-preferring kind). Releasing what the caller does not
+ * hold is -EPERM: a write lock held by another thread, or a lock nobody
+ * holds for reading (which reader holds it is not tracked).
+ */
+typedef struct weft_rwlock {
+    uint32_t state;   /* internal: readers or write-locked, waiting bits */
+    uint32_t wseq;    /* internal: futex writers sleep on */
+    uint32_t writers; /* internal: writers waiting */
+    uint32_t owner;   /* internal: the writer's thread id */
+    uint32_t flags;   /* internal: as given to init */
+} weft_rwlock_t;
+
+#define WEFT_RWLOCK_INIT \
+    {                    \
+        0, 0, 0, 0, 0    \
+    }
+
+WEFT_API int weft_rwlock_init(weft_rwlock_t *rw, unsigned flags);
+/* -EBUSY if held. */
+WEFT_API int weft_rwlock_destroy(weft_rwlock_t *rw);
+/* Errors: -EINVAL, -EAGAIN (timeout 0), -ETIMEDOUT. */
+WEFT_API int weft_rwlock_acquire_read(weft_rwlock_t *rw, double timeout);
+WEFT_API int weft_rwlock_release_read(weft_rwlock_t *rw);
+/* Errors: -EINVAL, -EAGAIN (timeout 0), -ETIMEDOUT. */
+WEFT_API int weft_rwlock_acquire_write(weft_rwlock_t *rw, double timeout);
+WEFT_API int weft_rwlock_release_write(weft_rwlock_t *rw);
+/* How many threads hold it for reading; -1 while write-locked. */
+WEFT_API int weft_rwlock_readers(weft_rwlock_t *rw);
+
+/*
  * Once: run a function exactly once, however many threads call at the same
  * time; all of them return after it has finished. A call from inside the
  * function itself is -EDEADLK instead of a hang.
@@ -350,7 +384,8 @@ WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout);
  * lock held, and the lock is released on every way out of the block: the end,
  * break, continue, return and goto (a gcc/clang cleanup handler does it).
  * Works for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t (its
- * lock) and weft_sem_t (one unit). If the lock cannot be acquired at all (a
+ * lock) and weft_sem_t (one unit); for a weft_rwlock_t use
+ * WEFT_WITH_READ(&rw) or WEFT_WITH_WRITE(&rw). If the lock cannot be acquired at all (a
  * NULL pointer, an unrecoverable shared lock), the block is skipped; a
  * shared lock whose owner died is released unrepaired (see above).
  *
@@ -400,6 +435,17 @@ static inline int weft__sem_release_one(weft_sem_t *sem)
 }
 WEFT__GUARD_PAIR(weft_sem_t, sem, weft_sem_acquire(obj, WEFT_FOREVER), weft__sem_release_one)
 
+static inline int weft__rw_read(weft_rwlock_t *rw)
+{
+    return weft_rwlock_acquire_read(rw, WEFT_FOREVER);
+}
+static inline int weft__rw_write(weft_rwlock_t *rw)
+{
+    return weft_rwlock_acquire_write(rw, WEFT_FOREVER);
+}
+WEFT__GUARD_PAIR(weft_rwlock_t, read, weft__rw_read(obj), weft_rwlock_release_read)
+WEFT__GUARD_PAIR(weft_rwlock_t, write, weft__rw_write(obj), weft_rwlock_release_write)
+
 #define WEFT__GUARD(x)                             \
     _Generic((x), weft_lock_t *                    \
              : weft__guard_lock, weft_rlock_t *    \
@@ -410,10 +456,14 @@ WEFT__GUARD_PAIR(weft_sem_t, sem, weft_sem_acquire(obj, WEFT_FOREVER), weft__sem
 
 #define WEFT__CAT2(a, b) a##b
 #define WEFT__CAT(a, b)  WEFT__CAT2(a, b)
-#define WEFT__WITH(g, x)                                                                      \
-    for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = WEFT__GUARD(x); \
+#define WEFT__WITH_AS(g, init)                                                      \
+    for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = init; \
          g.obj && g.once; g.once = 0)
-#define WEFT_WITH(x) WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
+#define WEFT__WITH(g, x)   WEFT__WITH_AS(g, WEFT__GUARD(x))
+#define WEFT_WITH(x)       WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
+#define WEFT_WITH_READ(rw) WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_read(rw))
+#define WEFT_WITH_WRITE(rw) \
+    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_write(rw))
 #endif /* !__cplusplus */
 
 #ifdef __cplusplus

@@ -235,10 +235,10 @@ int weft__owned_release_slow(weft_rlock_t *r)
         r->count--;
         return 0;
     }
-    WEFT__TSAN_PRE_UNLOCK(r);
+    WEFT__TSAN_PRE_UNLOCK(r, 0);
     struct weft__owner o = owner_of(r);
     weft__owner_unlock(&o);
-    WEFT__TSAN_POST_UNLOCK(r);
+    WEFT__TSAN_POST_UNLOCK(r, 0);
     return 0;
 }
 

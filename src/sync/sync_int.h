@@ -29,23 +29,25 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
 
 #ifdef WEFT_TSAN
 #include <sanitizer/tsan_interface.h>
-#define WEFT__TSAN_ACQUIRE(a)      __tsan_acquire(a)
-#define WEFT__TSAN_RELEASE(a)      __tsan_release(a)
-#define WEFT__TSAN_PRE_LOCK(a, f)  __tsan_mutex_pre_lock((a), (f))
-#define WEFT__TSAN_POST_LOCK(a, f) __tsan_mutex_post_lock((a), (f), 0)
-#define WEFT__TSAN_PRE_UNLOCK(a)   __tsan_mutex_pre_unlock((a), 0)
-#define WEFT__TSAN_POST_UNLOCK(a)  __tsan_mutex_post_unlock((a), 0)
-#define WEFT__TSAN_TRY             __tsan_mutex_try_lock
-#define WEFT__TSAN_TRY_FAILED      __tsan_mutex_try_lock_failed
+#define WEFT__TSAN_ACQUIRE(a)        __tsan_acquire(a)
+#define WEFT__TSAN_RELEASE(a)        __tsan_release(a)
+#define WEFT__TSAN_PRE_LOCK(a, f)    __tsan_mutex_pre_lock((a), (f))
+#define WEFT__TSAN_POST_LOCK(a, f)   __tsan_mutex_post_lock((a), (f), 0)
+#define WEFT__TSAN_PRE_UNLOCK(a, f)  __tsan_mutex_pre_unlock((a), (f))
+#define WEFT__TSAN_POST_UNLOCK(a, f) __tsan_mutex_post_unlock((a), (f))
+#define WEFT__TSAN_READ              __tsan_mutex_read_lock
+#define WEFT__TSAN_TRY               __tsan_mutex_try_lock
+#define WEFT__TSAN_TRY_FAILED        __tsan_mutex_try_lock_failed
 #else
-#define WEFT__TSAN_ACQUIRE(a)      ((void)(a))
-#define WEFT__TSAN_RELEASE(a)      ((void)(a))
-#define WEFT__TSAN_PRE_LOCK(a, f)  ((void)(a), (void)(f))
-#define WEFT__TSAN_POST_LOCK(a, f) ((void)(a), (void)(f))
-#define WEFT__TSAN_PRE_UNLOCK(a)   ((void)(a))
-#define WEFT__TSAN_POST_UNLOCK(a)  ((void)(a))
-#define WEFT__TSAN_TRY             0u
-#define WEFT__TSAN_TRY_FAILED      0u
+#define WEFT__TSAN_ACQUIRE(a)        ((void)(a))
+#define WEFT__TSAN_RELEASE(a)        ((void)(a))
+#define WEFT__TSAN_PRE_LOCK(a, f)    ((void)(a), (void)(f))
+#define WEFT__TSAN_POST_LOCK(a, f)   ((void)(a), (void)(f))
+#define WEFT__TSAN_PRE_UNLOCK(a, f)  ((void)(a), (void)(f))
+#define WEFT__TSAN_POST_UNLOCK(a, f) ((void)(a), (void)(f))
+#define WEFT__TSAN_READ              0u
+#define WEFT__TSAN_TRY               0u
+#define WEFT__TSAN_TRY_FAILED        0u
 #endif
 
 /*
