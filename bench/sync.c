@@ -85,6 +85,24 @@ static double pthread_mutex_single(long iters)
 
 BENCH_CASE(sync, lock_uncontended, "pthread_mutex", weft_lock_single, pthread_mutex_single, 1.0)
 
+/* The lock-order checker's cost when on: the same loop as lock_uncontended,
+ * inside an outer lock so that every acquire also checks an order, against
+ * the checker off. (Off, its cost is one load and branch per operation, part
+ * of every other figure here.) */
+static weft_lock_t wouter = WEFT_LOCK_INIT;
+
+static double weft_lock_single_checked(long iters)
+{
+    weft_lockdep_enable(true);
+    weft_lock_acquire(&wouter, WEFT_FOREVER);
+    double t = weft_lock_single(iters);
+    weft_lock_release(&wouter);
+    weft_lockdep_enable(false);
+    return t;
+}
+
+BENCH_CASE(sync, lockdep_on, "weft_lockdep_off", weft_lock_single_checked, weft_lock_single, 0)
+
 static void weft_lock_loop(void *ctx, long n)
 {
     for (long i = 0; i < n; i++) {

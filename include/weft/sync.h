@@ -380,14 +380,72 @@ WEFT_API int weft_waitgroup_done(weft_waitgroup_t *wg);
 WEFT_API int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout);
 
 /*
+ * Lock-order checker. Off by default; on when the environment has
+ * WEFT_LOCKDEP=1 as the library loads, or after weft_lockdep_enable(true).
+ * It records the order in which the calling threads take Lock, RLock,
+ * critical-section and RWLock instances, and reports an inversion (A taken
+ * before B in one place, B before A in another) the first time it becomes
+ * possible, even if no deadlock happened; waiting forever for a
+ * non-recursive lock the thread already holds is reported and returns
+ * -EDEADLK instead of hanging. Reports name both acquisition sites (file,
+ * line and function, recorded by the macros below in C) with backtraces,
+ * and go to stderr or to the function given to weft_lockdep_set_reporter.
+ * Off, it costs each lock operation one predictable branch.
+ *
+ * The checker assumes a lock is released by the thread that took it (use a
+ * Semaphore or Event, not a Lock, to signal between threads while it is on)
+ * and knows locks by address: destroy a lock before reusing its memory.
+ */
+typedef struct weft_site {
+    const char *file;
+    int line;
+    const char *func;
+} weft_site_t;
+
+/* Returns whether it was on. Turning it on or off forgets what it learnt. */
+WEFT_API bool weft_lockdep_enable(bool on);
+/* fn(report, arg) for every report (NULL: print to stderr). */
+WEFT_API void weft_lockdep_set_reporter(void (*fn)(const char *report, void *arg), void *arg);
+
+/* The acquire functions with the caller's site; in C the plain names are
+ * macros that pass it, so reports name the caller's line. */
+WEFT_API int weft_lock_acquire_at(weft_lock_t *lock, double timeout, const weft_site_t *site);
+WEFT_API int weft_rlock_acquire_at(weft_rlock_t *rlock, double timeout, const weft_site_t *site);
+WEFT_API int weft_critsec_enter_at(weft_critsec_t *cs, const weft_site_t *site);
+WEFT_API int weft_critsec_try_enter_at(weft_critsec_t *cs, const weft_site_t *site);
+WEFT_API int weft_cond_acquire_at(weft_cond_t *cond, double timeout, const weft_site_t *site);
+WEFT_API int weft_rwlock_acquire_read_at(weft_rwlock_t *rw, double timeout,
+                                         const weft_site_t *site);
+WEFT_API int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout,
+                                          const weft_site_t *site);
+
+#if !defined(__cplusplus)
+/* The calling line as a static weft_site_t: no run-time cost but its
+ * address. */
+#define WEFT_SITE                                                              \
+    __extension__({                                                            \
+        static const weft_site_t weft__site_ = {__FILE__, __LINE__, __func__}; \
+        &weft__site_;                                                          \
+    })
+#define weft_lock_acquire(lock, timeout) weft_lock_acquire_at((lock), (timeout), WEFT_SITE)
+#define weft_rlock_acquire(rl, timeout)  weft_rlock_acquire_at((rl), (timeout), WEFT_SITE)
+#define weft_critsec_enter(cs)           weft_critsec_enter_at((cs), WEFT_SITE)
+#define weft_critsec_try_enter(cs)       weft_critsec_try_enter_at((cs), WEFT_SITE)
+#define weft_cond_acquire(cond, timeout) weft_cond_acquire_at((cond), (timeout), WEFT_SITE)
+#define weft_rwlock_acquire_read(rw, t)  weft_rwlock_acquire_read_at((rw), (t), WEFT_SITE)
+#define weft_rwlock_acquire_write(rw, t) weft_rwlock_acquire_write_at((rw), (t), WEFT_SITE)
+#endif
+
+/*
  * WEFT_WITH(&lock) { ... }: Python's `with lock:`. The block runs with the
  * lock held, and the lock is released on every way out of the block: the end,
  * break, continue, return and goto (a gcc/clang cleanup handler does it).
  * Works for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t (its
  * lock) and weft_sem_t (one unit); for a weft_rwlock_t use
- * WEFT_WITH_READ(&rw) or WEFT_WITH_WRITE(&rw). If the lock cannot be acquired at all (a
- * NULL pointer, an unrecoverable shared lock), the block is skipped; a
- * shared lock whose owner died is released unrepaired (see above).
+ * WEFT_WITH_READ(&rw) or WEFT_WITH_WRITE(&rw). If the lock cannot be
+ * acquired at all (a NULL pointer, an unrecoverable shared lock), the block
+ * is skipped; a shared lock whose owner died is released unrepaired (see
+ * above).
  *
  * One difference from Python: the macro is a one-pass loop, so `break` and
  * `continue` inside the block leave the block (releasing the lock), not a
@@ -409,42 +467,40 @@ static inline void weft__guard_release(struct weft__guard *g)
 
 /* One pair per lock type: take it (NULL object when that fails) and give it
  * back through a void * the guard can hold. */
-#define WEFT__GUARD_PAIR(type, name, take, give)                   \
-    static inline int weft__give_##name(void *obj)                 \
-    {                                                              \
-        return give((type *)obj);                                  \
-    }                                                              \
-    static inline struct weft__guard weft__guard_##name(type *obj) \
-    {                                                              \
-        struct weft__guard g = {obj, weft__give_##name, 1};        \
-        int rc = take;                                             \
-        if (rc == -EOWNERDEAD)                                     \
-            give(obj);                                             \
-        if (rc < 0)                                                \
-            g.obj = NULL;                                          \
-        return g;                                                  \
+#define WEFT__GUARD_PAIR(type, name, take, give)                                            \
+    static inline int weft__give_##name(void *obj)                                          \
+    {                                                                                       \
+        return give((type *)obj);                                                           \
+    }                                                                                       \
+    static inline struct weft__guard weft__guard_##name(type *obj, const weft_site_t *site) \
+    {                                                                                       \
+        struct weft__guard g = {obj, weft__give_##name, 1};                                 \
+        int rc = take;                                                                      \
+        if (rc == -EOWNERDEAD)                                                              \
+            give(obj);                                                                      \
+        if (rc < 0)                                                                         \
+            g.obj = NULL;                                                                   \
+        return g;                                                                           \
     }
 
-WEFT__GUARD_PAIR(weft_lock_t, lock, weft_lock_acquire(obj, WEFT_FOREVER), weft_lock_release)
-WEFT__GUARD_PAIR(weft_rlock_t, rlock, weft_rlock_acquire(obj, WEFT_FOREVER), weft_rlock_release)
-WEFT__GUARD_PAIR(weft_critsec_t, critsec, weft_critsec_enter(obj), weft_critsec_leave)
-WEFT__GUARD_PAIR(weft_cond_t, cond, weft_cond_acquire(obj, WEFT_FOREVER), weft_cond_release)
+WEFT__GUARD_PAIR(weft_lock_t, lock, weft_lock_acquire_at(obj, WEFT_FOREVER, site),
+                 weft_lock_release)
+WEFT__GUARD_PAIR(weft_rlock_t, rlock, weft_rlock_acquire_at(obj, WEFT_FOREVER, site),
+                 weft_rlock_release)
+WEFT__GUARD_PAIR(weft_critsec_t, critsec, weft_critsec_enter_at(obj, site), weft_critsec_leave)
+WEFT__GUARD_PAIR(weft_cond_t, cond, weft_cond_acquire_at(obj, WEFT_FOREVER, site),
+                 weft_cond_release)
 static inline int weft__sem_release_one(weft_sem_t *sem)
 {
     return weft_sem_release(sem, 1);
 }
-WEFT__GUARD_PAIR(weft_sem_t, sem, weft_sem_acquire(obj, WEFT_FOREVER), weft__sem_release_one)
+WEFT__GUARD_PAIR(weft_sem_t, sem, ((void)site, weft_sem_acquire(obj, WEFT_FOREVER)),
+                 weft__sem_release_one)
 
-static inline int weft__rw_read(weft_rwlock_t *rw)
-{
-    return weft_rwlock_acquire_read(rw, WEFT_FOREVER);
-}
-static inline int weft__rw_write(weft_rwlock_t *rw)
-{
-    return weft_rwlock_acquire_write(rw, WEFT_FOREVER);
-}
-WEFT__GUARD_PAIR(weft_rwlock_t, read, weft__rw_read(obj), weft_rwlock_release_read)
-WEFT__GUARD_PAIR(weft_rwlock_t, write, weft__rw_write(obj), weft_rwlock_release_write)
+WEFT__GUARD_PAIR(weft_rwlock_t, read, weft_rwlock_acquire_read_at(obj, WEFT_FOREVER, site),
+                 weft_rwlock_release_read)
+WEFT__GUARD_PAIR(weft_rwlock_t, write, weft_rwlock_acquire_write_at(obj, WEFT_FOREVER, site),
+                 weft_rwlock_release_write)
 
 #define WEFT__GUARD(x)                             \
     _Generic((x), weft_lock_t *                    \
@@ -452,18 +508,19 @@ WEFT__GUARD_PAIR(weft_rwlock_t, write, weft__rw_write(obj), weft_rwlock_release_
              : weft__guard_rlock, weft_critsec_t * \
              : weft__guard_critsec, weft_cond_t *  \
              : weft__guard_cond, weft_sem_t *      \
-             : weft__guard_sem)(x)
+             : weft__guard_sem)(x, WEFT_SITE)
 
 #define WEFT__CAT2(a, b) a##b
 #define WEFT__CAT(a, b)  WEFT__CAT2(a, b)
 #define WEFT__WITH_AS(g, init)                                                      \
     for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = init; \
          g.obj && g.once; g.once = 0)
-#define WEFT__WITH(g, x)   WEFT__WITH_AS(g, WEFT__GUARD(x))
-#define WEFT_WITH(x)       WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
-#define WEFT_WITH_READ(rw) WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_read(rw))
+#define WEFT__WITH(g, x) WEFT__WITH_AS(g, WEFT__GUARD(x))
+#define WEFT_WITH(x)     WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
+#define WEFT_WITH_READ(rw) \
+    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_read(rw, WEFT_SITE))
 #define WEFT_WITH_WRITE(rw) \
-    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_write(rw))
+    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_write(rw, WEFT_SITE))
 #endif /* !__cplusplus */
 
 #ifdef __cplusplus

@@ -111,12 +111,17 @@ int weft_cond_destroy(weft_cond_t *cond)
                : 0;
 }
 
-int weft_cond_acquire(weft_cond_t *cond, double timeout)
+int weft_cond_acquire_at(weft_cond_t *cond, double timeout, const weft_site_t *site)
 {
     if (!cond)
         return -EINVAL;
-    return kind(cond) == BOUND_LOCK ? weft_lock_acquire(bound(cond), timeout)
-                                    : weft_rlock_acquire(bound(cond), timeout);
+    return kind(cond) == BOUND_LOCK ? weft_lock_acquire_at(bound(cond), timeout, site)
+                                    : weft_rlock_acquire_at(bound(cond), timeout, site);
+}
+
+int(weft_cond_acquire)(weft_cond_t *cond, double timeout)
+{
+    return weft_cond_acquire_at(cond, timeout, NULL);
 }
 
 int weft_cond_release(weft_cond_t *cond)

@@ -17,30 +17,65 @@ int weft_critsec_init(weft_critsec_t *cs, uint32_t spin, unsigned flags)
     if (!cs)
         return -EINVAL;
     cs->spin = spin;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(cs);
     return weft__owned_init(&cs->lock, flags);
 }
 
 int weft_critsec_destroy(weft_critsec_t *cs)
 {
-    return cs ? weft__owned_destroy(&cs->lock) : -EINVAL;
+    if (!cs)
+        return -EINVAL;
+    int rc = weft__owned_destroy(&cs->lock);
+    if (rc == 0 && WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(cs);
+    return rc;
 }
 
-int weft_critsec_enter(weft_critsec_t *cs)
+/* enter (timeout forever, the section's spin count) or try_enter (0). */
+static int cs_acquire(void *obj, double timeout)
+{
+    weft_critsec_t *cs = obj;
+    uint32_t spin = timeout == 0 ? 0 : __atomic_load_n(&cs->spin, __ATOMIC_RELAXED);
+    return weft__owned_acquire(&cs->lock, spin, timeout);
+}
+
+static inline int cs_entry(weft_critsec_t *cs, double timeout, const weft_site_t *site)
 {
     if (!cs)
         return -EINVAL;
-    return weft__owned_acquire(&cs->lock, __atomic_load_n(&cs->spin, __ATOMIC_RELAXED),
-                               WEFT_FOREVER);
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(cs, WEFT__LD_RECURSIVE, site, timeout, cs_acquire);
+    return cs_acquire(cs, timeout);
 }
 
-int weft_critsec_try_enter(weft_critsec_t *cs)
+int weft_critsec_enter_at(weft_critsec_t *cs, const weft_site_t *site)
 {
-    return cs ? weft__owned_acquire(&cs->lock, 0, 0) : -EINVAL;
+    return cs_entry(cs, WEFT_FOREVER, site);
+}
+
+int(weft_critsec_enter)(weft_critsec_t *cs)
+{
+    return cs_entry(cs, WEFT_FOREVER, NULL);
+}
+
+int weft_critsec_try_enter_at(weft_critsec_t *cs, const weft_site_t *site)
+{
+    return cs_entry(cs, 0, site);
+}
+
+int(weft_critsec_try_enter)(weft_critsec_t *cs)
+{
+    return cs_entry(cs, 0, NULL);
 }
 
 int weft_critsec_leave(weft_critsec_t *cs)
 {
-    return cs ? weft__owned_release(&cs->lock) : -EINVAL;
+    if (!cs)
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__owned_release_checked(&cs->lock, cs);
+    return weft__owned_release(&cs->lock);
 }
 
 long weft_critsec_set_spin(weft_critsec_t *cs, uint32_t spin)

@@ -54,6 +54,8 @@ int weft_lock_init(weft_lock_t *lock, unsigned flags)
 {
     if (!lock || (flags & ~WEFT_SHARED))
         return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(lock);
     atomic_init(WEFT__ATOMIC(&lock->word), flags & WEFT_SHARED ? OWNER_MARK : 0);
     return 0;
 }
@@ -80,7 +82,11 @@ int weft_lock_destroy(weft_lock_t *lock)
     if (!lock)
         return -EINVAL;
     uint32_t v = atomic_load(WEFT__ATOMIC(&lock->word));
-    return (is_shared(v) ? v & OWNER_TID : v) ? -EBUSY : 0;
+    if (is_shared(v) ? v & OWNER_TID : v)
+        return -EBUSY;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(lock);
+    return 0;
 }
 
 /* Set the held bit if it is clear. A sleeper taking the lock also leaves
@@ -164,11 +170,10 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
     return sleep_for(w, deadline);
 }
 
-int weft_lock_acquire(weft_lock_t *lock, double timeout)
+/* The lock itself, without the checker; the caller has checked the input. */
+static int lock_acquire(void *lock, double timeout)
 {
-    if (WEFT__UNLIKELY(!lock || isnan(timeout)))
-        return -EINVAL;
-    _Atomic uint32_t *w = WEFT__ATOMIC(&lock->word);
+    _Atomic uint32_t *w = WEFT__ATOMIC(&((weft_lock_t *)lock)->word);
     uint32_t expected = 0;
     int rc = WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
                  w, &expected, HELD, memory_order_acquire, memory_order_relaxed))
@@ -177,6 +182,25 @@ int weft_lock_acquire(weft_lock_t *lock, double timeout)
     if (rc == 0 || rc == -EOWNERDEAD)
         WEFT__TSAN_ACQUIRE(lock);
     return rc;
+}
+
+static inline int lock_entry(weft_lock_t *lock, double timeout, const weft_site_t *site)
+{
+    if (WEFT__UNLIKELY(!lock || isnan(timeout)))
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(lock, WEFT__LD_LOCK, site, timeout, lock_acquire);
+    return lock_acquire(lock, timeout);
+}
+
+int weft_lock_acquire_at(weft_lock_t *lock, double timeout, const weft_site_t *site)
+{
+    return lock_entry(lock, timeout, site);
+}
+
+int(weft_lock_acquire)(weft_lock_t *lock, double timeout)
+{
+    return lock_entry(lock, timeout, NULL);
 }
 
 WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
@@ -197,10 +221,8 @@ WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
     return 0;
 }
 
-int weft_lock_release(weft_lock_t *lock)
+static inline int lock_release(weft_lock_t *lock)
 {
-    if (WEFT__UNLIKELY(!lock))
-        return -EINVAL;
     _Atomic uint32_t *w = WEFT__ATOMIC(&lock->word);
     WEFT__TSAN_RELEASE(lock);
     uint32_t v = HELD;
@@ -208,6 +230,23 @@ int weft_lock_release(weft_lock_t *lock)
                                                              memory_order_relaxed)))
         return 0;
     return unlock_slow(w, v);
+}
+
+/* The checker forgets the lock first: once released, another thread may
+ * take it at once. */
+WEFT__NOINLINE static int lock_release_checked(weft_lock_t *lock)
+{
+    weft__lockdep_release(lock);
+    return lock_release(lock);
+}
+
+int weft_lock_release(weft_lock_t *lock)
+{
+    if (WEFT__UNLIKELY(!lock))
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return lock_release_checked(lock);
+    return lock_release(lock);
 }
 
 int weft_lock_locked(weft_lock_t *lock)

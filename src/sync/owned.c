@@ -242,6 +242,14 @@ int weft__owned_release_slow(weft_rlock_t *r)
     return 0;
 }
 
+int weft__owned_release_checked(weft_rlock_t *r, const void *key)
+{
+    int rc = weft__owned_release(r);
+    if (rc == 0)
+        weft__lockdep_release(key);
+    return rc;
+}
+
 int weft__owned_consistent(weft_rlock_t *r)
 {
     if (!weft__owned_is_mine(r))

@@ -137,6 +137,10 @@ static inline int weft__owned_acquire_restore(weft_rlock_t *r, uint32_t saved)
     return rc;
 }
 
+/* Release with the checker on: the lock itself, then (if that worked) the
+ * checker's record of `key`. */
+int weft__owned_release_checked(weft_rlock_t *r, const void *key);
+
 int weft__owned_init(weft_rlock_t *r, unsigned flags);
 int weft__owned_destroy(weft_rlock_t *r);
 int weft__owned_consistent(weft_rlock_t *r);

@@ -7,24 +7,52 @@
 
 int weft_rlock_init(weft_rlock_t *rlock, unsigned flags)
 {
+    if (rlock && WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(rlock);
     return rlock ? weft__owned_init(rlock, flags) : -EINVAL;
 }
 
 int weft_rlock_destroy(weft_rlock_t *rlock)
 {
-    return rlock ? weft__owned_destroy(rlock) : -EINVAL;
+    if (!rlock)
+        return -EINVAL;
+    int rc = weft__owned_destroy(rlock);
+    if (rc == 0 && WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(rlock);
+    return rc;
 }
 
-int weft_rlock_acquire(weft_rlock_t *rlock, double timeout)
+static int rlock_acquire(void *rlock, double timeout)
+{
+    return weft__owned_acquire(rlock, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
+}
+
+static inline int rlock_entry(weft_rlock_t *rlock, double timeout, const weft_site_t *site)
 {
     if (!rlock)
         return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(rlock, WEFT__LD_RECURSIVE, site, timeout, rlock_acquire);
     return weft__owned_acquire(rlock, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
+}
+
+int weft_rlock_acquire_at(weft_rlock_t *rlock, double timeout, const weft_site_t *site)
+{
+    return rlock_entry(rlock, timeout, site);
+}
+
+int(weft_rlock_acquire)(weft_rlock_t *rlock, double timeout)
+{
+    return rlock_entry(rlock, timeout, NULL);
 }
 
 int weft_rlock_release(weft_rlock_t *rlock)
 {
-    return rlock ? weft__owned_release(rlock) : -EINVAL;
+    if (!rlock)
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__owned_release_checked(rlock, rlock);
+    return weft__owned_release(rlock);
 }
 
 int weft_rlock_is_owned(weft_rlock_t *rlock)

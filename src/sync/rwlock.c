@@ -76,6 +76,8 @@ int weft_rwlock_init(weft_rwlock_t *rw, unsigned flags)
 {
     if (!rw || (flags & ~WEFT_SHARED))
         return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(rw);
     *rw = (weft_rwlock_t){0, 0, 0, 0, flags};
     return 0;
 }
@@ -84,7 +86,11 @@ int weft_rwlock_destroy(weft_rwlock_t *rw)
 {
     if (!rw)
         return -EINVAL;
-    return atomic_load(WEFT__ATOMIC(&rw->state)) & READERS ? -EBUSY : 0;
+    if (atomic_load(WEFT__ATOMIC(&rw->state)) & READERS)
+        return -EBUSY;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_forget(rw);
+    return 0;
 }
 
 /* --- waking ---------------------------------------------------------------- */
@@ -157,18 +163,16 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
         uint32_t s = atomic_load(state);
         if (read_lockable(s))
             continue;
-        if (!(s & READERS_WAITING) &&
-            !atomic_compare_exchange_weak(state, &s, s | READERS_WAITING))
+        if (!(s & READERS_WAITING) && !atomic_compare_exchange_weak(state, &s, s | READERS_WAITING))
             continue;
         if (weft__futex_wait(state, s | READERS_WAITING, deadline, shared(rw)) == -ETIMEDOUT)
             return try_read(state) ? 0 : -ETIMEDOUT;
     }
 }
 
-int weft_rwlock_acquire_read(weft_rwlock_t *rw, double timeout)
+static int read_acquire(void *obj, double timeout)
 {
-    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
-        return -EINVAL;
+    weft_rwlock_t *rw = obj;
     unsigned flags = WEFT__TSAN_READ | (timeout < 0 ? 0 : WEFT__TSAN_TRY);
     WEFT__TSAN_PRE_LOCK(rw, flags);
     int rc = try_read(WEFT__ATOMIC(&rw->state)) ? 0 : read_slow(rw, timeout);
@@ -176,6 +180,25 @@ int weft_rwlock_acquire_read(weft_rwlock_t *rw, double timeout)
         reads_held++;
     WEFT__TSAN_POST_LOCK(rw, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
     return rc;
+}
+
+static inline int read_entry(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
+{
+    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(rw, WEFT__LD_READ, site, timeout, read_acquire);
+    return read_acquire(rw, timeout);
+}
+
+int weft_rwlock_acquire_read_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
+{
+    return read_entry(rw, timeout, site);
+}
+
+int(weft_rwlock_acquire_read)(weft_rwlock_t *rw, double timeout)
+{
+    return read_entry(rw, timeout, NULL);
 }
 
 int weft_rwlock_release_read(weft_rwlock_t *rw)
@@ -197,6 +220,8 @@ int weft_rwlock_release_read(weft_rwlock_t *rw)
                                                     memory_order_relaxed));
     if (rc == 0 && reads_held > 0)
         reads_held--;
+    if (rc == 0 && WEFT__LOCKDEP_ON())
+        weft__lockdep_release(rw);
     if (rc == 0 && WEFT__UNLIKELY((s & READERS) == 1 && (s & (READERS_WAITING | WRITERS_WAITING))))
         wake_waiters(rw, s - 1);
     WEFT__TSAN_POST_UNLOCK(rw, WEFT__TSAN_READ);
@@ -239,8 +264,7 @@ static int write_sleep(weft_rwlock_t *rw, weft__deadline_t deadline)
         }
         if (unlocked(s))
             continue;
-        if (!(s & WRITERS_WAITING) &&
-            !atomic_compare_exchange_weak(state, &s, s | WRITERS_WAITING))
+        if (!(s & WRITERS_WAITING) && !atomic_compare_exchange_weak(state, &s, s | WRITERS_WAITING))
             continue;
         uint32_t seq = atomic_load(wseq);
         if (atomic_load(state) != (s | WRITERS_WAITING))
@@ -274,10 +298,9 @@ WEFT__NOINLINE static int write_slow(weft_rwlock_t *rw, double timeout)
     return write_sleep(rw, deadline);
 }
 
-int weft_rwlock_acquire_write(weft_rwlock_t *rw, double timeout)
+static int write_acquire(void *obj, double timeout)
 {
-    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
-        return -EINVAL;
+    weft_rwlock_t *rw = obj;
     unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
     WEFT__TSAN_PRE_LOCK(rw, flags);
     uint32_t s = 0;
@@ -292,6 +315,25 @@ int weft_rwlock_acquire_write(weft_rwlock_t *rw, double timeout)
     return rc;
 }
 
+static inline int write_entry(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
+{
+    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(rw, WEFT__LD_WRITE, site, timeout, write_acquire);
+    return write_acquire(rw, timeout);
+}
+
+int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
+{
+    return write_entry(rw, timeout, site);
+}
+
+int(weft_rwlock_acquire_write)(weft_rwlock_t *rw, double timeout)
+{
+    return write_entry(rw, timeout, NULL);
+}
+
 int weft_rwlock_release_write(weft_rwlock_t *rw)
 {
     if (WEFT__UNLIKELY(!rw))
@@ -301,9 +343,12 @@ int weft_rwlock_release_write(weft_rwlock_t *rw)
     if (!write_locked(atomic_load_explicit(state, memory_order_relaxed)) ||
         atomic_load_explicit(owner, memory_order_relaxed) != (uint32_t)weft__gettid())
         return -EPERM;
+    if (WEFT__LOCKDEP_ON())
+        weft__lockdep_release(rw);
     WEFT__TSAN_PRE_UNLOCK(rw, 0);
     atomic_store_explicit(owner, 0, memory_order_relaxed);
-    uint32_t s = atomic_fetch_sub_explicit(state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED;
+    uint32_t s =
+        atomic_fetch_sub_explicit(state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED;
     if (WEFT__UNLIKELY(s & (READERS_WAITING | WRITERS_WAITING)))
         wake_waiters(rw, s);
     WEFT__TSAN_POST_UNLOCK(rw, 0);

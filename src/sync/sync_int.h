@@ -27,6 +27,21 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
 
 #define WEFT__ATOMIC(p) ((_Atomic uint32_t *)(p))
 
+/*
+ * The lock-order checker (lockdep.c). Every lock operation tests
+ * WEFT__LOCKDEP_ON() once; when it is on, acquires go through
+ * weft__lockdep_acquire, which checks, calls `acquire` and records the
+ * lock as held, and releases call weft__lockdep_release.
+ */
+enum { WEFT__LD_LOCK, WEFT__LD_RECURSIVE, WEFT__LD_READ, WEFT__LD_WRITE };
+extern int weft__lockdep_on;
+#define WEFT__LOCKDEP_ON() WEFT__UNLIKELY(__atomic_load_n(&weft__lockdep_on, __ATOMIC_RELAXED))
+int weft__lockdep_acquire(void *lock, int kind, const weft_site_t *site, double timeout,
+                          int (*acquire)(void *lock, double timeout));
+void weft__lockdep_release(const void *lock);
+/* The lock at this address is new (init) or gone (destroy). */
+void weft__lockdep_forget(const void *lock);
+
 #ifdef WEFT_TSAN
 #include <sanitizer/tsan_interface.h>
 #define WEFT__TSAN_ACQUIRE(a)        __tsan_acquire(a)
