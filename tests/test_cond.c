@@ -163,8 +163,9 @@ WT_CASE(rlock_is_released_completely_during_wait)
     WT_EQ(weft_cond_init_rlock(&r.cond, &r.rlock, 0), 0);
     weft_thread_t *t = spawn(wait_holding_three, &r);
     await_waiters(&r.cond, 1);
-    /* Held three times by the waiter, yet free for us while it waits. */
-    WT_EQ(weft_rlock_acquire(&r.rlock, 0), 0);
+    /* Held three times by the waiter, yet free for us while it waits (it
+     * counts itself a waiter just before it lets go, hence no try). */
+    WT_EQ(weft_rlock_acquire(&r.rlock, 30), 0);
     WT_EQ(weft_cond_notify(&r.cond, 1), 1);
     WT_EQ(weft_rlock_release(&r.rlock), 0);
     finish(t);

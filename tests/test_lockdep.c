@@ -61,7 +61,7 @@ WT_CASE(inversion_is_reported_once_with_both_sites)
     WT_CHECK(strstr(last, "lock order inversion"));
     WT_CHECK(names_line(line_b2) && names_line(line_a2)); /* the new order */
     WT_CHECK(names_line(line_a) && names_line(line_b));   /* the old one */
-    WT_CHECK(strstr(last, "#0 ")); /* backtraces */
+    WT_CHECK(strstr(last, "#0 "));                        /* backtraces */
     WT_EQ(weft_lock_release(&a), 0);
     WT_EQ(weft_lock_release(&b), 0);
 

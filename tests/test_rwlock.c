@@ -272,8 +272,7 @@ WT_CASE(rwlock_timeouts_never_early)
 
 static int leave_by_return(weft_rwlock_t *rw)
 {
-    WEFT_WITH_WRITE(rw)
-    {
+    WEFT_WITH_WRITE (rw) {
         return weft_rwlock_readers(rw);
     }
     return 0;
@@ -282,17 +281,14 @@ static int leave_by_return(weft_rwlock_t *rw)
 WT_CASE(rwlock_with_forms_release_on_every_exit)
 {
     weft_rwlock_t rw = WEFT_RWLOCK_INIT;
-    WEFT_WITH_READ(&rw)
-    {
+    WEFT_WITH_READ (&rw) {
         WT_EQ(weft_rwlock_readers(&rw), 1);
-        WEFT_WITH_READ(&rw)
-        {
+        WEFT_WITH_READ (&rw) {
             WT_EQ(weft_rwlock_readers(&rw), 2);
         }
     }
     WT_EQ(weft_rwlock_readers(&rw), 0);
-    WEFT_WITH_WRITE(&rw)
-    {
+    WEFT_WITH_WRITE (&rw) {
         WT_EQ(weft_rwlock_readers(&rw), -1);
         break;
     }
@@ -300,8 +296,7 @@ WT_CASE(rwlock_with_forms_release_on_every_exit)
     WT_EQ(leave_by_return(&rw), -1);
     WT_EQ(weft_rwlock_readers(&rw), 0);
     int ran = 0;
-    WEFT_WITH_READ((weft_rwlock_t *)NULL)
-    {
+    WEFT_WITH_READ ((weft_rwlock_t *)NULL) {
         ran = 1;
     }
     WT_EQ(ran, 0);

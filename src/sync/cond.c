@@ -97,7 +97,7 @@ int weft_cond_init(weft_cond_t *cond, weft_lock_t *lock, unsigned flags)
 int weft_cond_init_rlock(weft_cond_t *cond, weft_rlock_t *rlock, unsigned flags)
 {
     if (!cond || !rlock || (flags & ~WEFT_SHARED) ||
-        (rlock->flags & WEFT_SHARED) != (flags & WEFT_SHARED))
+        (__atomic_load_n(&rlock->flags, __ATOMIC_RELAXED) & WEFT_SHARED) != (flags & WEFT_SHARED))
         return -EINVAL;
     return bind(cond, BOUND_RLOCK, rlock, flags);
 }

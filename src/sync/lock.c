@@ -63,7 +63,7 @@ int weft_lock_init(weft_lock_t *lock, unsigned flags)
 /* The owner-word view of a shared Lock. */
 static struct weft__owner shared_owner(_Atomic uint32_t *w)
 {
-    return (struct weft__owner){w, NULL, OWNER_MARK, true};
+    return (struct weft__owner){w, NULL, NULL, OWNER_MARK, true};
 }
 
 static bool is_shared(uint32_t v)

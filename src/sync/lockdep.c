@@ -261,11 +261,11 @@ static void report_inversion(const void *held, const void *taking, const struct 
     put_site(buf, &len, "taken at", now->taken_site);
     put_backtrace(buf, &len, now->bt, now->depth);
     if (len < REPORT_MAX)
-        len += (size_t)snprintf(buf + len, REPORT_MAX - len,
-                                "but thread %ld took lock %p while holding lock %p, "
-                                "an order that leads back to lock %p:\n",
-                                before->tid, (const void *)nodes[before->to].lock, before_from,
-                                held);
+        len +=
+            (size_t)snprintf(buf + len, REPORT_MAX - len,
+                             "but thread %ld took lock %p while holding lock %p, "
+                             "an order that leads back to lock %p:\n",
+                             before->tid, (const void *)nodes[before->to].lock, before_from, held);
     put_site(buf, &len, "held since", before->held_site);
     put_site(buf, &len, "taken at", before->taken_site);
     put_backtrace(buf, &len, before->bt, before->depth);

@@ -17,6 +17,8 @@
 #include "sync/owned.h"
 
 #include <fcntl.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +27,28 @@
 /* How long a waiter on a shared lock sleeps between checks that the owner
  * is still alive: the delay before a dead owner's lock is recovered. */
 #define OWNER_CHECK_NS 50000000LL
+
+int weft__fence_free;
+
+/* Decided once, before main and before any other thread exists, so both
+ * sides of every lock always agree on it (owned.h). */
+__attribute__((constructor)) static void fence_free_init(void)
+{
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        weft__fence_free = 1;
+}
+
+/* The sleeper's half of the fence-free release: once per lock (owned.h). */
+static void register_barrier(const struct weft__owner *o)
+{
+    if (!weft__fence_free || !o->flags || o->shared ||
+        (atomic_load_explicit(o->flags, memory_order_relaxed) & OWNED_FENCED))
+        return;
+    atomic_fetch_or(o->flags, OWNED_FENCED);
+    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
 
 static bool is_free(uint32_t v)
 {
@@ -165,8 +189,10 @@ int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, do
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    if (o->sleepers)
-        atomic_fetch_add_explicit(o->sleepers, 1, memory_order_relaxed);
+    if (o->sleepers) {
+        atomic_fetch_add(o->sleepers, 1);
+        register_barrier(o);
+    }
     rc = sleep_on(o, me, deadline);
     if (rc == -ETIMEDOUT)
         pass_on(o);
@@ -188,8 +214,9 @@ void weft__owner_unlock(const struct weft__owner *o)
 
 static struct weft__owner owner_of(weft_rlock_t *r)
 {
-    return (struct weft__owner){WEFT__ATOMIC(&r->word), WEFT__ATOMIC(&r->sleepers), 0,
-                                (r->flags & WEFT_SHARED) != 0};
+    return (struct weft__owner){
+        WEFT__ATOMIC(&r->word), WEFT__ATOMIC(&r->sleepers), WEFT__ATOMIC(&r->flags), 0,
+        (atomic_load_explicit(WEFT__ATOMIC(&r->flags), memory_order_relaxed) & WEFT_SHARED) != 0};
 }
 
 int weft__owned_init(weft_rlock_t *r, unsigned flags)
@@ -248,6 +275,13 @@ int weft__owned_release_checked(weft_rlock_t *r, const void *key)
     if (rc == 0)
         weft__lockdep_release(key);
     return rc;
+}
+
+/* A fence-free release found a registered sleeper (private lock). */
+int weft__owned_wake(weft_rlock_t *r)
+{
+    weft__futex_wake(WEFT__ATOMIC(&r->word), 1, false);
+    return 0;
 }
 
 int weft__owned_consistent(weft_rlock_t *r)

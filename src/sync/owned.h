@@ -47,10 +47,15 @@
 #define OWNER_DIED    0x40000000u
 #define OWNER_WAITERS 0x80000000u
 
+/* A bit of an RLock's `flags` beside WEFT_SHARED: the lock has had a
+ * sleeper, so its releases are atomic from now on (see below). */
+#define OWNED_FENCED 0x80000000u
+
 /* What the slow paths need to know about an owner word. */
 struct weft__owner {
     _Atomic uint32_t *word;
     _Atomic uint32_t *sleepers; /* NULL: not counted, so assume others sleep */
+    _Atomic uint32_t *flags;    /* NULL, or the RLock's (OWNED_FENCED) */
     uint32_t mark;              /* bits that stay set in the word */
     bool shared;                /* process-shared futex, and robust */
 };
@@ -65,6 +70,32 @@ void weft__owner_unlock(const struct weft__owner *o);
 /* The RLock (and critical section) on top: recursion and owner checks. */
 int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout);
 int weft__owned_release_slow(weft_rlock_t *r);
+int weft__owned_wake(weft_rlock_t *r);
+
+/*
+ * Fence-free release (private locks, when the kernel has membarrier). A
+ * release is normally an atomic read-modify-write, because it must see a
+ * sleeper that registers at the same moment: a plain store followed by a
+ * load of the sleeper count may be reordered by the CPU (store to load), and
+ * the wake-up lost. Instead the rare side pays: a thread that registers to
+ * sleep calls membarrier(PRIVATE_EXPEDITED), which makes every running
+ * thread of the process execute a full barrier. A release whose load of
+ * `sleepers` came before that barrier made its store visible before the
+ * sleeper looks at the word; one whose load came after sees the sleeper.
+ * So the owner releases with a plain store and a load, and the uncontended
+ * acquire-release pair costs one atomic instruction instead of two. (A
+ * sleeper's waiters bit that the plain store overwrites does no harm: its
+ * futex wait compares the word, which changed.) Shared locks cannot use it:
+ * the private membarrier does not reach other processes.
+ *
+ * A membarrier interrupts every other running thread of the process, which
+ * would make each sleep of a busy lock several times dearer. So it is paid
+ * once per lock: the first sleeper sets OWNED_FENCED in the lock's flags
+ * before its barrier, and from then on that lock's releases are atomic
+ * (any release after the barrier sees the bit). Locks that never make a
+ * thread sleep, the common case, keep the cheap release.
+ */
+extern int weft__fence_free;
 
 static inline uint32_t weft__owned_load(weft_rlock_t *r)
 {
@@ -80,6 +111,8 @@ static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double tim
 #ifndef WEFT_TSAN
     uint32_t me = (uint32_t)weft__cached_tid;
     if (WEFT__LIKELY(me != 0 && !isnan(timeout))) {
+        /* Look before swapping: when the lock is held, a failed swap would
+         * take the cache line away from the owner for nothing. */
         uint32_t v = weft__owned_load(r);
         if (WEFT__LIKELY(v == 0) &&
             WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
@@ -103,6 +136,14 @@ static inline int weft__owned_release(weft_rlock_t *r)
         if (r->count > 0) {
             r->count--;
             return 0;
+        }
+        if (WEFT__LIKELY(weft__fence_free && atomic_load_explicit(WEFT__ATOMIC(&r->flags),
+                                                                  memory_order_relaxed) == 0)) {
+            atomic_store_explicit(WEFT__ATOMIC(&r->word), 0, memory_order_release);
+            if (WEFT__LIKELY(
+                    atomic_load_explicit(WEFT__ATOMIC(&r->sleepers), memory_order_relaxed) == 0))
+                return 0;
+            return weft__owned_wake(r);
         }
         if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
                 WEFT__ATOMIC(&r->word), &v, 0, memory_order_release, memory_order_relaxed)))
