@@ -131,14 +131,17 @@ static inline int weft__owned_release(weft_rlock_t *r)
 {
 #ifndef WEFT_TSAN
     uint32_t me = (uint32_t)weft__cached_tid;
+    /* The mode first, so that on a contended (fenced) lock nothing comes
+     * between reading the word and swapping it. */
+    bool plain = weft__fence_free &&
+                 atomic_load_explicit(WEFT__ATOMIC(&r->flags), memory_order_relaxed) == 0;
     uint32_t v = weft__owned_load(r);
     if (WEFT__LIKELY(me != 0 && v == me)) {
         if (r->count > 0) {
             r->count--;
             return 0;
         }
-        if (WEFT__LIKELY(weft__fence_free && atomic_load_explicit(WEFT__ATOMIC(&r->flags),
-                                                                  memory_order_relaxed) == 0)) {
+        if (WEFT__LIKELY(plain)) {
             atomic_store_explicit(WEFT__ATOMIC(&r->word), 0, memory_order_release);
             if (WEFT__LIKELY(
                     atomic_load_explicit(WEFT__ATOMIC(&r->sleepers), memory_order_relaxed) == 0))
