@@ -115,12 +115,29 @@ static bool spin(_Atomic uint32_t *w)
 {
     if (!weft__spin_pays())
         return false;
-    for (uint32_t i = 0, pause = 1; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
+    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
         uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
         if (take(w, v, 0))
             return true;
         if (v >= SLEEPER)
             return false;
+    }
+    return false;
+}
+
+/* A sleeper just woken polls before it sleeps again, leaving the woken bit
+ * set meanwhile, so that the holder's releases make no further system calls
+ * while it is awake (Go's sync.Mutex lets its woken waiter spin too). A
+ * waiter that slept again at once on finding the lock re-taken would cost
+ * the holder one wake-up system call per round. */
+static bool woken_spin(_Atomic uint32_t *w)
+{
+    if (!weft__spin_pays())
+        return false;
+    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
+        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+        if (take(w, v, SLEEPER | WOKEN))
+            return true;
     }
     return false;
 }
@@ -144,6 +161,8 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
             continue;
         if (weft__futex_wait(w, v & ~WOKEN, deadline, false) == -ETIMEDOUT)
             break;
+        if (woken_spin(w))
+            return 0;
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
     /* Timed out: leave, clear the woken bit (the release's wake-up may have

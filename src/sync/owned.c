@@ -105,7 +105,7 @@ static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
 {
     if (!weft__spin_pays())
         return false;
-    for (uint32_t i = 0, pause = 1; i < spin; i++, weft__backoff(&pause)) {
+    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < spin; i++, weft__backoff(&pause)) {
         uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
         if (is_free(v) && take(o, &v, me, 0))
             return true;
