@@ -40,33 +40,24 @@ static int cs_acquire(void *obj, double timeout)
     return weft__owned_acquire(&cs->lock, spin, timeout);
 }
 
-static inline int cs_entry(weft_critsec_t *cs, double timeout, const weft_site_t *site)
-{
-    if (!cs)
-        return -EINVAL;
-    if (WEFT__LOCKDEP_ON())
-        return weft__lockdep_acquire(cs, WEFT__LD_RECURSIVE, site, timeout, cs_acquire);
-    return cs_acquire(cs, timeout);
-}
-
 int weft_critsec_enter_at(weft_critsec_t *cs, const weft_site_t *site)
 {
-    return cs_entry(cs, WEFT_FOREVER, site);
+    return weft__acquire_entry(cs, WEFT__LD_RECURSIVE, site, WEFT_FOREVER, cs_acquire);
 }
 
 int(weft_critsec_enter)(weft_critsec_t *cs)
 {
-    return cs_entry(cs, WEFT_FOREVER, NULL);
+    return weft__acquire_entry(cs, WEFT__LD_RECURSIVE, NULL, WEFT_FOREVER, cs_acquire);
 }
 
 int weft_critsec_try_enter_at(weft_critsec_t *cs, const weft_site_t *site)
 {
-    return cs_entry(cs, 0, site);
+    return weft__acquire_entry(cs, WEFT__LD_RECURSIVE, site, 0, cs_acquire);
 }
 
 int(weft_critsec_try_enter)(weft_critsec_t *cs)
 {
-    return cs_entry(cs, 0, NULL);
+    return weft__acquire_entry(cs, WEFT__LD_RECURSIVE, NULL, 0, cs_acquire);
 }
 
 int weft_critsec_leave(weft_critsec_t *cs)

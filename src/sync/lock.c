@@ -203,23 +203,14 @@ static int lock_acquire(void *lock, double timeout)
     return rc;
 }
 
-static inline int lock_entry(weft_lock_t *lock, double timeout, const weft_site_t *site)
-{
-    if (WEFT__UNLIKELY(!lock || isnan(timeout)))
-        return -EINVAL;
-    if (WEFT__LOCKDEP_ON())
-        return weft__lockdep_acquire(lock, WEFT__LD_LOCK, site, timeout, lock_acquire);
-    return lock_acquire(lock, timeout);
-}
-
 int weft_lock_acquire_at(weft_lock_t *lock, double timeout, const weft_site_t *site)
 {
-    return lock_entry(lock, timeout, site);
+    return weft__acquire_entry(lock, WEFT__LD_LOCK, site, timeout, lock_acquire);
 }
 
 int(weft_lock_acquire)(weft_lock_t *lock, double timeout)
 {
-    return lock_entry(lock, timeout, NULL);
+    return weft__acquire_entry(lock, WEFT__LD_LOCK, NULL, timeout, lock_acquire);
 }
 
 WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)

@@ -27,23 +27,14 @@ static int rlock_acquire(void *rlock, double timeout)
     return weft__owned_acquire(rlock, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
 }
 
-static inline int rlock_entry(weft_rlock_t *rlock, double timeout, const weft_site_t *site)
-{
-    if (!rlock)
-        return -EINVAL;
-    if (WEFT__LOCKDEP_ON())
-        return weft__lockdep_acquire(rlock, WEFT__LD_RECURSIVE, site, timeout, rlock_acquire);
-    return weft__owned_acquire(rlock, WEFT_CRITSEC_DEFAULT_SPIN, timeout);
-}
-
 int weft_rlock_acquire_at(weft_rlock_t *rlock, double timeout, const weft_site_t *site)
 {
-    return rlock_entry(rlock, timeout, site);
+    return weft__acquire_entry(rlock, WEFT__LD_RECURSIVE, site, timeout, rlock_acquire);
 }
 
 int(weft_rlock_acquire)(weft_rlock_t *rlock, double timeout)
 {
-    return rlock_entry(rlock, timeout, NULL);
+    return weft__acquire_entry(rlock, WEFT__LD_RECURSIVE, NULL, timeout, rlock_acquire);
 }
 
 int weft_rlock_release(weft_rlock_t *rlock)

@@ -182,23 +182,14 @@ static int read_acquire(void *obj, double timeout)
     return rc;
 }
 
-static inline int read_entry(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
-{
-    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
-        return -EINVAL;
-    if (WEFT__LOCKDEP_ON())
-        return weft__lockdep_acquire(rw, WEFT__LD_READ, site, timeout, read_acquire);
-    return read_acquire(rw, timeout);
-}
-
 int weft_rwlock_acquire_read_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
 {
-    return read_entry(rw, timeout, site);
+    return weft__acquire_entry(rw, WEFT__LD_READ, site, timeout, read_acquire);
 }
 
 int(weft_rwlock_acquire_read)(weft_rwlock_t *rw, double timeout)
 {
-    return read_entry(rw, timeout, NULL);
+    return weft__acquire_entry(rw, WEFT__LD_READ, NULL, timeout, read_acquire);
 }
 
 int weft_rwlock_release_read(weft_rwlock_t *rw)
@@ -315,23 +306,14 @@ static int write_acquire(void *obj, double timeout)
     return rc;
 }
 
-static inline int write_entry(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
-{
-    if (WEFT__UNLIKELY(!rw || isnan(timeout)))
-        return -EINVAL;
-    if (WEFT__LOCKDEP_ON())
-        return weft__lockdep_acquire(rw, WEFT__LD_WRITE, site, timeout, write_acquire);
-    return write_acquire(rw, timeout);
-}
-
 int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
 {
-    return write_entry(rw, timeout, site);
+    return weft__acquire_entry(rw, WEFT__LD_WRITE, site, timeout, write_acquire);
 }
 
 int(weft_rwlock_acquire_write)(weft_rwlock_t *rw, double timeout)
 {
-    return write_entry(rw, timeout, NULL);
+    return weft__acquire_entry(rw, WEFT__LD_WRITE, NULL, timeout, write_acquire);
 }
 
 int weft_rwlock_release_write(weft_rwlock_t *rw)

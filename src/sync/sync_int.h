@@ -42,6 +42,19 @@ void weft__lockdep_release(const void *lock);
 /* The lock at this address is new (init) or gone (destroy). */
 void weft__lockdep_forget(const void *lock);
 
+/* The common entry of every acquire: check the input, then take the lock
+ * through the checker or directly. Inlined with a constant `acquire`, it
+ * compiles into each public function with the lock's own fast path. */
+static inline int weft__acquire_entry(void *lock, int kind, const weft_site_t *site, double timeout,
+                                      int (*acquire)(void *lock, double timeout))
+{
+    if (WEFT__UNLIKELY(!lock || isnan(timeout)))
+        return -EINVAL;
+    if (WEFT__LOCKDEP_ON())
+        return weft__lockdep_acquire(lock, kind, site, timeout, acquire);
+    return acquire(lock, timeout);
+}
+
 #ifdef WEFT_TSAN
 #include <sanitizer/tsan_interface.h>
 #define WEFT__TSAN_ACQUIRE(a)        __tsan_acquire(a)
