@@ -141,9 +141,9 @@ struct interrupted {
 static void *wait_through_signals(void *arg)
 {
     struct interrupted *w = arg;
+    double t0 = wt_now(); /* before the deadline is set, never after */
     weft__deadline_t d;
     weft__deadline(0.1, &d);
-    double t0 = wt_now();
     while (weft__futex_wait(&w->word, 0, d, false) == 0)
         ;
     w->waited_futex = wt_now() - t0;
