@@ -5,6 +5,7 @@
  * every way out of a WEFT_WITH block, and bad input. Behaviours follow
  * CPython's Lib/test/lock_tests.py.
  */
+#include "base/base.h"
 #include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
@@ -177,6 +178,32 @@ WT_STRESS(fresh_locks_lose_no_wakeup_at_their_first_sleep)
     /* Some locks did switch, so the race was run (given two CPUs: on one,
      * each thread finishes within its time slice and nobody sleeps). */
     WT_CHECK(fenced > 0 || weft_cpu_count() < 2);
+}
+
+/* The same with the sleeper's barrier failing (as under a seccomp filter
+ * installed after the library loaded): each lock's first sleep is then
+ * bounded, so a release that missed the sleeper cannot strand it. */
+static int failing_membarrier(int cmd, unsigned flags, int cpu_id)
+{
+    (void)cmd, (void)flags, (void)cpu_id;
+    errno = EPERM;
+    return -1;
+}
+
+WT_FAULT(failed_barrier_loses_no_wakeup)
+{
+    weft__sys.membarrier = failing_membarrier;
+    for (int r = 0; r < (wt_sanitizer() ? 10 : 50); r++) {
+        struct fresh f = {.pairs = 200 + (r % 8) * 100};
+        for (int i = 0; i < 64; i++)
+            WT_EQ(weft_critsec_init(&f.cs[i], 0, 0), 0);
+        weft_thread_t *a = spawn(through_fresh_locks, &f), *b = spawn(through_fresh_locks, &f);
+        finish(a);
+        finish(b);
+        for (int i = 0; i < 64; i++)
+            WT_EQ(f.counter[i], 2 * f.pairs);
+    }
+    weft__sys_reset();
 }
 
 /* Threads take the lock with short timeouts, some waiting forever, while it

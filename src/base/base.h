@@ -92,6 +92,7 @@ struct weft__sys {
     void *(*calloc)(size_t count, size_t size);
     int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
+    int (*membarrier)(int cmd, unsigned flags, int cpu_id); /* 0, or -1 and errno */
 };
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);

@@ -8,12 +8,19 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-struct weft__sys weft__sys = {malloc, calloc, pthread_create};
+static int sys_membarrier(int cmd, unsigned flags, int cpu_id)
+{
+    return (int)syscall(SYS_membarrier, cmd, flags, cpu_id);
+}
+
+struct weft__sys weft__sys = {malloc, calloc, pthread_create, sys_membarrier};
 
 void weft__sys_reset(void)
 {
-    weft__sys = (struct weft__sys){malloc, calloc, pthread_create};
+    weft__sys = (struct weft__sys){malloc, calloc, pthread_create, sys_membarrier};
 }
 
 void *weft__malloc(size_t size)

@@ -40,14 +40,20 @@ __attribute__((constructor)) static void fence_free_init(void)
         weft__fence_free = 1;
 }
 
-/* The sleeper's half of the fence-free release: once per lock (owned.h). */
-static void register_barrier(const struct weft__owner *o)
+/* How long a sleeper sleeps at most when its barrier failed (a seccomp
+ * filter installed after the library loaded, say): by then every release
+ * that could have missed it has finished, and later ones are atomic. */
+#define BARRIER_FAILED_NS 1000000LL
+
+/* The sleeper's half of the fence-free release: once per lock (owned.h).
+ * False if the barrier was needed and failed. */
+static bool register_barrier(const struct weft__owner *o)
 {
     if (!weft__fence_free || !o->flags || o->shared ||
         (atomic_load_explicit(o->flags, memory_order_relaxed) & OWNED_FENCED))
-        return;
+        return true;
     atomic_fetch_or(o->flags, OWNED_FENCED);
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    return weft__sys.membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 static bool is_free(uint32_t v)
@@ -116,10 +122,12 @@ static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
     return false;
 }
 
-/* The sleep loop of a registered sleeper. On a shared lock it sleeps in
- * slices and checks the owner after every slice that ended without a
- * wake-up, the last one at the deadline itself. */
-static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t deadline)
+/* The sleep loop of a registered sleeper, in slices of `slice` ns when
+ * that is not 0. On a shared lock it checks the owner after every slice
+ * that ended without a wake-up, the last one at the deadline itself; on a
+ * private one a slice is the bounded first sleep after a failed barrier. */
+static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t deadline,
+                    int64_t slice)
 {
     bool check = false, last = false;
     for (;;) {
@@ -145,16 +153,20 @@ static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t d
                                                    memory_order_relaxed, memory_order_relaxed))
             continue;
         weft__deadline_t until = deadline;
-        if (o->shared) {
+        if (slice) {
             int64_t now = weft__now_ns();
-            if (deadline - now > OWNER_CHECK_NS)
-                until = now + OWNER_CHECK_NS;
+            if (deadline - now > slice)
+                until = now + slice;
         }
         if (weft__futex_wait(o->word, v | OWNER_WAITERS, until, o->shared) == -ETIMEDOUT) {
-            if (!o->shared)
+            if (o->shared) {
+                check = true;
+                last = until == deadline;
+            } else if (until == deadline) {
                 return -ETIMEDOUT;
-            check = true;
-            last = until == deadline;
+            } else {
+                slice = 0;
+            }
         }
     }
 }
@@ -189,11 +201,13 @@ int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, do
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
+    int64_t slice = o->shared ? OWNER_CHECK_NS : 0;
     if (o->sleepers) {
         atomic_fetch_add(o->sleepers, 1);
-        register_barrier(o);
+        if (!register_barrier(o))
+            slice = BARRIER_FAILED_NS;
     }
-    rc = sleep_on(o, me, deadline);
+    rc = sleep_on(o, me, deadline, slice);
     if (rc == -ETIMEDOUT)
         pass_on(o);
     if (o->sleepers)

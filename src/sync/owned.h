@@ -93,7 +93,11 @@ int weft__owned_wake(weft_rlock_t *r);
  * once per lock: the first sleeper sets OWNED_FENCED in the lock's flags
  * before its barrier, and from then on that lock's releases are atomic
  * (any release after the barrier sees the bit). Locks that never make a
- * thread sleep, the common case, keep the cheap release.
+ * thread sleep, the common case, keep the cheap release. Should the barrier
+ * itself fail (a seccomp filter installed after the library loaded), the
+ * sleeper's first sleep is bounded instead: once it ends, every release
+ * that could have missed the sleeper is over. Without either, a test of
+ * thousands of fresh locks (test_lock) strands a sleeper in half its runs.
  */
 extern int weft__fence_free;
 
