@@ -158,23 +158,29 @@ static void *through_fresh_locks(void *arg)
     return NULL;
 }
 
+/* Two threads through 64 fresh locks; returns how many ended up fenced. */
+static int fresh_round(int r)
+{
+    struct fresh f = {.pairs = 200 + (r % 8) * 100};
+    for (int i = 0; i < 64; i++)
+        WT_EQ(weft_critsec_init(&f.cs[i], 0, 0), 0);
+    weft_thread_t *a = spawn(through_fresh_locks, &f), *b = spawn(through_fresh_locks, &f);
+    finish(a);
+    finish(b);
+    int fenced = 0;
+    for (int i = 0; i < 64; i++) {
+        WT_EQ(f.counter[i], 2 * f.pairs);
+        WT_EQ(f.cs[i].lock.word, 0);
+        fenced += (f.cs[i].lock.flags & 0x80000000u) != 0;
+    }
+    return fenced;
+}
+
 WT_STRESS(fresh_locks_lose_no_wakeup_at_their_first_sleep)
 {
-    int rounds = wt_sanitizer() ? 20 : 200;
     int fenced = 0;
-    for (int r = 0; r < rounds; r++) {
-        struct fresh f = {.pairs = 200 + (r % 8) * 100};
-        for (int i = 0; i < 64; i++)
-            WT_EQ(weft_critsec_init(&f.cs[i], 0, 0), 0);
-        weft_thread_t *a = spawn(through_fresh_locks, &f), *b = spawn(through_fresh_locks, &f);
-        finish(a);
-        finish(b);
-        for (int i = 0; i < 64; i++) {
-            WT_EQ(f.counter[i], 2 * f.pairs);
-            WT_EQ(f.cs[i].lock.word, 0);
-            fenced += (f.cs[i].lock.flags & 0x80000000u) != 0;
-        }
-    }
+    for (int r = 0; r < (wt_sanitizer() ? 20 : 200); r++)
+        fenced += fresh_round(r);
     /* Some locks did switch, so the race was run (given two CPUs: on one,
      * each thread finishes within its time slice and nobody sleeps). */
     WT_CHECK(fenced > 0 || weft_cpu_count() < 2);
@@ -193,16 +199,8 @@ static int failing_membarrier(int cmd, unsigned flags, int cpu_id)
 WT_FAULT(failed_barrier_loses_no_wakeup)
 {
     weft__sys.membarrier = failing_membarrier;
-    for (int r = 0; r < (wt_sanitizer() ? 10 : 50); r++) {
-        struct fresh f = {.pairs = 200 + (r % 8) * 100};
-        for (int i = 0; i < 64; i++)
-            WT_EQ(weft_critsec_init(&f.cs[i], 0, 0), 0);
-        weft_thread_t *a = spawn(through_fresh_locks, &f), *b = spawn(through_fresh_locks, &f);
-        finish(a);
-        finish(b);
-        for (int i = 0; i < 64; i++)
-            WT_EQ(f.counter[i], 2 * f.pairs);
-    }
+    for (int r = 0; r < (wt_sanitizer() ? 10 : 50); r++)
+        fresh_round(r);
     weft__sys_reset();
 }
 
