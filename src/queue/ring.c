@@ -85,8 +85,8 @@ static size_t claim(weft__ring_t *r, _Atomic size_t *counter, size_t lag)
         size_t seq = atomic_load_explicit(seq_of(r, pos), memory_order_acquire);
         intptr_t dif = (intptr_t)(seq - (pos + lag));
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(counter, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(counter, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
                 return pos;
         } else if (dif < 0) {
             return SIZE_MAX;
