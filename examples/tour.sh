@@ -17,4 +17,5 @@ run lock_with    "The shorter form the lecture leaves blank: WEFT_WITH(&lock), P
 run critical_section "Critical section: a recursive lock, four tellers, the bank's total never changes"
 run producer_consumer "Condition: a bounded buffer between producers and consumers"
 run downloads    "Semaphore: ten downloads, at most three at a time"
+run shared_lock  "multiprocessing.Lock in shared memory, and a holder killed with SIGKILL"
 printf '\nTour finished.\n'
