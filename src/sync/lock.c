@@ -111,33 +111,23 @@ static void wake_one(_Atomic uint32_t *w, uint32_t v)
     }
 }
 
-static bool spin(_Atomic uint32_t *w)
+/* Poll for the lock before sleeping. A newcomer (`leave` 0) gives up once
+ * others sleep: the holder is slow. A sleeper just woken (`leave` SLEEPER |
+ * WOKEN, as for take) keeps polling, leaving the woken bit set meanwhile, so
+ * that the holder's releases make no further system calls while it is awake
+ * (Go's sync.Mutex lets its woken waiter spin too); sleeping again at once
+ * on finding the lock re-taken would cost the holder one wake-up system call
+ * per round. */
+static bool spin(_Atomic uint32_t *w, uint32_t leave)
 {
     if (!weft__spin_pays())
         return false;
     for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
         uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
-        if (take(w, v, 0))
+        if (take(w, v, leave))
             return true;
-        if (v >= SLEEPER)
+        if (!leave && v >= SLEEPER)
             return false;
-    }
-    return false;
-}
-
-/* A sleeper just woken polls before it sleeps again, leaving the woken bit
- * set meanwhile, so that the holder's releases make no further system calls
- * while it is awake (Go's sync.Mutex lets its woken waiter spin too). A
- * waiter that slept again at once on finding the lock re-taken would cost
- * the holder one wake-up system call per round. */
-static bool woken_spin(_Atomic uint32_t *w)
-{
-    if (!weft__spin_pays())
-        return false;
-    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
-        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
-        if (take(w, v, SLEEPER | WOKEN))
-            return true;
     }
     return false;
 }
@@ -161,7 +151,7 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
             continue;
         if (weft__futex_wait(w, v & ~WOKEN, deadline, false) == -ETIMEDOUT)
             break;
-        if (woken_spin(w))
+        if (spin(w, SLEEPER | WOKEN))
             return 0;
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
@@ -182,7 +172,7 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
     }
     if (timeout == 0)
         return -EAGAIN;
-    if (spin(w))
+    if (spin(w, 0))
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
@@ -222,11 +212,9 @@ WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
         weft__owner_unlock(&o);
         return 0;
     }
-    if (!(v & HELD))
-        return -EPERM;
     v = atomic_fetch_and_explicit(w, ~HELD, memory_order_release);
     if (!(v & HELD))
-        return -EPERM; /* another thread released it first */
+        return -EPERM; /* not held, or another thread released it first */
     wake_one(w, v & ~HELD);
     return 0;
 }

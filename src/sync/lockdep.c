@@ -247,8 +247,9 @@ static char *new_report(void)
     return n_pending <= DEPTH ? (pending[n_pending++] = malloc(REPORT_MAX)) : NULL;
 }
 
+/* `before` is the first edge of the old path from `taking` back to `held`. */
 static void report_inversion(const void *held, const void *taking, const struct edge *now,
-                             const struct edge *before, const void *before_from)
+                             const struct edge *before)
 {
     char *buf = new_report();
     if (!buf)
@@ -261,11 +262,10 @@ static void report_inversion(const void *held, const void *taking, const struct 
     put_site(buf, &len, "taken at", now->taken_site);
     put_backtrace(buf, &len, now->bt, now->depth);
     if (len < REPORT_MAX)
-        len +=
-            (size_t)snprintf(buf + len, REPORT_MAX - len,
-                             "but thread %ld took lock %p while holding lock %p, "
-                             "an order that leads back to lock %p:\n",
-                             before->tid, (const void *)nodes[before->to].lock, before_from, held);
+        len += (size_t)snprintf(buf + len, REPORT_MAX - len,
+                                "but thread %ld took lock %p while holding lock %p, "
+                                "an order that leads back to lock %p:\n",
+                                before->tid, (const void *)nodes[before->to].lock, taking, held);
     put_site(buf, &len, "held since", before->held_site);
     put_site(buf, &len, "taken at", before->taken_site);
     put_backtrace(buf, &len, before->bt, before->depth);
@@ -354,11 +354,9 @@ static void learn(const void *lock, const weft_site_t *site)
         if (from < 0 || edge_between(from, to) >= 0)
             continue;
         int back = path(to, from, ++generation);
-        /* Find where the old path starts before the new edge can move the
-         * arrays. */
         int e = add_edge(from, to, h, site);
         if (e >= 0 && back >= 0)
-            report_inversion(h->lock, lock, &edges[e], &edges[back], lock);
+            report_inversion(h->lock, lock, &edges[e], &edges[back]);
     }
 }
 
