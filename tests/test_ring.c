@@ -13,24 +13,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-WT_CASE(ring_is_fifo_and_reports_full_and_empty)
+/* Fill, overfill, drain and overdrain a ring of `cap` many times over. */
+static void check_fifo(size_t cap)
 {
-    weft__ring_t *r = weft__ring_new(5, sizeof(long));
+    weft__ring_t *r = weft__ring_new(cap, sizeof(long));
     WT_CHECK(r != NULL);
-    WT_EQ(weft__ring_capacity(r), 8); /* rounded up to a power of two */
-    long v;
+    long v, n = (long)cap;
     WT_EQ(weft__ring_get(r, &v), -EAGAIN);
     for (long round = 0; round < 100; round++) { /* wraps many times */
-        for (long i = 0; i < 8; i++)
-            WT_EQ(weft__ring_put(r, &(long){round * 8 + i}), 0);
-        WT_EQ(weft__ring_put(r, &(long){-1}), -EAGAIN);
-        for (long i = 0; i < 8; i++) {
+        for (long i = 0; i < n; i++) {
+            WT_EQ(weft__ring_size(r), (size_t)i);
+            WT_EQ(weft__ring_put(r, &(long){round * n + i}), 0);
+        }
+        WT_EQ(weft__ring_put(r, &(long){-1}), -EAGAIN); /* exactly cap */
+        WT_EQ(weft__ring_size(r), cap);
+        for (long i = 0; i < n; i++) {
             WT_EQ(weft__ring_get(r, &v), 0);
-            WT_EQ(v, round * 8 + i);
+            WT_EQ(v, round * n + i);
         }
         WT_EQ(weft__ring_get(r, &v), -EAGAIN);
+        /* Half full: the positions drift against the cell boundaries. */
+        WT_EQ(weft__ring_put(r, &(long){7}), 0);
+        WT_EQ(weft__ring_get(r, &v), 0);
+        WT_EQ(v, 7);
     }
     weft__ring_free(r);
+}
+
+WT_CASE(ring_is_fifo_and_holds_exactly_its_capacity)
+{
+    check_fifo(1);
+    check_fifo(2);
+    check_fifo(5);
+    check_fifo(8);
+    check_fifo(1000);
 }
 
 WT_CASE(ring_copies_odd_sized_items)
@@ -48,26 +64,27 @@ WT_CASE(ring_copies_odd_sized_items)
     }
     char one = 'x', got = 0;
     weft__ring_t *bytes = weft__ring_new(1, 1);
-    WT_EQ(weft__ring_capacity(bytes), 2);
     WT_EQ(weft__ring_put(bytes, &one), 0);
+    WT_EQ(weft__ring_put(bytes, &one), -EAGAIN);
     WT_EQ(weft__ring_get(bytes, &got), 0);
     WT_EQ(got, 'x');
     weft__ring_free(bytes);
     weft__ring_free(r);
 }
 
-static void *no_memory(size_t size)
+static void *no_calloc(size_t count, size_t size)
 {
-    (void)size;
+    (void)count, (void)size;
     return NULL;
 }
 
 WT_FAULT(ring_bad_sizes_and_no_memory)
 {
     WT_CHECK(weft__ring_new(8, 0) == NULL);
+    WT_CHECK(weft__ring_new(0, 8) == NULL);
     WT_CHECK(weft__ring_new(SIZE_MAX, 8) == NULL);
     WT_CHECK(weft__ring_new((size_t)1 << 40, (size_t)1 << 40) == NULL);
-    weft__sys.malloc = no_memory;
+    weft__sys.calloc = no_calloc;
     WT_CHECK(weft__ring_new(8, 8) == NULL);
     weft__sys_reset();
     weft__ring_free(NULL);
@@ -119,10 +136,10 @@ static void *consume(void *arg)
     return NULL;
 }
 
-WT_STRESS(ring_delivers_every_item_once_in_order_per_producer)
+static void run_mpmc(size_t capacity)
 {
     struct mpmc m = {.per_producer = wt_sanitizer() ? 20000 : 250000};
-    m.ring = weft__ring_new(64, sizeof(long));
+    m.ring = weft__ring_new(capacity, sizeof(long));
     m.seen = calloc((size_t)(PRODUCERS * m.per_producer), 1);
     WT_CHECK(m.ring && m.seen);
     weft_thread_t *t[PRODUCERS + CONSUMERS];
@@ -139,4 +156,16 @@ WT_STRESS(ring_delivers_every_item_once_in_order_per_producer)
     WT_EQ(weft__ring_get(m.ring, &v), -EAGAIN);
     free((void *)m.seen);
     weft__ring_free(m.ring);
+}
+
+WT_STRESS(ring_delivers_every_item_once_in_order_per_producer)
+{
+    run_mpmc(64);
+}
+
+/* Three cells (a division per position) are full or empty most of the time:
+ * every claim races with an operation on the same cell. */
+WT_STRESS(ring_of_three_delivers_every_item_once)
+{
+    run_mpmc(3);
 }

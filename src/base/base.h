@@ -59,6 +59,25 @@ static inline void weft__cpu_relax(void)
 }
 bool weft__spin_pays(void);
 
+/*
+ * Waiting out another thread that is between two steps of a lock-free
+ * operation (it claimed a slot and has yet to fill it): a few pauses first,
+ * doubling, for the common case of a thread running on another CPU, then
+ * sched_yield(), so that a preempted thread, or one sharing our only CPU,
+ * gets to finish.
+ */
+typedef struct weft__stall {
+    uint32_t pauses;
+} weft__stall_t;
+#define WEFT__STALL_INIT \
+    {                    \
+        1                \
+    }
+void weft__stall(weft__stall_t *s);
+
+/* Data written by different threads is kept this far apart. */
+#define WEFT__CACHE_LINE 64
+
 /* Thread-local variables read on fast paths use the initial-exec model: one
  * %fs-relative load instead of a call to __tls_get_addr. This is safe for a
  * library linked at startup and, for the few bytes weft uses, for dlopen too

@@ -1,5 +1,6 @@
 /*
- * weft_cpu_count(): how many CPUs this process may use.
+ * weft_cpu_count(): how many CPUs this process may use; and whether
+ * spinning pays (weft__spin_pays, weft__stall).
  *
  * Like Python's os.process_cpu_count() this reads the affinity mask rather
  * than the number of CPUs online, so `taskset -c 0 prog` sees 1. The mask is
@@ -23,6 +24,17 @@ bool weft__spin_pays(void)
         atomic_store_explicit(&pays, p, memory_order_relaxed);
     }
     return p == 2;
+}
+
+void weft__stall(weft__stall_t *s)
+{
+    if (s->pauses > 256 || !weft__spin_pays()) {
+        sched_yield();
+        return;
+    }
+    for (uint32_t i = 0; i < s->pauses; i++)
+        weft__cpu_relax();
+    s->pauses *= 2;
 }
 
 int weft_cpu_count(void)

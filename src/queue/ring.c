@@ -3,63 +3,63 @@
  * on cache lines of their own, apart from each other and from the cells,
  * so producers and consumers do not slow each other down through false
  * sharing; each cell is padded to a multiple of the sequence number's
- * alignment so that every seq is naturally aligned.
+ * alignment so that every seq is naturally aligned. A capacity that is a
+ * power of two finds its cell with a shift and a mask, any other with one
+ * division.
  */
 #include "queue/ring.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_LINE 64
-
-/* The counters 64 bytes apart are on different cache lines whatever the
- * struct's own alignment, so plain malloc serves. */
 struct weft__ring {
     _Atomic size_t put_pos;
-    char pad1[CACHE_LINE - sizeof(size_t)];
+    char pad1[WEFT__CACHE_LINE - sizeof(size_t)];
     _Atomic size_t get_pos;
-    char pad2[CACHE_LINE - sizeof(size_t)];
-    size_t mask, item_size, stride;
+    char pad2[WEFT__CACHE_LINE - sizeof(size_t)];
+    size_t cap, stride, item_size;
+    unsigned shift; /* log2(cap) when cap is a power of two, else 0 */
     unsigned char *cells;
 };
 
-static _Atomic size_t *seq_of(const weft__ring_t *r, size_t pos)
+/* The cell and lap of position pos. */
+static _Atomic size_t *locate(const weft__ring_t *r, size_t pos, size_t *lap)
 {
-    return (_Atomic size_t *)(r->cells + (pos & r->mask) * r->stride);
+    size_t idx;
+    if (r->shift || r->cap == 1) {
+        *lap = pos >> r->shift;
+        idx = pos & (r->cap - 1);
+    } else {
+        *lap = pos / r->cap;
+        idx = pos % r->cap;
+    }
+    return (_Atomic size_t *)(r->cells + idx * r->stride);
 }
 
-static void *item_of(const weft__ring_t *r, size_t pos)
+static void *item_of(_Atomic size_t *seq)
 {
-    return r->cells + (pos & r->mask) * r->stride + sizeof(size_t);
+    return (unsigned char *)seq + sizeof(size_t);
 }
 
 weft__ring_t *weft__ring_new(size_t capacity, size_t item_size)
 {
-    if (item_size == 0 || capacity > ((size_t)1 << (sizeof(size_t) * 8 - 2)))
-        return NULL;
-    size_t cap = 2;
-    while (cap < capacity)
-        cap *= 2;
     size_t align = _Alignof(size_t);
     size_t stride = (sizeof(size_t) + item_size + align - 1) / align * align;
-    if (stride < item_size || cap > SIZE_MAX / stride)
+    if (item_size == 0 || capacity == 0 || stride < item_size || capacity > SIZE_MAX / 4 / stride)
         return NULL;
-    weft__ring_t *r = weft__malloc(sizeof *r);
-    unsigned char *cells = weft__malloc(cap * stride);
+    weft__ring_t *r = weft__calloc(1, sizeof *r);
+    unsigned char *cells = weft__calloc(capacity, stride);
     if (!r || !cells) {
         free(r);
         free(cells);
         return NULL;
     }
-    memset(r, 0, sizeof *r);
-    r->mask = cap - 1;
-    r->item_size = item_size;
+    r->cap = capacity;
     r->stride = stride;
+    r->item_size = item_size;
     r->cells = cells;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(seq_of(r, i), i);
-    atomic_init(&r->put_pos, 0);
-    atomic_init(&r->get_pos, 0);
+    if ((capacity & (capacity - 1)) == 0)
+        r->shift = (unsigned)__builtin_ctzl(capacity);
     return r;
 }
 
@@ -71,47 +71,68 @@ void weft__ring_free(weft__ring_t *r)
     }
 }
 
-size_t weft__ring_capacity(const weft__ring_t *r)
+/*
+ * Claim the next position on `counter` (the put or the get counter; `full`
+ * is 0 for a put, 1 for a get, the low bit of the seq it expects). Returns
+ * the cell, or NULL when the ring is full (put) or empty (get): the cell
+ * lags behind and the other counter, `other`, says no operation on it is in
+ * flight: for a put the get counter is a whole lap behind, for a get the put
+ * counter has not passed the position.
+ */
+static _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter, _Atomic size_t *other,
+                             size_t full)
 {
-    return r->mask + 1;
-}
-
-/* Claim the position at `counter` whose cell's seq reads `pos + lag`:
- * returns it, or SIZE_MAX when the cell lags behind (full or empty). */
-static size_t claim(weft__ring_t *r, _Atomic size_t *counter, size_t lag)
-{
+    weft__stall_t stall = WEFT__STALL_INIT;
     size_t pos = atomic_load_explicit(counter, memory_order_relaxed);
     for (;;) {
-        size_t seq = atomic_load_explicit(seq_of(r, pos), memory_order_acquire);
-        intptr_t dif = (intptr_t)(seq - (pos + lag));
-        if (dif == 0) {
+        size_t lap;
+        _Atomic size_t *seq = locate(r, pos, &lap);
+        size_t want = 2 * lap + full;
+        size_t have = atomic_load_explicit(seq, memory_order_acquire);
+        if (have == want) {
             if (atomic_compare_exchange_weak_explicit(counter, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed))
-                return pos;
-        } else if (dif < 0) {
-            return SIZE_MAX;
-        } else {
-            pos = atomic_load_explicit(counter, memory_order_relaxed);
+                return seq;
+            continue;
         }
+        size_t now = atomic_load_explicit(counter, memory_order_acquire);
+        if ((intptr_t)(have - want) < 0 && now == pos) {
+            /* Signed: `other` may have moved on since `have` was read. */
+            intptr_t ahead = (intptr_t)(atomic_load_explicit(other, memory_order_acquire) - pos);
+            if (full ? ahead <= 0 : -ahead >= (intptr_t)r->cap)
+                return NULL;
+            weft__stall(&stall); /* an operation on this cell is in flight */
+        }
+        pos = now;
     }
 }
 
 int weft__ring_put(weft__ring_t *r, const void *item)
 {
-    size_t pos = claim(r, &r->put_pos, 0);
-    if (pos == SIZE_MAX)
+    _Atomic size_t *seq = claim(r, &r->put_pos, &r->get_pos, 0);
+    if (!seq)
         return -EAGAIN;
-    memcpy(item_of(r, pos), item, r->item_size);
-    atomic_store_explicit(seq_of(r, pos), pos + 1, memory_order_release);
+    memcpy(item_of(seq), item, r->item_size);
+    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+                          memory_order_release);
     return 0;
 }
 
 int weft__ring_get(weft__ring_t *r, void *item)
 {
-    size_t pos = claim(r, &r->get_pos, 1);
-    if (pos == SIZE_MAX)
+    _Atomic size_t *seq = claim(r, &r->get_pos, &r->put_pos, 1);
+    if (!seq)
         return -EAGAIN;
-    memcpy(item, item_of(r, pos), r->item_size);
-    atomic_store_explicit(seq_of(r, pos), pos + r->mask + 1, memory_order_release);
+    memcpy(item, item_of(seq), r->item_size);
+    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+                          memory_order_release);
     return 0;
+}
+
+size_t weft__ring_size(const weft__ring_t *r)
+{
+    size_t got = atomic_load_explicit(&r->get_pos, memory_order_relaxed);
+    size_t put = atomic_load_explicit(&r->put_pos, memory_order_relaxed);
+    size_t n = put - got;
+    return (intptr_t)n < 0 ? 0 : n > r->cap ? r->cap : n;
 }

@@ -1,26 +1,39 @@
 /*
  * The bounded multi-producer multi-consumer ring the queues are built on
  * (after Dmitry Vyukov's bounded MPMC queue): no lock, one compare-and-swap
- * per put or get, items copied by value.
+ * per put or get, items copied by value, exactly `capacity` cells.
  *
- * Each cell carries a sequence number beside its item. For the cell at
- * position p (p counts every put since creation; the cell is p % capacity):
+ * Positions count every put (and every get) since creation; position p lives
+ * in cell p % capacity, in lap p / capacity. Each cell carries a sequence
+ * number beside its item that says which operation it waits for:
  *
- *     seq == p          the cell is empty and waits for the put number p
- *     seq == p + 1      it holds the item of put p, for the get number p
- *     seq == p + cap    the get took it; empty again, for put p + cap
+ *     seq == 2 * lap        empty: waits for the put of this lap
+ *     seq == 2 * lap + 1    holds that put's item: waits for the get
+ *     seq == 2 * (lap + 1)  the get took it: empty for the next lap's put
  *
- * A producer reads the put counter, checks that its cell's seq equals it,
- * and claims the position by advancing the counter with a compare-and-swap;
- * only then does it copy the item in and publish it by storing p + 1
- * (release). A consumer does the mirror image on the get counter. Producers
- * and consumers thus touch the shared counters once each, and the cells
- * hand items over with acquire/release pairs on their own seq. A seq behind
- * the counter means full (for a put) or empty (for a get); a seq ahead
- * means another thread claimed the position first: re-read and retry.
+ * (Counting in steps of two, not Vyukov's p and p + 1, keeps "full" and
+ * "empty for the next lap" apart when the capacity is 1; counting laps, not
+ * positions, makes a zero-filled cell an empty one of lap 0, so the cells
+ * come from calloc and a large ring's pages are only touched when used.)
  *
- * The ring does not block and does not count: the queues add waiting
- * (futexes on the fill level) and Python's exact maxsize on top.
+ * A producer reads the put counter, checks that its cell's seq is the one it
+ * expects, and claims the position by advancing the counter with a
+ * compare-and-swap; only then does it copy the item in and publish it by
+ * storing the next seq (release). A consumer does the mirror image on the
+ * get counter. Producers and consumers thus touch the shared counters once
+ * each, and the cells hand items over with acquire/release pairs on their
+ * own seq. A seq ahead of the expected one means another thread claimed
+ * the position first: re-read the counter and retry.
+ *
+ * A seq behind the expected one means full (for a put) or empty (for a get)
+ * only if the other counter agrees: a get whose cell is not published yet
+ * while the put counter has moved past it has found a producer between its
+ * claim and its publication (perhaps preempted). The ring then waits for
+ * that producer instead of reporting "empty", so that a waiter above never
+ * goes to sleep with items in the ring and nobody left to wake it.
+ *
+ * The ring neither sleeps nor counts beyond this: the queues add blocking
+ * (queue.c) on top.
  */
 #ifndef WEFT_SRC_QUEUE_RING_H
 #define WEFT_SRC_QUEUE_RING_H
@@ -29,15 +42,16 @@
 
 typedef struct weft__ring weft__ring_t;
 
-/* capacity is rounded up to a power of two (at least 2); item_size >= 1.
- * NULL when out of memory or the sizes overflow. */
+/* capacity >= 1, item_size >= 1. NULL when out of memory or the sizes
+ * overflow. */
 weft__ring_t *weft__ring_new(size_t capacity, size_t item_size);
 void weft__ring_free(weft__ring_t *r);
-size_t weft__ring_capacity(const weft__ring_t *r);
 
 /* Copy item in (0) or report the ring full (-EAGAIN). */
 int weft__ring_put(weft__ring_t *r, const void *item);
 /* Copy the oldest item out (0) or report the ring empty (-EAGAIN). */
 int weft__ring_get(weft__ring_t *r, void *item);
+/* How many items the ring holds (a snapshot, 0 to capacity). */
+size_t weft__ring_size(const weft__ring_t *r);
 
 #endif /* WEFT_SRC_QUEUE_RING_H */
