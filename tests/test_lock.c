@@ -178,11 +178,13 @@ static int fresh_round(int r)
 
 WT_STRESS(fresh_locks_lose_no_wakeup_at_their_first_sleep)
 {
-    int fenced = 0;
-    for (int r = 0; r < (wt_sanitizer() ? 20 : 200); r++)
-        fenced += fresh_round(r);
-    /* Some locks did switch, so the race was run (given two CPUs: on one,
-     * each thread finishes within its time slice and nobody sleeps). */
+    /* Go on until some locks did switch, so that the race was run: how
+     * often a thread sleeps depends on what else the CPUs are doing. With
+     * one CPU each thread finishes within its time slice and nobody sleeps. */
+    int fenced = 0, r = 0;
+    double start = wt_now();
+    while (r < (wt_sanitizer() ? 20 : 200) || (fenced == 0 && wt_now() - start < 30))
+        fenced += fresh_round(r++);
     WT_CHECK(fenced > 0 || weft_cpu_count() < 2);
 }
 
