@@ -5,11 +5,13 @@
  *     weft/base.h    error codes, timeouts, sleep, CPU count
  *     weft/thread.h  threads, thread-local values, timers (threading)
  *     weft/sync.h    locks, critical sections, WEFT_WITH (threading's primitives)
+ *     weft/queue.h   FIFO, LIFO, priority and simple queues (queue)
  */
 #ifndef WEFT_H
 #define WEFT_H
 
 #include <weft/base.h>
+#include <weft/queue.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 

@@ -135,7 +135,7 @@ static bool in_futex_sleep(void *arg)
     long nr;
     unsigned long a0;
     return ok && sscanf(line, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
-           a0 == (unsigned long)s->addr;
+           (!s->addr || a0 == (unsigned long)s->addr);
 }
 
 void wt_await_futex_sleep(long tid, const void *addr, double seconds)

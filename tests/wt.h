@@ -81,8 +81,9 @@ void wt_gate_wait(wt_gate *g);
  * registry entry going away. */
 void wt_wait_until(bool (*pred)(void *arg), void *arg, double seconds);
 
-/* Wait until thread `tid` (a kernel id) is asleep in a futex wait on `addr`,
- * as /proc/self/task/<tid>/syscall shows: the deterministic way to know a
+/* Wait until thread `tid` (a kernel id) is asleep in a futex wait on `addr`
+ * (NULL: on any word, for primitives whose words the test cannot see), as
+ * /proc/self/task/<tid>/syscall shows: the deterministic way to know a
  * waiter has really gone to sleep before acting on it. */
 void wt_await_futex_sleep(long tid, const void *addr, double seconds);
 

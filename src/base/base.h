@@ -75,6 +75,26 @@ typedef struct weft__stall {
     }
 void weft__stall(weft__stall_t *s);
 
+/*
+ * A sequentially consistent fence, for the store-then-load-elsewhere
+ * patterns (an eventcount's notify, a shutdown flag against a put) where
+ * each side must see the other's store or have its own store seen. GCC's
+ * ThreadSanitizer refuses atomic_thread_fence; there a locked
+ * read-modify-write of a thread-local word stands in, which on x86 (where
+ * the sanitizer builds run) is exactly as strong.
+ */
+#ifdef WEFT_TSAN
+extern _Thread_local _Atomic uint32_t weft__fence_word;
+#endif
+static inline void weft__fence(void)
+{
+#ifdef WEFT_TSAN
+    atomic_fetch_add(&weft__fence_word, 0);
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Data written by different threads is kept this far apart. */
 #define WEFT__CACHE_LINE 64
 
@@ -109,6 +129,7 @@ void weft__gettid_forget(void);
 struct weft__sys {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t count, size_t size);
+    void *(*aligned_alloc)(size_t alignment, size_t size);
     int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
     int (*membarrier)(int cmd, unsigned flags, int cpu_id); /* 0, or -1 and errno */
@@ -120,6 +141,9 @@ void weft__sys_reset(void);
 void *weft__malloc(size_t size);
 void *weft__calloc(size_t count, size_t size);
 char *weft__strdup(const char *s);
+/* Zeroed memory that starts on a cache line (for structs whose fields
+ * written by different threads are laid out a line apart); free() it. */
+void *weft__calloc_lines(size_t size);
 
 #define WEFT__UNUSED(x)   ((void)(x))
 #define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)

@@ -16,11 +16,15 @@ static int sys_membarrier(int cmd, unsigned flags, int cpu_id)
     return (int)syscall(SYS_membarrier, cmd, flags, cpu_id);
 }
 
-struct weft__sys weft__sys = {malloc, calloc, pthread_create, sys_membarrier};
+#ifdef WEFT_TSAN
+_Thread_local _Atomic uint32_t weft__fence_word;
+#endif
+
+struct weft__sys weft__sys = {malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
 
 void weft__sys_reset(void)
 {
-    weft__sys = (struct weft__sys){malloc, calloc, pthread_create, sys_membarrier};
+    weft__sys = (struct weft__sys){malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
 }
 
 void *weft__malloc(size_t size)
@@ -31,6 +35,15 @@ void *weft__malloc(size_t size)
 void *weft__calloc(size_t count, size_t size)
 {
     return weft__sys.calloc(count, size);
+}
+
+void *weft__calloc_lines(size_t size)
+{
+    size_t n = (size + WEFT__CACHE_LINE - 1) / WEFT__CACHE_LINE * WEFT__CACHE_LINE;
+    void *p = n >= size ? weft__sys.aligned_alloc(WEFT__CACHE_LINE, n) : NULL;
+    if (p)
+        memset(p, 0, n);
+    return p;
 }
 
 char *weft__strdup(const char *s)

@@ -33,7 +33,6 @@ struct end {
 struct weft__chain {
     struct end head, tail; /* each on a cache line of its own */
     size_t item_size, stride;
-    void *raw; /* what calloc returned, before aligning */
 };
 
 static size_t pos_of(size_t word)
@@ -66,14 +65,11 @@ weft__chain_t *weft__chain_new(size_t item_size)
     size_t stride = SLOT_HEADER + (item_size + 7) / 8 * 8;
     if (item_size == 0 || stride < item_size || stride > SIZE_MAX / 2 / BLOCK_SLOTS)
         return NULL;
-    void *raw = weft__calloc(1, sizeof(weft__chain_t) + WEFT__CACHE_LINE);
-    if (!raw)
-        return NULL;
-    uintptr_t at = ((uintptr_t)raw + WEFT__CACHE_LINE - 1) & ~(uintptr_t)(WEFT__CACHE_LINE - 1);
-    weft__chain_t *c = (weft__chain_t *)at;
-    c->item_size = item_size;
-    c->stride = stride;
-    c->raw = raw;
+    weft__chain_t *c = weft__calloc_lines(sizeof *c);
+    if (c) {
+        c->item_size = item_size;
+        c->stride = stride;
+    }
     return c;
 }
 
@@ -91,7 +87,7 @@ void weft__chain_free(weft__chain_t *c)
         }
     }
     free(b);
-    free(c->raw);
+    free(c);
 }
 
 int weft__chain_put(weft__chain_t *c, const void *item)
@@ -177,7 +173,8 @@ static void take(weft__chain_t *c, struct block *b, size_t off, void *item)
     weft__stall_t stall = WEFT__STALL_INIT;
     while (!(atomic_load_explicit(state, memory_order_acquire) & WRITTEN))
         weft__stall(&stall); /* claimed, still being copied in */
-    memcpy(item, item_of(state), c->item_size);
+    if (item)
+        memcpy(item, item_of(state), c->item_size);
     if (off + 1 == BLOCK_SLOTS)
         release_block(c, b, 0);
     else if (atomic_fetch_or_explicit(state, READ, memory_order_acq_rel) & DESTROY)
@@ -194,7 +191,7 @@ int weft__chain_get(weft__chain_t *c, void *item)
         size_t next = head + STEP;
         if (off != BLOCK_SLOTS && !(head & HAS_NEXT)) {
             /* Still in the tail's block: is there anything to take? */
-            atomic_thread_fence(memory_order_seq_cst);
+            weft__fence();
             size_t tail = atomic_load_explicit(&c->tail.word, memory_order_relaxed);
             if (pos_of(head) == pos_of(tail))
                 return -EAGAIN;
@@ -207,8 +204,8 @@ int weft__chain_get(weft__chain_t *c, void *item)
             b = atomic_load_explicit(&c->head.block, memory_order_acquire);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(&c->head.word, &head, next,
-                                                  memory_order_seq_cst, memory_order_acquire)) {
+        if (atomic_compare_exchange_weak_explicit(&c->head.word, &head, next, memory_order_seq_cst,
+                                                  memory_order_acquire)) {
             if (off + 1 == BLOCK_SLOTS)
                 advance_head(c, b, next);
             take(c, b, off, item);

@@ -42,7 +42,8 @@ void weft__chain_free(weft__chain_t *c);
 
 /* Copy item in (0), or -ENOMEM when a new block cannot be allocated. */
 int weft__chain_put(weft__chain_t *c, const void *item);
-/* Copy the oldest item out (0) or report the queue empty (-EAGAIN). */
+/* Copy the oldest item out (0) or report the queue empty (-EAGAIN); a NULL
+ * item discards it. */
 int weft__chain_get(weft__chain_t *c, void *item);
 /* How many items it holds (a snapshot). */
 size_t weft__chain_size(weft__chain_t *c);

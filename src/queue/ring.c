@@ -123,7 +123,8 @@ int weft__ring_get(weft__ring_t *r, void *item)
     _Atomic size_t *seq = claim(r, &r->get_pos, &r->put_pos, 1);
     if (!seq)
         return -EAGAIN;
-    memcpy(item, item_of(seq), r->item_size);
+    if (item)
+        memcpy(item, item_of(seq), r->item_size);
     atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
                           memory_order_release);
     return 0;

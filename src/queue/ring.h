@@ -49,7 +49,8 @@ void weft__ring_free(weft__ring_t *r);
 
 /* Copy item in (0) or report the ring full (-EAGAIN). */
 int weft__ring_put(weft__ring_t *r, const void *item);
-/* Copy the oldest item out (0) or report the ring empty (-EAGAIN). */
+/* Copy the oldest item out (0) or report the ring empty (-EAGAIN); a NULL
+ * item discards it. */
 int weft__ring_get(weft__ring_t *r, void *item);
 /* How many items the ring holds (a snapshot, 0 to capacity). */
 size_t weft__ring_size(const weft__ring_t *r);

@@ -1,0 +1,362 @@
+/*
+ * Queue, LifoQueue, PriorityQueue and SimpleQueue (weft/queue.h): blocking,
+ * task counting and shutdown on top of three stores.
+ *
+ * Stores. A bounded FIFO queue is a ring of exactly maxsize cells (ring.h);
+ * an unbounded one, and SimpleQueue, a chain of blocks (chain.h). A bounded
+ * FIFO queue whose ring would pass 1 MiB is a chain plus a count of
+ * items, so that Queue(maxsize=10**7) does not take memory for ten million
+ * items it may never hold. LIFO and priority queues use the locked array
+ * (locked.h).
+ *
+ * Blocking. Getters sleep on the eventcount `items`, putters on `room`
+ * (evc.h): a successful put notifies one getter, a get one putter (bounded
+ * queues only). Notifying costs a fence and a load while nobody sleeps.
+ * The stores never report "empty" while a put is half done (nor "full"
+ * while a get is), so a sleeper is never left behind an item.
+ *
+ * Tasks. `unfinished` counts items put and not yet marked done. A put counts
+ * its item before the item becomes visible, so a consumer can never mark it
+ * done first and drive the count below zero; a put that fails takes its
+ * count back. Joiners sleep on `done` until the count is 0.
+ *
+ * Shutdown. `closed` gets SHUT (and IMMEDIATE); then a fence, the wake-up
+ * of every sleeper, and for immediate the discarding of the items left. A
+ * put that raced with an immediate shutdown (it saw `closed` clear, then
+ * its item landed after the discarding) looks at `closed` again after its
+ * notify's fence and discards the items itself: with fences on both sides
+ * one of the two must see the other, so no item outlives an immediate
+ * shutdown.
+ *
+ * Layout: the words every operation reads and only shutdown writes share a
+ * cache line; the eventcounts (written only around sleeps) take the next;
+ * the task count, written by every put, takes a third, so that producers
+ * and consumers do not pull one line back and forth.
+ */
+#include "base/evc.h"
+#include "queue/chain.h"
+#include "queue/locked.h"
+#include "queue/queue_int.h"
+#include "queue/ring.h"
+#include <weft/queue.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+size_t weft__queue_ring_max_bytes = (size_t)1 << 20;
+
+enum store { RING, CHAIN, CHAIN_BOUNDED, LOCKED };
+enum { SHUT = 1, IMMEDIATE = 2 };
+
+struct weft_queue {
+    enum store store;
+    bool simple; /* SimpleQueue: no tasks, no shutdown */
+    size_t maxsize;
+    union {
+        weft__ring_t *ring;
+        weft__chain_t *chain;
+        weft__locked_t *locked;
+    } s;
+    _Atomic uint32_t closed;
+
+    _Alignas(WEFT__CACHE_LINE) weft__evc_t items; /* getters wait for an item */
+    weft__evc_t room;                             /* putters wait for room */
+    weft__evc_t done;                             /* joiners wait for no unfinished tasks */
+
+    _Alignas(WEFT__CACHE_LINE) _Atomic size_t unfinished;
+    _Atomic size_t count; /* CHAIN_BOUNDED: items held plus puts under way */
+};
+
+/* CHAIN_BOUNDED: reserve a place below maxsize, then put. */
+static int bounded_chain_put(weft_queue_t *q, const void *item)
+{
+    size_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
+    do {
+        if (n >= q->maxsize)
+            return -EAGAIN;
+    } while (!atomic_compare_exchange_weak(&q->count, &n, n + 1));
+    int rc = weft__chain_put(q->s.chain, item);
+    if (rc)
+        atomic_fetch_sub(&q->count, 1);
+    return rc;
+}
+
+static int store_put(weft_queue_t *q, const void *item)
+{
+    switch (q->store) {
+    case RING:
+        return weft__ring_put(q->s.ring, item);
+    case CHAIN:
+        return weft__chain_put(q->s.chain, item);
+    case CHAIN_BOUNDED:
+        return bounded_chain_put(q, item);
+    default:
+        return weft__locked_put(q->s.locked, item);
+    }
+}
+
+static int store_get(weft_queue_t *q, void *item)
+{
+    int rc;
+    switch (q->store) {
+    case RING:
+        return weft__ring_get(q->s.ring, item);
+    case CHAIN:
+        return weft__chain_get(q->s.chain, item);
+    case CHAIN_BOUNDED:
+        if ((rc = weft__chain_get(q->s.chain, item)) == 0)
+            atomic_fetch_sub(&q->count, 1);
+        return rc;
+    default:
+        return weft__locked_get(q->s.locked, item);
+    }
+}
+
+static size_t store_size(weft_queue_t *q)
+{
+    switch (q->store) {
+    case RING:
+        return weft__ring_size(q->s.ring);
+    case CHAIN:
+    case CHAIN_BOUNDED:
+        return weft__chain_size(q->s.chain);
+    default:
+        return weft__locked_size(q->s.locked);
+    }
+}
+
+static void store_free(weft_queue_t *q)
+{
+    switch (q->store) {
+    case RING:
+        weft__ring_free(q->s.ring);
+        break;
+    case CHAIN:
+    case CHAIN_BOUNDED:
+        weft__chain_free(q->s.chain);
+        break;
+    default:
+        weft__locked_free(q->s.locked);
+    }
+}
+
+static bool store_new(weft_queue_t *q, size_t item_size, weft__cmp_fn cmp, void *arg, bool lifo)
+{
+    if (lifo || cmp) {
+        q->store = LOCKED;
+        return (q->s.locked = weft__locked_new(item_size, q->maxsize, cmp, arg)) != NULL;
+    }
+    if (q->maxsize && q->maxsize <= weft__queue_ring_max_bytes / (item_size + sizeof(size_t))) {
+        q->store = RING;
+        return (q->s.ring = weft__ring_new(q->maxsize, item_size)) != NULL;
+    }
+    q->store = q->maxsize ? CHAIN_BOUNDED : CHAIN;
+    return (q->s.chain = weft__chain_new(item_size)) != NULL;
+}
+
+static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cmp_fn cmp,
+                  void *arg, bool lifo)
+{
+    if (!out || item_size == 0)
+        return -EINVAL;
+    weft_queue_t *q = weft__calloc_lines(sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->maxsize = maxsize;
+    if (!store_new(q, item_size, cmp, arg, lifo)) {
+        free(q);
+        return item_size > SIZE_MAX / 64 ? -EINVAL : -ENOMEM;
+    }
+    *out = q;
+    return 0;
+}
+
+int weft_queue_new(weft_queue_t **q, size_t item_size, size_t maxsize)
+{
+    return create(q, item_size, maxsize, NULL, NULL, false);
+}
+
+int weft_lifo_queue_new(weft_queue_t **q, size_t item_size, size_t maxsize)
+{
+    return create(q, item_size, maxsize, NULL, NULL, true);
+}
+
+int weft_priority_queue_new(weft_queue_t **q, size_t item_size, size_t maxsize,
+                            weft_queue_cmp_fn cmp, void *arg)
+{
+    return cmp ? create(q, item_size, maxsize, cmp, arg, false) : -EINVAL;
+}
+
+int weft_simple_queue_new(weft_queue_t **q, size_t item_size)
+{
+    int rc = create(q, item_size, 0, NULL, NULL, false);
+    if (rc == 0)
+        (*q)->simple = true;
+    return rc;
+}
+
+int weft_queue_free(weft_queue_t *q)
+{
+    if (!q)
+        return -EINVAL;
+    if (weft__evc_waiters(&q->items) || weft__evc_waiters(&q->room) ||
+        weft__evc_waiters(&q->done))
+        return -EBUSY;
+    store_free(q);
+    free(q);
+    return 0;
+}
+
+/* Count up to n tasks done (no more than are unfinished); wake the joiners
+ * when none are left. Returns how many were counted. */
+static size_t finish_tasks(weft_queue_t *q, size_t n)
+{
+    size_t left = atomic_load_explicit(&q->unfinished, memory_order_relaxed), k;
+    do {
+        k = n < left ? n : left;
+        if (k == 0)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&q->unfinished, &left, left - k,
+                                                    memory_order_acq_rel, memory_order_relaxed));
+    if (left == k)
+        weft__evc_notify(&q->done, INT_MAX);
+    return k;
+}
+
+/* Immediate shutdown: throw the items away, each a task done. */
+static void discard_all(weft_queue_t *q)
+{
+    size_t n = 0;
+    while (store_get(q, NULL) == 0)
+        n++;
+    if (n) {
+        finish_tasks(q, n);
+        weft__evc_notify(&q->room, INT_MAX);
+    }
+}
+
+struct op {
+    weft_queue_t *q;
+    void *item;
+};
+
+static int attempt_put(void *arg)
+{
+    struct op *op = arg;
+    if (atomic_load_explicit(&op->q->closed, memory_order_relaxed))
+        return WEFT_ESHUTDOWN;
+    return store_put(op->q, op->item);
+}
+
+static int attempt_get(void *arg)
+{
+    struct op *op = arg;
+    _Atomic uint32_t *closed = &op->q->closed;
+    if (atomic_load_explicit(closed, memory_order_relaxed) & IMMEDIATE)
+        return WEFT_ESHUTDOWN;
+    int rc = store_get(op->q, op->item);
+    if (rc == -EAGAIN && atomic_load(closed))
+        rc = WEFT_ESHUTDOWN;
+    return rc;
+}
+
+static int wait_for(weft__evc_t *e, int (*attempt)(void *arg), void *arg, double timeout)
+{
+    weft__deadline_t deadline;
+    weft__deadline(timeout, &deadline);
+    return weft__evc_wait(e, attempt, arg, deadline);
+}
+
+int weft_queue_put(weft_queue_t *q, const void *item, double timeout)
+{
+    if (WEFT__UNLIKELY(!q || !item || isnan(timeout)))
+        return -EINVAL;
+    if (!q->simple)
+        atomic_fetch_add_explicit(&q->unfinished, 1, memory_order_relaxed);
+    struct op op = {q, (void *)item};
+    int rc = attempt_put(&op);
+    if (rc == -EAGAIN && timeout != 0)
+        rc = wait_for(&q->room, attempt_put, &op, timeout);
+    if (rc == 0) {
+        weft__evc_notify(&q->items, 1);
+        if (WEFT__UNLIKELY(atomic_load_explicit(&q->closed, memory_order_relaxed) & IMMEDIATE))
+            discard_all(q); /* raced with an immediate shutdown */
+    } else if (!q->simple) {
+        finish_tasks(q, 1);
+    }
+    return rc;
+}
+
+int weft_queue_get(weft_queue_t *q, void *item, double timeout)
+{
+    if (WEFT__UNLIKELY(!q || !item || isnan(timeout)))
+        return -EINVAL;
+    struct op op = {q, item};
+    int rc = attempt_get(&op);
+    if (rc == -EAGAIN && timeout != 0)
+        rc = wait_for(&q->items, attempt_get, &op, timeout);
+    if (rc == 0 && q->maxsize)
+        weft__evc_notify(&q->room, 1);
+    return rc;
+}
+
+long weft_queue_qsize(weft_queue_t *q)
+{
+    if (!q)
+        return -EINVAL;
+    size_t n = store_size(q);
+    return n > LONG_MAX ? LONG_MAX : (long)n;
+}
+
+int weft_queue_empty(weft_queue_t *q)
+{
+    return q ? store_size(q) == 0 : -EINVAL;
+}
+
+int weft_queue_full(weft_queue_t *q)
+{
+    return q ? q->maxsize && store_size(q) >= q->maxsize : -EINVAL;
+}
+
+int weft_queue_task_done(weft_queue_t *q)
+{
+    if (!q)
+        return -EINVAL;
+    if (q->simple)
+        return -ENOTSUP;
+    return finish_tasks(q, 1) ? 0 : -EINVAL;
+}
+
+static int attempt_join(void *arg)
+{
+    weft_queue_t *q = arg;
+    return atomic_load_explicit(&q->unfinished, memory_order_acquire) ? -EAGAIN : 0;
+}
+
+int weft_queue_join(weft_queue_t *q, double timeout)
+{
+    if (!q || isnan(timeout))
+        return -EINVAL;
+    if (q->simple)
+        return -ENOTSUP;
+    int rc = attempt_join(q);
+    if (rc == -EAGAIN && timeout != 0)
+        rc = wait_for(&q->done, attempt_join, q, timeout);
+    return rc;
+}
+
+int weft_queue_shutdown(weft_queue_t *q, bool immediate)
+{
+    if (!q)
+        return -EINVAL;
+    if (q->simple)
+        return -ENOTSUP;
+    atomic_fetch_or(&q->closed, immediate ? SHUT | IMMEDIATE : SHUT);
+    weft__fence();
+    if (immediate)
+        discard_all(q);
+    weft__evc_notify(&q->items, INT_MAX);
+    weft__evc_notify(&q->room, INT_MAX);
+    return 0;
+}
