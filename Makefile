@@ -6,7 +6,8 @@
 #   make test-asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan       the suite under ThreadSanitizer
 #   make test-clang      build with clang -Werror and run the suite
-#   make bench           run every benchmark suite; SUITES="thread" picks some,
+#   make bench           install the baselines (Debian packages), then run every
+#                        benchmark suite; SUITES="thread" picks some,
 #                        JSON=1 also writes build/bench.jsonl
 #   make install         install to PREFIX (default /usr/local)
 #   make format          reformat the sources; make format-check only checks
@@ -51,7 +52,10 @@ test-clang: build/clang/CMakeCache.txt
 	cmake --build build/clang -j $(JOBS)
 	ctest --preset clang
 
-bench: build
+bench:
+	sh bench/deps.sh
+	cmake --preset release >/dev/null
+	cmake --build build/release -j $(JOBS)
 	@if [ -n "$(JSON)" ]; then \
 	    build/release/bench/weft-bench --json $(SUITES) | tee build/bench.jsonl; \
 	else \

@@ -129,8 +129,7 @@ static int cmp_prio(const void *a, const void *b, void *arg)
 WT_CASE(priority_queue_is_stable_for_equal_priorities)
 {
     weft_queue_t *q;
-    WT_EQ(weft_priority_queue_new(&q, sizeof(struct prio_item), 0, cmp_prio, &prio_arg),
-          0);
+    WT_EQ(weft_priority_queue_new(&q, sizeof(struct prio_item), 0, cmp_prio, &prio_arg), 0);
     for (int i = 0; i < 300; i++) {
         struct prio_item it = {(i * 37) % 5, i};
         WT_EQ(weft_queue_put(q, &it, 0), 0);
@@ -627,5 +626,42 @@ WT_STRESS(immediate_shutdown_races_with_traffic)
             WT_EQ(weft_queue_qsize(r.q), 0);
             WT_EQ(weft_queue_join(r.q, 0), 0);
             drop(r.q);
+        }
+}
+
+/*
+ * One producer and one consumer through queues of one to three items and of
+ * 1024, both blocking: each side goes to sleep and is woken again and again,
+ * with its partner's notifications arriving while it registers, sleeps and
+ * leaves. A wake-up lost in any of those windows hangs the run.
+ */
+struct hand_off {
+    weft_queue_t *q;
+    long n;
+};
+
+static void *hand_off_producer(void *arg)
+{
+    struct hand_off *h = arg;
+    for (long i = 0; i < h->n; i++)
+        WT_EQ(weft_queue_put(h->q, &i, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+WT_STRESS(hand_off_through_tiny_queues_loses_no_wakeup)
+{
+    for (enum kind k = 0; k < SIMPLE; k++)
+        for (size_t maxsize = 1; maxsize <= 4; maxsize++) {
+            struct hand_off h = {make(k, maxsize == 4 ? 1024 : maxsize),
+                                 wt_sanitizer() ? 20000 : 200000};
+            weft_thread_t *t = spawn(hand_off_producer, &h);
+            for (long i = 0; i < h.n; i++) {
+                long v;
+                WT_EQ(weft_queue_get(h.q, &v, WEFT_FOREVER), 0);
+                if (k != LIFO && k != PRIO)
+                    WT_EQ(v, i);
+            }
+            finish(t);
+            drop(h.q);
         }
 }

@@ -1,47 +1,94 @@
 /*
- * The eventcount (design in evc.h): the sleeping side and the wake-up.
+ * The eventcount (design in evc.h): the sleeping side and the wake-ups.
  */
 #include "base/evc.h"
 
-void weft__evc_wake(weft__evc_t *e, int n)
+#include <limits.h>
+
+void weft__evc_wake_one(weft__evc_t *e)
 {
+    if (atomic_exchange(&e->pending, 1))
+        return; /* another notifier got there first */
     atomic_fetch_add(&e->seq, 1);
-    weft__futex_wake(&e->seq, n, false);
+    weft__futex_wake(&e->seq, 1, false);
 }
 
-/* Poll before registering: a partner that answers within microseconds (a
- * hand-off between two running threads) then costs neither side a system
- * call. */
+void weft__evc_wake_all(weft__evc_t *e)
+{
+    atomic_fetch_add(&e->seq, 1);
+    weft__futex_wake(&e->seq, INT_MAX, false);
+}
+
+/*
+ * Poll before registering, a few microseconds apart: the partner (a
+ * producer for an empty queue, a consumer for a full one) is usually
+ * running on another CPU and about to make the condition true, and looking
+ * again costs neither side a system call, where sleeping costs the waiter
+ * one and its waker another.
+ *
+ * The first look comes only after STALL_FIRST pauses (about 3.6 us on a
+ * 28 ns pause), and that is what makes a queue fast: a consumer that finds
+ * the queue empty and looks again at once takes each item the moment it
+ * lands, and the two threads then trade the cache lines of every cell and
+ * counter item by item; one that looks a few microseconds later finds a
+ * batch and takes it while the producer writes further ahead. Measured on a
+ * 2-CPU machine (one producer, one consumer, a queue of 1024): polling from
+ * the first pause on, 450 ns per item; sleeping at once, 100-140 ns; this
+ * schedule, 40-50 ns.
+ */
+#define SPIN_POLLS  2
+#define STALL_FIRST 128
+
 static int spin(int (*attempt)(void *arg), void *arg)
 {
     int rc = -EAGAIN;
     if (!weft__spin_pays())
         return rc;
-    weft__stall_t stall = WEFT__STALL_INIT;
-    for (int i = 0; i < 8 && rc == -EAGAIN; i++) {
+    weft__stall_t stall = {STALL_FIRST};
+    for (int i = 0; i < SPIN_POLLS && rc == -EAGAIN; i++) {
         weft__stall(&stall);
         rc = attempt(arg);
     }
     return rc;
 }
 
-int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), void *arg,
+/* Take the pending wake-up (whoever's it was) before looking again. */
+static void clear_pending(weft__evc_t *e)
+{
+    if (atomic_load_explicit(&e->pending, memory_order_relaxed)) {
+        atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
+        weft__fence();
+    }
+}
+
+int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
                    weft__deadline_t deadline)
 {
     int rc = spin(attempt, arg);
     if (rc != -EAGAIN)
         return rc;
     atomic_fetch_add(&e->waiters, 1);
+    /* A notifier that counted a waiter just leaving may have set `pending`
+     * after that waiter's last look: a stale flag nobody would clear, which
+     * would make every later notifier skip. Whoever registers clears it. */
+    clear_pending(e);
     for (;;) {
         uint32_t key = atomic_load(&e->seq);
         if ((rc = attempt(arg)) != -EAGAIN)
             break;
-        if (weft__futex_wait(&e->seq, key, deadline, false) == -ETIMEDOUT) {
+        bool timed_out = weft__futex_wait(&e->seq, key, deadline, false) == -ETIMEDOUT;
+        clear_pending(e);
+        if (timed_out) {
             if ((rc = attempt(arg)) == -EAGAIN)
                 rc = -ETIMEDOUT;
             break;
         }
     }
     atomic_fetch_sub(&e->waiters, 1);
+    /* A wake-up may have been sent for this thread while it was on its way
+     * out, and notifiers since skipped: pass it on if there is more. */
+    clear_pending(e);
+    if (rc == 0 && more && more(arg))
+        weft__evc_notify(e);
     return rc;
 }

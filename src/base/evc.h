@@ -5,25 +5,38 @@
  * nobody sleeps. The queues sleep on one per direction; the pool parks its
  * idle workers on one.
  *
- * Two words: `seq`, the futex word, which a notifier bumps when it wakes
- * anyone, and `waiters`, the number of threads registered to sleep.
+ * Three words: `seq`, the futex word, which a notifier bumps when it wakes
+ * anyone; `waiters`, the number of threads registered to sleep; `pending`,
+ * set while a wake-up is on its way and no waiter has taken it yet.
  *
  *     waiter                                notifier
- *     waiters += 1            (seq_cst)     make the condition true
- *     key = seq                             fence            (seq_cst)
- *     if condition: done                    if waiters:
- *     futex_wait(seq, key)                      seq += 1; futex_wake(seq)
+ *     waiters += 1; pending = 0; fence      make the condition true
+ *     key = seq                             fence
+ *     if condition: done                    if waiters && !pending:
+ *     futex_wait(seq, key)                      pending = 1
+ *     pending = 0; fence; loop                  seq += 1; futex_wake(seq, 1)
  *
- * Either the notifier sees the registration and bumps seq (then the waiter
- * either read the new key and saw the condition, or its futex_wait finds seq
- * changed and returns), or the waiter's check comes after the notifier's
- * fence in the single order of seq_cst operations and sees the condition.
+ * No lost wake-up: either the notifier sees the registration, or the
+ * waiter's check comes after the notifier's fence and sees the condition
+ * (each side stores, fences, then loads what the other stored). A waiter
+ * that reads its key after the bump sees the condition; one that read it
+ * before finds seq changed and does not sleep.
  *
- * A notifier wakes as many waiters as it made conditions true (one item:
- * one getter). A woken waiter that finds its condition gone again (another
- * thread took the item first) sleeps again, which is right: the item went to
- * someone. A waiter that gives up at its deadline checks once more before it
- * leaves, so a wake-up meant for it is not carried away by its departure.
+ * No wake-up storm: a thread woken from the kernel takes microseconds to
+ * run, and stays registered meanwhile; without `pending` every notifier in
+ * that window (a producer putting item after item) would make a futex
+ * system call of its own. With it they skip, and the woken thread, once it
+ * has what it waited for, passes the wake-up on if more is there (the
+ * `more` callback) and anyone still sleeps: Java's LinkedBlockingQueue
+ * cascades its signals the same way. Skipping is safe because whoever
+ * clears `pending` (a waiter that woke, timed out or left) fences and then
+ * checks the condition or `more`, so a notification that found `pending`
+ * set is seen by the thread that clears it. A waiter clears it on
+ * registering too: a notifier may count a waiter that is just leaving and
+ * set `pending` after that waiter's last look, and the flag must not
+ * outlive the moment the next waiter goes to sleep.
+ *
+ * Broadcasts (shutdown, the last task done) bypass `pending` and wake all.
  */
 #ifndef WEFT_SRC_BASE_EVC_H
 #define WEFT_SRC_BASE_EVC_H
@@ -33,25 +46,38 @@
 typedef struct weft__evc {
     _Atomic uint32_t seq;
     _Atomic uint32_t waiters;
+    _Atomic uint32_t pending;
 } weft__evc_t;
 
-void weft__evc_wake(weft__evc_t *e, int n);
+void weft__evc_wake_one(weft__evc_t *e);
+void weft__evc_wake_all(weft__evc_t *e);
 
-/* After making a condition true (with a release store or stronger): wake up
- * to n of the threads waiting for it, if there are any. */
-static inline void weft__evc_notify(weft__evc_t *e, int n)
+/* After making a condition true for one thread (one item put): wake one
+ * sleeper, unless a wake-up is already on its way or nobody sleeps. */
+static inline void weft__evc_notify(weft__evc_t *e)
+{
+    weft__fence();
+    if (WEFT__UNLIKELY(atomic_load_explicit(&e->waiters, memory_order_relaxed)) &&
+        !atomic_load_explicit(&e->pending, memory_order_relaxed))
+        weft__evc_wake_one(e);
+}
+
+/* After making a condition true for every thread (shutdown): wake all. */
+static inline void weft__evc_notify_all(weft__evc_t *e)
 {
     weft__fence();
     if (WEFT__UNLIKELY(atomic_load_explicit(&e->waiters, memory_order_relaxed)))
-        weft__evc_wake(e, n);
+        weft__evc_wake_all(e);
 }
 
 /*
  * Wait until attempt(arg) returns anything but -EAGAIN ("not yet"), and
  * return that; -ETIMEDOUT at the deadline. attempt is tried first a few
- * times with backoff (when spinning pays), then around each sleep.
+ * times with backoff (when spinning pays), then around each sleep. more(arg),
+ * if not NULL, says whether the condition still holds for another thread
+ * after this one's success (items left after a get), to pass a wake-up on.
  */
-int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), void *arg,
+int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
                    weft__deadline_t deadline);
 
 /* How many threads are registered to sleep (for destroy's -EBUSY). */

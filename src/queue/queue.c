@@ -11,7 +11,8 @@
  *
  * Blocking. Getters sleep on the eventcount `items`, putters on `room`
  * (evc.h): a successful put notifies one getter, a get one putter (bounded
- * queues only). Notifying costs a fence and a load while nobody sleeps.
+ * queues only), and a woken thread passes the wake-up on while items (or
+ * room) are left. Notifying costs a fence and a load while nobody sleeps.
  * The stores never report "empty" while a put is half done (nor "full"
  * while a get is), so a sleeper is never left behind an item.
  *
@@ -155,8 +156,8 @@ static bool store_new(weft_queue_t *q, size_t item_size, weft__cmp_fn cmp, void 
     return (q->s.chain = weft__chain_new(item_size)) != NULL;
 }
 
-static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cmp_fn cmp,
-                  void *arg, bool lifo)
+static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cmp_fn cmp, void *arg,
+                  bool lifo)
 {
     if (!out || item_size == 0)
         return -EINVAL;
@@ -200,8 +201,7 @@ int weft_queue_free(weft_queue_t *q)
 {
     if (!q)
         return -EINVAL;
-    if (weft__evc_waiters(&q->items) || weft__evc_waiters(&q->room) ||
-        weft__evc_waiters(&q->done))
+    if (weft__evc_waiters(&q->items) || weft__evc_waiters(&q->room) || weft__evc_waiters(&q->done))
         return -EBUSY;
     store_free(q);
     free(q);
@@ -220,7 +220,7 @@ static size_t finish_tasks(weft_queue_t *q, size_t n)
     } while (!atomic_compare_exchange_weak_explicit(&q->unfinished, &left, left - k,
                                                     memory_order_acq_rel, memory_order_relaxed));
     if (left == k)
-        weft__evc_notify(&q->done, INT_MAX);
+        weft__evc_notify_all(&q->done);
     return k;
 }
 
@@ -232,7 +232,7 @@ static void discard_all(weft_queue_t *q)
         n++;
     if (n) {
         finish_tasks(q, n);
-        weft__evc_notify(&q->room, INT_MAX);
+        weft__evc_notify_all(&q->room);
     }
 }
 
@@ -261,11 +261,25 @@ static int attempt_get(void *arg)
     return rc;
 }
 
-static int wait_for(weft__evc_t *e, int (*attempt)(void *arg), void *arg, double timeout)
+/* After a woken getter's success: items left for the next sleeper? */
+static bool items_left(void *arg)
+{
+    return store_size(((struct op *)arg)->q) > 0;
+}
+
+/* After a woken putter's success: room left for the next sleeper? */
+static bool room_left(void *arg)
+{
+    weft_queue_t *q = ((struct op *)arg)->q;
+    return store_size(q) < q->maxsize;
+}
+
+static int wait_for(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
+                    double timeout)
 {
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    return weft__evc_wait(e, attempt, arg, deadline);
+    return weft__evc_wait(e, attempt, more, arg, deadline);
 }
 
 int weft_queue_put(weft_queue_t *q, const void *item, double timeout)
@@ -277,9 +291,9 @@ int weft_queue_put(weft_queue_t *q, const void *item, double timeout)
     struct op op = {q, (void *)item};
     int rc = attempt_put(&op);
     if (rc == -EAGAIN && timeout != 0)
-        rc = wait_for(&q->room, attempt_put, &op, timeout);
+        rc = wait_for(&q->room, attempt_put, room_left, &op, timeout);
     if (rc == 0) {
-        weft__evc_notify(&q->items, 1);
+        weft__evc_notify(&q->items);
         if (WEFT__UNLIKELY(atomic_load_explicit(&q->closed, memory_order_relaxed) & IMMEDIATE))
             discard_all(q); /* raced with an immediate shutdown */
     } else if (!q->simple) {
@@ -295,9 +309,9 @@ int weft_queue_get(weft_queue_t *q, void *item, double timeout)
     struct op op = {q, item};
     int rc = attempt_get(&op);
     if (rc == -EAGAIN && timeout != 0)
-        rc = wait_for(&q->items, attempt_get, &op, timeout);
+        rc = wait_for(&q->items, attempt_get, items_left, &op, timeout);
     if (rc == 0 && q->maxsize)
-        weft__evc_notify(&q->room, 1);
+        weft__evc_notify(&q->room);
     return rc;
 }
 
@@ -342,7 +356,7 @@ int weft_queue_join(weft_queue_t *q, double timeout)
         return -ENOTSUP;
     int rc = attempt_join(q);
     if (rc == -EAGAIN && timeout != 0)
-        rc = wait_for(&q->done, attempt_join, q, timeout);
+        rc = wait_for(&q->done, attempt_join, NULL, q, timeout);
     return rc;
 }
 
@@ -356,7 +370,7 @@ int weft_queue_shutdown(weft_queue_t *q, bool immediate)
     weft__fence();
     if (immediate)
         discard_all(q);
-    weft__evc_notify(&q->items, INT_MAX);
-    weft__evc_notify(&q->room, INT_MAX);
+    weft__evc_notify_all(&q->items);
+    weft__evc_notify_all(&q->room);
     return 0;
 }
