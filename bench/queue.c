@@ -135,8 +135,8 @@ static void *consumer(void *arg)
 /* Move iters items through pairs producer/consumer pairs. */
 static double transfer(const struct ops *ops, size_t maxsize, int pairs, long iters)
 {
-    struct transfer t = {ops, ops->create(maxsize), iters / pairs > 0 ? iters / pairs : 1,
-                         2 * pairs, 0, 0};
+    struct transfer t = {
+        ops, ops->create(maxsize), iters / pairs > 0 ? iters / pairs : 1, 2 * pairs, 0, 0};
     pthread_t th[8];
     double t0 = bench_now();
     for (int i = 0; i < 2 * pairs; i++)

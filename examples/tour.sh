@@ -18,4 +18,5 @@ run critical_section "Critical section: a recursive lock, four tellers, the bank
 run producer_consumer "Condition: a bounded buffer between producers and consumers"
 run downloads    "Semaphore: ten downloads, at most three at a time"
 run shared_lock  "multiprocessing.Lock in shared memory, and a holder killed with SIGKILL"
+run pipeline     "queue.Queue: a pipeline of stages joined by bounded queues, ended by shutdown()"
 printf '\nTour finished.\n'
