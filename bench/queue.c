@@ -10,6 +10,9 @@
  * queue differs. weft's Queue is bounded to 1024 items, like the channel
  * (a bounded queue is the harder case: producers also wait for room), except
  * in queue_spsc_unbounded, which matches GAsyncQueue's shape exactly.
+ * queue_pingpong sends one item back and forth through two queues and
+ * reports the round trip: the latency a hand-off costs, where the other
+ * cases measure throughput.
  *
  * The Go side (bench/go/chan.go) runs in its own process and times itself,
  * so its start-up is not counted; Go's scheduler runs the producer and the
@@ -176,9 +179,57 @@ static double glib_mpmc(long iters)
     return transfer(&glib_ops, 0, 2, iters);
 }
 
+/* --- ping-pong: latency rather than throughput ---------------------------- */
+
+struct rally {
+    const struct ops *ops;
+    void *there, *back;
+    long n;
+};
+
+static void *returner(void *arg)
+{
+    struct rally *r = arg;
+    for (long i = 0; i < r->n; i++)
+        r->ops->put(r->back, r->ops->get(r->there));
+    return NULL;
+}
+
+/* One item sent back and forth: time per round trip. */
+static double ping_pong(const struct ops *ops, long iters)
+{
+    struct rally r = {ops, ops->create(1), ops->create(1), iters};
+    pthread_t t;
+    double t0 = bench_now();
+    if (pthread_create(&t, NULL, returner, &r) != 0)
+        die("pthread_create");
+    long sum = 0;
+    for (long i = 0; i < iters; i++) {
+        ops->put(r.there, i);
+        sum += ops->get(r.back);
+    }
+    pthread_join(t, NULL);
+    double secs = bench_now() - t0;
+    bench_sink(&sum);
+    ops->destroy(r.there);
+    ops->destroy(r.back);
+    return secs;
+}
+
+static double weft_pingpong(long iters)
+{
+    return ping_pong(&weft_ops, iters);
+}
+
+static double glib_pingpong(long iters)
+{
+    return ping_pong(&glib_ops, iters);
+}
+
 BENCH_CASE(queue, queue_spsc, "glib_async_queue", weft_spsc, glib_spsc, 2.0)
 BENCH_CASE(queue, queue_spsc_unbounded, "glib_async_queue", weft_spsc_unbounded, glib_spsc, 2.0)
 BENCH_CASE(queue, queue_mpmc_2x2, "glib_async_queue", weft_mpmc, glib_mpmc, 2.0)
+BENCH_CASE(queue, queue_pingpong, "glib_async_queue", weft_pingpong, glib_pingpong, 0)
 
 #ifdef WEFT_BENCH_GO_CHAN
 /* --- Go ------------------------------------------------------------------- */
