@@ -6,11 +6,15 @@
  *     weft/thread.h  threads, thread-local values, timers (threading)
  *     weft/sync.h    locks, critical sections, WEFT_WITH (threading's primitives)
  *     weft/queue.h   FIFO, LIFO, priority and simple queues (queue)
+ *     weft/future.h  futures, wait, as_completed (concurrent.futures)
+ *     weft/pool.h    the thread pool: ThreadPoolExecutor, map, parallel_for
  */
 #ifndef WEFT_H
 #define WEFT_H
 
 #include <weft/base.h>
+#include <weft/future.h>
+#include <weft/pool.h>
 #include <weft/queue.h>
 #include <weft/sync.h>
 #include <weft/thread.h>

@@ -229,11 +229,16 @@ static struct weft_thread *next_to_join(void)
     return found;
 }
 
+void (*_Atomic weft__thread_exit_hook)(void);
+
 static void exit_handler(void)
 {
     struct weft_thread *t;
     if (!in_main_thread())
         return;
+    void (*hook)(void) = atomic_load(&weft__thread_exit_hook);
+    if (hook && atomic_load(&join_at_exit))
+        hook();
     while (atomic_load(&join_at_exit) && (t = next_to_join()) != NULL) {
         weft_thread_join(t, WEFT_FOREVER, NULL);
         weft_thread_free(t);

@@ -1,0 +1,111 @@
+/*
+ * weft/pool.h: a thread pool, after Python's
+ * concurrent.futures.ThreadPoolExecutor, on a work-stealing scheduler.
+ *
+ *     Python                                      weft
+ *     ex = ThreadPoolExecutor(max_workers=n,      weft_pool_new(&ex, &(weft_pool_opts_t){
+ *         thread_name_prefix=p,                       .max_workers = n, .thread_name_prefix = p,
+ *         initializer=init, initargs=(a,))             .initializer = init, .initarg = a})
+ *     f = ex.submit(fn, arg)                      weft_pool_submit(ex, fn, arg, &f)
+ *     ex.map(fn, items)                           weft_pool_map(ex, fn, arg, items, results, n, ...)
+ *     ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
+ *     with ThreadPoolExecutor() as ex: ...        weft_pool_free(ex) at the end (shuts down, waits)
+ *     (no Python equivalent)                      weft_parallel_for(ex, begin, end, grain, fn, arg)
+ *
+ * Scheduling. Every worker has a deque of its own; a task submitted by a
+ * worker goes to that worker's deque, a task submitted from outside to a
+ * shared injection queue. An idle worker takes from its own deque (newest
+ * first), then from the injection queue, then steals from the others
+ * (oldest first), and after a short bounded spin parks on a futex: an idle
+ * pool takes no CPU. A worker that waits for a future (weft_future_result,
+ * weft_wait on the worker's own tasks) runs other tasks meanwhile, so a task
+ * that submits sub-tasks and waits for them never deadlocks the pool, even
+ * with one worker.
+ *
+ * Tasks are void *fn(void *arg), as thread functions: the return value
+ * becomes the future's value; weft_task_fail(error) inside a task makes it
+ * end with an error instead.
+ */
+#ifndef WEFT_POOL_H
+#define WEFT_POOL_H
+
+#include <weft/base.h>
+#include <weft/future.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_pool weft_pool_t;
+
+typedef struct weft_pool_opts {
+    int max_workers;                /* 0: weft_cpu_count() */
+    const char *thread_name_prefix; /* NULL: "weftpool-N"; workers are "<prefix>_<i>" */
+    /* Runs first in every worker. A negative result breaks the pool, as an
+     * initializer that raises breaks Python's: pending tasks end with
+     * WEFT_EBROKEN, and so does every later submit. */
+    int (*initializer)(void *arg);
+    void *initarg;
+} weft_pool_opts_t;
+
+/* opts may be NULL. Errors: -EINVAL (max_workers < 0), -ENOMEM, -EAGAIN
+ * (threads could not be started). */
+WEFT_API int weft_pool_new(weft_pool_t **pool, const weft_pool_opts_t *opts);
+
+/* Schedule fn(arg); *f (if f is not NULL) receives its future, which the
+ * caller frees. Errors: -EINVAL, -ENOMEM, WEFT_ESHUTDOWN (after shutdown;
+ * tasks of the pool itself may still submit, so running work can finish),
+ * WEFT_EBROKEN. */
+WEFT_API int weft_pool_submit(weft_pool_t *pool, void *(*fn)(void *arg), void *arg,
+                              weft_future_t **f);
+
+/* No more submissions from outside. cancel_futures cancels the tasks not
+ * yet started; wait waits until every worker has finished its work and
+ * exited. -EINVAL; -EDEADLK for wait from one of the pool's own workers. */
+WEFT_API int weft_pool_shutdown(weft_pool_t *pool, bool wait, bool cancel_futures);
+
+/* Shut down (waiting, not cancelling) and free. The pool's futures stay
+ * valid. -EINVAL, -EDEADLK (from one of its own workers). */
+WEFT_API int weft_pool_free(weft_pool_t *pool);
+
+/* The number of worker threads. */
+WEFT_API int weft_pool_workers(weft_pool_t *pool);
+
+/* A pool with one worker per CPU, made at the first call and shut down
+ * (finishing its queued work) when the program exits. Never free it.
+ * NULL if it cannot be made. */
+WEFT_API weft_pool_t *weft_pool_default(void);
+
+/* Progress of map and parallel_for: fn(done, total, arg) after each chunk
+ * (from the worker that finished it; calls may overlap, done only grows).
+ * weft_progress_bar is a ready-made one: a tqdm-like bar on stderr. */
+typedef void (*weft_progress_fn)(size_t done, size_t total, void *arg);
+
+/* results[i] = fn(items[i], arg) for i < n, in chunks of chunksize items
+ * (0: about four chunks per worker), results in order; waits for all.
+ * Returns 0, or the first error (in item order) a chunk's fn raised with
+ * weft_task_fail, after every chunk has finished. progress may be NULL. */
+WEFT_API int weft_pool_map(weft_pool_t *pool, void *(*fn)(void *item, void *arg), void *arg,
+                           void *const *items, void **results, size_t n, size_t chunksize,
+                           weft_progress_fn progress, void *progress_arg);
+
+/* fn(lo, hi, arg) over [begin, end) split recursively into ranges of at
+ * most grain (0: about eight per worker), in parallel; waits for all.
+ * Returns 0 or the first error raised with weft_task_fail. */
+WEFT_API int weft_parallel_for(weft_pool_t *pool, size_t begin, size_t end, size_t grain,
+                               void (*fn)(size_t lo, size_t hi, void *arg), void *arg,
+                               weft_progress_fn progress, void *progress_arg);
+
+/* A terminal progress bar (count, rate, ETA, like tqdm) on stderr, drawn
+ * only when stderr is a terminal, at most 10 times a second; arg is a
+ * label (const char *) or NULL. */
+WEFT_API void weft_progress_bar(size_t done, size_t total, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_POOL_H */

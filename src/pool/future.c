@@ -1,0 +1,291 @@
+/*
+ * Future (weft/future.h): states, outcome, waiting, cancellation and
+ * callbacks; the struct and its invariants are in future_int.h.
+ *
+ * Finishing (set_result, set_error, cancel, the end of a task) takes the
+ * Lock, stores the outcome and then the state, detaches the callbacks and
+ * notifies the watchers, all under the Lock; then, outside it, wakes the
+ * threads asleep in result() and runs the callbacks in order. Taking the
+ * callbacks under the same Lock that add_done_callback checks the state
+ * under is what makes each callback run exactly once: either the adder sees
+ * the future finished and runs it itself, or the finisher finds it in the
+ * list.
+ *
+ * result() sleeps on the state word with a sleepers count beside it (the
+ * finisher stores the state, then reads the count; the sleeper counts
+ * itself, then reads the state: one of them sees the other), unless the
+ * calling thread is a pool worker, which runs other tasks instead.
+ */
+#include "pool/future_int.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+struct weft__callback {
+    struct weft__callback *next;
+    weft_future_cb fn;
+    void *arg;
+};
+
+/* The task the calling thread runs, for weft_task_fail. */
+static _Thread_local weft_future_t *current_task;
+static _Thread_local int current_error;
+
+weft_future_t *weft__future_alloc(void)
+{
+    weft_future_t *f = weft__calloc(1, sizeof *f);
+    if (f) {
+        atomic_init(&f->refs, 1);
+        f->last = &f->callbacks;
+    }
+    return f;
+}
+
+void weft__future_ref(weft_future_t *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void weft__future_unref(weft_future_t *f)
+{
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (struct weft__callback *c = f->callbacks, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(f);
+}
+
+int weft_future_new(weft_future_t **f)
+{
+    if (!f)
+        return -EINVAL;
+    return (*f = weft__future_alloc()) ? 0 : -ENOMEM;
+}
+
+int weft_future_free(weft_future_t *f)
+{
+    if (!f)
+        return -EINVAL;
+    weft__future_unref(f);
+    return 0;
+}
+
+/* Called with f->lock held and f not finished: record the outcome, notify
+ * the watchers; then, after unlocking, wake sleepers and run callbacks. */
+static void finish(weft_future_t *f, uint32_t state, void *value, int error)
+{
+    weft__future_ref(f); /* a callback may drop the last outside reference */
+    f->value = value;
+    f->error = error;
+    atomic_store(&f->state, state);
+    struct weft__callback *callbacks = f->callbacks;
+    f->callbacks = NULL;
+    f->last = &f->callbacks;
+    for (weft__watch_t *e = f->watches; e; e = e->next) {
+        e->linked = false;
+        e->w->notify(e->w, f);
+    }
+    f->watches = NULL;
+    weft_lock_release(&f->lock);
+    if (atomic_load(&f->sleepers))
+        weft__futex_wake(&f->state, INT_MAX, false);
+    for (struct weft__callback *c = callbacks, *next; c; c = next) {
+        next = c->next;
+        c->fn(f, c->arg);
+        free(c);
+    }
+    weft__future_unref(f);
+}
+
+/* Take the Lock unless f has finished already (then false, not locked). */
+static bool lock_unfinished(weft_future_t *f)
+{
+    weft_lock_acquire(&f->lock, WEFT_FOREVER);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) < F_CANCELLED)
+        return true;
+    weft_lock_release(&f->lock);
+    return false;
+}
+
+int weft_future_set_result(weft_future_t *f, void *value)
+{
+    if (!f)
+        return -EINVAL;
+    if (!lock_unfinished(f))
+        return -EPERM;
+    finish(f, F_DONE, value, 0);
+    return 0;
+}
+
+int weft_future_set_error(weft_future_t *f, int error)
+{
+    if (!f || error >= 0)
+        return -EINVAL;
+    if (!lock_unfinished(f))
+        return -EPERM;
+    finish(f, F_DONE, NULL, error);
+    return 0;
+}
+
+int weft_future_cancel(weft_future_t *f)
+{
+    if (!f)
+        return -EINVAL;
+    if (!lock_unfinished(f))
+        return atomic_load(&f->state) == F_CANCELLED;
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == F_RUNNING) {
+        weft_lock_release(&f->lock);
+        return 0;
+    }
+    finish(f, F_CANCELLED, NULL, -ECANCELED);
+    return 1;
+}
+
+int weft_future_set_running_or_notify_cancel(weft_future_t *f)
+{
+    if (!f)
+        return -EINVAL;
+    weft_lock_acquire(&f->lock, WEFT_FOREVER);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (s == F_PENDING)
+        atomic_store(&f->state, F_RUNNING);
+    weft_lock_release(&f->lock);
+    return s == F_PENDING ? 1 : s == F_CANCELLED ? 0 : -EPERM;
+}
+
+int weft_future_cancelled(weft_future_t *f)
+{
+    return f ? atomic_load(&f->state) == F_CANCELLED : -EINVAL;
+}
+
+int weft_future_running(weft_future_t *f)
+{
+    return f ? atomic_load(&f->state) == F_RUNNING : -EINVAL;
+}
+
+int weft_future_done(weft_future_t *f)
+{
+    return f ? weft__future_finished(f) : -EINVAL;
+}
+
+int weft_future_add_done_callback(weft_future_t *f, weft_future_cb fn, void *arg)
+{
+    if (!f || !fn)
+        return -EINVAL;
+    struct weft__callback *c = weft__malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    *c = (struct weft__callback){NULL, fn, arg};
+    if (lock_unfinished(f)) {
+        *f->last = c;
+        f->last = &c->next;
+        weft_lock_release(&f->lock);
+        return 0;
+    }
+    free(c);
+    fn(f, arg);
+    return 0;
+}
+
+bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w)
+{
+    if (!lock_unfinished(f))
+        return false;
+    *e = (weft__watch_t){f->watches, NULL, w, true};
+    if (f->watches)
+        f->watches->prev = e;
+    f->watches = e;
+    weft_lock_release(&f->lock);
+    return true;
+}
+
+void weft__future_unwatch(weft_future_t *f, weft__watch_t *e)
+{
+    weft_lock_acquire(&f->lock, WEFT_FOREVER);
+    if (e->linked) {
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            f->watches = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+        e->linked = false;
+    }
+    weft_lock_release(&f->lock);
+}
+
+/* Sleep until f finishes or the deadline passes. */
+static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
+{
+    int rc = 0;
+    atomic_fetch_add(&f->sleepers, 1);
+    for (;;) {
+        uint32_t s = atomic_load(&f->state);
+        if (s >= F_CANCELLED)
+            break;
+        if (weft__futex_wait(&f->state, s, deadline, false) == -ETIMEDOUT) {
+            rc = weft__future_finished(f) ? 0 : -ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_fetch_sub(&f->sleepers, 1);
+    return rc;
+}
+
+static int await_finished(weft_future_t *f, double timeout)
+{
+    if (weft__future_finished(f))
+        return 0;
+    if (timeout == 0)
+        return -EAGAIN;
+    weft__deadline_t deadline;
+    weft__deadline(timeout, &deadline);
+    int rc = weft__worker_wait(f, deadline);
+    return rc == -ENOENT ? sleep_until_finished(f, deadline) : rc;
+}
+
+int weft_future_result(weft_future_t *f, double timeout, void **value)
+{
+    if (!f || isnan(timeout))
+        return -EINVAL;
+    int rc = await_finished(f, timeout);
+    if (rc < 0)
+        return rc;
+    if (f->error)
+        return f->error;
+    if (value)
+        *value = f->value;
+    return 0;
+}
+
+int weft_future_error(weft_future_t *f, double timeout)
+{
+    return weft_future_result(f, timeout, NULL);
+}
+
+int weft_task_fail(int error)
+{
+    if (!current_task)
+        return -EPERM;
+    if (error >= 0)
+        return -EINVAL;
+    current_error = error;
+    return 0;
+}
+
+void weft__future_run(weft_future_t *f)
+{
+    weft_future_t *outer = current_task; /* a task may run others while it waits */
+    int outer_error = current_error;
+    current_task = f;
+    current_error = 0;
+    void *value = f->fn(f->arg);
+    int error = current_error;
+    current_task = outer;
+    current_error = outer_error;
+    if (lock_unfinished(f)) /* unless someone completed it meanwhile */
+        finish(f, F_DONE, error ? NULL : value, error);
+}

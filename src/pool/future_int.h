@@ -1,0 +1,76 @@
+/*
+ * Futures inside weft: the struct, shared by future.c and the pool (which
+ * keeps a task's function and argument in its future), and the watch list
+ * through which wait(), as_completed() and pool workers learn that a future
+ * finished.
+ *
+ * The state word is also the futex that result() sleeps on: PENDING and
+ * RUNNING below CANCELLED and DONE, so "finished" is state >= CANCELLED.
+ * Leaving PENDING or RUNNING happens under the future's Lock, which also
+ * guards the callbacks and the watchers; the finishing thread publishes the
+ * outcome (value, error) before the state with a release store, so a
+ * reader that sees the state finished needs no lock.
+ */
+#ifndef WEFT_SRC_POOL_FUTURE_INT_H
+#define WEFT_SRC_POOL_FUTURE_INT_H
+
+#include "base/base.h"
+#include <weft/future.h>
+#include <weft/sync.h>
+
+enum { F_PENDING, F_RUNNING, F_CANCELLED, F_DONE };
+
+/* Something that wants to know when futures finish: notify runs under the
+ * finishing future's Lock, so it must be short and take no other lock. */
+typedef struct weft__watcher {
+    void (*notify)(struct weft__watcher *w, weft_future_t *f);
+} weft__watcher_t;
+
+/* One watcher's entry in one future's list. */
+typedef struct weft__watch {
+    struct weft__watch *next, *prev;
+    weft__watcher_t *w;
+    bool linked;
+} weft__watch_t;
+
+struct weft__callback;
+
+struct weft_future {
+    _Atomic uint32_t state;
+    _Atomic uint32_t sleepers; /* threads asleep in result() */
+    _Atomic uint32_t refs;
+    weft_lock_t lock;
+    int error;
+    void *value;
+    struct weft__callback *callbacks, **last;
+    weft__watch_t *watches;
+    /* Set by the pool for a task. */
+    void *(*fn)(void *arg);
+    void *arg;
+};
+
+/* A future with one reference, or NULL. */
+weft_future_t *weft__future_alloc(void);
+void weft__future_ref(weft_future_t *f);
+void weft__future_unref(weft_future_t *f);
+
+/* Link a watch into f's list: true, or false if f has already finished
+ * (nothing linked, nothing will be notified). */
+bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w);
+/* Unlink it if still linked; afterwards f never notifies w again. */
+void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
+
+/* Run a task's future: the function, then its outcome (value, or the
+ * error weft_task_fail set). The caller has made it RUNNING. */
+void weft__future_run(weft_future_t *f);
+
+/* Provided by the pool: wait for f as a worker, running other tasks
+ * meanwhile. -ENOENT if the calling thread is not a pool worker. */
+int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline);
+
+static inline bool weft__future_finished(const weft_future_t *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire) >= F_CANCELLED;
+}
+
+#endif /* WEFT_SRC_POOL_FUTURE_INT_H */

@@ -1,0 +1,123 @@
+/*
+ * weft_parallel_for and weft_pool_map (weft/pool.h): recursive splitting
+ * on the pool.
+ *
+ * A range task halves its range until it is no bigger than the grain:
+ * each right half becomes a task of its own (into the worker's deque, where
+ * idle workers steal it, the biggest pieces first), the left half stays
+ * with the task, which runs fn on what remains and then waits for its
+ * right halves, running other tasks meanwhile. The ranges of the halves
+ * live on the stack of the task that waits for them, so splitting
+ * allocates nothing but the futures.
+ *
+ * The root range is a task too, so that fn can always raise with
+ * weft_task_fail; a range whose halves raised passes the first error up.
+ * map is parallel_for over the item indices, one chunk per grain.
+ */
+#include "base/base.h"
+#include <weft/pool.h>
+
+#include <stdlib.h>
+
+struct job {
+    weft_pool_t *pool;
+    size_t grain, total;
+    void (*fn)(size_t lo, size_t hi, void *arg);
+    void *arg;
+    weft_progress_fn progress;
+    void *progress_arg;
+    _Atomic size_t done;
+};
+
+struct range {
+    struct job *job;
+    size_t lo, hi;
+};
+
+/* Depth of splitting: halving a size_t range more than 64 times leaves
+ * nothing to split. */
+enum { MAX_SPLITS = 64 };
+
+static void *run_range(void *arg)
+{
+    struct range *r = arg;
+    struct job *job = r->job;
+    struct range halves[MAX_SPLITS];
+    weft_future_t *futures[MAX_SPLITS];
+    int n = 0, error = 0;
+    size_t lo = r->lo, hi = r->hi;
+    while (hi - lo > job->grain && n < MAX_SPLITS) {
+        size_t mid = lo + (hi - lo) / 2;
+        halves[n] = (struct range){job, mid, hi};
+        /* Without memory for another task, this one runs the rest itself. */
+        if (weft_pool_submit(job->pool, run_range, &halves[n], &futures[n]) < 0)
+            break;
+        n++;
+        hi = mid;
+    }
+    job->fn(lo, hi, job->arg);
+    size_t done = atomic_fetch_add(&job->done, hi - lo) + (hi - lo);
+    if (job->progress)
+        job->progress(done, job->total, job->progress_arg);
+    while (n-- > 0) {
+        int rc = weft_future_result(futures[n], WEFT_FOREVER, NULL);
+        if (rc < 0 && !error)
+            error = rc;
+        weft_future_free(futures[n]);
+    }
+    if (error)
+        weft_task_fail(error);
+    return NULL;
+}
+
+int weft_parallel_for(weft_pool_t *pool, size_t begin, size_t end, size_t grain,
+                      void (*fn)(size_t lo, size_t hi, void *arg), void *arg,
+                      weft_progress_fn progress, void *progress_arg)
+{
+    if (!pool || !fn || begin > end)
+        return -EINVAL;
+    if (begin == end)
+        return 0;
+    size_t total = end - begin;
+    if (grain == 0) {
+        size_t pieces = 8 * (size_t)weft_pool_workers(pool);
+        grain = total / pieces ? total / pieces : 1;
+    }
+    struct job job = {pool, grain, total, fn, arg, progress, progress_arg, 0};
+    struct range root = {&job, begin, end};
+    weft_future_t *f;
+    int rc = weft_pool_submit(pool, run_range, &root, &f);
+    if (rc < 0)
+        return rc;
+    rc = weft_future_result(f, WEFT_FOREVER, NULL);
+    weft_future_free(f);
+    return rc;
+}
+
+struct map {
+    void *(*fn)(void *item, void *arg);
+    void *arg;
+    void *const *items;
+    void **results;
+};
+
+static void map_chunk(size_t lo, size_t hi, void *arg)
+{
+    struct map *m = arg;
+    for (size_t i = lo; i < hi; i++)
+        m->results[i] = m->fn(m->items[i], m->arg);
+}
+
+int weft_pool_map(weft_pool_t *pool, void *(*fn)(void *item, void *arg), void *arg,
+                  void *const *items, void **results, size_t n, size_t chunksize,
+                  weft_progress_fn progress, void *progress_arg)
+{
+    if (!fn || (n && (!items || !results)))
+        return -EINVAL;
+    if (pool && chunksize == 0) {
+        size_t pieces = 4 * (size_t)weft_pool_workers(pool);
+        chunksize = n / pieces ? n / pieces : 1;
+    }
+    struct map m = {fn, arg, items, results};
+    return weft_parallel_for(pool, 0, n, chunksize, map_chunk, &m, progress, progress_arg);
+}

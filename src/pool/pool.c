@@ -1,0 +1,464 @@
+/*
+ * ThreadPoolExecutor (weft/pool.h): a work-stealing scheduler.
+ *
+ * Queues. Each worker owns a Chase-Lev deque (deque.h); submissions from
+ * outside go to the injection queue, the lock-free chain of queue.h. A
+ * worker looks for work in its own deque (newest first: the sub-task it
+ * just made, whose data is still in its cache), then the injection queue,
+ * then steals from the other deques starting at a random one (oldest
+ * first: in a recursive split, the biggest piece).
+ *
+ * Parking. Idle workers sleep on one eventcount (base/evc.h) until work is
+ * visible; every submit notifies it. The eventcount wakes one worker at a
+ * time, and a woken worker that still sees work wakes the next, so a burst
+ * of submissions spreads over the pool without a system call per task.
+ * Before sleeping a worker looks again twice over about 10 us.
+ *
+ * Waiting inside a task. A worker that waits for a future keeps running
+ * tasks (its own deque first, so a task that submits sub-tasks and then
+ * waits runs them itself); with nothing to run it parks on the same
+ * eventcount, and the future, which it watches (future_int.h), broadcasts
+ * on that eventcount when it finishes. So recursive task trees never
+ * deadlock, whatever the number of workers.
+ *
+ * Shutdown. `closed` stops submissions from outside; tasks of the pool may
+ * still submit, so work already accepted can finish. A worker exits once
+ * the pool is closed, nothing is visible in any queue and no outside
+ * submit is between its check of `closed` and its push (`submitting`
+ * counts those, so a racing submit is never stranded).
+ *
+ * Exit. Like Python's executor, pools finish their queued work when the
+ * program ends: a hook run by the thread registry's exit handler, before it
+ * joins the other non-daemon threads, shuts every live pool down and joins
+ * its workers.
+ */
+#include "base/evc.h"
+#include "pool/deque.h"
+#include "pool/future_int.h"
+#include "queue/chain.h"
+#include "thread/thread_int.h"
+#include <weft/pool.h>
+#include <weft/thread.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct worker {
+    weft__deque_t deque; /* first: its own cache lines */
+    weft_pool_t *pool;
+    weft_thread_t *thread;
+    uint32_t rng; /* victim choice */
+};
+
+struct weft_pool {
+    weft__chain_t *inject; /* tasks submitted from outside */
+    struct worker *workers;
+    int nworkers;
+    int (*initializer)(void *arg);
+    void *initarg;
+    weft_lock_t lock; /* serialises joining the workers */
+    weft_pool_t *next, *prev; /* live pools */
+    _Atomic uint32_t closed;     /* shut down: no more outside submissions */
+    _Atomic uint32_t broken;     /* an initializer failed */
+    _Atomic uint32_t submitting; /* outside submits between their check and push */
+    _Alignas(WEFT__CACHE_LINE) weft__evc_t work; /* idle workers park here */
+};
+
+static _Thread_local struct worker *self;
+
+/* Live pools, for the exit hook. */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft_pool_t *pools;
+static _Atomic unsigned pool_counter;
+
+static bool work_visible(weft_pool_t *p)
+{
+    if (weft__chain_size(p->inject))
+        return true;
+    for (int i = 0; i < p->nworkers; i++)
+        if (weft__deque_busy(&p->workers[i].deque))
+            return true;
+    return false;
+}
+
+static bool may_exit(weft_pool_t *p)
+{
+    return atomic_load(&p->closed) && atomic_load(&p->submitting) == 0 && !work_visible(p);
+}
+
+static uint32_t next_random(struct worker *w)
+{
+    w->rng ^= w->rng << 13; /* xorshift32 */
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    return w->rng;
+}
+
+static weft_future_t *steal(struct worker *w)
+{
+    weft_pool_t *p = w->pool;
+    int n = p->nworkers;
+    for (int round = 0; round < 4; round++) {
+        bool lost_any = false;
+        uint32_t start = next_random(w) % (uint32_t)n;
+        for (int k = 0; k < n; k++) {
+            struct worker *victim = &p->workers[(start + (uint32_t)k) % (uint32_t)n];
+            if (victim == w)
+                continue;
+            bool lost;
+            weft_future_t *f = weft__deque_steal(&victim->deque, &lost);
+            if (f)
+                return f;
+            lost_any |= lost;
+        }
+        if (!lost_any)
+            break;
+    }
+    return NULL;
+}
+
+static weft_future_t *find_work(struct worker *w)
+{
+    weft_future_t *f = weft__deque_take(&w->deque);
+    if (f || weft__chain_get(w->pool->inject, &f) == 0)
+        return f;
+    return steal(w);
+}
+
+/* Run a task the pool owns a reference to, then drop that reference. */
+static void run(weft_pool_t *p, weft_future_t *f)
+{
+    if (weft_future_set_running_or_notify_cancel(f) == 1) {
+        if (atomic_load_explicit(&p->broken, memory_order_relaxed))
+            weft_future_set_error(f, WEFT_EBROKEN);
+        else
+            weft__future_run(f);
+    }
+    weft__future_unref(f);
+}
+
+static int idle_attempt(void *arg)
+{
+    weft_pool_t *p = arg;
+    return work_visible(p) || (atomic_load(&p->closed) && atomic_load(&p->submitting) == 0)
+               ? 0
+               : -EAGAIN;
+}
+
+static bool more_work(void *arg)
+{
+    return work_visible(arg);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    weft_pool_t *p = w->pool;
+    self = w;
+    if (p->initializer && p->initializer(p->initarg) < 0) {
+        atomic_store(&p->broken, 1);
+        weft__evc_notify_all(&p->work);
+    }
+    for (;;) {
+        weft_future_t *f = find_work(w);
+        if (f) {
+            run(p, f);
+            continue;
+        }
+        if (may_exit(p))
+            break;
+        weft__evc_wait(&p->work, idle_attempt, more_work, p, WEFT__NEVER);
+    }
+    self = NULL;
+    return NULL;
+}
+
+/* --- waiting for a future as a worker ------------------------------------- */
+
+struct helper {
+    weft__watcher_t base; /* first */
+    weft_pool_t *pool;
+};
+
+/* The future a helper waits for has finished: wake the pool's sleepers
+ * (the helper among them; it cannot be told apart from idle workers). */
+static void helper_notify(weft__watcher_t *base, weft_future_t *f)
+{
+    (void)f;
+    weft__evc_notify_all(&((struct helper *)base)->pool->work);
+}
+
+struct help {
+    weft_pool_t *pool;
+    weft_future_t *f;
+};
+
+static int help_attempt(void *arg)
+{
+    struct help *h = arg;
+    return weft__future_finished(h->f) || work_visible(h->pool) ? 0 : -EAGAIN;
+}
+
+int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
+{
+    struct worker *w = self;
+    if (!w)
+        return -ENOENT;
+    struct helper watcher = {{helper_notify}, w->pool};
+    weft__watch_t watch;
+    if (!weft__future_watch(f, &watch, &watcher.base))
+        return 0;
+    struct help h = {w->pool, f};
+    int rc = 0;
+    while (!weft__future_finished(f)) {
+        weft_future_t *task = find_work(w);
+        if (task) {
+            run(w->pool, task);
+            continue;
+        }
+        if (weft__evc_wait(&w->pool->work, help_attempt, NULL, &h, deadline) == -ETIMEDOUT &&
+            !weft__future_finished(f)) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    weft__future_unwatch(f, &watch);
+    return rc;
+}
+
+/* --- creating, submitting, shutting down ---------------------------------- */
+
+static void join_workers(weft_pool_t *p);
+
+/* At exit, as Python's executor does: every pool finishes its queued work,
+ * and its workers are joined (a finished thread nobody joins is a leak). */
+static void exit_hook(void)
+{
+    pthread_mutex_lock(&pools_lock);
+    for (weft_pool_t *p = pools; p; p = p->next)
+        weft_pool_shutdown(p, false, false);
+    for (weft_pool_t *p = pools; p; p = p->next)
+        join_workers(p);
+    pthread_mutex_unlock(&pools_lock);
+}
+
+static void link_pool(weft_pool_t *p)
+{
+    pthread_mutex_lock(&pools_lock);
+    p->next = pools;
+    if (pools)
+        pools->prev = p;
+    pools = p;
+    pthread_mutex_unlock(&pools_lock);
+    weft__thread_exit_hook = exit_hook;
+}
+
+static void unlink_pool(weft_pool_t *p)
+{
+    pthread_mutex_lock(&pools_lock);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        pools = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    pthread_mutex_unlock(&pools_lock);
+}
+
+static void pool_destroy(weft_pool_t *p)
+{
+    for (int i = 0; i < p->nworkers; i++)
+        weft__deque_destroy(&p->workers[i].deque);
+    weft__chain_free(p->inject);
+    free(p->workers);
+    free(p);
+}
+
+static int start_workers(weft_pool_t *p, const char *prefix)
+{
+    unsigned id = atomic_fetch_add(&pool_counter, 1);
+    for (int i = 0; i < p->nworkers; i++) {
+        char name[64];
+        if (prefix)
+            snprintf(name, sizeof name, "%s_%d", prefix, i);
+        else
+            snprintf(name, sizeof name, "weftpool-%u_%d", id, i);
+        struct worker *w = &p->workers[i];
+        weft_thread_opts_t opts = {.name = name, .daemon = WEFT_DAEMON_NO};
+        int rc = weft_thread_new(&w->thread, worker_main, w, &opts);
+        if (rc == 0 && (rc = weft_thread_start(w->thread)) < 0) {
+            weft_thread_free(w->thread);
+            w->thread = NULL;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int pool_alloc(weft_pool_t **out, int n)
+{
+    weft_pool_t *p = weft__calloc_lines(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->workers = weft__calloc_lines((size_t)n * sizeof *p->workers);
+    p->inject = weft__chain_new(sizeof(weft_future_t *));
+    bool ok = p->workers && p->inject;
+    /* nworkers counts the deques made, so that destroy frees just those. */
+    for (int i = 0; ok && i < n; i++) {
+        struct worker *w = &p->workers[i];
+        w->pool = p;
+        w->rng = 0x9e3779b9u * (uint32_t)(i + 1);
+        ok = weft__deque_init(&w->deque) == 0;
+        p->nworkers += ok;
+    }
+    if (!ok) {
+        pool_destroy(p);
+        return -ENOMEM;
+    }
+    weft_lock_init(&p->lock, 0);
+    *out = p;
+    return 0;
+}
+
+int weft_pool_new(weft_pool_t **out, const weft_pool_opts_t *opts)
+{
+    weft_pool_opts_t o = opts ? *opts : (weft_pool_opts_t){0};
+    if (!out || o.max_workers < 0 || o.max_workers > 4096)
+        return -EINVAL;
+    weft_pool_t *p;
+    int rc = pool_alloc(&p, o.max_workers ? o.max_workers : weft_cpu_count());
+    if (rc < 0)
+        return rc;
+    p->initializer = o.initializer;
+    p->initarg = o.initarg;
+    link_pool(p);
+    if ((rc = start_workers(p, o.thread_name_prefix)) < 0) {
+        weft_pool_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int weft_pool_workers(weft_pool_t *p)
+{
+    return p ? p->nworkers : -EINVAL;
+}
+
+/* An outside submit is done with its push: let exiting workers re-check. */
+static void leave(weft_pool_t *p)
+{
+    if (atomic_fetch_sub(&p->submitting, 1) == 1 && atomic_load(&p->closed))
+        weft__evc_notify_all(&p->work);
+}
+
+static int push(weft_pool_t *p, struct worker *inside, weft_future_t *f)
+{
+    if (atomic_load_explicit(&p->broken, memory_order_relaxed))
+        return WEFT_EBROKEN;
+    if (!inside && atomic_load(&p->closed))
+        return WEFT_ESHUTDOWN;
+    return inside ? weft__deque_push(&inside->deque, f) : weft__chain_put(p->inject, &f);
+}
+
+int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_future_t **out)
+{
+    if (!p || !fn)
+        return -EINVAL;
+    struct worker *inside = self && self->pool == p ? self : NULL;
+    weft_future_t *f = weft__future_alloc();
+    if (!f)
+        return -ENOMEM;
+    f->fn = fn;
+    f->arg = arg;
+    if (!inside)
+        atomic_fetch_add(&p->submitting, 1);
+    int rc = push(p, inside, f);
+    if (rc == 0) {
+        if (out)
+            weft__future_ref(f);
+        weft__evc_notify(&p->work);
+    } else {
+        weft__future_unref(f);
+    }
+    if (!inside)
+        leave(p);
+    if (rc == 0 && out)
+        *out = f;
+    return rc;
+}
+
+/* Cancel every task not started yet. */
+static void cancel_queued(weft_pool_t *p)
+{
+    weft_future_t *f;
+    while (weft__chain_get(p->inject, &f) == 0) {
+        weft_future_cancel(f);
+        weft__future_unref(f);
+    }
+    for (int i = 0; i < p->nworkers; i++) {
+        bool lost = true;
+        while ((f = weft__deque_steal(&p->workers[i].deque, &lost)) || lost)
+            if (f) {
+                weft_future_cancel(f);
+                weft__future_unref(f);
+            }
+    }
+}
+
+static void join_workers(weft_pool_t *p)
+{
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    for (int i = 0; i < p->nworkers; i++) {
+        weft_thread_t *t = p->workers[i].thread;
+        if (t) {
+            weft_thread_join(t, WEFT_FOREVER, NULL);
+            weft_thread_free(t);
+            p->workers[i].thread = NULL;
+        }
+    }
+    weft_lock_release(&p->lock);
+}
+
+int weft_pool_shutdown(weft_pool_t *p, bool wait, bool cancel_futures)
+{
+    if (!p)
+        return -EINVAL;
+    if (wait && self && self->pool == p)
+        return -EDEADLK;
+    atomic_store(&p->closed, 1);
+    if (cancel_futures)
+        cancel_queued(p);
+    weft__evc_notify_all(&p->work);
+    if (wait)
+        join_workers(p);
+    return 0;
+}
+
+int weft_pool_free(weft_pool_t *p)
+{
+    int rc = weft_pool_shutdown(p, true, false);
+    if (rc < 0)
+        return rc;
+    unlink_pool(p);
+    pool_destroy(p);
+    return 0;
+}
+
+static weft_once_t default_once = WEFT_ONCE_INIT;
+static weft_pool_t *default_pool;
+
+static void make_default(void *arg)
+{
+    (void)arg;
+    weft_pool_t *p;
+    if (weft_pool_new(&p, &(weft_pool_opts_t){.thread_name_prefix = "weftpool"}) == 0)
+        default_pool = p;
+}
+
+weft_pool_t *weft_pool_default(void)
+{
+    weft_once_call(&default_once, make_default, NULL);
+    return default_pool;
+}

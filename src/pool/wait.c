@@ -1,0 +1,164 @@
+/*
+ * weft_wait and as_completed (weft/future.h), after Python's: a waiter
+ * watches every future it was given and records each one, once, in the
+ * order they finish (the ones finished already first); the waiting thread
+ * sleeps on the waiter's eventcount until the record satisfies it.
+ *
+ * A future records itself through its watch list (future_int.h) under its
+ * own Lock, or, if it had finished before the watch was linked, the waiter
+ * records it right away. Either way each entry of the array is recorded
+ * exactly once. Before the waiter's memory goes away every watch is
+ * unlinked under its future's Lock, so no finishing future can touch it
+ * afterwards.
+ */
+#include "base/evc.h"
+#include "pool/future_int.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+struct waiter {
+    weft__watcher_t base; /* first: notify gets &base */
+    weft__evc_t evc;
+    size_t n;
+    _Atomic size_t recorded;
+    _Atomic int failed; /* a future finished with an error */
+    weft_future_t *_Atomic *order;
+    weft__watch_t *watches;
+    weft_future_t *const *fs;
+};
+
+static void record(struct waiter *w, weft_future_t *f)
+{
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == F_DONE && f->error)
+        atomic_store(&w->failed, 1);
+    size_t i = atomic_fetch_add(&w->recorded, 1);
+    atomic_store_explicit(&w->order[i], f, memory_order_release);
+    weft__evc_notify(&w->evc);
+}
+
+static void notify(weft__watcher_t *base, weft_future_t *f)
+{
+    record((struct waiter *)base, f);
+}
+
+static void unwatch_all(struct waiter *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        weft__future_unwatch(w->fs[i], &w->watches[i]);
+    free(w->watches);
+    free((void *)w->order);
+}
+
+/* Set up w over fs and watch them all; -EINVAL or -ENOMEM. */
+static int watch_all(struct waiter *w, weft_future_t *const *fs, size_t n)
+{
+    if (!fs && n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return -EINVAL;
+    *w = (struct waiter){.base = {notify}, .n = n, .fs = fs};
+    w->order = weft__calloc(n ? n : 1, sizeof *w->order);
+    w->watches = weft__calloc(n ? n : 1, sizeof *w->watches);
+    if (!w->order || !w->watches) {
+        free((void *)w->order);
+        free(w->watches);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!weft__future_watch(fs[i], &w->watches[i], &w->base))
+            record(w, fs[i]);
+    return 0;
+}
+
+struct condition {
+    struct waiter *w;
+    int return_when;
+};
+
+static int satisfied(void *arg)
+{
+    struct condition *c = arg;
+    size_t done = atomic_load(&c->w->recorded);
+    if (done == c->w->n || (c->return_when == WEFT_FIRST_COMPLETED && done > 0) ||
+        (c->return_when == WEFT_FIRST_EXCEPTION && atomic_load(&c->w->failed)))
+        return 0;
+    return -EAGAIN;
+}
+
+int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_when)
+{
+    if (isnan(timeout) || n > INT_MAX || return_when < WEFT_FIRST_COMPLETED ||
+        return_when > WEFT_ALL_COMPLETED)
+        return -EINVAL;
+    struct waiter w;
+    int rc = watch_all(&w, fs, n);
+    if (rc < 0)
+        return rc;
+    struct condition c = {&w, return_when};
+    rc = satisfied(&c);
+    if (rc == -EAGAIN && timeout != 0) {
+        weft__deadline_t deadline;
+        weft__deadline(timeout, &deadline);
+        rc = weft__evc_wait(&w.evc, satisfied, NULL, &c, deadline);
+    }
+    unwatch_all(&w);
+    return rc < 0 ? rc : (int)atomic_load(&w.recorded);
+}
+
+struct weft_as_completed {
+    struct waiter w;
+    size_t yielded;
+    weft__deadline_t deadline;
+};
+
+int weft_as_completed_new(weft_as_completed_t **it, weft_future_t *const *fs, size_t n,
+                          double timeout)
+{
+    if (!it || isnan(timeout))
+        return -EINVAL;
+    weft_as_completed_t *a = weft__malloc(sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    int rc = watch_all(&a->w, fs, n);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    a->yielded = 0;
+    weft__deadline(timeout, &a->deadline);
+    *it = a;
+    return 0;
+}
+
+static int next_recorded(void *arg)
+{
+    weft_as_completed_t *a = arg;
+    return atomic_load_explicit(&a->w.order[a->yielded], memory_order_acquire) ? 0 : -EAGAIN;
+}
+
+int weft_as_completed_next(weft_as_completed_t *it, weft_future_t **f)
+{
+    if (!it || !f)
+        return -EINVAL;
+    if (it->yielded == it->w.n)
+        return 0;
+    int rc = next_recorded(it);
+    if (rc == -EAGAIN)
+        rc = weft__evc_wait(&it->w.evc, next_recorded, NULL, it, it->deadline);
+    if (rc < 0)
+        return rc;
+    *f = atomic_load_explicit(&it->w.order[it->yielded++], memory_order_acquire);
+    return 1;
+}
+
+int weft_as_completed_free(weft_as_completed_t *it)
+{
+    if (!it)
+        return -EINVAL;
+    unwatch_all(&it->w);
+    free(it);
+    return 0;
+}

@@ -1,0 +1,328 @@
+/*
+ * Tests for weft/future.h, after CPython's test_concurrent_futures
+ * (test_future, test_wait, test_as_completed): states and transitions,
+ * result with a value, an error or a cancellation, timeouts, waking a
+ * waiter, callbacks exactly once (before, after and racing completion),
+ * wait's three conditions, as_completed's order, and bad input.
+ */
+#include "base/base.h"
+#include "threads.h"
+#include <weft/future.h>
+
+#include <math.h>
+
+static weft_future_t *pending(void)
+{
+    weft_future_t *f;
+    WT_EQ(weft_future_new(&f), 0);
+    return f;
+}
+
+WT_CASE(promise_states_and_outcomes)
+{
+    weft_future_t *f = pending();
+    WT_EQ(weft_future_done(f), 0);
+    WT_EQ(weft_future_running(f), 0);
+    WT_EQ(weft_future_cancelled(f), 0);
+    void *v = NULL;
+    WT_EQ(weft_future_result(f, 0, &v), -EAGAIN);
+    WT_EQ(weft_future_set_result(f, &v), 0);
+    WT_EQ(weft_future_done(f), 1);
+    WT_EQ(weft_future_result(f, 0, &v), 0);
+    WT_CHECK(v == &v);
+    WT_EQ(weft_future_error(f, 0), 0);
+    WT_EQ(weft_future_set_result(f, NULL), -EPERM); /* InvalidStateError */
+    WT_EQ(weft_future_set_error(f, -EIO), -EPERM);
+    WT_EQ(weft_future_cancel(f), 0);
+    WT_EQ(weft_future_free(f), 0);
+
+    f = pending();
+    WT_EQ(weft_future_set_error(f, 0), -EINVAL);
+    WT_EQ(weft_future_set_error(f, -EIO), 0);
+    WT_EQ(weft_future_result(f, 0, &v), -EIO);
+    WT_EQ(weft_future_error(f, WEFT_FOREVER), -EIO);
+    WT_EQ(weft_future_free(f), 0);
+}
+
+WT_CASE(cancel_and_set_running)
+{
+    weft_future_t *f = pending();
+    WT_EQ(weft_future_cancel(f), 1);
+    WT_EQ(weft_future_cancel(f), 1); /* already cancelled: still true */
+    WT_EQ(weft_future_cancelled(f), 1);
+    WT_EQ(weft_future_done(f), 1);
+    WT_EQ(weft_future_result(f, 0, NULL), -ECANCELED);
+    WT_EQ(weft_future_set_running_or_notify_cancel(f), 0);
+    WT_EQ(weft_future_set_result(f, NULL), -EPERM);
+    weft_future_free(f);
+
+    f = pending();
+    WT_EQ(weft_future_set_running_or_notify_cancel(f), 1);
+    WT_EQ(weft_future_running(f), 1);
+    WT_EQ(weft_future_set_running_or_notify_cancel(f), -EPERM);
+    WT_EQ(weft_future_cancel(f), 0); /* running: too late */
+    WT_EQ(weft_future_set_result(f, NULL), 0);
+    WT_EQ(weft_future_running(f), 0);
+    WT_EQ(weft_future_cancel(f), 0);
+    weft_future_free(f);
+}
+
+WT_CASE(result_times_out_on_the_monotonic_clock)
+{
+    weft_future_t *f = pending();
+    double t0 = wt_now();
+    WT_EQ(weft_future_result(f, 0.05, NULL), -ETIMEDOUT);
+    double waited = wt_now() - t0;
+    WT_CHECK(waited >= 0.05 && waited < 0.05 + 2 * wt_slack());
+    weft_future_free(f);
+}
+
+struct result_waiter {
+    weft_future_t *f;
+    void *value;
+    _Atomic int rc;
+    _Atomic long tid;
+};
+
+static void *wait_result(void *arg)
+{
+    struct result_waiter *w = arg;
+    atomic_store(&w->tid, weft_thread_get_native_id());
+    atomic_store(&w->rc, weft_future_result(w->f, WEFT_FOREVER, &w->value));
+    return NULL;
+}
+
+WT_CASE(blocked_result_wakes_at_completion)
+{
+    for (int how = 0; how < 3; how++) {
+        struct result_waiter w = {.f = pending(), .rc = 1};
+        weft_thread_t *t = spawn(wait_result, &w);
+        while (!atomic_load(&w.tid))
+            sched_yield();
+        wt_await_futex_sleep(atomic_load(&w.tid), w.f, 10 * wt_slack());
+        if (how == 0)
+            WT_EQ(weft_future_set_result(w.f, &w), 0);
+        else if (how == 1)
+            WT_EQ(weft_future_set_error(w.f, -ENOSPC), 0);
+        else
+            WT_EQ(weft_future_cancel(w.f), 1);
+        finish(t);
+        WT_EQ(atomic_load(&w.rc), how == 0 ? 0 : how == 1 ? -ENOSPC : -ECANCELED);
+        if (how == 0)
+            WT_CHECK(w.value == &w);
+        weft_future_free(w.f);
+    }
+}
+
+static _Atomic int calls[8];
+static weft_future_t *_Atomic called_with;
+
+static void count_call(weft_future_t *f, void *arg)
+{
+    atomic_store(&called_with, f);
+    atomic_fetch_add(&calls[(intptr_t)arg], 1);
+}
+
+static int order[4], ordered;
+
+static void record_order(weft_future_t *f, void *arg)
+{
+    (void)f;
+    order[ordered++] = (int)(intptr_t)arg;
+}
+
+WT_CASE(callbacks_run_once_in_order)
+{
+    weft_future_t *f = pending();
+    for (intptr_t i = 0; i < 3; i++)
+        WT_EQ(weft_future_add_done_callback(f, record_order, (void *)i), 0);
+    WT_EQ(ordered, 0);
+    WT_EQ(weft_future_set_result(f, NULL), 0);
+    WT_EQ(ordered, 3);
+    WT_EQ(order[0], 0);
+    WT_EQ(order[1], 1);
+    WT_EQ(order[2], 2);
+    /* Added after completion: runs at once, in this thread. */
+    WT_EQ(weft_future_add_done_callback(f, count_call, (void *)0), 0);
+    WT_EQ(atomic_load(&calls[0]), 1);
+    WT_CHECK(atomic_load(&called_with) == f);
+    WT_EQ(weft_future_set_result(f, NULL), -EPERM); /* no second round */
+    WT_EQ(ordered, 3);
+    weft_future_free(f);
+    /* Cancellation runs them too. */
+    f = pending();
+    WT_EQ(weft_future_add_done_callback(f, count_call, (void *)1), 0);
+    WT_EQ(weft_future_cancel(f), 1);
+    WT_EQ(atomic_load(&calls[1]), 1);
+    weft_future_free(f);
+}
+
+/* Callbacks added by several threads while another completes the future:
+ * every one runs exactly once, whichever side it lands on. */
+struct adder {
+    weft_future_t *f;
+    int n;
+};
+
+static _Atomic long raced_calls;
+
+static void count_raced(weft_future_t *f, void *arg)
+{
+    (void)f, (void)arg;
+    atomic_fetch_add(&raced_calls, 1);
+}
+
+static void *add_callbacks(void *arg)
+{
+    struct adder *a = arg;
+    for (int i = 0; i < a->n; i++)
+        WT_EQ(weft_future_add_done_callback(a->f, count_raced, NULL), 0);
+    return NULL;
+}
+
+WT_STRESS(callbacks_racing_completion_run_exactly_once)
+{
+    int rounds = wt_sanitizer() ? 50 : 500;
+    for (int r = 0; r < rounds; r++) {
+        atomic_store(&raced_calls, 0);
+        struct adder a = {pending(), 50};
+        weft_thread_t *t[2] = {spawn(add_callbacks, &a), spawn(add_callbacks, &a)};
+        for (int spin = 0; spin < r % 50; spin++)
+            sched_yield();
+        WT_EQ(weft_future_set_result(a.f, NULL), 0);
+        finish(t[0]);
+        finish(t[1]);
+        WT_EQ(atomic_load(&raced_calls), 100);
+        weft_future_free(a.f);
+    }
+}
+
+WT_CASE(wait_conditions)
+{
+    weft_future_t *f[3] = {pending(), pending(), pending()};
+    WT_EQ(weft_wait(f, 3, 0, WEFT_FIRST_COMPLETED), -EAGAIN);
+    WT_EQ(weft_wait(f, 3, 0.02, WEFT_ALL_COMPLETED), -ETIMEDOUT);
+    WT_EQ(weft_future_set_result(f[1], NULL), 0);
+    WT_EQ(weft_wait(f, 3, WEFT_FOREVER, WEFT_FIRST_COMPLETED), 1);
+    WT_EQ(weft_wait(f, 3, 0, WEFT_FIRST_EXCEPTION), -EAGAIN); /* no error yet, not all done */
+    WT_EQ(weft_future_set_error(f[2], -EIO), 0);
+    WT_EQ(weft_wait(f, 3, WEFT_FOREVER, WEFT_FIRST_EXCEPTION), 2);
+    WT_EQ(weft_wait(f, 3, 0, WEFT_ALL_COMPLETED), -EAGAIN);
+    WT_EQ(weft_future_cancel(f[0]), 1);
+    WT_EQ(weft_wait(f, 3, WEFT_FOREVER, WEFT_ALL_COMPLETED), 3);
+    /* A cancelled future is no exception: all done, none failed. */
+    weft_future_t *g[2] = {pending(), f[0]};
+    WT_EQ(weft_wait(g, 2, 0, WEFT_FIRST_EXCEPTION), -EAGAIN);
+    WT_EQ(weft_wait(g, 2, 0, WEFT_FIRST_COMPLETED), 1);
+    WT_EQ(weft_wait(NULL, 0, 0, WEFT_ALL_COMPLETED), 0); /* nothing to wait for */
+    weft_future_t *twice[2] = {f[1], f[1]};
+    WT_EQ(weft_wait(twice, 2, 0, WEFT_ALL_COMPLETED), 2);
+    WT_EQ(weft_future_set_result(g[0], NULL), 0);
+    weft_future_free(g[0]);
+    for (int i = 0; i < 3; i++)
+        weft_future_free(f[i]);
+}
+
+struct completer {
+    weft_future_t **f;
+    int n;
+    _Atomic long tid;
+};
+
+/* Complete f[n-1], f[n-2], ... f[0], each once the main thread sleeps. */
+static void *complete_backwards(void *arg)
+{
+    struct completer *c = arg;
+    for (int i = c->n - 1; i >= 0; i--) {
+        while (!atomic_load(&c->tid))
+            sched_yield();
+        wt_await_futex_sleep(atomic_load(&c->tid), NULL, 10 * wt_slack());
+        WT_EQ(weft_future_set_result(c->f[i], (void *)(intptr_t)i), 0);
+    }
+    return NULL;
+}
+
+WT_CASE(wait_wakes_when_satisfied)
+{
+    weft_future_t *f[3] = {pending(), pending(), pending()};
+    struct completer c = {f, 3, 0};
+    atomic_store(&c.tid, weft_thread_get_native_id());
+    weft_thread_t *t = spawn(complete_backwards, &c);
+    WT_EQ(weft_wait(f, 3, WEFT_FOREVER, WEFT_ALL_COMPLETED), 3);
+    finish(t);
+    for (int i = 0; i < 3; i++)
+        weft_future_free(f[i]);
+}
+
+WT_CASE(as_completed_yields_in_completion_order)
+{
+    weft_future_t *f[4] = {pending(), pending(), pending(), pending()};
+    WT_EQ(weft_future_set_result(f[2], NULL), 0); /* done before: first */
+    weft_as_completed_t *it;
+    WT_EQ(weft_as_completed_new(&it, f, 4, WEFT_FOREVER), 0);
+    struct completer c = {f, 2, 0}; /* then f[1], f[0] */
+    atomic_store(&c.tid, weft_thread_get_native_id());
+    weft_thread_t *t = spawn(complete_backwards, &c);
+    weft_future_t *got;
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == f[2]);
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == f[1]);
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == f[0]);
+    finish(t);
+    WT_EQ(weft_future_cancel(f[3]), 1);
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == f[3]);
+    WT_EQ(weft_as_completed_next(it, &got), 0); /* all yielded */
+    WT_EQ(weft_as_completed_free(it), 0);
+    for (int i = 0; i < 4; i++)
+        weft_future_free(f[i]);
+}
+
+WT_CASE(as_completed_times_out)
+{
+    weft_future_t *f[2] = {pending(), pending()};
+    WT_EQ(weft_future_set_result(f[0], NULL), 0);
+    weft_as_completed_t *it;
+    WT_EQ(weft_as_completed_new(&it, f, 2, 0.05), 0);
+    weft_future_t *got;
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    double t0 = wt_now();
+    WT_EQ(weft_as_completed_next(it, &got), -ETIMEDOUT);
+    WT_CHECK(wt_now() - t0 < 0.05 + 2 * wt_slack());
+    WT_EQ(weft_as_completed_free(it), 0); /* unwatches f[1] */
+    WT_EQ(weft_future_set_result(f[1], NULL), 0);
+    weft_future_free(f[0]);
+    weft_future_free(f[1]);
+}
+
+WT_CASE(future_bad_input)
+{
+    weft_future_t *f = pending(), *none[1] = {NULL};
+    weft_as_completed_t *it;
+    WT_EQ(weft_future_new(NULL), -EINVAL);
+    WT_EQ(weft_future_free(NULL), -EINVAL);
+    WT_EQ(weft_future_result(NULL, 0, NULL), -EINVAL);
+    WT_EQ(weft_future_result(f, NAN, NULL), -EINVAL);
+    WT_EQ(weft_future_cancel(NULL), -EINVAL);
+    WT_EQ(weft_future_done(NULL), -EINVAL);
+    WT_EQ(weft_future_running(NULL), -EINVAL);
+    WT_EQ(weft_future_cancelled(NULL), -EINVAL);
+    WT_EQ(weft_future_add_done_callback(NULL, count_call, NULL), -EINVAL);
+    WT_EQ(weft_future_add_done_callback(f, NULL, NULL), -EINVAL);
+    WT_EQ(weft_future_set_result(NULL, NULL), -EINVAL);
+    WT_EQ(weft_future_set_error(NULL, -EIO), -EINVAL);
+    WT_EQ(weft_future_set_running_or_notify_cancel(NULL), -EINVAL);
+    WT_EQ(weft_task_fail(-EIO), -EPERM); /* not inside a task */
+    WT_EQ(weft_wait(none, 1, 0, WEFT_ALL_COMPLETED), -EINVAL);
+    WT_EQ(weft_wait(&f, 1, 0, 0), -EINVAL);
+    WT_EQ(weft_wait(&f, 1, NAN, WEFT_ALL_COMPLETED), -EINVAL);
+    WT_EQ(weft_wait(NULL, 1, 0, WEFT_ALL_COMPLETED), -EINVAL);
+    WT_EQ(weft_as_completed_new(NULL, &f, 1, 0), -EINVAL);
+    WT_EQ(weft_as_completed_new(&it, none, 1, 0), -EINVAL);
+    WT_EQ(weft_as_completed_next(NULL, &f), -EINVAL);
+    WT_EQ(weft_as_completed_free(NULL), -EINVAL);
+    WT_EQ(weft_future_done(f), 0); /* the rejected calls changed nothing */
+    weft_future_free(f);
+}

@@ -1,0 +1,455 @@
+/*
+ * Tests for weft/pool.h, after CPython's test_concurrent_futures
+ * (test_thread_pool, test_shutdown, test_init): results and errors of
+ * tasks, every task run exactly once under stress (from outside and from
+ * inside the pool), recursive task trees with one worker, shutdown with
+ * and without waiting and cancelling, the initializer and a failing one,
+ * worker names, an idle pool's CPU use, parallel_for and map, and bad input.
+ */
+#include "base/base.h"
+#include "threads.h"
+#include <weft/pool.h>
+#include <weft/sync.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static weft_pool_t *make(int workers)
+{
+    weft_pool_t *p;
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = workers}), 0);
+    return p;
+}
+
+static void *square(void *arg)
+{
+    intptr_t x = (intptr_t)arg;
+    return (void *)(x * x);
+}
+
+static void *failing(void *arg)
+{
+    WT_EQ(weft_task_fail((int)(intptr_t)arg), 0);
+    return (void *)1; /* ignored: the task raised */
+}
+
+WT_CASE(submit_returns_values_and_errors)
+{
+    weft_pool_t *p = make(2);
+    WT_EQ(weft_pool_workers(p), 2);
+    weft_future_t *f[100];
+    for (intptr_t i = 0; i < 100; i++)
+        WT_EQ(weft_pool_submit(p, i % 10 == 9 ? failing : square, (void *)(i % 10 == 9 ? -EIO : i),
+                               &f[i]),
+              0);
+    for (intptr_t i = 0; i < 100; i++) {
+        void *v = NULL;
+        int rc = weft_future_result(f[i], WEFT_FOREVER, &v);
+        if (i % 10 == 9) {
+            WT_EQ(rc, -EIO);
+        } else {
+            WT_EQ(rc, 0);
+            WT_EQ((intptr_t)v, i * i);
+        }
+        WT_EQ(weft_future_done(f[i]), 1);
+        weft_future_free(f[i]);
+    }
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* Recursive Fibonacci with a task per call: every task waits for the two
+ * it spawned, so with one worker the waits must run the sub-tasks. */
+static void *fib(void *arg)
+{
+    intptr_t n = (intptr_t)arg;
+    if (n < 2)
+        return (void *)n;
+    weft_pool_t *p = weft_pool_default();
+    weft_future_t *a, *b;
+    WT_EQ(weft_pool_submit(p, fib, (void *)(n - 1), &a), 0);
+    WT_EQ(weft_pool_submit(p, fib, (void *)(n - 2), &b), 0);
+    void *x, *y;
+    WT_EQ(weft_future_result(b, WEFT_FOREVER, &y), 0);
+    WT_EQ(weft_future_result(a, WEFT_FOREVER, &x), 0);
+    weft_future_free(a);
+    weft_future_free(b);
+    return (void *)((intptr_t)x + (intptr_t)y);
+}
+
+struct tree {
+    weft_pool_t *pool;
+    int depth;
+};
+
+/* A binary tree of tasks on a given pool; returns the number of leaves. */
+static void *tree(void *arg)
+{
+    struct tree *t = arg;
+    if (t->depth == 0)
+        return (void *)1;
+    struct tree left = {t->pool, t->depth - 1}, right = left;
+    weft_future_t *a, *b;
+    WT_EQ(weft_pool_submit(t->pool, tree, &left, &a), 0);
+    WT_EQ(weft_pool_submit(t->pool, tree, &right, &b), 0);
+    void *x, *y;
+    WT_EQ(weft_future_result(a, WEFT_FOREVER, &x), 0);
+    WT_EQ(weft_future_result(b, WEFT_FOREVER, &y), 0);
+    weft_future_free(a);
+    weft_future_free(b);
+    return (void *)((intptr_t)x + (intptr_t)y);
+}
+
+WT_CASE(nested_waiting_never_deadlocks_even_with_one_worker)
+{
+    for (int workers = 1; workers <= 3; workers++) {
+        weft_pool_t *p = make(workers);
+        struct tree root = {p, wt_sanitizer() ? 10 : 14};
+        weft_future_t *f;
+        WT_EQ(weft_pool_submit(p, tree, &root, &f), 0);
+        void *leaves;
+        WT_EQ(weft_future_result(f, WEFT_FOREVER, &leaves), 0);
+        WT_EQ((intptr_t)leaves, 1 << root.depth);
+        weft_future_free(f);
+        WT_EQ(weft_pool_free(p), 0);
+    }
+    /* The default pool, as a recursive program would use it. */
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(weft_pool_default(), fib, (void *)(intptr_t)18, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 2584);
+    weft_future_free(f);
+    WT_CHECK(weft_pool_default() == weft_pool_default());
+}
+
+/* Every task runs exactly once: two outside threads submit, and some tasks
+ * submit more from inside the pool (without futures: fire and forget). */
+struct storm {
+    weft_pool_t *pool;
+    long per_thread;
+    _Atomic unsigned char *ran;
+    _Atomic long next_inner;
+    long inner_base;
+};
+
+struct storm_task {
+    struct storm *s;
+    long id;
+};
+
+static void *storm_run(void *arg)
+{
+    struct storm_task *t = arg;
+    atomic_fetch_add(&t->s->ran[t->id], 1);
+    if (t->id < t->s->inner_base && t->id % 4 == 0) { /* spawn one from inside */
+        struct storm_task *inner = malloc(sizeof *inner);
+        WT_CHECK(inner != NULL);
+        *inner = (struct storm_task){t->s, t->s->inner_base + atomic_fetch_add(&t->s->next_inner, 1)};
+        WT_EQ(weft_pool_submit(t->s->pool, storm_run, inner, NULL), 0);
+    }
+    free(t);
+    return NULL;
+}
+
+static void *storm_submit(void *arg)
+{
+    struct storm *s = arg;
+    static _Atomic long next_id;
+    for (long i = 0; i < s->per_thread; i++) {
+        struct storm_task *t = malloc(sizeof *t);
+        WT_CHECK(t != NULL);
+        *t = (struct storm_task){s, atomic_fetch_add(&next_id, 1)};
+        WT_EQ(weft_pool_submit(s->pool, storm_run, t, NULL), 0);
+    }
+    return NULL;
+}
+
+WT_STRESS(every_task_runs_exactly_once)
+{
+    struct storm s = {.pool = make(2), .per_thread = wt_sanitizer() ? 50000 : 500000};
+    s.inner_base = 2 * s.per_thread;
+    long total = s.inner_base + s.inner_base / 4;
+    s.ran = calloc((size_t)total, 1);
+    WT_CHECK(s.ran != NULL);
+    weft_thread_t *t[2] = {spawn(storm_submit, &s), spawn(storm_submit, &s)};
+    finish(t[0]);
+    finish(t[1]);
+    WT_EQ(weft_pool_shutdown(s.pool, true, false), 0); /* waits for the queued ones */
+    for (long i = 0; i < total; i++)
+        WT_EQ(s.ran[i], 1);
+    WT_EQ(weft_pool_free(s.pool), 0);
+    free((void *)s.ran);
+}
+
+static weft_event_t gate;
+
+static void *wait_gate(void *arg)
+{
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return arg;
+}
+
+static void *submit_after_shutdown(void *arg)
+{
+    weft_pool_t *p = arg;
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    weft_future_t *f;
+    /* A task of the pool may still submit, so accepted work can finish. */
+    WT_EQ(weft_pool_submit(p, square, (void *)(intptr_t)7, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    weft_future_free(f);
+    return v;
+}
+
+WT_CASE(shutdown_waits_and_refuses_new_work)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *busy, *queued[10], *inner;
+    WT_EQ(weft_pool_submit(p, submit_after_shutdown, p, &inner), 0);
+    for (intptr_t i = 0; i < 10; i++)
+        WT_EQ(weft_pool_submit(p, square, (void *)i, &queued[i]), 0);
+    WT_EQ(weft_pool_shutdown(p, false, false), 0);
+    WT_EQ(weft_pool_submit(p, square, NULL, &busy), WEFT_ESHUTDOWN);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_pool_shutdown(p, true, false), 0); /* the queued ones still run */
+    void *v;
+    WT_EQ(weft_future_result(inner, 0, &v), 0);
+    WT_EQ((intptr_t)v, 49);
+    for (intptr_t i = 0; i < 10; i++) {
+        WT_EQ(weft_future_result(queued[i], 0, &v), 0);
+        WT_EQ((intptr_t)v, i * i);
+        weft_future_free(queued[i]);
+    }
+    weft_future_free(inner);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+WT_CASE(shutdown_can_cancel_what_has_not_started)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *running, *queued[10];
+    WT_EQ(weft_pool_submit(p, wait_gate, (void *)5, &running), 0);
+    while (!weft_future_running(running)) /* the only worker is busy */
+        sched_yield();
+    for (intptr_t i = 0; i < 10; i++)
+        WT_EQ(weft_pool_submit(p, square, (void *)i, &queued[i]), 0);
+    WT_EQ(weft_future_cancel(queued[0]), 1); /* one cancelled by hand first */
+    WT_EQ(weft_pool_shutdown(p, false, true), 0);
+    for (int i = 0; i < 10; i++) {
+        WT_EQ(weft_future_cancelled(queued[i]), 1);
+        WT_EQ(weft_future_result(queued[i], 0, NULL), -ECANCELED);
+        weft_future_free(queued[i]);
+    }
+    WT_EQ(weft_future_running(running), 1);
+    WT_EQ(weft_event_set(&gate), 0);
+    void *v;
+    WT_EQ(weft_future_result(running, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 5);
+    weft_future_free(running);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+static _Atomic int initialized;
+
+static int init_worker(void *arg)
+{
+    WT_CHECK(arg == &initialized);
+    atomic_fetch_add(&initialized, 1);
+    return 0;
+}
+
+static int init_fails(void *arg)
+{
+    (void)arg;
+    return -EIO;
+}
+
+static void *my_name(void *arg)
+{
+    (void)arg;
+    return (void *)weft_thread_name(weft_thread_current());
+}
+
+WT_CASE(initializer_and_thread_names)
+{
+    weft_pool_t *p;
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 3,
+                                                .thread_name_prefix = "crunch",
+                                                .initializer = init_worker,
+                                                .initarg = &initialized}),
+          0);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, my_name, NULL, &f), 0);
+    void *name;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &name), 0);
+    WT_CHECK(strncmp(name, "crunch_", 7) == 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+    WT_EQ(atomic_load(&initialized), 3);
+
+    /* A failing initializer breaks the pool (Python's BrokenThreadPool). */
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 1, .initializer = init_fails}), 0);
+    int rc = weft_pool_submit(p, square, NULL, &f);
+    if (rc == 0) { /* submitted before the worker got to its initializer */
+        WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), WEFT_EBROKEN);
+        weft_future_free(f);
+    } else {
+        WT_EQ(rc, WEFT_EBROKEN);
+    }
+    while (weft_pool_submit(p, square, NULL, NULL) == 0)
+        sched_yield();
+    WT_EQ(weft_pool_submit(p, square, NULL, NULL), WEFT_EBROKEN);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* CPU time of the process in clock ticks, from /proc/self/stat. */
+static long cpu_ticks(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    WT_CHECK(f != NULL);
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    WT_CHECK(p != NULL);
+    long utime, stime;
+    WT_EQ(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime), 2);
+    return utime + stime;
+}
+
+WT_CASE(an_idle_pool_uses_no_cpu)
+{
+    weft_pool_t *p;
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 4, .thread_name_prefix = "idle"}),
+          0);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, square, NULL, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    /* Wait until every worker sleeps in the kernel. */
+    weft_thread_t *list[64];
+    int n = weft_thread_enumerate(list, 64);
+    WT_CHECK(n > 0 && n <= 64);
+    int parked = 0;
+    for (int i = 0; i < n; i++) {
+        if (strncmp(weft_thread_name(list[i]), "idle_", 5) == 0) {
+            wt_await_futex_sleep(weft_thread_native_id(list[i]), NULL, 10 * wt_slack());
+            parked++;
+        }
+        weft_thread_free(list[i]);
+    }
+    WT_EQ(parked, 4);
+    long before = cpu_ticks();
+    struct timespec pause = {0, 300000000};
+    nanosleep(&pause, NULL);
+    /* Four spinning workers would burn 120 ticks (at 100 Hz); allow 5. */
+    WT_CHECK(cpu_ticks() - before <= 5);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+static _Atomic unsigned char visits[100000];
+
+static void visit(size_t lo, size_t hi, void *arg)
+{
+    WT_CHECK(arg == visits);
+    WT_CHECK(lo < hi);
+    for (size_t i = lo; i < hi; i++)
+        atomic_fetch_add(&visits[i], 1);
+}
+
+static _Atomic size_t progress_last, progress_calls;
+
+static void track(size_t done, size_t total, void *arg)
+{
+    WT_CHECK(arg == &progress_last);
+    WT_CHECK(done <= total);
+    size_t last = atomic_load(&progress_last);
+    while (last < done && !atomic_compare_exchange_weak(&progress_last, &last, done))
+        ;
+    atomic_fetch_add(&progress_calls, 1);
+}
+
+WT_CASE(parallel_for_visits_each_index_once)
+{
+    weft_pool_t *p = make(2);
+    size_t grains[] = {0, 1, 7, 1000, 200000};
+    for (size_t g = 0; g < sizeof grains / sizeof *grains; g++) {
+        memset(visits, 0, sizeof visits);
+        atomic_store(&progress_last, 0);
+        WT_EQ(weft_parallel_for(p, 10, 100000, grains[g], visit, visits, track, &progress_last),
+              0);
+        for (size_t i = 0; i < 100000; i++)
+            WT_EQ(visits[i], i >= 10);
+        WT_EQ(atomic_load(&progress_last), 100000 - 10); /* the last report is the total */
+    }
+    WT_EQ(weft_parallel_for(p, 5, 5, 0, visit, visits, NULL, NULL), 0);
+    WT_EQ(weft_parallel_for(p, 6, 5, 0, visit, visits, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+static void fail_at_500(size_t lo, size_t hi, void *arg)
+{
+    (void)arg;
+    if (lo <= 500 && 500 < hi)
+        weft_task_fail(-ERANGE);
+}
+
+static void *times_ten(void *item, void *arg)
+{
+    WT_CHECK(arg == NULL);
+    return (void *)((intptr_t)item * 10);
+}
+
+WT_CASE(map_keeps_order_and_errors_propagate)
+{
+    weft_pool_t *p = make(2);
+    enum { N = 10000 };
+    static void *items[N], *results[N];
+    for (intptr_t i = 0; i < N; i++)
+        items[i] = (void *)i;
+    size_t chunks[] = {0, 1, 3, 64, N};
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        memset(results, 0, sizeof results);
+        WT_EQ(weft_pool_map(p, times_ten, NULL, items, results, N, chunks[c], NULL, NULL), 0);
+        for (intptr_t i = 0; i < N; i++)
+            WT_EQ((intptr_t)results[i], i * 10);
+    }
+    WT_EQ(weft_parallel_for(p, 0, 1000, 10, fail_at_500, NULL, NULL, NULL), -ERANGE);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+static void *free_own_pool(void *arg)
+{
+    WT_EQ(weft_pool_free(arg), -EDEADLK);
+    WT_EQ(weft_pool_shutdown(arg, true, false), -EDEADLK);
+    return NULL;
+}
+
+WT_CASE(pool_bad_input)
+{
+    weft_pool_t *p;
+    weft_future_t *f;
+    WT_EQ(weft_pool_new(NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = -1}), -EINVAL);
+    p = make(1);
+    WT_EQ(weft_pool_submit(NULL, square, NULL, &f), -EINVAL);
+    WT_EQ(weft_pool_submit(p, NULL, NULL, &f), -EINVAL);
+    WT_EQ(weft_pool_shutdown(NULL, true, false), -EINVAL);
+    WT_EQ(weft_pool_free(NULL), -EINVAL);
+    WT_EQ(weft_pool_workers(NULL), -EINVAL);
+    WT_EQ(weft_pool_map(p, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map(p, times_ten, NULL, NULL, NULL, 5, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_parallel_for(NULL, 0, 1, 0, visit, visits, NULL, NULL), -EINVAL);
+    WT_EQ(weft_parallel_for(p, 0, 1, 0, NULL, NULL, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_submit(p, free_own_pool, p, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+    weft_progress_bar(1, 2, NULL); /* not a terminal here: draws nothing */
+}
