@@ -32,6 +32,10 @@ void bench_register(const struct bench_case *c);
 /* Seconds on CLOCK_MONOTONIC. */
 double bench_now(void);
 
+/* Run a baseline program that times itself: the seconds it prints first
+ * on its output (the rest is read and dropped). Exits on failure. */
+double bench_run_timed(const char *command);
+
 /* Keep a value alive so the compiler cannot drop the work that made it. */
 void bench_sink(const void *p);
 

@@ -238,12 +238,7 @@ static double go_spsc(long iters)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s %ld", WEFT_BENCH_GO_CHAN, iters);
-    FILE *p = popen(cmd, "r");
-    double secs = 0;
-    if (!p || fscanf(p, "%lf", &secs) != 1)
-        die("the Go baseline");
-    pclose(p);
-    return secs;
+    return bench_run_timed(cmd);
 }
 
 BENCH_CASE(queue, queue_spsc_go, "go_chan_buffered", weft_spsc, go_spsc, 1.0)

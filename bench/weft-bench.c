@@ -46,6 +46,22 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double bench_run_timed(const char *command)
+{
+    FILE *p = popen(command, "r");
+    double secs = -1;
+    char line[256];
+    if (p && fgets(line, sizeof line, p))
+        secs = strtod(line, NULL);
+    while (p && fgets(line, sizeof line, p)) /* read to the end: no SIGPIPE */
+        ;
+    if (!p || pclose(p) != 0 || secs < 0) {
+        fprintf(stderr, "weft-bench: %s failed\n", command);
+        exit(1);
+    }
+    return secs;
+}
+
 void bench_sink(const void *p)
 {
     __asm__ volatile("" : : "r"(p) : "memory");

@@ -146,7 +146,8 @@ static void *storm_run(void *arg)
     if (t->id < t->s->inner_base && t->id % 4 == 0) { /* spawn one from inside */
         struct storm_task *inner = malloc(sizeof *inner);
         WT_CHECK(inner != NULL);
-        *inner = (struct storm_task){t->s, t->s->inner_base + atomic_fetch_add(&t->s->next_inner, 1)};
+        *inner =
+            (struct storm_task){t->s, t->s->inner_base + atomic_fetch_add(&t->s->next_inner, 1)};
         WT_EQ(weft_pool_submit(t->s->pool, storm_run, inner, NULL), 0);
     }
     free(t);
@@ -382,8 +383,7 @@ WT_CASE(parallel_for_visits_each_index_once)
     for (size_t g = 0; g < sizeof grains / sizeof *grains; g++) {
         memset(visits, 0, sizeof visits);
         atomic_store(&progress_last, 0);
-        WT_EQ(weft_parallel_for(p, 10, 100000, grains[g], visit, visits, track, &progress_last),
-              0);
+        WT_EQ(weft_parallel_for(p, 10, 100000, grains[g], visit, visits, track, &progress_last), 0);
         for (size_t i = 0; i < 100000; i++)
             WT_EQ(visits[i], i >= 10);
         WT_EQ(atomic_load(&progress_last), 100000 - 10); /* the last report is the total */

@@ -7,8 +7,8 @@
  *         thread_name_prefix=p,                       .max_workers = n, .thread_name_prefix = p,
  *         initializer=init, initargs=(a,))             .initializer = init, .initarg = a})
  *     f = ex.submit(fn, arg)                      weft_pool_submit(ex, fn, arg, &f)
- *     ex.map(fn, items)                           weft_pool_map(ex, fn, arg, items, results, n, ...)
- *     ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
+ *     ex.map(fn, items)                           weft_pool_map(ex, fn, arg, items, results, n,
+ * ...) ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
  *     with ThreadPoolExecutor() as ex: ...        weft_pool_free(ex) at the end (shuts down, waits)
  *     (no Python equivalent)                      weft_parallel_for(ex, begin, end, grain, fn, arg)
  *

@@ -19,8 +19,7 @@ struct weft__deque_array {
 
 static struct weft__deque_array *array_new(int64_t size)
 {
-    struct weft__deque_array *a =
-        weft__malloc(sizeof *a + (size_t)size * sizeof(void *_Atomic));
+    struct weft__deque_array *a = weft__malloc(sizeof *a + (size_t)size * sizeof(void *_Atomic));
     if (a) {
         a->size = size;
         a->older = NULL;
@@ -62,7 +61,8 @@ static struct weft__deque_array *grow(weft__deque_t *d, struct weft__deque_array
     if (!bigger)
         return NULL;
     for (int64_t i = t; i < b; i++)
-        atomic_store_explicit(slot(bigger, i), atomic_load_explicit(slot(a, i), memory_order_relaxed),
+        atomic_store_explicit(slot(bigger, i),
+                              atomic_load_explicit(slot(a, i), memory_order_relaxed),
                               memory_order_relaxed);
     atomic_store_explicit(&d->array, bigger, memory_order_release);
     a->older = d->retired;
@@ -84,6 +84,11 @@ int weft__deque_push(weft__deque_t *d, void *x)
 
 void *weft__deque_take(weft__deque_t *d)
 {
+    /* Empty (thieves only ever shrink it): no need for the fence below,
+     * which a worker looking for work would otherwise pay per task. */
+    if (atomic_load_explicit(&d->bottom, memory_order_relaxed) <=
+        atomic_load_explicit(&d->top, memory_order_relaxed))
+        return NULL;
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
     struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
     atomic_store_explicit(&d->bottom, b, memory_order_relaxed);

@@ -276,16 +276,34 @@ int weft_task_fail(int error)
     return 0;
 }
 
-void weft__future_run(weft_future_t *f)
+/* Stands for the current task when nobody waits for its outcome, so
+ * that weft_task_fail still works there (and its error is dropped). */
+static weft_future_t orphan;
+
+/* Call fn(arg) as task f: returns the value, *error what it raised. */
+static void *call_as(weft_future_t *f, void *(*fn)(void *arg), void *arg, int *error)
 {
     weft_future_t *outer = current_task; /* a task may run others while it waits */
     int outer_error = current_error;
     current_task = f;
     current_error = 0;
-    void *value = f->fn(f->arg);
-    int error = current_error;
+    void *value = fn(arg);
+    *error = current_error;
     current_task = outer;
     current_error = outer_error;
+    return value;
+}
+
+void weft__future_run(weft_future_t *f)
+{
+    int error;
+    void *value = call_as(f, f->fn, f->arg, &error);
     if (lock_unfinished(f)) /* unless someone completed it meanwhile */
         finish(f, F_DONE, error ? NULL : value, error);
+}
+
+void weft__task_run(void *(*fn)(void *arg), void *arg)
+{
+    int error;
+    call_as(&orphan, fn, arg, &error);
 }

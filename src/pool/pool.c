@@ -43,6 +43,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A task in a queue: a future to complete, or (submitted from outside
+ * without one) just the function and its argument, which the injection
+ * queue holds by value, so such a submit allocates nothing. */
+struct task {
+    void *(*fn)(void *arg);
+    void *arg;
+    weft_future_t *future; /* NULL: nobody waits for the outcome */
+};
+
 struct worker {
     weft__deque_t deque; /* first: its own cache lines */
     weft_pool_t *pool;
@@ -56,12 +65,13 @@ struct weft_pool {
     int nworkers;
     int (*initializer)(void *arg);
     void *initarg;
-    weft_lock_t lock; /* serialises joining the workers */
+    weft_lock_t lock;         /* serialises joining the workers */
     weft_pool_t *next, *prev; /* live pools */
-    _Atomic uint32_t closed;     /* shut down: no more outside submissions */
-    _Atomic uint32_t broken;     /* an initializer failed */
-    _Atomic uint32_t submitting; /* outside submits between their check and push */
-    _Alignas(WEFT__CACHE_LINE) weft__evc_t work; /* idle workers park here */
+    _Atomic uint32_t closed;  /* shut down: no more outside submissions */
+    _Atomic uint32_t broken;  /* an initializer failed */
+    /* Written by every outside submit: away from what workers read. */
+    _Alignas(WEFT__CACHE_LINE) _Atomic uint32_t submitting; /* between check and push */
+    _Alignas(WEFT__CACHE_LINE) weft__evc_t work;            /* idle workers park here */
 };
 
 static _Thread_local struct worker *self;
@@ -117,24 +127,34 @@ static weft_future_t *steal(struct worker *w)
     return NULL;
 }
 
-static weft_future_t *find_work(struct worker *w)
+/* Fill *t with work to do: false if there is none anywhere. */
+static bool find_work(struct worker *w, struct task *t)
 {
     weft_future_t *f = weft__deque_take(&w->deque);
-    if (f || weft__chain_get(w->pool->inject, &f) == 0)
-        return f;
-    return steal(w);
+    if (!f && weft__chain_get(w->pool->inject, t) == 0)
+        return true;
+    if (!f && !(f = steal(w)))
+        return false;
+    *t = (struct task){f->fn, f->arg, f};
+    return true;
 }
 
-/* Run a task the pool owns a reference to, then drop that reference. */
-static void run(weft_pool_t *p, weft_future_t *f)
+/* Run a task; the pool's reference to its future, if any, is dropped. */
+static void run(weft_pool_t *p, const struct task *t)
 {
-    if (weft_future_set_running_or_notify_cancel(f) == 1) {
-        if (atomic_load_explicit(&p->broken, memory_order_relaxed))
-            weft_future_set_error(f, WEFT_EBROKEN);
-        else
-            weft__future_run(f);
+    bool broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
+    if (!t->future) {
+        if (!broken) /* nobody to tell of a broken pool */
+            weft__task_run(t->fn, t->arg);
+        return;
     }
-    weft__future_unref(f);
+    if (weft_future_set_running_or_notify_cancel(t->future) == 1) {
+        if (broken)
+            weft_future_set_error(t->future, WEFT_EBROKEN);
+        else
+            weft__future_run(t->future);
+    }
+    weft__future_unref(t->future);
 }
 
 static int idle_attempt(void *arg)
@@ -160,9 +180,9 @@ static void *worker_main(void *arg)
         weft__evc_notify_all(&p->work);
     }
     for (;;) {
-        weft_future_t *f = find_work(w);
-        if (f) {
-            run(p, f);
+        struct task t;
+        if (find_work(w, &t)) {
+            run(p, &t);
             continue;
         }
         if (may_exit(p))
@@ -211,9 +231,9 @@ int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
     struct help h = {w->pool, f};
     int rc = 0;
     while (!weft__future_finished(f)) {
-        weft_future_t *task = find_work(w);
-        if (task) {
-            run(w->pool, task);
+        struct task t;
+        if (find_work(w, &t)) {
+            run(w->pool, &t);
             continue;
         }
         if (weft__evc_wait(&w->pool->work, help_attempt, NULL, &h, deadline) == -ETIMEDOUT &&
@@ -302,7 +322,7 @@ static int pool_alloc(weft_pool_t **out, int n)
     if (!p)
         return -ENOMEM;
     p->workers = weft__calloc_lines((size_t)n * sizeof *p->workers);
-    p->inject = weft__chain_new(sizeof(weft_future_t *));
+    p->inject = weft__chain_new(sizeof(struct task));
     bool ok = p->workers && p->inject;
     /* nworkers counts the deques made, so that destroy frees just those. */
     for (int i = 0; ok && i < n; i++) {
@@ -353,13 +373,15 @@ static void leave(weft_pool_t *p)
         weft__evc_notify_all(&p->work);
 }
 
-static int push(weft_pool_t *p, struct worker *inside, weft_future_t *f)
+/* Queue t: into the worker's own deque (t.future set) or the injection
+ * queue. */
+static int push(weft_pool_t *p, struct worker *inside, const struct task *t)
 {
     if (atomic_load_explicit(&p->broken, memory_order_relaxed))
         return WEFT_EBROKEN;
     if (!inside && atomic_load(&p->closed))
         return WEFT_ESHUTDOWN;
-    return inside ? weft__deque_push(&inside->deque, f) : weft__chain_put(p->inject, &f);
+    return inside ? weft__deque_push(&inside->deque, t->future) : weft__chain_put(p->inject, t);
 }
 
 int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_future_t **out)
@@ -367,36 +389,42 @@ int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_fut
     if (!p || !fn)
         return -EINVAL;
     struct worker *inside = self && self->pool == p ? self : NULL;
-    weft_future_t *f = weft__future_alloc();
-    if (!f)
+    struct task t = {fn, arg, NULL};
+    /* A deque holds futures; from outside, only a caller that wants one
+     * gets one. */
+    if ((inside || out) && !(t.future = weft__future_alloc()))
         return -ENOMEM;
-    f->fn = fn;
-    f->arg = arg;
+    if (t.future) {
+        t.future->fn = fn;
+        t.future->arg = arg;
+    }
     if (!inside)
         atomic_fetch_add(&p->submitting, 1);
-    int rc = push(p, inside, f);
+    int rc = push(p, inside, &t);
     if (rc == 0) {
         if (out)
-            weft__future_ref(f);
+            weft__future_ref(t.future);
         weft__evc_notify(&p->work);
-    } else {
-        weft__future_unref(f);
+    } else if (t.future) {
+        weft__future_unref(t.future);
     }
     if (!inside)
         leave(p);
     if (rc == 0 && out)
-        *out = f;
+        *out = t.future;
     return rc;
 }
 
 /* Cancel every task not started yet. */
 static void cancel_queued(weft_pool_t *p)
 {
+    struct task t;
+    while (weft__chain_get(p->inject, &t) == 0)
+        if (t.future) {
+            weft_future_cancel(t.future);
+            weft__future_unref(t.future);
+        }
     weft_future_t *f;
-    while (weft__chain_get(p->inject, &f) == 0) {
-        weft_future_cancel(f);
-        weft__future_unref(f);
-    }
     for (int i = 0; i < p->nworkers; i++) {
         bool lost = true;
         while ((f = weft__deque_steal(&p->workers[i].deque, &lost)) || lost)
