@@ -19,4 +19,6 @@ run producer_consumer "Condition: a bounded buffer between producers and consume
 run downloads    "Semaphore: ten downloads, at most three at a time"
 run shared_lock  "multiprocessing.Lock in shared memory, and a holder killed with SIGKILL"
 run pipeline     "queue.Queue: a pipeline of stages joined by bounded queues, ended by shutdown()"
+run pool_map     "ThreadPoolExecutor.map: a CPU-bound job in chunks, with a progress bar"
+run fib          "Nested tasks: recursive Fibonacci, waiting tasks run others, even on one worker"
 printf '\nTour finished.\n'

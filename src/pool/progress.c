@@ -61,7 +61,7 @@ void weft_progress_bar(size_t done, size_t total, void *arg)
     pthread_mutex_lock(&bar_lock);
     if (done < last_done || total != last_total || !started) { /* a new bar */
         started = now;
-        last_draw = 0;
+        last_draw = now; /* the first draw comes with a rate worth showing */
     }
     last_done = done;
     last_total = total;
