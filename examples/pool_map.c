@@ -45,8 +45,7 @@ int main(void)
     CHECK(weft_pool_new(&pool, NULL)); /* one worker per CPU */
     printf("%d items on %d workers\n", ITEMS, weft_pool_workers(pool));
     double t0 = weft_monotonic();
-    CHECK(weft_pool_map(pool, work, NULL, items, results, ITEMS, 20, weft_progress_bar,
-                        "collatz"));
+    CHECK(weft_pool_map(pool, work, NULL, items, results, ITEMS, 20, weft_progress_bar, "collatz"));
     double parallel = weft_monotonic() - t0;
     CHECK(weft_pool_free(pool));
 
