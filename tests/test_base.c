@@ -190,15 +190,9 @@ WT_CASE(cpu_count_follows_affinity)
     WT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
 }
 
-static void *no_malloc(size_t size)
-{
-    (void)size;
-    return NULL;
-}
-
 WT_FAULT(allocation_failure_is_reported)
 {
-    weft__sys.malloc = no_malloc;
+    weft__sys.malloc = wt_no_malloc;
     WT_CHECK(weft__malloc(16) == NULL);
     WT_CHECK(weft__strdup("x") == NULL);
     weft__sys_reset();

@@ -454,24 +454,6 @@ WT_CASE(pool_bad_input)
     weft_progress_bar(1, 2, NULL); /* not a terminal here: draws nothing */
 }
 
-static void *no_aligned_alloc(size_t alignment, size_t size)
-{
-    (void)alignment, (void)size;
-    return NULL;
-}
-
-static void *no_calloc(size_t count, size_t size)
-{
-    (void)count, (void)size;
-    return NULL;
-}
-
-static void *no_malloc(size_t size)
-{
-    (void)size;
-    return NULL;
-}
-
 static int no_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     (void)t, (void)attr, (void)fn, (void)arg;
@@ -491,10 +473,10 @@ WT_FAULT(pool_and_futures_survive_failed_allocations)
 {
     weft_pool_t *p;
     weft_future_t *f;
-    weft__sys.aligned_alloc = no_aligned_alloc; /* the pool, its workers, its queue */
+    weft__sys.aligned_alloc = wt_no_aligned_alloc; /* the pool, its workers, its queue */
     WT_EQ(weft_pool_new(&p, NULL), -ENOMEM);
     weft__sys_reset();
-    weft__sys.malloc = no_malloc; /* the deques' arrays */
+    weft__sys.malloc = wt_no_malloc; /* the deques' arrays */
     WT_EQ(weft_pool_new(&p, NULL), -ENOMEM);
     weft__sys_reset();
     weft__sys.pthread_create = no_thread;
@@ -502,18 +484,18 @@ WT_FAULT(pool_and_futures_survive_failed_allocations)
     weft__sys_reset();
 
     p = make(2);
-    weft__sys.calloc = no_calloc; /* futures and the injection queue's blocks */
+    weft__sys.calloc = wt_no_calloc; /* futures and the injection queue's blocks */
     WT_EQ(weft_pool_submit(p, square, NULL, &f), -ENOMEM);
     WT_EQ(weft_future_new(&f), -ENOMEM);
     weft__sys_reset();
     weft_future_t *g;
     WT_EQ(weft_future_new(&g), 0);
-    weft__sys.calloc = no_calloc;
+    weft__sys.calloc = wt_no_calloc;
     WT_EQ(weft_wait(&g, 1, 0, WEFT_ALL_COMPLETED), -ENOMEM);
     weft_as_completed_t *it;
     WT_EQ(weft_as_completed_new(&it, &g, 1, 0), -ENOMEM);
     weft__sys_reset();
-    weft__sys.malloc = no_malloc;
+    weft__sys.malloc = wt_no_malloc;
     WT_EQ(weft_future_add_done_callback(g, never_called, NULL), -ENOMEM);
     WT_EQ(weft_as_completed_new(&it, &g, 1, 0), -ENOMEM);
     weft__sys_reset();

@@ -427,42 +427,24 @@ WT_CASE(queue_bad_input)
     }
 }
 
-static void *no_aligned_alloc(size_t alignment, size_t size)
-{
-    (void)alignment, (void)size;
-    return NULL;
-}
-
-static void *no_calloc(size_t count, size_t size)
-{
-    (void)count, (void)size;
-    return NULL;
-}
-
-static void *no_malloc(size_t size)
-{
-    (void)size;
-    return NULL;
-}
-
 WT_FAULT(queue_no_memory)
 {
     weft_queue_t *q;
-    weft__sys.aligned_alloc = no_aligned_alloc;
+    weft__sys.aligned_alloc = wt_no_aligned_alloc;
     WT_EQ(weft_queue_new(&q, 8, 4), -ENOMEM);
     weft__sys_reset();
-    weft__sys.calloc = no_calloc; /* the ring's cells */
+    weft__sys.calloc = wt_no_calloc; /* the ring's cells */
     WT_EQ(weft_queue_new(&q, 8, 4), -ENOMEM);
     weft__sys_reset();
-    weft__sys.malloc = no_malloc; /* the lifo store's scratch entry */
+    weft__sys.malloc = wt_no_malloc; /* the lifo store's scratch entry */
     WT_EQ(weft_lifo_queue_new(&q, 8, 4), -ENOMEM);
     weft__sys_reset();
     /* An unbounded queue that cannot grow fails the put, and the task it
      * counted is taken back. */
     for (enum kind k = 0; k < KINDS; k++) {
         q = make(k, 0);
-        weft__sys.calloc = no_calloc;
-        weft__sys.malloc = no_malloc;
+        weft__sys.calloc = wt_no_calloc;
+        weft__sys.malloc = wt_no_malloc;
         WT_EQ(weft_queue_put(q, &(long){1}, WEFT_FOREVER), -ENOMEM);
         weft__sys_reset();
         WT_EQ(weft_queue_qsize(q), 0);

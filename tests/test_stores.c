@@ -74,19 +74,13 @@ WT_CASE(ring_copies_odd_sized_items)
     weft__ring_free(r);
 }
 
-static void *no_calloc(size_t count, size_t size)
-{
-    (void)count, (void)size;
-    return NULL;
-}
-
 WT_FAULT(ring_bad_sizes_and_no_memory)
 {
     WT_CHECK(weft__ring_new(8, 0) == NULL);
     WT_CHECK(weft__ring_new(0, 8) == NULL);
     WT_CHECK(weft__ring_new(SIZE_MAX, 8) == NULL);
     WT_CHECK(weft__ring_new((size_t)1 << 40, (size_t)1 << 40) == NULL);
-    weft__sys.calloc = no_calloc;
+    weft__sys.calloc = wt_no_calloc;
     WT_CHECK(weft__ring_new(8, 8) == NULL);
     weft__sys_reset();
     weft__ring_free(NULL);
@@ -267,12 +261,6 @@ WT_CASE(chain_copies_odd_sized_items)
     weft__chain_free(c);
 }
 
-static void *no_aligned_alloc(size_t alignment, size_t size)
-{
-    (void)alignment, (void)size;
-    return NULL;
-}
-
 static _Atomic int callocs_left;
 
 static void *calloc_until(size_t count, size_t size)
@@ -287,7 +275,7 @@ WT_FAULT(chain_bad_sizes_and_no_memory)
     WT_CHECK(weft__chain_new(0) == NULL);
     WT_CHECK(weft__chain_new(SIZE_MAX) == NULL);
     WT_CHECK(weft__chain_new(SIZE_MAX / 64) == NULL);
-    weft__sys.aligned_alloc = no_aligned_alloc;
+    weft__sys.aligned_alloc = wt_no_aligned_alloc;
     WT_CHECK(weft__chain_new(8) == NULL);
     weft__sys_reset();
     weft__chain_t *c = weft__chain_new(sizeof(long));

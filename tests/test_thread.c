@@ -928,13 +928,6 @@ WT_FAULT(exit_from_a_worker_does_not_wait)
 
 /* --- fault injection ------------------------------------------------------- */
 
-static void *no_calloc(size_t n, size_t size)
-{
-    (void)n;
-    (void)size;
-    return NULL;
-}
-
 static int fail_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     (void)t;
@@ -947,7 +940,7 @@ static int fail_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
 WT_FAULT(resource_failures_are_reported)
 {
     weft_thread_t *t = NULL;
-    weft__sys.calloc = no_calloc;
+    weft__sys.calloc = wt_no_calloc;
     WT_EQ(weft_thread_new(&t, return_arg, NULL, NULL), -ENOMEM);
     WT_EQ(weft_timer_new(&t, 1.0, return_arg, NULL, NULL), -ENOMEM);
     weft__sys_reset();

@@ -150,6 +150,24 @@ void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds)
     wt_wait_until(in_futex_sleep, &s, seconds);
 }
 
+void *wt_no_malloc(size_t size)
+{
+    (void)size;
+    return NULL;
+}
+
+void *wt_no_calloc(size_t count, size_t size)
+{
+    (void)count, (void)size;
+    return NULL;
+}
+
+void *wt_no_aligned_alloc(size_t alignment, size_t size)
+{
+    (void)alignment, (void)size;
+    return NULL;
+}
+
 void *wt_shared_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

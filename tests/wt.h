@@ -97,6 +97,12 @@ pid_t wt_spawn(int (*fn)(void *arg), void *arg);
 int wt_reap(pid_t pid, double seconds);
 /* wt_await_futex_sleep for the main thread of child process `pid`. */
 void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds);
+/* Allocators that always fail, for weft's fault-injection table (weft__sys):
+ * set one, call, and weft__sys_reset(). */
+void *wt_no_malloc(size_t size);
+void *wt_no_calloc(size_t count, size_t size);
+void *wt_no_aligned_alloc(size_t alignment, size_t size);
+
 /* Zeroed memory shared with children forked after the call. */
 void *wt_shared_map(size_t size);
 
