@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "pool bench: %s failed\n", what);
     exit(1);

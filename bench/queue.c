@@ -35,7 +35,7 @@ struct ops {
     long (*get)(void *q);
 };
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "queue bench: %s failed\n", what);
     exit(1);
