@@ -400,6 +400,12 @@ static void fail_at_500(size_t lo, size_t hi, void *arg)
         weft_task_fail(-ERANGE);
 }
 
+static void fail_with_lo(size_t lo, size_t hi, void *arg)
+{
+    (void)hi, (void)arg;
+    weft_task_fail(-(int)(lo + 1));
+}
+
 static void *times_ten(void *item, void *arg)
 {
     WT_CHECK(arg == NULL);
@@ -421,6 +427,9 @@ WT_CASE(map_keeps_order_and_errors_propagate)
             WT_EQ((intptr_t)results[i], i * 10);
     }
     WT_EQ(weft_parallel_for(p, 0, 1000, 10, fail_at_500, NULL, NULL, NULL), -ERANGE);
+    /* Every range fails: the first in item order wins, a range's own error
+     * over its right halves'. */
+    WT_EQ(weft_parallel_for(p, 0, 4, 1, fail_with_lo, NULL, NULL, NULL), -1);
     WT_EQ(weft_pool_free(p), 0);
 }
 
@@ -509,4 +518,113 @@ WT_FAULT(pool_and_futures_survive_failed_allocations)
     WT_EQ((intptr_t)v, 9);
     weft_future_free(f);
     WT_EQ(weft_pool_free(p), 0);
+}
+
+/*
+ * Cancellation racing the workers: a thread cancels futures while the pool
+ * picks their tasks up. Each one ends either cancelled, and then its task
+ * never ran, or done, and then its task ran exactly once; its callback ran
+ * exactly once either way.
+ */
+enum { RACED = 20000 };
+
+struct raced {
+    _Atomic unsigned char ran[RACED], called[RACED];
+};
+
+static void *mark_ran(void *arg)
+{
+    _Atomic unsigned char *slot = arg;
+    atomic_fetch_add(slot, 1);
+    return NULL;
+}
+
+static void mark_called(weft_future_t *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic unsigned char *)arg, 1);
+}
+
+struct canceller {
+    weft_future_t **f;
+    int n;
+};
+
+static void *cancel_every_other(void *arg)
+{
+    struct canceller *c = arg;
+    for (int i = 0; i < c->n; i += 2)
+        WT_CHECK(weft_future_cancel(c->f[i]) >= 0);
+    return NULL;
+}
+
+WT_STRESS(cancellation_races_execution)
+{
+    static struct raced r;
+    static weft_future_t *f[RACED];
+    int n = wt_sanitizer() ? RACED / 10 : RACED;
+    weft_pool_t *p = make(2);
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_future_t *held[2]; /* both workers wait at the gate meanwhile */
+    for (int i = 0; i < 2; i++)
+        WT_EQ(weft_pool_submit(p, wait_gate, NULL, &held[i]), 0);
+    for (int i = 0; i < n; i++) {
+        WT_EQ(weft_pool_submit(p, mark_ran, &r.ran[i], &f[i]), 0);
+        WT_EQ(weft_future_add_done_callback(f[i], mark_called, &r.called[i]), 0);
+    }
+    struct canceller c = {f, n};
+    weft_thread_t *t = spawn(cancel_every_other, &c);
+    WT_EQ(weft_event_set(&gate), 0); /* the workers start as the canceller does */
+    finish(t);
+    for (int i = 0; i < 2; i++) {
+        WT_EQ(weft_future_result(held[i], WEFT_FOREVER, NULL), 0);
+        weft_future_free(held[i]);
+    }
+    WT_EQ(weft_wait(f, (size_t)n, WEFT_FOREVER, WEFT_ALL_COMPLETED), n);
+    /* As in Python, waiters wake before the callbacks run: those are all
+     * over once the threads that finished the futures are joined. */
+    WT_EQ(weft_pool_free(p), 0);
+    for (int i = 0; i < n; i++) {
+        int was_cancelled = weft_future_cancelled(f[i]);
+        WT_CHECK(!was_cancelled || i % 2 == 0);
+        WT_EQ(r.ran[i], !was_cancelled);
+        WT_EQ(r.called[i], 1);
+        WT_EQ(weft_future_result(f[i], 0, NULL), was_cancelled ? -ECANCELED : 0);
+        weft_future_free(f[i]);
+    }
+}
+
+/*
+ * At exit every pool finishes and its workers are joined, even while a
+ * task still running creates or frees pools: the exit hook must not hold
+ * its list's lock while it joins (that task would wait for the lock, the
+ * hook for the task). Run in a child, whose exit is the test.
+ */
+static weft_pool_t *exit_inner;
+
+static void *free_inner_at_exit(void *arg)
+{
+    (void)arg;
+    while (weft_pool_submit(exit_inner, square, NULL, NULL) == 0) /* until exit shuts it */
+        sched_yield();
+    WT_EQ(weft_pool_free(exit_inner), 0);
+    weft_pool_t *late;
+    WT_EQ(weft_pool_new(&late, NULL), WEFT_ESHUTDOWN); /* no new pools while exiting */
+    return NULL;
+}
+
+static int exit_with_busy_pools(void *arg)
+{
+    (void)arg;
+    weft_pool_t *outer = make(1);
+    exit_inner = make(1);
+    WT_EQ(weft_pool_submit(outer, free_inner_at_exit, NULL, NULL), 0);
+    return 0; /* exit: the hook shuts both down and joins outer's worker */
+}
+
+WT_FAULT(exit_joins_pools_while_a_task_frees_one)
+{
+    int status = wt_fork(exit_with_busy_pools, NULL, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
 }

@@ -395,6 +395,7 @@ WT_CASE(queue_bad_input)
     WT_EQ(weft_queue_new(&q, 0, 0), -EINVAL);
     WT_EQ(weft_queue_new(&q, SIZE_MAX, 0), -EINVAL);
     WT_EQ(weft_queue_new(&q, SIZE_MAX, 4), -EINVAL);
+    WT_EQ(weft_queue_new(&q, SIZE_MAX - 7, 10), -EINVAL); /* item + seq would wrap */
     WT_EQ(weft_lifo_queue_new(&q, 0, 0), -EINVAL);
     WT_EQ(weft_priority_queue_new(&q, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_simple_queue_new(&q, 0), -EINVAL);

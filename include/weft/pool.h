@@ -52,7 +52,8 @@ typedef struct weft_pool_opts {
 } weft_pool_opts_t;
 
 /* opts may be NULL. Errors: -EINVAL (max_workers < 0), -ENOMEM, -EAGAIN
- * (threads could not be started). */
+ * (threads could not be started), WEFT_ESHUTDOWN (the program is exiting:
+ * pools are being shut down). */
 WEFT_API int weft_pool_new(weft_pool_t **pool, const weft_pool_opts_t *opts);
 
 /* Schedule fn(arg); *f (if f is not NULL) receives its future, which the

@@ -72,7 +72,9 @@ WEFT_API int weft_priority_queue_new(weft_queue_t **q, size_t item_size, size_t 
                                      weft_queue_cmp_fn cmp, void *arg);
 WEFT_API int weft_simple_queue_new(weft_queue_t **q, size_t item_size);
 
-/* Free the queue and any items in it. -EBUSY while threads wait in it. */
+/* Free the queue and any items in it. -EBUSY while threads sleep in it; the
+ * caller must know that no thread is still inside a call on the queue (has
+ * joined them, say): a thread just woken may still be on its way out. */
 WEFT_API int weft_queue_free(weft_queue_t *q);
 
 /* Errors: -EINVAL, -EAGAIN (timeout 0 and full), -ETIMEDOUT, -ENOMEM (an

@@ -52,13 +52,15 @@ static int spin(int (*attempt)(void *arg), void *arg)
     return rc;
 }
 
-/* Take the pending wake-up (whoever's it was) before looking again. */
+/* Take the pending wake-up (whoever's it was) before looking again. The
+ * fence orders the waiter's stores (its registration, the cleared flag)
+ * before the loads of its check, against the notifier's fence: always
+ * paid, as this is the slow path. */
 static void clear_pending(weft__evc_t *e)
 {
-    if (atomic_load_explicit(&e->pending, memory_order_relaxed)) {
+    if (atomic_load_explicit(&e->pending, memory_order_relaxed))
         atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-        weft__fence();
-    }
+    weft__fence();
 }
 
 int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
@@ -68,17 +70,18 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
     if (rc != -EAGAIN)
         return rc;
     atomic_fetch_add(&e->waiters, 1);
-    /* A notifier that counted a waiter just leaving may have set `pending`
-     * after that waiter's last look: a stale flag nobody would clear, which
-     * would make every later notifier skip. Whoever registers clears it. */
-    clear_pending(e);
     for (;;) {
         uint32_t key = atomic_load(&e->seq);
+        /* Take over any wake-up sent before the key was read: its seq bump
+         * is in the key, so it will not end the sleep below, and notifiers
+         * that skipped because of it rely on someone clearing `pending`
+         * and then checking. (A wake-up sent after the key was read
+         * changes seq, and the sleep returns at once.) */
+        clear_pending(e);
         if ((rc = attempt(arg)) != -EAGAIN)
             break;
-        bool timed_out = weft__futex_wait(&e->seq, key, deadline, false) == -ETIMEDOUT;
-        clear_pending(e);
-        if (timed_out) {
+        if (weft__futex_wait(&e->seq, key, deadline, false) == -ETIMEDOUT) {
+            clear_pending(e);
             if ((rc = attempt(arg)) == -EAGAIN)
                 rc = -ETIMEDOUT;
             break;

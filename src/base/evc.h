@@ -10,11 +10,12 @@
  * set while a wake-up is on its way and no waiter has taken it yet.
  *
  *     waiter                                notifier
- *     waiters += 1; pending = 0; fence      make the condition true
- *     key = seq                             fence
- *     if condition: done                    if waiters && !pending:
- *     futex_wait(seq, key)                      pending = 1
- *     pending = 0; fence; loop                  seq += 1; futex_wake(seq, 1)
+ *     waiters += 1                          make the condition true
+ *     loop:                                 fence
+ *       key = seq                           if waiters && !pending:
+ *       pending = 0; fence                      pending = 1
+ *       if condition: done                      seq += 1; futex_wake(seq, 1)
+ *       futex_wait(seq, key)
  *
  * No lost wake-up: either the notifier sees the registration, or the
  * waiter's check comes after the notifier's fence and sees the condition
@@ -31,10 +32,14 @@
  * cascades its signals the same way. Skipping is safe because whoever
  * clears `pending` (a waiter that woke, timed out or left) fences and then
  * checks the condition or `more`, so a notification that found `pending`
- * set is seen by the thread that clears it. A waiter clears it on
- * registering too: a notifier may count a waiter that is just leaving and
- * set `pending` after that waiter's last look, and the flag must not
- * outlive the moment the next waiter goes to sleep.
+ * set is seen by the thread that clears it. A waiter clears it after
+ * reading its key, every time round: a wake-up sent before that read is
+ * already counted in the key, so it will not end the coming sleep, and a
+ * flag it left set would make every later notifier skip while the waiter
+ * sleeps on. (Two hangs came from flags that outlived the check meant to
+ * consume them: one set for a waiter already leaving, one set just before
+ * a waiter read its key; the stress tests in test_queue and test_pool
+ * reproduce both.)
  *
  * Broadcasts (shutdown, the last task done) bypass `pending` and wake all.
  */

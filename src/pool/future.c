@@ -266,6 +266,11 @@ int weft_future_error(weft_future_t *f, double timeout)
     return weft_future_result(f, timeout, NULL);
 }
 
+int weft__task_error(void)
+{
+    return current_error;
+}
+
 int weft_task_fail(int error)
 {
     if (!current_task)

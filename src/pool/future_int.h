@@ -63,6 +63,9 @@ void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
 /* Run a task's future: the function, then its outcome (value, or the
  * error weft_task_fail set). The caller has made it RUNNING. */
 void weft__future_run(weft_future_t *f);
+/* The error the calling task has raised so far (0: none). */
+int weft__task_error(void);
+
 /* Run a task nobody waits for (its outcome is dropped). */
 void weft__task_run(void *(*fn)(void *arg), void *arg);
 

@@ -14,7 +14,7 @@
  * weft_task_fail; a range whose halves raised passes the first error up.
  * map is parallel_for over the item indices, one chunk per grain.
  */
-#include "base/base.h"
+#include "pool/future_int.h"
 #include <weft/pool.h>
 
 #include <stdlib.h>
@@ -56,10 +56,11 @@ static void *run_range(void *arg)
         hi = mid;
     }
     job->fn(lo, hi, job->arg);
+    error = weft__task_error(); /* this range comes first in item order */
     size_t done = atomic_fetch_add(&job->done, hi - lo) + (hi - lo);
     if (job->progress)
         job->progress(done, job->total, job->progress_arg);
-    while (n-- > 0) {
+    while (n-- > 0) { /* the halves, left to right */
         int rc = weft_future_result(futures[n], WEFT_FOREVER, NULL);
         if (rc < 0 && !error)
             error = rc;

@@ -242,6 +242,14 @@ static int help_attempt(void *arg)
     return weft__future_finished(h->f) || work_visible(h->pool) ? 0 : -EAGAIN;
 }
 
+/* A waiting worker woken for work passes the wake-up on like an idle one:
+ * otherwise a second task, whose notification found the first's wake-up
+ * pending, would wait while an idle worker sleeps. */
+static bool help_more(void *arg)
+{
+    return work_visible(((struct help *)arg)->pool);
+}
+
 int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
 {
     struct worker *w = self;
@@ -259,7 +267,7 @@ int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
             run(w->pool, &t);
             continue;
         }
-        if (weft__evc_wait(&w->pool->work, help_attempt, NULL, &h, deadline) == -ETIMEDOUT &&
+        if (weft__evc_wait(&w->pool->work, help_attempt, help_more, &h, deadline) == -ETIMEDOUT &&
             !weft__future_finished(f)) {
             rc = -ETIMEDOUT;
             break;
@@ -273,30 +281,53 @@ int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
 
 static void join_workers(weft_pool_t *p);
 
-/* At exit, as Python's executor does: every pool finishes its queued work,
- * and its workers are joined (a finished thread nobody joins is a leak). */
+/*
+ * At exit, as Python's executor does: every pool finishes its queued work,
+ * and its workers are joined (a finished thread nobody joins is a leak).
+ * The joining happens outside pools_lock, on a snapshot of the list: a
+ * task still running may create or free a pool, which takes that lock.
+ * From here on a freed pool keeps its memory (the hook may still hold it;
+ * the process is ending) and a new pool is refused (nobody would shut it
+ * down, and its workers would hold up the exit).
+ */
+static bool exiting; /* under pools_lock */
+
 static void exit_hook(void)
 {
     pthread_mutex_lock(&pools_lock);
+    exiting = true;
+    size_t n = 0;
     for (weft_pool_t *p = pools; p; p = p->next)
-        weft_pool_shutdown(p, false, false);
-    for (weft_pool_t *p = pools; p; p = p->next)
-        join_workers(p);
+        n++;
+    weft_pool_t **all = malloc((n ? n : 1) * sizeof *all);
+    n = 0;
+    for (weft_pool_t *p = pools; p && all; p = p->next)
+        all[n++] = p;
     pthread_mutex_unlock(&pools_lock);
+    for (size_t i = 0; i < n; i++)
+        weft_pool_shutdown(all[i], false, false);
+    for (size_t i = 0; i < n; i++)
+        join_workers(all[i]);
+    free(all);
 }
 
-static void link_pool(weft_pool_t *p)
+static bool link_pool(weft_pool_t *p)
 {
     pthread_mutex_lock(&pools_lock);
-    p->next = pools;
-    if (pools)
-        pools->prev = p;
-    pools = p;
+    bool ok = !exiting;
+    if (ok) {
+        p->next = pools;
+        if (pools)
+            pools->prev = p;
+        pools = p;
+    }
     pthread_mutex_unlock(&pools_lock);
     weft__thread_exit_hook = exit_hook;
+    return ok;
 }
 
-static void unlink_pool(weft_pool_t *p)
+/* Unlink; false if the exit hook may still use the pool's memory. */
+static bool unlink_pool(weft_pool_t *p)
 {
     pthread_mutex_lock(&pools_lock);
     if (p->prev)
@@ -305,7 +336,10 @@ static void unlink_pool(weft_pool_t *p)
         pools = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+    bool ok = !exiting;
     pthread_mutex_unlock(&pools_lock);
+    return ok;
 }
 
 static void pool_destroy(weft_pool_t *p)
@@ -375,7 +409,10 @@ int weft_pool_new(weft_pool_t **out, const weft_pool_opts_t *opts)
         return rc;
     p->initializer = o.initializer;
     p->initarg = o.initarg;
-    link_pool(p);
+    if (!link_pool(p)) { /* the program is exiting */
+        pool_destroy(p);
+        return WEFT_ESHUTDOWN;
+    }
     if ((rc = start_workers(p, o.thread_name_prefix)) < 0) {
         weft_pool_free(p);
         return rc;
@@ -492,8 +529,8 @@ int weft_pool_free(weft_pool_t *p)
     int rc = weft_pool_shutdown(p, true, false);
     if (rc < 0)
         return rc;
-    unlink_pool(p);
-    pool_destroy(p);
+    if (unlink_pool(p))
+        pool_destroy(p);
     return 0;
 }
 

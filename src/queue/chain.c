@@ -110,12 +110,15 @@ int weft__chain_put(weft__chain_t *c, const void *item)
             break;
         }
         if (!b) { /* the very first put installs the first block */
-            if (atomic_compare_exchange_strong(&c->tail.block, &b, spare)) {
+            struct block *none = NULL;
+            if (atomic_compare_exchange_strong(&c->tail.block, &none, spare)) {
                 atomic_store_explicit(&c->head.block, spare, memory_order_release);
-                b = spare;
                 spare = NULL;
             }
+            /* Re-read both: others may have filled that block meanwhile, and
+             * a word from a later block with this block would write there. */
             tail = atomic_load_explicit(&c->tail.word, memory_order_acquire);
+            b = atomic_load_explicit(&c->tail.block, memory_order_acquire);
             continue;
         }
         if (atomic_compare_exchange_weak_explicit(&c->tail.word, &tail, tail + STEP,

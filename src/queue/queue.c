@@ -159,7 +159,7 @@ static bool store_new(weft_queue_t *q, size_t item_size, weft__cmp_fn cmp, void 
 static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cmp_fn cmp, void *arg,
                   bool lifo)
 {
-    if (!out || item_size == 0)
+    if (!out || item_size == 0 || item_size > SIZE_MAX / 64)
         return -EINVAL;
     weft_queue_t *q = weft__calloc_lines(sizeof *q);
     if (!q)
@@ -167,7 +167,7 @@ static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cm
     q->maxsize = maxsize;
     if (!store_new(q, item_size, cmp, arg, lifo)) {
         free(q);
-        return item_size > SIZE_MAX / 64 ? -EINVAL : -ENOMEM;
+        return -ENOMEM;
     }
     *out = q;
     return 0;
