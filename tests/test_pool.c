@@ -628,3 +628,55 @@ WT_FAULT(exit_joins_pools_while_a_task_frees_one)
     WT_CHECK(WIFEXITED(status));
     WT_EQ(WEXITSTATUS(status), 0);
 }
+
+/*
+ * Submits racing a shutdown: threads submit from outside while the pool
+ * shuts down and its workers exit. Every submit is either refused
+ * (WEFT_ESHUTDOWN) or its task runs: no accepted task is stranded after
+ * the last worker leaves (the submitter then runs it itself).
+ */
+struct racer {
+    weft_pool_t *pool;
+    weft_future_t *f[4096];
+    int accepted;
+};
+
+static void *submit_until_refused(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < 4096; i++) {
+        int rc = weft_pool_submit(r->pool, square, (void *)(intptr_t)i, &r->f[i]);
+        if (rc == WEFT_ESHUTDOWN)
+            break;
+        WT_EQ(rc, 0);
+        r->accepted++;
+    }
+    return NULL;
+}
+
+WT_STRESS(submits_racing_shutdown_are_refused_or_run)
+{
+    static struct racer r[2];
+    for (int round = 0; round < (wt_sanitizer() ? 20 : 200); round++) {
+        weft_pool_t *p = make(2);
+        weft_thread_t *t[2];
+        for (int k = 0; k < 2; k++) {
+            r[k].pool = p;
+            r[k].accepted = 0;
+            t[k] = spawn(submit_until_refused, &r[k]);
+        }
+        for (int spin = 0; spin < round % 20; spin++)
+            sched_yield();
+        WT_EQ(weft_pool_shutdown(p, true, false), 0);
+        for (int k = 0; k < 2; k++) {
+            finish(t[k]);
+            for (int i = 0; i < r[k].accepted; i++) {
+                void *v;
+                WT_EQ(weft_future_result(r[k].f[i], WEFT_FOREVER, &v), 0);
+                WT_EQ((intptr_t)v, (intptr_t)i * i);
+                weft_future_free(r[k].f[i]);
+            }
+        }
+        WT_EQ(weft_pool_free(p), 0);
+    }
+}
