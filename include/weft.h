@@ -8,6 +8,7 @@
  *     weft/queue.h   FIFO, LIFO, priority and simple queues (queue)
  *     weft/future.h  futures, wait, as_completed (concurrent.futures)
  *     weft/pool.h    the thread pool: ThreadPoolExecutor, map, parallel_for
+ *     weft/process.h processes (multiprocessing.Process)
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -15,6 +16,7 @@
 #include <weft/base.h>
 #include <weft/future.h>
 #include <weft/pool.h>
+#include <weft/process.h>
 #include <weft/queue.h>
 #include <weft/sync.h>
 #include <weft/thread.h>

@@ -335,7 +335,7 @@ static bool link_pool(weft_pool_t *p)
         pools = p;
     }
     pthread_mutex_unlock(&pools_lock);
-    weft__thread_exit_hook = exit_hook;
+    weft__at_exit(exit_hook);
     return ok;
 }
 

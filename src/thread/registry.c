@@ -229,20 +229,37 @@ static struct weft_thread *next_to_join(void)
     return found;
 }
 
-void (*_Atomic weft__thread_exit_hook)(void);
+static void (*_Atomic exit_hooks[8])(void);
 
-static void exit_handler(void)
+void weft__at_exit(void (*fn)(void))
+{
+    for (size_t i = 0; i < sizeof exit_hooks / sizeof *exit_hooks; i++) {
+        void (*none)(void) = NULL;
+        if (atomic_load(&exit_hooks[i]) == fn ||
+            atomic_compare_exchange_strong(&exit_hooks[i], &none, fn))
+            return;
+    }
+}
+
+void weft__exit_threads(void)
 {
     struct weft_thread *t;
-    if (!in_main_thread())
+    if (!in_main_thread() || !atomic_load(&join_at_exit))
         return;
-    void (*hook)(void) = atomic_load(&weft__thread_exit_hook);
-    if (hook && atomic_load(&join_at_exit))
-        hook();
+    for (size_t i = 0; i < sizeof exit_hooks / sizeof *exit_hooks; i++) {
+        void (*hook)(void) = atomic_load(&exit_hooks[i]);
+        if (hook)
+            hook();
+    }
     while (atomic_load(&join_at_exit) && (t = next_to_join()) != NULL) {
         weft_thread_join(t, WEFT_FOREVER, NULL);
         weft_thread_free(t);
     }
+}
+
+static void exit_handler(void)
+{
+    weft__exit_threads();
 }
 
 static void fork_prepare(void)

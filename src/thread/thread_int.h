@@ -105,10 +105,14 @@ void weft__publish_tid(struct weft_thread *t, uint32_t tid);
 void weft__os_name(const char *name, char out[16]);
 
 /* Run and clear the calling thread's weft_local_t values (thread exit). */
-/* Run by the exit handler before it joins the non-daemon threads (Python's
- * threading._register_atexit): the pool sets it to shut its pools down, so
- * that their workers finish the queued work and exit. */
-extern void (*_Atomic weft__thread_exit_hook)(void);
+/* Register fn to run in the exit handler, before it joins the non-daemon
+ * threads (Python's threading._register_atexit), in registration order; a
+ * function registered twice runs once. The pools shut down there, and the
+ * processes reap their children. At most 8. */
+void weft__at_exit(void (*fn)(void));
+/* What the exit handler does (the hooks, then joining the non-daemon
+ * threads), for a forked child that ends with _exit. */
+void weft__exit_threads(void);
 void weft__locals_exit(void);
 
 #endif /* WEFT_SRC_THREAD_INT_H */

@@ -1,0 +1,107 @@
+/*
+ * weft/process.h: processes, after Python's multiprocessing.Process.
+ *
+ *     Python                                   weft
+ *     p = Process(target=f, args=(data,))      weft_process_new(&p, f, data, len, NULL)
+ *     p.start(); p.join(timeout)               weft_process_start(p); weft_process_join(p, timeout)
+ *     p.is_alive(), p.exitcode, p.pid          weft_process_is_alive(p), weft_process_exitcode(p,
+ *                                              &code), weft_process_pid(p)
+ *     p.terminate(), p.kill(), p.close()       weft_process_terminate(p), _kill(p), _close(p)
+ *     p.name, p.daemon, p.sentinel             weft_process_name(p), opts.daemon,
+ *                                              weft_process_sentinel(p)
+ *     active_children(), current_process(),    weft_process_active_children(list, cap),
+ *     parent_process()                         weft_process_current(), weft_process_parent()
+ *
+ * A process runs a C function on a copy of the bytes it was given (C has no
+ * pickling: pass plain data, or put shared state in shared memory). The
+ * function's return value, 0 to 255, is the exit code; a process killed by
+ * signal N has exit code -N, as in Python.
+ *
+ * Start method: fork. The child is a copy of the parent at the moment of
+ * start, with one thread: the one that called start. It runs the function
+ * and ends with _exit (the parent's atexit handlers and unflushed stdio
+ * buffers stay the parent's business; the child flushes its own stdio).
+ * weft's own locks are reset in the child, so weft works there; locks the
+ * program's other threads held at the fork stay held in the child, as with
+ * any fork.
+ *
+ * Descriptors: the child keeps 0, 1 and 2 and the descriptors listed in
+ * opts.keep_fds; every other descriptor is closed before the function
+ * runs, so a child never holds a pipe end, socket or file it was not meant
+ * to have (Python's spawn does the same; its fork does not).
+ *
+ * Exit: as in Python, when the main thread ends the program normally, weft
+ * terminates daemon children and waits for the others.
+ */
+#ifndef WEFT_PROCESS_H
+#define WEFT_PROCESS_H
+
+#include <weft/base.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_process weft_process_t;
+
+/* The child's work: arg points to the child's copy of the bytes given to
+ * weft_process_new (NULL when there were none). Returns the exit code. */
+typedef int (*weft_process_fn)(const void *arg, size_t len);
+
+typedef struct weft_process_opts {
+    const char *name;     /* NULL: "Process-N" */
+    bool daemon;          /* killed when the parent dies (even by SIGKILL) or exits */
+    const int *keep_fds;  /* descriptors the child keeps besides 0, 1, 2 */
+    size_t nkeep_fds;
+} weft_process_opts_t;
+
+/* Errors: -EINVAL (no fn, bytes without length or a NULL arg with one, a
+ * negative descriptor to keep), -ENOMEM. */
+WEFT_API int weft_process_new(weft_process_t **p, weft_process_fn fn, const void *arg, size_t len,
+                              const weft_process_opts_t *opts);
+/* Errors: -EINVAL, -EPERM (started before), -EAGAIN / -ENOMEM (fork failed). */
+WEFT_API int weft_process_start(weft_process_t *p);
+/* Wait for the process to end; 0 once it has. Errors: -EINVAL, -EPERM (not
+ * started), -EDEADLK (the process itself), -ETIMEDOUT, -EAGAIN (timeout 0). */
+WEFT_API int weft_process_join(weft_process_t *p, double timeout);
+/* 1 if started and not ended, else 0; -EINVAL. */
+WEFT_API int weft_process_is_alive(weft_process_t *p);
+/* 1 and *code (0..255, or -signal) once it has ended; 0 while it has not
+ * (Python's None); -EINVAL. */
+WEFT_API int weft_process_exitcode(weft_process_t *p, int *code);
+/* The process id; 0 before start. -EINVAL for NULL. */
+WEFT_API pid_t weft_process_pid(weft_process_t *p);
+/* SIGTERM / SIGKILL, if it is running (an ended process is left alone).
+ * Errors: -EINVAL, -EPERM (not started). */
+WEFT_API int weft_process_terminate(weft_process_t *p);
+WEFT_API int weft_process_kill(weft_process_t *p);
+/* Release the handle (Python's close). -EBUSY while the process runs. */
+WEFT_API int weft_process_close(weft_process_t *p);
+/* Name, valid until close (for the current and parent process, forever). */
+WEFT_API const char *weft_process_name(weft_process_t *p);
+/* 1 for a daemon, 0 if not; -EINVAL. */
+WEFT_API int weft_process_daemon(weft_process_t *p);
+/* A descriptor that becomes readable when the process ends (a pidfd), for
+ * poll/epoll; owned by the handle. Errors: -EINVAL, -EPERM (not started). */
+WEFT_API int weft_process_sentinel(weft_process_t *p);
+
+/* Children started by this process and still running: reaps the ended ones
+ * (so no zombies are left), fills up to cap borrowed handles (valid until
+ * the owner closes them) and returns how many are running. */
+WEFT_API int weft_process_active_children(weft_process_t **list, int cap);
+/* The calling process: "MainProcess", or in a child its own name (borrowed;
+ * pid, name and exitcode work on it). */
+WEFT_API weft_process_t *weft_process_current(void);
+/* In a child started by weft: its parent (borrowed; pid, name, is_alive and
+ * sentinel work on it). NULL in the main process. */
+WEFT_API weft_process_t *weft_process_parent(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_PROCESS_H */

@@ -1,0 +1,319 @@
+/*
+ * Tests for weft/process.h (fork start method), after CPython's
+ * _test_multiprocessing: exit codes and signals, the argument bytes,
+ * terminate and kill, join timeouts on the monotonic clock, the sentinel,
+ * no zombies and no descriptor leaks after 1,000 lifecycles, descriptors
+ * closed in the child unless kept, daemon children dying with a parent
+ * killed by SIGKILL, active_children, current and parent process, and bad
+ * input.
+ */
+#include "base/base.h"
+#include "threads.h"
+#include <weft/process.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static weft_process_t *started(weft_process_fn fn, const void *arg, size_t len,
+                               const weft_process_opts_t *opts)
+{
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, fn, arg, len, opts), 0);
+    WT_EQ(weft_process_start(p), 0);
+    return p;
+}
+
+/* Join and close; returns the exit code. */
+static int finished(weft_process_t *p)
+{
+    int code;
+    WT_EQ(weft_process_join(p, 30 * wt_slack()), 0);
+    WT_EQ(weft_process_exitcode(p, &code), 1);
+    WT_EQ(weft_process_is_alive(p), 0);
+    WT_EQ(weft_process_close(p), 0);
+    return code;
+}
+
+static int return_arg(const void *arg, size_t len)
+{
+    WT_EQ(len, sizeof(int));
+    return *(const int *)arg;
+}
+
+static int raise_signal(const void *arg, size_t len)
+{
+    (void)len;
+    raise(*(const int *)arg);
+    return 99; /* not reached for a deadly signal */
+}
+
+WT_CASE(exit_codes_and_signals)
+{
+    int codes[] = {0, 1, 7, 255};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        WT_EQ(finished(started(return_arg, &codes[i], sizeof(int), NULL)), codes[i]);
+    int sigs[] = {SIGUSR1, SIGTERM, SIGKILL};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        WT_EQ(finished(started(raise_signal, &sigs[i], sizeof(int), NULL)), -sigs[i]);
+}
+
+/* The child gets its own copy of the bytes: a checksum as the exit code. */
+static int checksum(const void *arg, size_t len)
+{
+    const unsigned char *b = arg;
+    unsigned sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum = sum * 31 + b[i];
+    return (int)(sum % 251);
+}
+
+static int no_args(const void *arg, size_t len)
+{
+    return arg == NULL && len == 0 ? 42 : 1;
+}
+
+WT_CASE(the_child_gets_a_copy_of_the_bytes)
+{
+    unsigned char data[100000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7);
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, checksum, data, sizeof data, NULL), 0);
+    memset(data, 0, sizeof data); /* copied at new: changing ours changes nothing */
+    WT_EQ(weft_process_start(p), 0);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7);
+    WT_EQ(finished(p), checksum(data, sizeof data));
+    WT_EQ(finished(started(no_args, NULL, 0, NULL)), 42);
+}
+
+static int wait_forever(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    while (pause() == -1) /* until killed: pause only ever returns -1 */
+        ;
+    return 0;
+}
+
+WT_CASE(terminate_kill_and_join_timeouts)
+{
+    weft_process_t *p = started(wait_forever, NULL, 0, NULL);
+    WT_EQ(weft_process_is_alive(p), 1);
+    int code = -1;
+    WT_EQ(weft_process_exitcode(p, &code), 0); /* Python's None */
+    WT_EQ(weft_process_join(p, 0), -EAGAIN);
+    double t0 = wt_now();
+    WT_EQ(weft_process_join(p, 0.05), -ETIMEDOUT);
+    double waited = wt_now() - t0;
+    WT_CHECK(waited >= 0.05 && waited < 0.05 + 2 * wt_slack());
+    WT_EQ(weft_process_close(p), -EBUSY); /* still running */
+    WT_EQ(weft_process_terminate(p), 0);
+    WT_EQ(finished(p), -SIGTERM);
+
+    p = started(wait_forever, NULL, 0, NULL);
+    WT_EQ(weft_process_kill(p), 0);
+    WT_EQ(weft_process_join(p, WEFT_FOREVER), 0);
+    WT_EQ(weft_process_terminate(p), 0); /* ended: left alone */
+    WT_EQ(weft_process_kill(p), 0);
+    WT_EQ(weft_process_exitcode(p, &code), 1);
+    WT_EQ(code, -SIGKILL);
+    WT_EQ(weft_process_close(p), 0);
+}
+
+WT_CASE(the_sentinel_becomes_readable_when_the_process_ends)
+{
+    weft_process_t *p = started(wait_forever, NULL, 0, NULL);
+    int fd = weft_process_sentinel(p);
+    WT_CHECK(fd >= 0);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    WT_EQ(poll(&pfd, 1, 0), 0);
+    WT_EQ(weft_process_kill(p), 0);
+    WT_EQ(poll(&pfd, 1, (int)(10000 * wt_slack())), 1);
+    WT_EQ(finished(p), -SIGKILL);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    WT_CHECK(d != NULL);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+WT_STRESS(a_thousand_lifecycles_leave_no_zombies_or_descriptors)
+{
+    int fds = count_fds();
+    int rounds = wt_sanitizer() ? 200 : 1000;
+    for (int i = 0; i < rounds; i++) {
+        int code = i % 256;
+        weft_process_t *p = started(return_arg, &code, sizeof code, NULL);
+        if (i % 3 == 0) { /* sometimes reaped by is_alive / active_children */
+            while (weft_process_is_alive(p))
+                sched_yield();
+        } else if (i % 3 == 1) {
+            weft_process_t *list[4];
+            while (weft_process_active_children(list, 4) > 0)
+                sched_yield();
+        }
+        WT_EQ(finished(p), code);
+    }
+    WT_EQ(count_fds(), fds);
+    WT_EQ(waitpid(-1, NULL, WNOHANG), -1); /* no child left, not even a zombie */
+    WT_EQ(errno, ECHILD);
+}
+
+/* 0 if fd is closed in this process, 1 if open. */
+static int is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+static int check_fds(const void *arg, size_t len)
+{
+    (void)len;
+    const int *fds = arg; /* [kept, not kept] */
+    return is_open(fds[0]) * 10 + is_open(fds[1]) + is_open(1) * 100;
+}
+
+WT_CASE(children_keep_only_the_descriptors_they_are_meant_to)
+{
+    int pipes[2];
+    WT_EQ(pipe(pipes), 0);
+    weft_process_opts_t opts = {.keep_fds = &pipes[0], .nkeep_fds = 1};
+    WT_EQ(finished(started(check_fds, pipes, sizeof pipes, &opts)), 110);
+    WT_EQ(finished(started(check_fds, pipes, sizeof pipes, NULL)), 100);
+    close(pipes[0]);
+    close(pipes[1]);
+}
+
+/* The middle process of the daemon test: starts a daemon child that
+ * reports its pid through shared memory, then waits to be killed. */
+struct daemon_test {
+    _Atomic pid_t child;
+};
+
+static int daemon_child(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    while (pause() == -1) /* until killed: pause only ever returns -1 */
+        ;
+    return 0;
+}
+
+static int middle(void *arg)
+{
+    struct daemon_test *d = arg;
+    weft_process_t *p;
+    weft_process_opts_t opts = {.daemon = true};
+    if (weft_process_new(&p, daemon_child, NULL, 0, &opts) || weft_process_start(p))
+        return 1;
+    atomic_store(&d->child, weft_process_pid(p));
+    while (pause() == -1) /* until killed */
+        ;
+    return 0;
+}
+
+WT_FAULT(a_daemon_child_dies_with_its_parent_killed_by_sigkill)
+{
+    struct daemon_test *d = wt_shared_map(sizeof *d);
+    pid_t mid = wt_spawn(middle, d);
+    double end = wt_now() + 10 * wt_slack();
+    while (!atomic_load(&d->child) && wt_now() < end)
+        sched_yield();
+    pid_t child = atomic_load(&d->child);
+    WT_CHECK(child > 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+    WT_CHECK(pidfd >= 0);
+    WT_EQ(kill(mid, SIGKILL), 0);
+    wt_reap(mid, 10 * wt_slack());
+    struct pollfd pfd = {pidfd, POLLIN, 0};
+    WT_EQ(poll(&pfd, 1, (int)(10000 * wt_slack())), 1); /* the daemon died too */
+    close(pidfd);
+}
+
+static int report_relatives(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    weft_process_t *self = weft_process_current(), *parent = weft_process_parent();
+    if (strcmp(weft_process_name(self), "worker-7") != 0 || weft_process_pid(self) != getpid())
+        return 1;
+    if (!parent || weft_process_pid(parent) != getppid() || weft_process_is_alive(parent) != 1)
+        return 2;
+    if (strcmp(weft_process_name(parent), "MainProcess") != 0)
+        return 3;
+    weft_process_t *none[1];
+    return weft_process_active_children(none, 1) == 0 ? 0 : 4; /* the parent's are not ours */
+}
+
+WT_CASE(current_parent_and_active_children)
+{
+    weft_process_t *self = weft_process_current();
+    WT_CHECK(strcmp(weft_process_name(self), "MainProcess") == 0);
+    WT_EQ(weft_process_pid(self), getpid());
+    WT_EQ(weft_process_is_alive(self), 1);
+    WT_CHECK(weft_process_parent() == NULL);
+    WT_EQ(weft_process_join(self, 0), -EDEADLK);
+    WT_EQ(weft_process_close(self), -EBUSY);
+
+    weft_process_t *a = started(wait_forever, NULL, 0, NULL);
+    weft_process_t *b = started(wait_forever, NULL, 0, NULL);
+    weft_process_opts_t named = {.name = "worker-7"};
+    weft_process_t *c = started(report_relatives, NULL, 0, &named);
+    WT_EQ(finished(c), 0);
+    weft_process_t *list[8];
+    WT_EQ(weft_process_active_children(list, 8), 2);
+    WT_CHECK((list[0] == a && list[1] == b) || (list[0] == b && list[1] == a));
+    WT_CHECK(strncmp(weft_process_name(a), "Process-", 8) == 0);
+    WT_EQ(weft_process_kill(a), 0);
+    WT_EQ(weft_process_join(a, WEFT_FOREVER), 0);
+    WT_EQ(weft_process_active_children(list, 8), 1);
+    WT_CHECK(list[0] == b);
+    WT_EQ(weft_process_active_children(NULL, 0), 1); /* just the count */
+    WT_EQ(weft_process_kill(b), 0);
+    WT_EQ(finished(a), -SIGKILL);
+    WT_EQ(finished(b), -SIGKILL);
+    WT_EQ(weft_process_active_children(list, 8), 0);
+}
+
+WT_CASE(process_bad_input)
+{
+    weft_process_t *p;
+    int fd = -1, x = 0, code;
+    WT_EQ(weft_process_new(NULL, return_arg, NULL, 0, NULL), -EINVAL);
+    WT_EQ(weft_process_new(&p, NULL, NULL, 0, NULL), -EINVAL);
+    WT_EQ(weft_process_new(&p, return_arg, NULL, 4, NULL), -EINVAL);
+    WT_EQ(weft_process_new(&p, return_arg, NULL, 0, &(weft_process_opts_t){.keep_fds = &fd, .nkeep_fds = 1}),
+          -EINVAL);
+    WT_EQ(weft_process_new(&p, return_arg, NULL, 0, &(weft_process_opts_t){.nkeep_fds = 1}), -EINVAL);
+    WT_EQ(weft_process_start(NULL), -EINVAL);
+    WT_EQ(weft_process_join(NULL, 0), -EINVAL);
+    WT_EQ(weft_process_is_alive(NULL), -EINVAL);
+    WT_EQ(weft_process_exitcode(NULL, &code), -EINVAL);
+    WT_EQ(weft_process_terminate(NULL), -EINVAL);
+    WT_EQ(weft_process_kill(NULL), -EINVAL);
+    WT_EQ(weft_process_close(NULL), -EINVAL);
+    WT_EQ(weft_process_sentinel(NULL), -EINVAL);
+    WT_EQ(weft_process_daemon(NULL), -EINVAL);
+    WT_EQ(weft_process_active_children(NULL, 1), -EINVAL);
+    WT_EQ(weft_process_new(&p, return_arg, &x, sizeof x, NULL), 0);
+    WT_EQ(weft_process_join(p, 0), -EPERM); /* not started */
+    WT_EQ(weft_process_join(p, NAN), -EINVAL);
+    WT_EQ(weft_process_terminate(p), -EPERM);
+    WT_EQ(weft_process_sentinel(p), -EPERM);
+    WT_EQ(weft_process_exitcode(p, &code), 0);
+    WT_EQ(weft_process_is_alive(p), 0);
+    WT_EQ(weft_process_daemon(p), 0);
+    WT_EQ(weft_process_start(p), 0);
+    WT_EQ(weft_process_start(p), -EPERM); /* once only */
+    WT_EQ(finished(p), 0);
+}
