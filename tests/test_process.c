@@ -16,6 +16,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -292,9 +293,11 @@ WT_CASE(process_bad_input)
     WT_EQ(weft_process_new(NULL, return_arg, NULL, 0, NULL), -EINVAL);
     WT_EQ(weft_process_new(&p, NULL, NULL, 0, NULL), -EINVAL);
     WT_EQ(weft_process_new(&p, return_arg, NULL, 4, NULL), -EINVAL);
-    WT_EQ(weft_process_new(&p, return_arg, NULL, 0, &(weft_process_opts_t){.keep_fds = &fd, .nkeep_fds = 1}),
+    WT_EQ(weft_process_new(&p, return_arg, NULL, 0,
+                           &(weft_process_opts_t){.keep_fds = &fd, .nkeep_fds = 1}),
           -EINVAL);
-    WT_EQ(weft_process_new(&p, return_arg, NULL, 0, &(weft_process_opts_t){.nkeep_fds = 1}), -EINVAL);
+    WT_EQ(weft_process_new(&p, return_arg, NULL, 0, &(weft_process_opts_t){.nkeep_fds = 1}),
+          -EINVAL);
     WT_EQ(weft_process_start(NULL), -EINVAL);
     WT_EQ(weft_process_join(NULL, 0), -EINVAL);
     WT_EQ(weft_process_is_alive(NULL), -EINVAL);
@@ -316,4 +319,183 @@ WT_CASE(process_bad_input)
     WT_EQ(weft_process_start(p), 0);
     WT_EQ(weft_process_start(p), -EPERM); /* once only */
     WT_EQ(finished(p), 0);
+}
+
+/* --- Pipe ------------------------------------------------------------------ */
+
+static weft_conn_t *conn_a, *conn_b;
+
+static void open_pipe(bool duplex)
+{
+    WT_EQ(weft_pipe(&conn_a, &conn_b, duplex), 0);
+}
+
+static void close_pipe(void)
+{
+    if (conn_a)
+        WT_EQ(weft_conn_close(conn_a), 0);
+    if (conn_b)
+        WT_EQ(weft_conn_close(conn_b), 0);
+    conn_a = conn_b = NULL;
+}
+
+WT_CASE(pipe_carries_whole_messages)
+{
+    open_pipe(true);
+    static char big[100000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)i;
+    WT_EQ(weft_conn_poll(conn_b, 0), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "", 0), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "x", 1), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, big, sizeof big), 0);
+    WT_EQ(weft_conn_poll(conn_b, 0), 1);
+    void *m;
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), 0);
+    free(m);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), 1);
+    WT_EQ(*(char *)m, 'x');
+    free(m);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), (ssize_t)sizeof big);
+    WT_CHECK(memcmp(m, big, sizeof big) == 0);
+    free(m);
+    /* The other way, into caller buffers; one too small is skipped. */
+    char small[4];
+    WT_EQ(weft_conn_send_bytes(conn_b, "hello", 5), 0);
+    WT_EQ(weft_conn_send_bytes(conn_b, "hey", 3), 0);
+    WT_EQ(weft_conn_recv_bytes_into(conn_a, small, sizeof small), -EMSGSIZE);
+    WT_EQ(weft_conn_recv_bytes_into(conn_a, small, sizeof small), 3);
+    WT_CHECK(memcmp(small, "hey", 3) == 0);
+    double t0 = wt_now();
+    WT_EQ(weft_conn_poll(conn_a, 0.05), 0);
+    WT_CHECK(wt_now() - t0 >= 0.05);
+    close_pipe();
+}
+
+WT_CASE(pipe_ends_report_direction_and_close)
+{
+    open_pipe(false); /* a receives, b sends */
+    void *m;
+    WT_EQ(weft_conn_send_bytes(conn_a, "x", 1), -EPERM);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EPERM);
+    WT_EQ(weft_conn_send_bytes(conn_b, "last", 4), 0);
+    WT_EQ(weft_conn_close(conn_b), 0);
+    conn_b = NULL;
+    WT_EQ(weft_conn_poll(conn_a, 0), 1);
+    WT_EQ(weft_conn_recv_bytes(conn_a, &m), 4); /* what was sent before the close */
+    free(m);
+    WT_EQ(weft_conn_recv_bytes(conn_a, &m), -EPIPE); /* Python's EOFError */
+    close_pipe();
+    open_pipe(true);
+    WT_EQ(weft_conn_close(conn_a), 0);
+    conn_a = NULL;
+    WT_EQ(weft_conn_send_bytes(conn_b, "x", 1), -EPIPE); /* no SIGPIPE */
+    close_pipe();
+}
+
+/* Write a raw header (and some bytes) as a hostile peer would. */
+static void raw_send(weft_conn_t *c, uint64_t header, const void *body, size_t len)
+{
+    int fd = weft_conn_fileno(c);
+    WT_EQ(write(fd, &header, sizeof header), (ssize_t)sizeof header);
+    if (len)
+        WT_EQ(write(fd, body, len), (ssize_t)len);
+}
+
+WT_FAULT(pipe_rejects_hostile_headers_without_allocating)
+{
+    void *m = NULL;
+    uint64_t lengths[] = {(uint64_t)1 << 62, ~(uint64_t)0, ((uint64_t)64 << 20) + 1};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        open_pipe(true);
+        raw_send(conn_a, lengths[i], NULL, 0);
+        weft__sys.malloc = wt_no_malloc; /* an allocation would show as -ENOMEM */
+        WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
+        weft__sys_reset();
+        WT_EQ(weft_conn_send_bytes(conn_a, "ok", 2), 0);
+        WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG); /* broken for good */
+        close_pipe();
+    }
+    /* A message cut short by the peer's close. */
+    open_pipe(true);
+    raw_send(conn_a, 100, "0123456789", 10);
+    WT_EQ(weft_conn_close(conn_a), 0);
+    conn_a = NULL;
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
+    close_pipe();
+    /* A maximum set by the receiver. */
+    open_pipe(true);
+    WT_EQ(weft_conn_set_max_message(conn_b, 10), 0);
+    WT_EQ(weft_conn_set_max_message(conn_b, 0), -EINVAL);
+    WT_EQ(weft_conn_send_bytes(conn_b, "01234567890", 11), -EMSGSIZE);
+    WT_EQ(weft_conn_send_bytes(conn_a, "01234567890", 11), 0);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
+    close_pipe();
+}
+
+/* The child end of a pipe: echo each message back reversed, until the
+ * parent closes its end. */
+static int echo_reversed(const void *arg, size_t len)
+{
+    (void)len;
+    weft_conn_t *c;
+    if (weft_conn_from_fd(&c, *(const int *)arg) < 0)
+        return 1;
+    void *m;
+    ssize_t n;
+    while ((n = weft_conn_recv_bytes(c, &m)) >= 0) {
+        char *s = m;
+        for (ssize_t i = 0; i < n / 2; i++) {
+            char t = s[i];
+            s[i] = s[n - 1 - i];
+            s[n - 1 - i] = t;
+        }
+        if (weft_conn_send_bytes(c, s, (size_t)n) < 0)
+            return 2;
+        free(m);
+    }
+    weft_conn_close(c);
+    return n == -EPIPE ? 0 : 3;
+}
+
+WT_CASE(pipe_between_processes)
+{
+    open_pipe(true);
+    int fd = weft_conn_fileno(conn_b);
+    weft_process_opts_t opts = {.keep_fds = &fd, .nkeep_fds = 1};
+    weft_process_t *p = started(echo_reversed, &fd, sizeof fd, &opts);
+    WT_EQ(weft_conn_close(conn_b), 0); /* the child has its copy */
+    conn_b = NULL;
+    const char *words[] = {"lecture", "process", "thread", ""};
+    for (size_t i = 0; i < 4; i++) {
+        WT_EQ(weft_conn_send_bytes(conn_a, words[i], strlen(words[i])), 0);
+        void *m;
+        ssize_t n = weft_conn_recv_bytes(conn_a, &m);
+        WT_EQ(n, (ssize_t)strlen(words[i]));
+        for (ssize_t k = 0; k < n; k++)
+            WT_EQ(((char *)m)[k], words[i][n - 1 - k]);
+        free(m);
+    }
+    close_pipe(); /* the child sees the end and exits 0 */
+    WT_EQ(finished(p), 0);
+}
+
+WT_CASE(pipe_bad_input)
+{
+    weft_conn_t *c;
+    void *m;
+    WT_EQ(weft_pipe(NULL, &c, true), -EINVAL);
+    WT_EQ(weft_conn_from_fd(&c, -1), -EINVAL);
+    WT_EQ(weft_conn_send_bytes(NULL, "x", 1), -EINVAL);
+    WT_EQ(weft_conn_recv_bytes(NULL, &m), -EINVAL);
+    WT_EQ(weft_conn_recv_bytes_into(NULL, NULL, 0), -EINVAL);
+    WT_EQ(weft_conn_poll(NULL, 0), -EINVAL);
+    WT_EQ(weft_conn_close(NULL), -EINVAL);
+    WT_EQ(weft_conn_fileno(NULL), -EINVAL);
+    open_pipe(true);
+    WT_EQ(weft_conn_send_bytes(conn_a, NULL, 1), -EINVAL);
+    WT_EQ(weft_conn_recv_bytes(conn_a, NULL), -EINVAL);
+    WT_EQ(weft_conn_recv_bytes_into(conn_a, NULL, 4), -EINVAL);
+    WT_EQ(weft_conn_poll(conn_a, NAN), -EINVAL);
+    close_pipe();
 }

@@ -53,9 +53,9 @@ typedef struct weft_process weft_process_t;
 typedef int (*weft_process_fn)(const void *arg, size_t len);
 
 typedef struct weft_process_opts {
-    const char *name;     /* NULL: "Process-N" */
-    bool daemon;          /* killed when the parent dies (even by SIGKILL) or exits */
-    const int *keep_fds;  /* descriptors the child keeps besides 0, 1, 2 */
+    const char *name;    /* NULL: "Process-N" */
+    bool daemon;         /* killed when the parent dies (even by SIGKILL) or exits */
+    const int *keep_fds; /* descriptors the child keeps besides 0, 1, 2 */
     size_t nkeep_fds;
 } weft_process_opts_t;
 
@@ -99,6 +99,49 @@ WEFT_API weft_process_t *weft_process_current(void);
 /* In a child started by weft: its parent (borrowed; pid, name, is_alive and
  * sentinel work on it). NULL in the main process. */
 WEFT_API weft_process_t *weft_process_parent(void);
+
+/*
+ * Pipe (multiprocessing.Pipe): two connected ends that carry whole
+ * messages of bytes. weft_pipe(&a, &b, true) gives two ends that both send
+ * and receive; with duplex false, a only receives and b only sends
+ * (Python's (r, w) order). Pass an end to a child in opts.keep_fds with
+ * weft_conn_fileno, and rebuild it there with weft_conn_from_fd.
+ *
+ * Messages are framed by an 8-byte length. A peer that closes its end is
+ * seen as -EPIPE, by a send and, once the messages sent before are read,
+ * by a receive (Python's EOFError); a send never raises SIGPIPE. A
+ * receive refuses a length above the end's maximum (64 MiB unless set)
+ * without allocating it, and the end is then broken (-EBADMSG from then
+ * on): a hostile or corrupt peer cannot make it allocate gigabytes. One
+ * thread at a time sends and one receives on an end (each direction has
+ * its own lock), so messages are never interleaved.
+ */
+typedef struct weft_conn weft_conn_t;
+
+/* Errors: -EINVAL, -ENOMEM, -EMFILE / -ENFILE. */
+WEFT_API int weft_pipe(weft_conn_t **a, weft_conn_t **b, bool duplex);
+/* Adopt a descriptor (an end passed to a child). Errors: -EINVAL, -ENOMEM. */
+WEFT_API int weft_conn_from_fd(weft_conn_t **c, int fd);
+/* The descriptor, owned by the end. */
+WEFT_API int weft_conn_fileno(weft_conn_t *c);
+/* Largest message a receive accepts (>= 1). */
+WEFT_API int weft_conn_set_max_message(weft_conn_t *c, size_t max);
+/* Send len bytes as one message. Errors: -EINVAL, -EPERM (a receive-only
+ * end), -EPIPE (the peer closed), -EMSGSIZE (over the end's maximum). */
+WEFT_API int weft_conn_send_bytes(weft_conn_t *c, const void *buf, size_t len);
+/* Receive one message into a new buffer (*buf, free() it); returns its
+ * length. Errors: -EINVAL, -EPERM (a send-only end), -EPIPE (the peer
+ * closed, nothing left), -EBADMSG (a length over the maximum, or a
+ * message cut short: the end is broken), -ENOMEM. */
+WEFT_API ssize_t weft_conn_recv_bytes(weft_conn_t *c, void **buf);
+/* Receive one message into buf; -EMSGSIZE (Python's BufferTooShort) when it
+ * does not fit: the message is skipped, so the next receive gets the next. */
+WEFT_API ssize_t weft_conn_recv_bytes_into(weft_conn_t *c, void *buf, size_t cap);
+/* 1 if a receive would not block (a message, or the peer's close), 0 when
+ * the timeout passes first. -EINVAL. */
+WEFT_API int weft_conn_poll(weft_conn_t *c, double timeout);
+/* Close the end and free it. -EINVAL. */
+WEFT_API int weft_conn_close(weft_conn_t *c);
 
 #ifdef __cplusplus
 }

@@ -64,8 +64,8 @@ static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
 static weft_process_t *children;
 static _Atomic unsigned process_counter;
 static char main_name[] = "MainProcess";
-static weft_process_t current = {.state = P_RUNNING, .pidfd = -1, .borrowed = true,
-                                 .name = main_name};
+static weft_process_t current = {
+    .state = P_RUNNING, .pidfd = -1, .borrowed = true, .name = main_name};
 static weft_process_t parent = {.state = P_RUNNING, .pidfd = -1, .borrowed = true};
 static bool has_parent;
 
@@ -91,7 +91,8 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
     weft_process_t *p = weft__calloc(1, sizeof *p);
     char generated[32];
     if (!o.name) {
-        snprintf(generated, sizeof generated, "Process-%u", atomic_fetch_add(&process_counter, 1) + 1);
+        snprintf(generated, sizeof generated, "Process-%u",
+                 atomic_fetch_add(&process_counter, 1) + 1);
         o.name = generated;
     }
     if (p) {
@@ -312,7 +313,8 @@ int weft_process_join(weft_process_t *p, double timeout)
             return -EPERM;
         if (state == P_ENDED || ended)
             return 0;
-        int64_t left = deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
+        int64_t left =
+            deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
         if (left == 0 || (left < 0 && deadline != WEFT__NEVER))
             return weft__timeout_error(timeout);
         struct pollfd pfd = {fd, POLLIN, 0};
