@@ -8,7 +8,8 @@
  *     weft/queue.h   FIFO, LIFO, priority and simple queues (queue)
  *     weft/future.h  futures, wait, as_completed (concurrent.futures)
  *     weft/pool.h    the thread pool: ThreadPoolExecutor, map, parallel_for
- *     weft/process.h processes (multiprocessing.Process)
+ *     weft/process.h processes and pipes (multiprocessing.Process, Pipe)
+ *     weft/shm.h     shared memory, Value and Array (multiprocessing.shared_memory)
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -18,6 +19,7 @@
 #include <weft/pool.h>
 #include <weft/process.h>
 #include <weft/queue.h>
+#include <weft/shm.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 

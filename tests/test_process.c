@@ -4,20 +4,24 @@
  * terminate and kill, join timeouts on the monotonic clock, the sentinel,
  * no zombies and no descriptor leaks after 1,000 lifecycles, descriptors
  * closed in the child unless kept, daemon children dying with a parent
- * killed by SIGKILL, active_children, current and parent process, and bad
- * input.
+ * killed by SIGKILL, active_children, current and parent process; Pipe
+ * framing against hostile peers; shared memory, anonymous and named, and
+ * a shared Value under its lock; and bad input.
  */
 #include "base/base.h"
 #include "threads.h"
 #include <weft/process.h>
+#include <weft/shm.h>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -498,4 +502,102 @@ WT_CASE(pipe_bad_input)
     WT_EQ(weft_conn_recv_bytes_into(conn_a, NULL, 4), -EINVAL);
     WT_EQ(weft_conn_poll(conn_a, NAN), -EINVAL);
     close_pipe();
+}
+
+/* --- shared memory ------------------------------------------------------------ */
+
+static int write_through_fd(const void *arg, size_t len)
+{
+    (void)len;
+    weft_shm_t *s;
+    if (weft_shm_from_fd(&s, *(const int *)arg) < 0)
+        return 1;
+    strcpy(weft_shm_buf(s), "from the child");
+    return weft_shm_close(s) == 0 ? 0 : 2;
+}
+
+static int write_by_name(const void *arg, size_t len)
+{
+    (void)len;
+    weft_shm_t *s;
+    if (weft_shm_attach(&s, arg) < 0)
+        return 1;
+    strcpy(weft_shm_buf(s), "attached by name");
+    return weft_shm_close(s) == 0 ? 0 : 2;
+}
+
+WT_CASE(shared_memory_anonymous_and_named)
+{
+    weft_shm_t *s;
+    WT_EQ(weft_shm_create(&s, NULL, 4096), 0);
+    WT_CHECK(weft_shm_name(s) == NULL);
+    WT_EQ(weft_shm_size(s), 4096);
+    int fd = weft_shm_fd(s);
+    weft_process_opts_t keep = {.keep_fds = &fd, .nkeep_fds = 1};
+    WT_EQ(finished(started(write_through_fd, &fd, sizeof fd, &keep)), 0);
+    WT_CHECK(strcmp(weft_shm_buf(s), "from the child") == 0);
+    WT_EQ(weft_shm_unlink(s), -EINVAL); /* nothing to unlink */
+    WT_EQ(weft_shm_close(s), 0);
+
+    char name[64];
+    snprintf(name, sizeof name, "/weft-test-%d", (int)getpid());
+    WT_EQ(weft_shm_create(&s, name, 100), 0);
+    weft_shm_t *again;
+    WT_EQ(weft_shm_create(&again, name, 100), -EEXIST); /* never opens an existing one */
+    struct stat st;
+    WT_EQ(fstat(weft_shm_fd(s), &st), 0);
+    WT_EQ(st.st_mode & 0777, 0600);
+    WT_EQ(finished(started(write_by_name, name, strlen(name) + 1, NULL)), 0);
+    WT_CHECK(strcmp(weft_shm_buf(s), "attached by name") == 0);
+    WT_EQ(weft_shm_unlink(s), 0);
+    WT_EQ(weft_shm_unlink(s), -ENOENT);
+    WT_EQ(weft_shm_attach(&again, name), -ENOENT);
+    WT_CHECK(strcmp(weft_shm_buf(s), "attached by name") == 0); /* mapped still */
+    WT_EQ(weft_shm_close(s), 0);
+}
+
+static weft_shared_t *counter;
+
+static int count_up(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    long *n = weft_shared_ptr(counter);
+    for (int i = 0; i < 20000; i++)
+        WEFT_WITH (weft_shared_lock(counter))
+            ++*n;
+    return 0;
+}
+
+WT_CASE(shared_value_with_its_lock_across_processes)
+{
+    WT_EQ(weft_shared_new(&counter, sizeof(long)), 0);
+    WT_EQ(weft_shared_size(counter), sizeof(long));
+    WT_EQ(*(long *)weft_shared_ptr(counter), 0); /* zeroed */
+    weft_process_t *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = started(count_up, NULL, 0, NULL);
+    count_up(NULL, 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(finished(p[i]), 0);
+    WT_EQ(*(long *)weft_shared_ptr(counter), 4 * 20000);
+    WT_EQ(weft_shared_free(counter), 0);
+}
+
+WT_CASE(shared_memory_bad_input)
+{
+    weft_shm_t *s;
+    weft_shared_t *v;
+    WT_EQ(weft_shm_create(NULL, NULL, 1), -EINVAL);
+    WT_EQ(weft_shm_create(&s, NULL, 0), -EINVAL);
+    WT_EQ(weft_shm_create(&s, "noslash", 1), -EINVAL);
+    WT_EQ(weft_shm_create(&s, "/a/b", 1), -EINVAL);
+    WT_EQ(weft_shm_create(&s, "/", 1), -EINVAL);
+    WT_EQ(weft_shm_attach(&s, NULL), -EINVAL);
+    WT_EQ(weft_shm_from_fd(&s, -1), -EINVAL);
+    WT_EQ(weft_shm_close(NULL), -EINVAL);
+    WT_EQ(weft_shm_unlink(NULL), -EINVAL);
+    WT_EQ(weft_shm_fd(NULL), -EINVAL);
+    WT_EQ(weft_shared_new(&v, 0), -EINVAL);
+    WT_EQ(weft_shared_new(NULL, 8), -EINVAL);
+    WT_EQ(weft_shared_free(NULL), -EINVAL);
 }

@@ -226,7 +226,8 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
     for (;;) {
-        int64_t left = deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
+        int64_t left =
+            deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
         if (left < 0 && deadline != WEFT__NEVER)
             left = 0;
         struct pollfd pfd = {c->fd, POLLIN, 0};

@@ -1,0 +1,186 @@
+/*
+ * SharedMemory, Value and Array (weft/shm.h).
+ *
+ * A handle is a small heap struct (this process's view: descriptor,
+ * mapping, name); the memory itself is a MAP_SHARED mapping of a memfd
+ * (anonymous) or of a POSIX shared memory object (named, O_EXCL and 0600
+ * at creation). Value and Array are a MAP_SHARED | MAP_ANONYMOUS mapping
+ * whose first cache line holds the shared Lock, so that forked children
+ * see the same lock and data; the handle itself lives in the mapping too,
+ * so a child can use the parent's pointer as it is.
+ */
+#include "base/base.h"
+#include <weft/shm.h>
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct weft_shm {
+    int fd;
+    void *buf;
+    size_t size;
+    char *name; /* NULL: anonymous */
+};
+
+/* "/name": one leading slash, no other, not empty, short enough. */
+static bool valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] == '/' && n > 1 && n < 250 && !strchr(name + 1, '/');
+}
+
+/* Map fd (size bytes) into a new handle; on failure closes fd. */
+static int adopt(weft_shm_t **out, int fd, size_t size, const char *name)
+{
+    weft_shm_t *s = weft__calloc(1, sizeof *s);
+    char *copy = name ? weft__strdup(name) : NULL;
+    int rc = !s || (name && !copy) ? -ENOMEM : 0;
+    void *buf = MAP_FAILED;
+    if (rc == 0 && (buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        rc = -errno;
+    if (rc < 0) {
+        free(s);
+        free(copy);
+        close(fd);
+        return rc;
+    }
+    *s = (weft_shm_t){fd, buf, size, copy};
+    *out = s;
+    return 0;
+}
+
+int weft_shm_create(weft_shm_t **s, const char *name, size_t size)
+{
+    if (!s || size == 0 || (name && !valid_name(name)) || size > (size_t)INT64_MAX)
+        return -EINVAL;
+    int fd = name ? shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                  : memfd_create("weft-shm", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int rc = -errno;
+        close(fd);
+        if (name)
+            shm_unlink(name);
+        return rc;
+    }
+    int rc = adopt(s, fd, size, name);
+    if (rc < 0 && name)
+        shm_unlink(name);
+    return rc;
+}
+
+static int attach_fd(weft_shm_t **s, int fd, const char *name)
+{
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : st.st_size <= 0 ? -EINVAL : 0;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return adopt(s, fd, (size_t)st.st_size, name);
+}
+
+int weft_shm_attach(weft_shm_t **s, const char *name)
+{
+    if (!s || !name || !valid_name(name))
+        return -EINVAL;
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    return fd < 0 ? -errno : attach_fd(s, fd, name);
+}
+
+int weft_shm_from_fd(weft_shm_t **s, int fd)
+{
+    if (!s || fd < 0)
+        return -EINVAL;
+    return attach_fd(s, fd, NULL);
+}
+
+void *weft_shm_buf(weft_shm_t *s)
+{
+    return s ? s->buf : NULL;
+}
+
+size_t weft_shm_size(weft_shm_t *s)
+{
+    return s ? s->size : 0;
+}
+
+const char *weft_shm_name(weft_shm_t *s)
+{
+    return s ? s->name : NULL;
+}
+
+int weft_shm_fd(weft_shm_t *s)
+{
+    return s ? s->fd : -EINVAL;
+}
+
+int weft_shm_close(weft_shm_t *s)
+{
+    if (!s)
+        return -EINVAL;
+    munmap(s->buf, s->size);
+    close(s->fd);
+    free(s->name);
+    free(s);
+    return 0;
+}
+
+int weft_shm_unlink(weft_shm_t *s)
+{
+    if (!s || !s->name)
+        return -EINVAL;
+    return shm_unlink(s->name) < 0 ? -errno : 0;
+}
+
+/* --- Value and Array --------------------------------------------------------- */
+
+struct weft_shared {
+    weft_lock_t lock;
+    size_t size, mapped;
+    _Alignas(WEFT__CACHE_LINE) unsigned char data[];
+};
+
+int weft_shared_new(weft_shared_t **out, size_t size)
+{
+    if (!out || size == 0 || size > SIZE_MAX - sizeof(weft_shared_t))
+        return -EINVAL;
+    size_t mapped = sizeof(weft_shared_t) + size;
+    weft_shared_t *v =
+        mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (v == MAP_FAILED)
+        return -ENOMEM;
+    weft_lock_init(&v->lock, WEFT_SHARED);
+    v->size = size;
+    v->mapped = mapped;
+    *out = v;
+    return 0;
+}
+
+void *weft_shared_ptr(weft_shared_t *v)
+{
+    return v ? v->data : NULL;
+}
+
+weft_lock_t *weft_shared_lock(weft_shared_t *v)
+{
+    return v ? &v->lock : NULL;
+}
+
+size_t weft_shared_size(weft_shared_t *v)
+{
+    return v ? v->size : 0;
+}
+
+int weft_shared_free(weft_shared_t *v)
+{
+    if (!v)
+        return -EINVAL;
+    munmap(v, v->mapped);
+    return 0;
+}
