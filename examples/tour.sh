@@ -21,4 +21,5 @@ run shared_lock  "multiprocessing.Lock in shared memory, and a holder killed wit
 run pipeline     "queue.Queue: a pipeline of stages joined by bounded queues, ended by shutdown()"
 run pool_map     "ThreadPoolExecutor.map: a CPU-bound job in chunks, with a progress bar"
 run fib          "Nested tasks: recursive Fibonacci, waiting tasks run others, even on one worker"
+run cpu_bound    "CPU-bound work in one thread, in threads, in processes (results in shared memory)"
 printf '\nTour finished.\n'

@@ -40,7 +40,8 @@ static int adopt(weft_shm_t **out, int fd, size_t size, const char *name)
     char *copy = name ? weft__strdup(name) : NULL;
     int rc = !s || (name && !copy) ? -ENOMEM : 0;
     void *buf = MAP_FAILED;
-    if (rc == 0 && (buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+    if (rc == 0 &&
+        (buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
         rc = -errno;
     if (rc < 0) {
         free(s);
