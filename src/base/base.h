@@ -95,6 +95,20 @@ static inline void weft__fence(void)
 #endif
 }
 
+/*
+ * Take `mutex` around every fork (fork.c), in ascending rank among the
+ * guarded ones: a lower rank may be held while a higher one is taken.
+ * in_child, if not NULL, runs in the child before the mutex is released.
+ * Call from a library constructor.
+ */
+enum {
+    WEFT__RANK_CHILDREN = 10, /* process.c: the list of child processes */
+    WEFT__RANK_POOLS = 20,    /* pool.c: the list of pools */
+    WEFT__RANK_PROGRESS = 30, /* progress.c: the progress bar */
+    WEFT__RANK_LOCKDEP = 90,  /* lockdep.c: innermost, taken under any of the above */
+};
+void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
+
 /* Data written by different threads is kept this far apart. */
 #define WEFT__CACHE_LINE 64
 

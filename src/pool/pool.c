@@ -569,3 +569,17 @@ weft_pool_t *weft_pool_default(void)
     weft_once_call(&default_once, make_default, NULL);
     return default_pool;
 }
+
+/* In a forked child the parent's pools have no workers: forget them (their
+ * memory stays, unused); the default pool is made anew if asked for. */
+static void forget_pools(void)
+{
+    pools = NULL;
+    default_pool = NULL;
+    default_once = (weft_once_t)WEFT_ONCE_INIT;
+}
+
+__attribute__((constructor)) static void pool_init(void)
+{
+    weft__fork_guard(&pools_lock, WEFT__RANK_POOLS, forget_pools);
+}

@@ -157,10 +157,6 @@ static _Noreturn void run_child(weft_process_t *p, pid_t ppid)
             _exit(1);
     }
     close_inherited(p);
-    /* The parent's children are not ours (their handles stay as they are),
-     * and its other threads, which may have held the list's lock, are gone. */
-    children = NULL;
-    children_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     parent.name = current.name;
     parent.pid = ppid;
     parent.pidfd = sys_pidfd_open(ppid);
@@ -411,6 +407,18 @@ int weft_process_active_children(weft_process_t **list, int cap)
     }
     pthread_mutex_unlock(&children_lock);
     return n;
+}
+
+/* In a forked child the parent's children are not ours (their handles stay
+ * as they are). */
+static void forget_children(void)
+{
+    children = NULL;
+}
+
+__attribute__((constructor)) static void process_init(void)
+{
+    weft__fork_guard(&children_lock, WEFT__RANK_CHILDREN, forget_children);
 }
 
 weft_process_t *weft_process_current(void)

@@ -463,6 +463,7 @@ void weft_lockdep_set_reporter(void (*fn)(const char *report, void *arg), void *
 
 __attribute__((constructor)) static void lockdep_from_environment(void)
 {
+    weft__fork_guard(&mu, WEFT__RANK_LOCKDEP, NULL);
     const char *v = getenv("WEFT_LOCKDEP");
     if (v && *v && strcmp(v, "0") != 0)
         weft_lockdep_enable(true);
