@@ -32,6 +32,10 @@ int weft__deadline(double timeout, weft__deadline_t *out);
  * timeout was 0 (try once, as the conventions say), -ETIMEDOUT otherwise. */
 int weft__timeout_error(double timeout);
 
+/* Wait until fd is readable (1) or the deadline passes (0), across EINTR
+ * and poll's millisecond steps; -errno if poll fails. */
+int weft__poll_readable(int fd, weft__deadline_t deadline);
+
 /*
  * Futex wrapper. weft__futex_wait sleeps while *word == expected, until a
  * wake or the deadline; it returns 0 when woken, when the word had already

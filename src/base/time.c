@@ -9,7 +9,9 @@
  */
 #include "base/base.h"
 
+#include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <time.h>
 
 #define NS_PER_SEC 1000000000LL
@@ -62,4 +64,23 @@ int weft_sleep(double seconds)
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
     return 0;
+}
+
+int weft__poll_readable(int fd, weft__deadline_t deadline)
+{
+    for (;;) {
+        int ms = -1;
+        if (deadline != WEFT__NEVER) {
+            int64_t left = (deadline - weft__now_ns() + 999999) / 1000000; /* round up */
+            ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int n = poll(&pfd, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0 && ms == 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
 }

@@ -19,7 +19,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -225,18 +224,5 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
         return -EINVAL;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    for (;;) {
-        int64_t left =
-            deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
-        if (left < 0 && deadline != WEFT__NEVER)
-            left = 0;
-        struct pollfd pfd = {c->fd, POLLIN, 0};
-        int n = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-        if (n > 0)
-            return 1;
-        if (n == 0 && left >= 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
+    return weft__poll_readable(c->fd, deadline);
 }

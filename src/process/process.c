@@ -299,6 +299,7 @@ int weft_process_join(weft_process_t *p, double timeout)
         return -EPERM; /* only a child can be joined */
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
+    bool expired = false;
     for (;;) {
         weft_lock_acquire(&p->lock, WEFT_FOREVER);
         int state = p->state;
@@ -309,12 +310,9 @@ int weft_process_join(weft_process_t *p, double timeout)
             return -EPERM;
         if (state == P_ENDED || ended)
             return 0;
-        int64_t left =
-            deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns() + 999999) / 1000000;
-        if (left == 0 || (left < 0 && deadline != WEFT__NEVER))
+        if (expired) /* looked once more after the deadline */
             return weft__timeout_error(timeout);
-        struct pollfd pfd = {fd, POLLIN, 0};
-        poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        expired = weft__poll_readable(fd, deadline) == 0;
     }
 }
 
