@@ -17,18 +17,42 @@
  * function's return value, 0 to 255, is the exit code; a process killed by
  * signal N has exit code -N, as in Python.
  *
- * Start method: fork. The child is a copy of the parent at the moment of
- * start, with one thread: the one that called start. It runs the function
- * and ends with _exit (the parent's atexit handlers and unflushed stdio
- * buffers stay the parent's business; the child flushes its own stdio).
- * weft's own locks are reset in the child, so weft works there; locks the
- * program's other threads held at the fork stay held in the child, as with
- * any fork.
+ * Start methods, as in Python (set one per process in opts.method, or for
+ * every process with weft_process_set_start_method):
+ *
+ *   fork        The child is a copy of the parent at the moment of start,
+ *               with one thread: the one that called start. Any function
+ *               works, and the child sees the parent's memory as it was.
+ *               The risk is a multithreaded parent: locks that its other
+ *               threads held at the fork stay held in the child (weft's own
+ *               are reset, so weft works there; a lock inside malloc or a
+ *               library may not be). Fastest to start (~0.1 ms).
+ *   spawn       posix_spawn of the running executable, which calls the
+ *               function by its registered name (WEFT_PROCESS_REGISTER)
+ *               before main. The child is a fresh program: nothing of the
+ *               parent's memory, locks or threads, only the bytes given.
+ *               Safe from any thread; slowest (an exec, ~1 ms).
+ *   forkserver  A server process, spawned as above on first use, which is
+ *               single-threaded for its whole life, forks each child. As
+ *               safe as spawn and nearly as fast as fork. Its children are
+ *               the server's, not ours: the server reports how they ended.
+ *
+ * The default: forkserver for a registered function (Python 3.14's default
+ * on Linux), fork for one that is not (the only method that can run it).
+ * A spawn or forkserver child inherits stdin, stdout and stderr as they are
+ * at start, and sees the program as its constructors left it: globals
+ * changed at run time in the parent are not carried over, pass what the
+ * child needs in its bytes or in shared memory.
+ *
+ * Every child runs the function and ends with _exit (the parent's atexit
+ * handlers and unflushed stdio buffers stay the parent's business; the
+ * child flushes its own stdio).
  *
  * Descriptors: the child keeps 0, 1 and 2 and the descriptors listed in
- * opts.keep_fds; every other descriptor is closed before the function
- * runs, so a child never holds a pipe end, socket or file it was not meant
- * to have (Python's spawn does the same; its fork does not).
+ * opts.keep_fds, at the same numbers; every other descriptor is closed
+ * before the function runs, so a child never holds a pipe end, socket or
+ * file it was not meant to have (Python's spawn does the same; its fork
+ * does not).
  *
  * Exit: as in Python, when the main thread ends the program normally, weft
  * terminates daemon children and waits for the others.
@@ -52,15 +76,28 @@ typedef struct weft_process weft_process_t;
  * weft_process_new (NULL when there were none). Returns the exit code. */
 typedef int (*weft_process_fn)(const void *arg, size_t len);
 
+typedef enum weft_start_method {
+    WEFT_START_DEFAULT = 0, /* weft_process_set_start_method's, or the rule above */
+    WEFT_START_FORK,
+    WEFT_START_SPAWN,
+    WEFT_START_FORKSERVER,
+} weft_start_method_t;
+
+/* At most this many descriptors to keep. */
+#define WEFT_PROCESS_MAX_KEEP_FDS 64
+
 typedef struct weft_process_opts {
     const char *name;    /* NULL: "Process-N" */
     bool daemon;         /* killed when the parent dies (even by SIGKILL) or exits */
     const int *keep_fds; /* descriptors the child keeps besides 0, 1, 2 */
     size_t nkeep_fds;
+    weft_start_method_t method;
 } weft_process_opts_t;
 
 /* Errors: -EINVAL (no fn, bytes without length or a NULL arg with one, a
- * negative descriptor to keep), -ENOMEM. */
+ * negative descriptor to keep or too many, an unknown method, spawn or
+ * forkserver for a function that is not registered, or whose name two
+ * registrations share), -ENOMEM. */
 WEFT_API int weft_process_new(weft_process_t **p, weft_process_fn fn, const void *arg, size_t len,
                               const weft_process_opts_t *opts);
 /* Errors: -EINVAL, -EPERM (started before), -EAGAIN / -ENOMEM (fork failed). */
@@ -88,6 +125,58 @@ WEFT_API int weft_process_daemon(weft_process_t *p);
 /* A descriptor that becomes readable when the process ends (a pidfd), for
  * poll/epoll; owned by the handle. Errors: -EINVAL, -EPERM (not started). */
 WEFT_API int weft_process_sentinel(weft_process_t *p);
+
+/* The method p starts with (never WEFT_START_DEFAULT); -EINVAL. */
+WEFT_API int weft_process_start_method(weft_process_t *p);
+/* The method for processes created from now on without one of their own
+ * (Python's set_start_method); WEFT_START_DEFAULT restores the rule.
+ * -EINVAL for an unknown method. */
+WEFT_API int weft_process_set_start_method(weft_start_method_t method);
+WEFT_API weft_start_method_t weft_process_get_start_method(void);
+/* "fork", "spawn", "forkserver", "default"; NULL for an unknown value. */
+WEFT_API const char *weft_start_method_name(weft_start_method_t method);
+/* Start the forkserver now instead of at its first use (it is started
+ * from a fresh executable either way, so this only moves the cost). */
+WEFT_API int weft_process_forkserver_start(void);
+
+/*
+ * Registration, for spawn and forkserver: at file scope,
+ *
+ *     static int work(const void *arg, size_t len) { ... }
+ *     WEFT_PROCESS_REGISTER(work)
+ *
+ * enters the function in a registry under its name, before main, in every
+ * copy of the program; a spawned child finds it there by name. The names
+ * of registered functions must be unique (two static functions of one name
+ * in different files make that name unusable: -EINVAL at new). Register in
+ * the executable or a library it links, not in a dlopen()ed module.
+ *
+ * A spawn or forkserver child runs the function from a constructor, right
+ * after the registrations: before main, and before the program's own
+ * constructors that have no priority (C++ globals among them). The
+ * variable WEFT_CHILD in the environment marks such a child; weft removes
+ * it before the function runs.
+ */
+typedef struct weft_process_entry {
+    const char *name;
+    weft_process_fn fn;
+    struct weft_process_entry *next;
+    int ambiguous;
+} weft_process_entry_t;
+/* Called by WEFT_PROCESS_REGISTER's constructors; not for direct use. */
+WEFT_API void weft_process_register(weft_process_entry_t *entry);
+WEFT_API void weft_process_boot(void);
+
+#define WEFT_PROCESS_REGISTER(fn)                                                  \
+    static weft_process_entry_t weft_process_entry_##fn = {#fn, fn, NULL, 0};      \
+    __attribute__((constructor(101))) static void weft_process_register_##fn(void) \
+    {                                                                              \
+        weft_process_register(&weft_process_entry_##fn);                           \
+    }                                                                              \
+    __attribute__((constructor(65535))) static void weft_process_boot_##fn(void)   \
+    {                                                                              \
+        weft_process_boot();                                                       \
+    }
 
 /* Children started by this process and still running: reaps the ended ones
  * (so no zombies are left), fills up to cap borrowed handles (valid until

@@ -106,12 +106,18 @@ static inline void weft__fence(void)
  * Call from a library constructor.
  */
 enum {
-    WEFT__RANK_CHILDREN = 10, /* process.c: the list of child processes */
-    WEFT__RANK_POOLS = 20,    /* pool.c: the list of pools */
-    WEFT__RANK_PROGRESS = 30, /* progress.c: the progress bar */
-    WEFT__RANK_LOCKDEP = 90,  /* lockdep.c: innermost, taken under any of the above */
+    WEFT__RANK_CHILDREN = 10,   /* process.c: the list of child processes */
+    WEFT__RANK_FORKSERVER = 15, /* forkserver.c: the connection to the server */
+    WEFT__RANK_POOLS = 20,      /* pool.c: the list of pools */
+    WEFT__RANK_PROGRESS = 30,   /* progress.c: the progress bar */
+    WEFT__RANK_LOCKDEP = 90,    /* lockdep.c: innermost, taken under any of the above */
 };
 void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
+
+/* weft's own constructors: before the boot of a spawned child, which runs
+ * at priority 65535 (process/boot.c), and before a program's constructors
+ * without a priority, in a static link too. */
+#define WEFT__CONSTRUCTOR __attribute__((constructor(200)))
 
 /* Data written by different threads is kept this far apart. */
 #define WEFT__CACHE_LINE 64

@@ -579,7 +579,7 @@ static void forget_pools(void)
     default_once = (weft_once_t)WEFT_ONCE_INIT;
 }
 
-__attribute__((constructor)) static void pool_init(void)
+WEFT__CONSTRUCTOR static void pool_init(void)
 {
     weft__fork_guard(&pools_lock, WEFT__RANK_POOLS, forget_pools);
 }

@@ -72,7 +72,7 @@ void weft_progress_bar(size_t done, size_t total, void *arg)
     pthread_mutex_unlock(&bar_lock);
 }
 
-__attribute__((constructor)) static void progress_init(void)
+WEFT__CONSTRUCTOR static void progress_init(void)
 {
     weft__fork_guard(&bar_lock, WEFT__RANK_PROGRESS, NULL);
 }

@@ -1,6 +1,6 @@
 /*
- * Process (weft/process.h): the fork start method, reaping and the exit
- * hook.
+ * Process (weft/process.h): the handle, the fork start method, the child's
+ * side of every method, reaping and the exit hook.
  *
  * Each started child has a pidfd, opened by the parent right after the
  * fork (the pid cannot be reused before the parent reaps it, so there is no
@@ -9,7 +9,9 @@
  * signal can never reach another process that got the pid later.
  *
  * Reaping happens once, under the handle's Lock, through waitid(WNOHANG)
- * after the pidfd says the child has ended (or to check without waiting):
+ * after the pidfd says the child has ended (or to check without waiting);
+ * a forkserver child is the server's to reap, and its exit code arrives on
+ * the status descriptor instead (forkserver.c):
  * is_alive, exitcode, join, terminate and active_children all reap, so an
  * ended child does not linger as a zombie once anyone looks. Started
  * children are on a list for active_children and the exit hook; reaping
@@ -25,12 +27,11 @@
  * it waits for its own non-daemon threads and children, flushes stdio and
  * leaves with _exit, so the parent's atexit handlers do not run twice.
  */
-#include "base/base.h"
+#include "process/process_int.h"
 #include "thread/thread_int.h"
-#include <weft/process.h>
-#include <weft/sync.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,36 +43,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { P_NEW, P_RUNNING, P_ENDED };
-
-struct weft_process {
-    weft_lock_t lock; /* state, reaping */
-    int state;
-    pid_t pid;
-    int pidfd;
-    int exitcode;
-    bool daemon, borrowed;
-    char *name;
-    weft_process_fn fn;
-    void *arg;
-    size_t len;
-    int *keep;
-    size_t nkeep;
-    weft_process_t *next, *prev; /* children: started, not yet reaped */
-};
+enum { P_NEW = WEFT__P_NEW, P_RUNNING = WEFT__P_RUNNING, P_ENDED = WEFT__P_ENDED };
 
 static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
 static weft_process_t *children;
 static _Atomic unsigned process_counter;
 static char main_name[] = "MainProcess";
 static weft_process_t current = {
-    .state = P_RUNNING, .pidfd = -1, .borrowed = true, .name = main_name};
-static weft_process_t parent = {.state = P_RUNNING, .pidfd = -1, .borrowed = true};
+    .state = P_RUNNING, .pidfd = -1, .statusfd = -1, .borrowed = true, .name = main_name};
+static weft_process_t parent = {.state = P_RUNNING, .pidfd = -1, .statusfd = -1, .borrowed = true};
 static bool has_parent;
+static int lifeline_r = -1, lifeline_w = -1; /* see hold_lifeline */
+static _Atomic int default_method = WEFT_START_DEFAULT;
 
-static int sys_pidfd_open(pid_t pid)
+int weft__pidfd_open(pid_t pid)
 {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : fd;
 }
 
 static int sys_pidfd_send_signal(int pidfd, int sig)
@@ -79,15 +67,37 @@ static int sys_pidfd_send_signal(int pidfd, int sig)
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
+/* The method a new process uses, or -EINVAL. */
+static int choose_method(weft_start_method_t asked, bool registered)
+{
+    if (asked == WEFT_START_DEFAULT)
+        asked = atomic_load(&default_method);
+    switch (asked) {
+    case WEFT_START_DEFAULT:
+        return registered ? WEFT_START_FORKSERVER : WEFT_START_FORK;
+    case WEFT_START_FORK:
+        return asked;
+    case WEFT_START_SPAWN:
+    case WEFT_START_FORKSERVER:
+        return registered ? (int)asked : -EINVAL;
+    }
+    return -EINVAL;
+}
+
 int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, size_t len,
                      const weft_process_opts_t *opts)
 {
     weft_process_opts_t o = opts ? *opts : (weft_process_opts_t){0};
-    if (!out || !fn || (len && !arg) || (o.nkeep_fds && !o.keep_fds))
+    if (!out || !fn || (len && !arg) || (o.nkeep_fds && !o.keep_fds) ||
+        o.nkeep_fds > WEFT_PROCESS_MAX_KEEP_FDS)
         return -EINVAL;
     for (size_t i = 0; i < o.nkeep_fds; i++)
         if (o.keep_fds[i] < 0)
             return -EINVAL;
+    const char *fn_name = weft__registered_name(fn);
+    int method = choose_method(o.method, fn_name != NULL);
+    if (method < 0)
+        return method;
     weft_process_t *p = weft__calloc(1, sizeof *p);
     char generated[32];
     if (!o.name) {
@@ -116,25 +126,29 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
     p->len = len;
     p->nkeep = o.nkeep_fds;
     p->fn = fn;
+    p->fn_name = fn_name;
+    p->method = method;
     p->daemon = o.daemon;
-    p->pidfd = -1;
+    p->pidfd = p->statusfd = -1;
     weft_lock_init(&p->lock, 0);
     *out = p;
     return 0;
 }
 
-static bool kept(const weft_process_t *p, int fd)
+static bool kept(const struct weft__child *c, int fd, int also)
 {
-    for (size_t i = 0; i < p->nkeep; i++)
-        if (p->keep[i] == fd)
+    if (fd == also)
+        return true;
+    for (size_t i = 0; i < c->nkeep; i++)
+        if (c->keep[i] == fd)
             return true;
     return false;
 }
 
-/* Close every descriptor from 3 up but the kept ones. */
-static void close_inherited(const weft_process_t *p)
+/* Close every descriptor from 3 up but the kept ones and `also`. */
+static void close_inherited(const struct weft__child *p, int also)
 {
-    if (p->nkeep == 0 && syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
+    if (p->nkeep == 0 && also < 0 && syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
         return;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -143,26 +157,77 @@ static void close_inherited(const weft_process_t *p)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int fd = atoi(e->d_name);
-        if (fd > 2 && fd != self && !kept(p, fd) && e->d_name[0] != '.')
+        if (fd > 2 && fd != self && !kept(p, fd, also) && e->d_name[0] != '.')
             close(fd);
     }
     closedir(d);
 }
 
-static _Noreturn void run_child(weft_process_t *p, pid_t ppid)
+/*
+ * A daemon dies with its parent. PR_SET_PDEATHSIG alone would not do: it
+ * fires when the *thread* that forked the child ends, and a child started
+ * from a short-lived thread would die with that thread. So the parent
+ * keeps the write end of a lifeline pipe for as long as it lives (close-on-
+ * exec, and closed in every forked child by the fork guard), and a daemon
+ * opens the read end anew through /proc (its own open file description,
+ * whose owner and signal no sibling can change) with O_ASYNC and F_SETSIG
+ * SIGKILL: when the last write end closes, which is when the parent's
+ * process ends, however it ends, the kernel sends the daemon SIGKILL. A
+ * parent already gone shows as a hang-up right after arming. A forkserver
+ * child has no lifeline: its forking parent is the single-threaded server,
+ * so PR_SET_PDEATHSIG is exact, and the server kills its daemons when its
+ * client goes. Returns the descriptor to keep open, or -1.
+ */
+static int hold_lifeline(const struct weft__child *c)
 {
-    if (p->daemon) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", c->lifeline);
+    int fd = c->lifeline >= 0 ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
+    if (fd < 0 || fcntl(fd, F_SETOWN, getpid()) < 0 || fcntl(fd, F_SETSIG, SIGKILL) < 0 ||
+        fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != ppid) /* died before the request took effect */
+        if (getppid() != c->real_parent) /* died before the request took effect */
             _exit(1);
+        return fd < 0 ? -1 : (close(fd), -1);
     }
-    close_inherited(p);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))
+        _exit(1);
+    return fd;
+}
+
+/* The read end of this process's lifeline, made on first use; -errno. */
+static int lifeline(void)
+{
+    pthread_mutex_lock(&children_lock);
+    int rc = 0;
+    if (lifeline_r < 0) {
+        int fds[2];
+        rc = pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+        if (rc == 0) {
+            lifeline_r = fds[0];
+            lifeline_w = fds[1];
+        }
+    }
+    rc = rc < 0 ? rc : lifeline_r;
+    pthread_mutex_unlock(&children_lock);
+    return rc;
+}
+
+int weft__lifeline_for(const weft_process_t *p)
+{
+    return p->daemon ? lifeline() : -1;
+}
+
+_Noreturn void weft__child_run(const struct weft__child *c)
+{
+    close_inherited(c, c->daemon ? hold_lifeline(c) : -1);
     parent.name = current.name;
-    parent.pid = ppid;
-    parent.pidfd = sys_pidfd_open(ppid);
+    parent.pid = c->parent;
+    parent.pidfd = weft__pidfd_open(c->parent);
     has_parent = true;
-    current.name = p->name;
-    int code = p->fn(p->arg, p->len);
+    current.name = (char *)c->name;
+    int code = c->fn(c->arg, c->len);
     weft__exit_threads(); /* its own non-daemon threads and children */
     fflush(NULL);
     _exit(code & 0xff);
@@ -208,6 +273,45 @@ static void exit_hook(void)
     pthread_mutex_unlock(&children_lock);
 }
 
+int weft__adopt_child(weft_process_t *p, pid_t pid)
+{
+    int fd = weft__pidfd_open(pid);
+    if (fd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return fd;
+    }
+    p->pid = pid;
+    p->pidfd = fd;
+    return 0;
+}
+
+static int start_fork(weft_process_t *p)
+{
+    int lifeline = weft__lifeline_for(p);
+    if (lifeline < -1)
+        return lifeline;
+    struct weft__child c = {
+        .lifeline = lifeline,
+        .fn = p->fn,
+        .arg = p->arg,
+        .len = p->len,
+        .name = p->name,
+        .daemon = p->daemon,
+        .keep = p->keep,
+        .nkeep = p->nkeep,
+        .parent = getpid(),
+        .real_parent = getpid(),
+    };
+    fflush(NULL); /* or both copies of a buffer would be written */
+    pid_t pid = fork();
+    if (pid == 0)
+        weft__child_run(&c);
+    if (pid < 0)
+        return errno == ENOMEM ? -ENOMEM : -EAGAIN;
+    return weft__adopt_child(p, pid);
+}
+
 int weft_process_start(weft_process_t *p)
 {
     if (!p || p->borrowed)
@@ -217,20 +321,10 @@ int weft_process_start(weft_process_t *p)
         weft_lock_release(&p->lock);
         return -EPERM;
     }
-    pid_t ppid = getpid();
-    fflush(NULL); /* or both copies of a buffer would be written */
-    pid_t pid = fork();
-    if (pid == 0)
-        run_child(p, ppid);
-    int rc = 0;
-    if (pid < 0) {
-        rc = errno == ENOMEM ? -ENOMEM : -EAGAIN;
-    } else if ((p->pidfd = sys_pidfd_open(pid)) < 0) {
-        rc = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    } else {
-        p->pid = pid;
+    int rc = p->method == WEFT_START_FORK    ? start_fork(p)
+             : p->method == WEFT_START_SPAWN ? weft__start_spawn(p)
+                                             : weft__start_forkserver(p);
+    if (rc == 0) {
         p->state = P_RUNNING;
         link_child(p);
     }
@@ -239,11 +333,41 @@ int weft_process_start(weft_process_t *p)
     return rc;
 }
 
+static bool readable_now(int fd)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+/* A forkserver child: its exit code as the server reports it; if the
+ * server died first (end of stream, no code), 255 once the child is gone,
+ * as Python reports it. */
+static bool reap_served(weft_process_t *p)
+{
+    int code = 255;
+    if (p->statusfd >= 0) {
+        ssize_t n = read(p->statusfd, &code, sizeof code);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return false;
+        close(p->statusfd);
+        p->statusfd = -1;
+        if (n != sizeof code)
+            code = 255;
+    }
+    if (code == 255 && !readable_now(p->pidfd))
+        return false; /* orphaned by the server, and still running */
+    p->exitcode = code;
+    p->state = P_ENDED;
+    return true;
+}
+
 /* Reap p if it has ended (caller holds p->lock); true once it has. */
 static bool reap(weft_process_t *p)
 {
     if (p->state != P_RUNNING)
         return p->state == P_ENDED;
+    if (p->method == WEFT_START_FORKSERVER)
+        return reap_served(p);
     siginfo_t si = {0};
     if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG) < 0 || si.si_pid != p->pid)
         return false;
@@ -257,8 +381,7 @@ static bool parent_alive(void)
 {
     if (parent.pidfd < 0)
         return getppid() == parent.pid;
-    struct pollfd pfd = {parent.pidfd, POLLIN, 0};
-    return poll(&pfd, 1, 0) == 0;
+    return !readable_now(parent.pidfd);
 }
 
 int weft_process_is_alive(weft_process_t *p)
@@ -304,7 +427,7 @@ int weft_process_join(weft_process_t *p, double timeout)
         weft_lock_acquire(&p->lock, WEFT_FOREVER);
         int state = p->state;
         bool ended = state == P_RUNNING && reap(p);
-        int fd = p->pidfd;
+        int fd = p->statusfd >= 0 ? p->statusfd : p->pidfd;
         weft_lock_release(&p->lock);
         if (state == P_NEW)
             return -EPERM;
@@ -356,6 +479,8 @@ int weft_process_close(weft_process_t *p)
     pthread_mutex_unlock(&children_lock);
     if (p->pidfd >= 0)
         close(p->pidfd);
+    if (p->statusfd >= 0)
+        close(p->statusfd);
     free(p->name);
     free(p->arg);
     free(p->keep);
@@ -412,9 +537,15 @@ int weft_process_active_children(weft_process_t **list, int cap)
 static void forget_children(void)
 {
     children = NULL;
+    /* Only the parent may hold the lifeline's write end. The read end stays
+     * open: a daemon child of ours reopens it (and closes it with the rest),
+     * and it is close-on-exec for any other child. */
+    if (lifeline_w >= 0)
+        close(lifeline_w);
+    lifeline_r = lifeline_w = -1;
 }
 
-__attribute__((constructor)) static void process_init(void)
+WEFT__CONSTRUCTOR static void process_init(void)
 {
     weft__fork_guard(&children_lock, WEFT__RANK_CHILDREN, forget_children);
 }
@@ -427,4 +558,28 @@ weft_process_t *weft_process_current(void)
 weft_process_t *weft_process_parent(void)
 {
     return has_parent ? &parent : NULL;
+}
+
+int weft_process_start_method(weft_process_t *p)
+{
+    return !p || p->borrowed ? -EINVAL : (int)p->method;
+}
+
+int weft_process_set_start_method(weft_start_method_t method)
+{
+    if (!weft_start_method_name(method))
+        return -EINVAL;
+    atomic_store(&default_method, method);
+    return 0;
+}
+
+weft_start_method_t weft_process_get_start_method(void)
+{
+    return atomic_load(&default_method);
+}
+
+const char *weft_start_method_name(weft_start_method_t method)
+{
+    static const char *const names[] = {"default", "fork", "spawn", "forkserver"};
+    return (unsigned)method < sizeof names / sizeof *names ? names[method] : NULL;
 }

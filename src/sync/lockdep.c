@@ -461,7 +461,7 @@ void weft_lockdep_set_reporter(void (*fn)(const char *report, void *arg), void *
     pthread_mutex_unlock(&mu);
 }
 
-__attribute__((constructor)) static void lockdep_from_environment(void)
+WEFT__CONSTRUCTOR static void lockdep_from_environment(void)
 {
     weft__fork_guard(&mu, WEFT__RANK_LOCKDEP, NULL);
     const char *v = getenv("WEFT_LOCKDEP");

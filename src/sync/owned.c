@@ -32,7 +32,7 @@ int weft__fence_free;
 
 /* Decided once, before main and before any other thread exists, so both
  * sides of every lock always agree on it (owned.h). */
-__attribute__((constructor)) static void fence_free_init(void)
+WEFT__CONSTRUCTOR static void fence_free_init(void)
 {
     long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
     if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&

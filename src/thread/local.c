@@ -229,7 +229,7 @@ static void fork_release(void)
     pthread_mutex_unlock(&slots_mutex);
 }
 
-__attribute__((constructor)) static void locals_init(void)
+WEFT__CONSTRUCTOR static void locals_init(void)
 {
     if (pthread_key_create(&exit_key, exit_key_dtor) != 0 ||
         pthread_atfork(fork_prepare, fork_release, fork_release) != 0)

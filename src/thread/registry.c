@@ -310,7 +310,7 @@ static void fork_child(void)
     weft__registry_unlock();
 }
 
-__attribute__((constructor)) static void registry_init(void)
+WEFT__CONSTRUCTOR static void registry_init(void)
 {
     main_thread.kind = KIND_MAIN;
     main_thread.handles = 1; /* never released: the main entry is static */
