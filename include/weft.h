@@ -16,6 +16,7 @@
 
 #include <weft/base.h>
 #include <weft/future.h>
+#include <weft/mpqueue.h>
 #include <weft/pool.h>
 #include <weft/process.h>
 #include <weft/queue.h>
