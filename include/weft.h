@@ -18,6 +18,7 @@
 #include <weft/future.h>
 #include <weft/mpqueue.h>
 #include <weft/pool.h>
+#include <weft/ppool.h>
 #include <weft/process.h>
 #include <weft/queue.h>
 #include <weft/shm.h>

@@ -146,7 +146,9 @@ WEFT_API int weft_process_forkserver_start(void);
  *     WEFT_PROCESS_REGISTER(work)
  *
  * enters the function in a registry under its name, before main, in every
- * copy of the program; a spawned child finds it there by name. The names
+ * copy of the program; a spawned child finds it there by name. Process
+ * functions, process pool tasks (weft/ppool.h) and initializers are all
+ * registered this way. The names
  * of registered functions must be unique (two static functions of one name
  * in different files make that name unusable: -EINVAL at new). Register in
  * the executable or a library it links, not in a dlopen()ed module.
@@ -168,7 +170,8 @@ WEFT_API void weft_process_register(weft_process_entry_t *entry);
 WEFT_API void weft_process_boot(void);
 
 #define WEFT_PROCESS_REGISTER(fn)                                                  \
-    static weft_process_entry_t weft_process_entry_##fn = {#fn, fn, NULL, 0};      \
+    static weft_process_entry_t weft_process_entry_##fn = {                        \
+        #fn, (weft_process_fn)(void (*)(void))(fn), NULL, 0};                      \
     __attribute__((constructor(101))) static void weft_process_register_##fn(void) \
     {                                                                              \
         weft_process_register(&weft_process_entry_##fn);                           \

@@ -109,6 +109,7 @@ enum {
     WEFT__RANK_CHILDREN = 10,   /* process.c: the list of child processes */
     WEFT__RANK_FORKSERVER = 15, /* forkserver.c: the connection to the server */
     WEFT__RANK_POOLS = 20,      /* pool.c: the list of pools */
+    WEFT__RANK_PPOOLS = 25,     /* ppool.c: the list of process pools */
     WEFT__RANK_PROGRESS = 30,   /* progress.c: the progress bar */
     WEFT__RANK_LOCKDEP = 90,    /* lockdep.c: innermost, taken under any of the above */
 };

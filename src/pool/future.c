@@ -55,6 +55,8 @@ void weft__future_unref(weft_future_t *f)
         next = c->next;
         free(c);
     }
+    if (f->drop && f->value)
+        f->drop(f->value);
     free(f);
 }
 
@@ -117,6 +119,14 @@ int weft_future_set_result(weft_future_t *f, void *value)
     if (!lock_unfinished(f))
         return -EPERM;
     finish(f, F_DONE, value, 0);
+    return 0;
+}
+
+int weft__future_finish(weft_future_t *f, void *value, int error)
+{
+    if (!lock_unfinished(f))
+        return -EPERM;
+    finish(f, F_DONE, value, error);
     return 0;
 }
 
@@ -239,10 +249,14 @@ static int await_finished(weft_future_t *f, double timeout)
 {
     if (weft__future_finished(f))
         return 0;
-    if (timeout == 0)
-        return -EAGAIN;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
+    if (f->assist) { /* a result may be waiting to be collected, even for timeout 0 */
+        int rc = f->assist(f, deadline);
+        return rc == -ETIMEDOUT ? weft__timeout_error(timeout) : rc;
+    }
+    if (timeout == 0)
+        return -EAGAIN;
     int rc = weft__worker_wait(f, deadline);
     return rc == -ENOENT ? sleep_until_finished(f, deadline) : rc;
 }

@@ -47,6 +47,11 @@ struct weft_future {
     /* Set by the pool for a task. */
     void *(*fn)(void *arg);
     void *arg;
+    /* Set by the process pool: assist runs in a thread about to wait for
+     * f (it collects results until f finishes or the deadline passes, then
+     * returns 0 or -ETIMEDOUT), and drop frees the value with the future. */
+    int (*assist)(weft_future_t *f, weft__deadline_t deadline);
+    void (*drop)(void *value);
 };
 
 /* A future with one reference, or NULL. */
@@ -59,6 +64,10 @@ void weft__future_unref(weft_future_t *f);
 bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w);
 /* Unlink it if still linked; afterwards f never notifies w again. */
 void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
+
+/* Finish f with both a value and an error (the process pool keeps a
+ * crashed task's exit code in its value); -EPERM if already finished. */
+int weft__future_finish(weft_future_t *f, void *value, int error);
 
 /* Run a task's future: the function, then its outcome (value, or the
  * error weft_task_fail set). The caller has made it RUNNING. */

@@ -53,11 +53,11 @@ void weft_process_register(weft_process_entry_t *e)
     atomic_fetch_add(&entry_count, 1);
 }
 
-const char *weft__registered_name(weft_process_fn fn)
+const char *weft__registered_name(void (*fn)(void))
 {
     for (weft_process_entry_t *x = atomic_load_explicit(&entries, memory_order_acquire); x;
          x = x->next)
-        if (x->fn == fn)
+        if (WEFT__FN(x->fn) == fn)
             return x->ambiguous ? NULL : x->name;
     return NULL;
 }

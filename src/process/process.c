@@ -94,7 +94,7 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
     for (size_t i = 0; i < o.nkeep_fds; i++)
         if (o.keep_fds[i] < 0)
             return -EINVAL;
-    const char *fn_name = weft__registered_name(fn);
+    const char *fn_name = weft__registered_name(WEFT__FN(fn));
     int method = choose_method(o.method, fn_name != NULL);
     if (method < 0)
         return method;

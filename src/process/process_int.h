@@ -63,7 +63,10 @@ int weft__pidfd_open(pid_t pid);
 int weft__adopt_child(weft_process_t *p, pid_t pid);
 
 /* boot.c: the registry. */
-const char *weft__registered_name(weft_process_fn fn); /* NULL: none, or ambiguous */
+/* The name fn (any function, cast) is registered under; NULL: none, or
+ * ambiguous. */
+const char *weft__registered_name(void (*fn)(void));
+#define WEFT__FN(fn) ((void (*)(void))(fn))
 weft_process_fn weft__registered_fn(const char *name);
 unsigned weft__registered_count(void);
 

@@ -1,0 +1,538 @@
+/*
+ * Tests for weft/ppool.h, after CPython's test_concurrent_futures process
+ * pool tests and _test_multiprocessing's Pool tests, under each start
+ * method where it matters: apply, submit and results, task errors, map in
+ * order with any chunk size and progress, map_async, imap and
+ * imap_unordered, the crash matrix (a segfault, _exit(3), SIGKILL from
+ * outside, a task over its timeout) with every other task completing,
+ * maxtasksperchild, initializers (a failing one breaks the pool), close,
+ * join, terminate, shutdown with cancel_futures, terminate_workers and
+ * kill_workers, wait and callbacks on pool futures, no zombie or
+ * descriptor left behind, and bad input.
+ */
+#include "base/base.h"
+#include "wt.h"
+#include <weft/ppool.h>
+#include <weft/shm.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
+{
+    if (len != sizeof(long) || cap < sizeof(long))
+        return -EINVAL;
+    long x;
+    memcpy(&x, arg, sizeof x);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return sizeof x;
+}
+WEFT_PROCESS_REGISTER(square)
+
+/* Fails with -(x % 1000) when x % 1000 is 33 or 44. */
+static ssize_t picky(const void *arg, size_t len, void *out, size_t cap)
+{
+    long x;
+    memcpy(&x, arg, sizeof x);
+    if (x % 1000 == 33 || x % 1000 == 44)
+        return -(x % 1000);
+    return square(arg, len, out, cap);
+}
+WEFT_PROCESS_REGISTER(picky)
+
+static ssize_t too_long(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out;
+    return (ssize_t)cap + 1;
+}
+WEFT_PROCESS_REGISTER(too_long)
+
+static ssize_t my_pid(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)cap;
+    pid_t p = getpid();
+    memcpy(out, &p, sizeof p);
+    return sizeof p;
+}
+WEFT_PROCESS_REGISTER(my_pid)
+
+static weft_ppool_t *pool_of(int n, weft_start_method_t m)
+{
+    weft_ppool_t *p;
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = n, .method = m}), 0);
+    return p;
+}
+
+#define FOR_EACH_METHOD(m) \
+    for (weft_start_method_t m = WEFT_START_FORK; m <= WEFT_START_FORKSERVER; m++)
+
+WT_CASE(apply_submit_and_results_under_each_method)
+{
+    FOR_EACH_METHOD (m) {
+        weft_ppool_t *p = pool_of(2, m);
+        long x = 12, y = 0;
+        WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+        WT_EQ(y, 144);
+        weft_future_t *f[50];
+        for (long i = 0; i < 50; i++)
+            WT_EQ(weft_ppool_submit(p, picky, &i, sizeof i, &f[i]), 0);
+        for (long i = 0; i < 50; i++) {
+            const void *data;
+            size_t len;
+            int rc = weft_ppool_result(f[i], 30 * wt_slack(), &data, &len, NULL);
+            if (i == 33 || i == 44) {
+                WT_EQ(rc, -i); /* the task's own error */
+            } else {
+                WT_EQ(rc, 0);
+                WT_EQ(len, sizeof(long));
+                WT_EQ(*(const long *)data, i * i);
+            }
+            WT_EQ(weft_future_free(f[i]), 0);
+        }
+        WT_EQ(weft_ppool_apply(p, too_long, &x, sizeof x, &y, sizeof y), -EMSGSIZE);
+        char tiny[2];
+        WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, tiny, sizeof tiny), -EMSGSIZE);
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
+/* Progress calls may overlap (the manager and a waiting thread both
+ * collect), so only the largest count and the total are checked. */
+static _Atomic size_t last_done, last_total;
+
+static void note_progress(size_t done, size_t total, void *arg)
+{
+    (void)arg;
+    size_t seen = atomic_load(&last_done);
+    while (done > seen && !atomic_compare_exchange_weak(&last_done, &seen, done))
+        ;
+    atomic_store(&last_total, total);
+}
+
+WT_CASE(map_keeps_order_for_any_chunk_size)
+{
+    enum { N = 10007 };
+    static long items[N], results[N];
+    for (long i = 0; i < N; i++)
+        items[i] = i;
+    FOR_EACH_METHOD (m) {
+        weft_ppool_t *p = pool_of(2, m);
+        size_t chunks[] = {0, 1, 7, N};
+        for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+            memset(results, 0xff, sizeof results);
+            atomic_store(&last_done, 0);
+            WT_EQ(weft_ppool_map(p, square, items, N, sizeof(long), results, sizeof(long),
+                                 chunks[c], note_progress, NULL),
+                  0);
+            for (long i = 0; i < N; i++)
+                WT_EQ(results[i], i * i);
+            WT_EQ(atomic_load(&last_done), N);
+            WT_EQ(atomic_load(&last_total), N);
+        }
+        /* The first error in item order, whichever chunk finishes first. */
+        WT_EQ(weft_ppool_map(p, picky, items, N, sizeof(long), results, sizeof(long), 100, NULL,
+                             NULL),
+              -33);
+        WT_EQ(
+            weft_ppool_map(p, square, items, 0, sizeof(long), results, sizeof(long), 0, NULL, NULL),
+            0);
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
+WT_CASE(map_async_imap_and_imap_unordered)
+{
+    enum { N = 3001 };
+    static long items[N], results[N];
+    for (long i = 0; i < N; i++)
+        items[i] = i;
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORKSERVER);
+    weft_future_t *all;
+    WT_EQ(weft_ppool_map_async(p, square, items, N, sizeof(long), results, sizeof(long), 50, NULL,
+                               NULL, &all),
+          0);
+    WT_EQ(weft_future_error(all, 30 * wt_slack()), 0);
+    WT_EQ(weft_future_free(all), 0);
+    WT_EQ(results[N - 1], (long)(N - 1) * (N - 1));
+    for (int ordered = 1; ordered >= 0; ordered--) {
+        weft_ppool_imap_t *it;
+        WT_EQ(
+            weft_ppool_imap_new(&it, p, square, items, N, sizeof(long), sizeof(long), 64, ordered),
+            0);
+        static bool seen[N];
+        memset(seen, 0, sizeof seen);
+        long y;
+        ssize_t i, count = 0;
+        while ((i = weft_ppool_imap_next(it, &y, 30 * wt_slack())) >= 0) {
+            if (ordered)
+                WT_EQ(i, count);
+            WT_CHECK(i < N && !seen[i]);
+            seen[i] = true;
+            WT_EQ(y, (long)i * i);
+            count++;
+        }
+        WT_EQ(i, -ENOENT);
+        WT_EQ(count, N);
+        WT_EQ(weft_ppool_imap_free(it), 0);
+    }
+    /* A chunk that fails hands out its error once, the others their items. */
+    weft_ppool_imap_t *it;
+    WT_EQ(weft_ppool_imap_new(&it, p, picky, items, 100, sizeof(long), sizeof(long), 10, true), 0);
+    long y;
+    ssize_t i;
+    int items_seen = 0, errors = 0;
+    while ((i = weft_ppool_imap_next(it, &y, 30 * wt_slack())) != -ENOENT) {
+        if (i < 0) {
+            WT_CHECK(i == -33 || i == -44);
+            errors++;
+        } else {
+            items_seen++;
+        }
+    }
+    WT_EQ(errors, 2);
+    WT_EQ(items_seen, 80);
+    WT_EQ(weft_ppool_imap_free(it), 0);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+/* --- the crash matrix ---------------------------------------------------- */
+
+enum { SEGFAULT = 1, EXIT3, WAIT_TO_BE_KILLED, SLEEP_FOREVER };
+
+struct job {
+    int what;
+    long x;
+    char shm[32]; /* WAIT_TO_BE_KILLED: a segment to write the pid into */
+};
+
+static ssize_t misbehave(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    const struct job *j = arg;
+    pid_t me = getpid();
+    switch (j->what) {
+    case SEGFAULT:
+        raise(SIGSEGV);
+        break;
+    case EXIT3:
+        _exit(3);
+    case WAIT_TO_BE_KILLED: {
+        weft_shm_t *s;
+        if (weft_shm_attach(&s, j->shm) < 0)
+            return -EIO;
+        atomic_store((_Atomic pid_t *)weft_shm_buf(s), me);
+    }
+        /* fall through */
+    case SLEEP_FOREVER:
+        while (pause() == -1)
+            ;
+    }
+    return square(&j->x, sizeof j->x, out, cap);
+}
+WEFT_PROCESS_REGISTER(misbehave)
+
+static bool pid_written(void *mem)
+{
+    return atomic_load((_Atomic pid_t *)mem) != 0;
+}
+
+WT_FAULT(the_crash_matrix_fails_only_the_crashed_tasks)
+{
+    FOR_EACH_METHOD (m) {
+        weft_shm_t *victim_pid;
+        struct job j = {0, 0, ""};
+        snprintf(j.shm, sizeof j.shm, "/weft-ppool-%d", (int)getpid());
+        WT_EQ(weft_shm_create(&victim_pid, j.shm, sizeof(pid_t)), 0);
+        weft_ppool_t *p;
+        weft_ppool_opts_t o = {.processes = 2, .method = m, .task_timeout = 0.5 * wt_slack()};
+        WT_EQ(weft_ppool_new(&p, &o), 0);
+        enum { N = 60 };
+        weft_future_t *f[N];
+        for (int i = 0; i < N; i++) {
+            j.x = i;
+            j.what = i == 10   ? SEGFAULT
+                     : i == 20 ? EXIT3
+                     : i == 30 ? WAIT_TO_BE_KILLED
+                     : i == 40 ? SLEEP_FOREVER
+                               : 0;
+            WT_EQ(weft_ppool_submit(p, misbehave, &j, sizeof j, &f[i]), 0);
+        }
+        wt_wait_until(pid_written, weft_shm_buf(victim_pid), 30 * wt_slack());
+        pid_t victim = atomic_load((_Atomic pid_t *)weft_shm_buf(victim_pid));
+        WT_EQ(kill(victim, SIGKILL), 0); /* from outside, as the OOM killer would */
+        for (int i = 0; i < N; i++) {
+            const void *data;
+            size_t len;
+            int code = 12345;
+            int rc = weft_ppool_result(f[i], 60 * wt_slack(), &data, &len, &code);
+            if (i == 10) {
+                WT_EQ(rc, WEFT_ECRASHED);
+                if (!wt_sanitizer()) /* sanitizers catch the signal and exit */
+                    WT_EQ(code, -SIGSEGV);
+            } else if (i == 20) {
+                WT_EQ(rc, WEFT_ECRASHED);
+                WT_EQ(code, 3);
+            } else if (i == 30) {
+                WT_EQ(rc, WEFT_ECRASHED);
+                WT_EQ(code, -SIGKILL);
+            } else if (i == 40) {
+                WT_EQ(rc, -ETIMEDOUT);
+            } else {
+                WT_EQ(rc, 0);
+                WT_EQ(*(const long *)data, (long)i * i);
+            }
+            weft_future_free(f[i]);
+        }
+        WT_EQ(weft_ppool_workers(p), 2); /* every dead worker was replaced */
+        long x = 5, y;
+        WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+        WT_EQ(weft_ppool_free(p), 0);
+        WT_EQ(weft_shm_unlink(victim_pid), 0);
+        WT_EQ(weft_shm_close(victim_pid), 0);
+    }
+}
+
+WT_CASE(maxtasksperchild_recycles_workers)
+{
+    weft_ppool_t *p;
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 2, .maxtasksperchild = 3}), 0);
+    enum { N = 30 };
+    pid_t pids[N];
+    weft_future_t *f[N];
+    for (int i = 0; i < N; i++)
+        WT_EQ(weft_ppool_submit(p, my_pid, NULL, 0, &f[i]), 0);
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        const void *data;
+        WT_EQ(weft_ppool_result(f[i], 30 * wt_slack(), &data, NULL, NULL), 0);
+        memcpy(&pids[i], data, sizeof(pid_t));
+        bool seen = false;
+        for (int k = 0; k < i; k++)
+            seen |= pids[k] == pids[i];
+        distinct += !seen;
+        weft_future_free(f[i]);
+    }
+    WT_CHECK(distinct >= N / 3); /* no worker ran more than three */
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+static long init_value;
+
+static int set_value(const void *arg, size_t len)
+{
+    if (len != sizeof(long))
+        return 1;
+    memcpy(&init_value, arg, sizeof init_value);
+    return init_value < 0;
+}
+WEFT_PROCESS_REGISTER(set_value)
+
+static ssize_t get_value(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)cap;
+    memcpy(out, &init_value, sizeof init_value);
+    return sizeof init_value;
+}
+WEFT_PROCESS_REGISTER(get_value)
+
+WT_CASE(initializers_run_in_every_worker_and_a_failing_one_breaks_the_pool)
+{
+    FOR_EACH_METHOD (m) {
+        long v = 77, y = 0;
+        weft_ppool_opts_t o = {.processes = 2,
+                               .method = m,
+                               .initializer = set_value,
+                               .initarg = &v,
+                               .initarg_len = sizeof v};
+        weft_ppool_t *p;
+        WT_EQ(weft_ppool_new(&p, &o), 0);
+        for (int i = 0; i < 6; i++) {
+            WT_EQ(weft_ppool_apply(p, get_value, NULL, 0, &y, sizeof y), sizeof y);
+            WT_EQ(y, 77);
+        }
+        WT_EQ(weft_ppool_free(p), 0);
+        v = -1;
+        WT_EQ(weft_ppool_new(&p, &o), 0);
+        weft_future_t *f;
+        WT_EQ(weft_ppool_submit(p, get_value, NULL, 0, &f), 0);
+        WT_EQ(weft_future_error(f, 30 * wt_slack()), WEFT_EBROKEN);
+        weft_future_free(f);
+        WT_EQ(weft_ppool_submit(p, get_value, NULL, 0, &f), WEFT_EBROKEN);
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
+WT_CASE(close_join_terminate_and_shutdown)
+{
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    long x = 3, y;
+    WT_EQ(weft_ppool_join(p, 0), -EPERM); /* neither closed nor terminated */
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    WT_EQ(weft_ppool_close(p), 0);
+    weft_future_t *f;
+    WT_EQ(weft_ppool_submit(p, square, &x, sizeof x, &f), WEFT_ESHUTDOWN);
+    WT_EQ(weft_ppool_join(p, 30 * wt_slack()), 0);
+    WT_EQ(weft_ppool_workers(p), 0);
+    WT_EQ(weft_ppool_free(p), 0);
+
+    /* terminate: the running task and the queued ones end -ECANCELED. */
+    p = pool_of(1, WEFT_START_FORK);
+    struct job forever = {SLEEP_FOREVER, 0, ""};
+    weft_future_t *g[5];
+    for (int i = 0; i < 5; i++)
+        WT_EQ(weft_ppool_submit(p, misbehave, &forever, sizeof forever, &g[i]), 0);
+    WT_EQ(weft_ppool_terminate(p), 0);
+    WT_EQ(weft_ppool_join(p, 30 * wt_slack()), 0);
+    for (int i = 0; i < 5; i++) {
+        WT_EQ(weft_future_error(g[i], 30 * wt_slack()), -ECANCELED);
+        weft_future_free(g[i]);
+    }
+    WT_EQ(weft_ppool_free(p), 0);
+
+    /* shutdown(cancel_futures): what has not started is cancelled; kill_workers ends the rest. */
+    for (int how = 0; how < 2; how++) {
+        p = pool_of(1, WEFT_START_FORK);
+        for (int i = 0; i < 5; i++)
+            WT_EQ(weft_ppool_submit(p, misbehave, &forever, sizeof forever, &g[i]), 0);
+        WT_EQ(weft_ppool_shutdown(p, false, true), 0);
+        int cancelled = 0;
+        for (int i = 0; i < 5; i++)
+            cancelled += weft_future_cancelled(g[i]) == 1;
+        WT_CHECK(cancelled >= 1); /* those not yet sent to the worker */
+        WT_EQ(how ? weft_ppool_kill_workers(p) : weft_ppool_terminate_workers(p), 0);
+        WT_EQ(weft_ppool_join(p, 30 * wt_slack()), 0);
+        for (int i = 0; i < 5; i++) {
+            WT_EQ(weft_future_error(g[i], 30 * wt_slack()), -ECANCELED);
+            weft_future_free(g[i]);
+        }
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
+static _Atomic int callbacks;
+
+static void count_callback(weft_future_t *f, void *arg)
+{
+    (void)f, (void)arg;
+    atomic_fetch_add(&callbacks, 1);
+}
+
+WT_CASE(wait_and_callbacks_work_on_pool_futures)
+{
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORK);
+    weft_future_t *f[20];
+    for (long i = 0; i < 20; i++) {
+        WT_EQ(weft_ppool_submit(p, square, &i, sizeof i, &f[i]), 0);
+        WT_EQ(weft_future_add_done_callback(f[i], count_callback, NULL), 0);
+    }
+    /* Nobody waits on the futures themselves: the manager collects. */
+    WT_EQ(weft_wait(f, 20, 30 * wt_slack(), WEFT_ALL_COMPLETED), 20);
+    for (int i = 0; i < 20; i++) {
+        WT_EQ(weft_future_done(f[i]), 1);
+        weft_future_free(f[i]);
+    }
+    WT_EQ(weft_ppool_free(p), 0); /* joins the manager, which ran the callbacks */
+    WT_EQ(atomic_load(&callbacks), 20);
+}
+
+static ssize_t unregistered(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return 0;
+}
+
+WT_CASE(unregistered_tasks_need_the_fork_method)
+{
+    weft_ppool_t *p = pool_of(1, WEFT_START_SPAWN);
+    weft_future_t *f;
+    WT_EQ(weft_ppool_submit(p, unregistered, NULL, 0, &f), -EINVAL);
+    WT_EQ(weft_ppool_free(p), 0);
+    p = pool_of(1, WEFT_START_DEFAULT); /* the first task decides: fork */
+    char out[1];
+    WT_EQ(weft_ppool_apply(p, unregistered, NULL, 0, out, 0), 0);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+WT_STRESS(pools_leave_no_zombies_or_descriptors)
+{
+    weft_ppool_t *warm = pool_of(1, WEFT_START_FORK); /* the daemons' lifeline stays */
+    WT_EQ(weft_ppool_apply(warm, my_pid, NULL, 0, &(pid_t){0}, sizeof(pid_t)), sizeof(pid_t));
+    WT_EQ(weft_ppool_free(warm), 0);
+    int fds = count_fds();
+    for (int round = 0; round < 20; round++) {
+        weft_ppool_t *p = pool_of(2, round % 2 ? WEFT_START_FORK : WEFT_START_SPAWN);
+        long x = round, y;
+        WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+    WT_EQ(count_fds(), fds);
+    WT_CHECK(waitpid(-1, NULL, WNOHANG) <= 0); /* no zombie */
+}
+
+static int unregistered_init(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    return 0;
+}
+
+WT_CASE(ppool_bad_input)
+{
+    weft_ppool_t *p;
+    WT_EQ(weft_ppool_new(NULL, NULL), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = -1}), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.maxtasksperchild = -1}), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.task_timeout = NAN}), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.method = (weft_start_method_t)9}), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.initarg_len = 4}), -EINVAL);
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.method = WEFT_START_SPAWN,
+                                                  .initializer = unregistered_init}),
+          -EINVAL);
+    p = pool_of(1, WEFT_START_FORK);
+    weft_future_t *f;
+    long x = 1;
+    static char big[65537];
+    WT_EQ(weft_ppool_submit(NULL, square, &x, sizeof x, &f), -EINVAL);
+    WT_EQ(weft_ppool_submit(p, NULL, &x, sizeof x, &f), -EINVAL);
+    WT_EQ(weft_ppool_submit(p, square, NULL, 4, &f), -EINVAL);
+    WT_EQ(weft_ppool_submit(p, square, big, sizeof big, &f), -EINVAL); /* over max_arg */
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, NULL, 8), -EINVAL);
+    long items[4], results[4];
+    WT_EQ(weft_ppool_map(p, square, NULL, 4, 8, results, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_ppool_map(p, square, items, 4, 8, NULL, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_ppool_map(p, square, items, 4, 70000, results, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_ppool_map_async(p, square, items, 4, 8, results, 8, 0, NULL, NULL, NULL), -EINVAL);
+    weft_ppool_imap_t *it;
+    WT_EQ(weft_ppool_imap_new(NULL, p, square, items, 4, 8, 8, 0, true), -EINVAL);
+    WT_EQ(weft_ppool_imap_new(&it, p, square, items, 4, 8, 70000, 0, true), -EINVAL);
+    WT_EQ(weft_ppool_imap_next(NULL, results, 0), -EINVAL);
+    WT_EQ(weft_ppool_imap_free(NULL), -EINVAL);
+    weft_future_t *plain;
+    WT_EQ(weft_future_new(&plain), 0);
+    WT_EQ(weft_ppool_result(plain, 0, NULL, NULL, NULL), -EINVAL); /* not a pool's */
+    WT_EQ(weft_future_free(plain), 0);
+    WT_EQ(weft_ppool_result(NULL, 0, NULL, NULL, NULL), -EINVAL);
+    WT_EQ(weft_ppool_close(NULL), -EINVAL);
+    WT_EQ(weft_ppool_join(NULL, 0), -EINVAL);
+    WT_EQ(weft_ppool_terminate(NULL), -EINVAL);
+    WT_EQ(weft_ppool_shutdown(NULL, true, false), -EINVAL);
+    WT_EQ(weft_ppool_free(NULL), -EINVAL);
+    WT_EQ(weft_ppool_workers(NULL), -EINVAL);
+    WT_EQ(weft_ppool_free(p), 0);
+}
