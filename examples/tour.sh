@@ -22,4 +22,5 @@ run pipeline     "queue.Queue: a pipeline of stages joined by bounded queues, en
 run pool_map     "ThreadPoolExecutor.map: a CPU-bound job in chunks, with a progress bar"
 run fib          "Nested tasks: recursive Fibonacci, waiting tasks run others, even on one worker"
 run cpu_bound    "CPU-bound work in one thread, in threads, in processes (results in shared memory)"
+run crash_pool   "ProcessPoolExecutor that survives a segfaulting task and one that never ends"
 printf '\nTour finished.\n'
