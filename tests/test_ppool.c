@@ -16,6 +16,7 @@
 #include <weft/shm.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -490,6 +491,175 @@ static int unregistered_init(const void *arg, size_t len)
 {
     (void)arg, (void)len;
     return 0;
+}
+
+/* --- regressions ------------------------------------------------------------ */
+
+static ssize_t result_of_its_size(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    long x;
+    memcpy(&x, arg, sizeof x);
+    size_t n = x % 3 == 0 ? 0 : cap; /* sizes that make the result ring wrap */
+    memset(out, 1, n);
+    return (ssize_t)n;
+}
+WEFT_PROCESS_REGISTER(result_of_its_size)
+
+/* A worker that found its result ring full waits for room; the parent
+ * must see that it waits after freeing room (it once missed it, and the
+ * worker slept for good). */
+WT_STRESS(a_worker_waiting_for_result_room_is_woken)
+{
+    weft_ppool_t *p;
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 1, .max_result = 64, .max_arg = 8}),
+          0);
+    int n = wt_sanitizer() ? 5000 : 50000;
+    weft_future_t **fs = calloc((size_t)n, sizeof *fs);
+    for (long i = 0; i < n; i++)
+        WT_EQ(weft_ppool_submit(p, result_of_its_size, &i, sizeof i, &fs[i]), 0);
+    for (int i = 0; i < n; i++) {
+        WT_EQ(weft_ppool_result(fs[i], 30 * wt_slack(), NULL, NULL, NULL), 0);
+        weft_future_free(fs[i]);
+    }
+    free(fs);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+struct cancel_wait {
+    weft_future_t *f;
+    _Atomic long tid;
+    int rc;
+};
+
+static void *wait_for_future(void *arg)
+{
+    struct cancel_wait *c = arg;
+    atomic_store(&c->tid, (long)weft__gettid());
+    c->rc = weft_future_error(c->f, WEFT_FOREVER);
+    return NULL;
+}
+
+static bool tid_known(void *arg)
+{
+    return atomic_load(&((struct cancel_wait *)arg)->tid) != 0;
+}
+
+/* A thread asleep waiting for a queued task's future returns when the
+ * future is cancelled, not when the worker gets to it. */
+WT_CASE(cancelling_a_queued_task_releases_its_waiter)
+{
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    struct job forever = {SLEEP_FOREVER, 0, ""};
+    weft_future_t *busy[2];
+    for (int i = 0; i < 2; i++) /* the worker's two places */
+        WT_EQ(weft_ppool_submit(p, misbehave, &forever, sizeof forever, &busy[i]), 0);
+    struct cancel_wait c = {NULL, 0, 1};
+    WT_EQ(weft_ppool_submit(p, misbehave, &forever, sizeof forever, &c.f), 0);
+    pthread_t t;
+    WT_EQ(pthread_create(&t, NULL, wait_for_future, &c), 0);
+    wt_wait_until(tid_known, &c, 10 * wt_slack());
+    wt_await_futex_sleep(atomic_load(&c.tid), NULL, 10 * wt_slack());
+    WT_EQ(weft_future_cancel(c.f), 1);
+    WT_EQ(pthread_join(t, NULL), 0);
+    WT_EQ(c.rc, -ECANCELED);
+    WT_EQ(weft_ppool_terminate(p), 0);
+    for (int i = 0; i < 2; i++)
+        weft_future_free(busy[i]);
+    weft_future_free(c.f);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+/* The timeout holds for a task sent to an idle pool, whose manager had no
+ * running task to watch when the task arrived. */
+WT_CASE(a_task_sent_to_an_idle_pool_still_times_out)
+{
+    weft_ppool_t *p;
+    WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 1, .task_timeout = 0.2}), 0);
+    long x = 2, y;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y); /* idle now */
+    struct job forever = {SLEEP_FOREVER, 0, ""};
+    weft_future_t *f;
+    double t0 = wt_now();
+    WT_EQ(weft_ppool_submit(p, misbehave, &forever, sizeof forever, &f), 0);
+    WT_EQ(weft_future_error(f, 30 * wt_slack()), -ETIMEDOUT);
+    WT_CHECK(wt_now() - t0 < 0.2 + 5 * wt_slack());
+    weft_future_free(f);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
+static int count_start(const void *arg, size_t len)
+{
+    weft_shm_t *s;
+    if (len == 0 || weft_shm_attach(&s, arg) < 0)
+        return 1;
+    atomic_fetch_add((_Atomic int *)weft_shm_buf(s), 1);
+    return weft_shm_close(s);
+}
+WEFT_PROCESS_REGISTER(count_start)
+
+static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    usleep(200000);
+    return 0;
+}
+WEFT_PROCESS_REGISTER(nap)
+
+/* After close, idle workers stop and are not started again while a last
+ * task runs elsewhere (they once were, in a loop, until it ended). */
+WT_CASE(closing_starts_no_new_workers)
+{
+    char name[32];
+    snprintf(name, sizeof name, "/weft-starts-%d", (int)getpid());
+    weft_shm_t *starts;
+    WT_EQ(weft_shm_create(&starts, name, sizeof(int)), 0);
+    weft_ppool_t *p;
+    weft_ppool_opts_t o = {.processes = 4,
+                           .initializer = count_start,
+                           .initarg = name,
+                           .initarg_len = strlen(name) + 1};
+    WT_EQ(weft_ppool_new(&p, &o), 0);
+    weft_future_t *f;
+    WT_EQ(weft_ppool_submit(p, nap, NULL, 0, &f), 0);
+    WT_EQ(weft_ppool_close(p), 0);
+    WT_EQ(weft_ppool_join(p, 30 * wt_slack()), 0);
+    WT_EQ(weft_future_error(f, 0), 0);
+    WT_EQ(atomic_load((_Atomic int *)weft_shm_buf(starts)), 4);
+    weft_future_free(f);
+    WT_EQ(weft_ppool_free(p), 0);
+    WT_EQ(weft_shm_unlink(starts), 0);
+    WT_EQ(weft_shm_close(starts), 0);
+}
+
+/* Names spawn and forkserver workers could not be told. */
+static ssize_t
+a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_room_of_a_task_header_which_holds_two_hundred_and_fifty_five_characters_and_a_terminating_nul_byte_so_this_one_with_more_than_that_is_refused_when_submitted_rather_than_overflowing_anything_at_all(
+    const void *arg, size_t len, void *out, size_t cap)
+{
+    return square(arg, len, out, cap);
+}
+WEFT_PROCESS_REGISTER(
+    a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_room_of_a_task_header_which_holds_two_hundred_and_fifty_five_characters_and_a_terminating_nul_byte_so_this_one_with_more_than_that_is_refused_when_submitted_rather_than_overflowing_anything_at_all)
+
+WT_CASE(functions_a_fresh_worker_cannot_find_are_refused)
+{
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORKSERVER);
+    weft_future_t *f;
+    long x = 3;
+    WT_EQ(
+        weft_ppool_submit(
+            p,
+            a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_room_of_a_task_header_which_holds_two_hundred_and_fifty_five_characters_and_a_terminating_nul_byte_so_this_one_with_more_than_that_is_refused_when_submitted_rather_than_overflowing_anything_at_all,
+            &x, sizeof x, &f),
+        -EINVAL);
+    WT_EQ(weft_ppool_free(p), 0);
+    /* An unregistered initializer, and a first task that picks forkserver. */
+    WT_EQ(
+        weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 1, .initializer = unregistered_init}),
+        0);
+    WT_EQ(weft_ppool_submit(p, square, &x, sizeof x, &f), -EINVAL);
+    WT_EQ(weft_ppool_free(p), 0);
 }
 
 WT_CASE(ppool_bad_input)

@@ -968,7 +968,8 @@ static void *hammer(void *arg)
             weft_pool_free(p);
         }
         weft_process_t *c;
-        if (weft_process_new(&c, return_arg, &zero, sizeof zero, NULL) == 0) {
+        weft_process_opts_t forked = {.method = WEFT_START_FORK};
+        if (weft_process_new(&c, return_arg, &zero, sizeof zero, &forked) == 0) {
             if (weft_process_start(c) == 0)
                 weft_process_join(c, WEFT_FOREVER);
             weft_process_close(c);

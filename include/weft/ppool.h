@@ -117,7 +117,9 @@ WEFT_API int weft_ppool_map_async(weft_ppool_t *pool, weft_ptask_fn fn, const vo
                                   weft_future_t **f);
 
 /* imap and imap_unordered: results one item at a time as chunks finish,
- * in item order or in the order they finish. */
+ * in item order or in the order they finish. items must stay valid until
+ * weft_ppool_imap_free, which cancels the chunks not yet sent to a worker
+ * and waits for the others. */
 typedef struct weft_ppool_imap weft_ppool_imap_t;
 WEFT_API int weft_ppool_imap_new(weft_ppool_imap_t **it, weft_ppool_t *pool, weft_ptask_fn fn,
                                  const void *items, size_t n, size_t item_size, size_t result_size,

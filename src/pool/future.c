@@ -55,8 +55,8 @@ void weft__future_unref(weft_future_t *f)
         next = c->next;
         free(c);
     }
-    if (f->drop && f->value)
-        f->drop(f->value);
+    if (f->drop)
+        f->drop(f);
     free(f);
 }
 
@@ -94,6 +94,8 @@ static void finish(weft_future_t *f, uint32_t state, void *value, int error)
     weft_lock_release(&f->lock);
     if (atomic_load(&f->sleepers))
         weft__futex_wake(&f->state, INT_MAX, false);
+    if (f->notify)
+        f->notify(f);
     for (struct weft__callback *c = callbacks, *next; c; c = next) {
         next = c->next;
         c->fn(f, c->arg);

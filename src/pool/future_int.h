@@ -49,9 +49,12 @@ struct weft_future {
     void *arg;
     /* Set by the process pool: assist runs in a thread about to wait for
      * f (it collects results until f finishes or the deadline passes, then
-     * returns 0 or -ETIMEDOUT), and drop frees the value with the future. */
+     * returns 0 or -ETIMEDOUT); notify runs once f has finished, for the
+     * threads asleep in assist, which do not sleep on f's state; drop runs
+     * when the last reference goes (the value, the pool's reference). */
     int (*assist)(weft_future_t *f, weft__deadline_t deadline);
-    void (*drop)(void *value);
+    void (*notify)(weft_future_t *f);
+    void (*drop)(weft_future_t *f);
 };
 
 /* A future with one reference, or NULL. */

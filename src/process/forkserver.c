@@ -78,8 +78,9 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, size_
 
 /* Receive one message of exactly len bytes and its descriptors (close-on-
  * exec); the number of descriptors, 0 at the end of the stream with *len
- * set to 0, or -errno (-EBADMSG for a message of another size, its
- * descriptors closed). */
+ * set to 0, or -errno: -EBADMSG for a message of another size, -EMFILE for
+ * a whole message whose descriptors did not fit this process's table
+ * (those that came are closed either way). */
 static int recv_fds(int sock, void *buf, size_t *len, int *fds)
 {
     union {
@@ -102,15 +103,15 @@ static int recv_fds(int sock, void *buf, size_t *len, int *fds)
             memcpy(fds + n, CMSG_DATA(c), (size_t)k * sizeof(int));
             n += k;
         }
-    bool whole = (size_t)got == *len && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+    bool whole = (size_t)got == *len && !(msg.msg_flags & MSG_TRUNC);
     if (got == 0 && n == 0) {
         *len = 0;
         return 0;
     }
-    if (!whole) {
+    if (!whole || (msg.msg_flags & MSG_CTRUNC)) {
         for (int i = 0; i < n; i++)
             close(fds[i]);
-        return -EBADMSG;
+        return whole ? -EMFILE : -EBADMSG;
     }
     return n;
 }
@@ -172,6 +173,12 @@ static int exchange(int req, int status_w, const weft_process_t *p, pid_t *pid, 
     int32_t reply[2];
     size_t len = sizeof reply;
     int got = recv_fds(server_sock, reply, &len, fds);
+    if (got == -EMFILE && reply[1] == 0) {
+        /* The child runs, but its pidfd found no room here: end it (it is
+         * alive and unreaped, so the pid is still its own). */
+        kill(reply[0], SIGKILL);
+        return -EMFILE;
+    }
     if (got < 0 || len == 0) {
         server_drop();
         return -EAGAIN;
@@ -376,7 +383,7 @@ static void serve_request(int sock)
     size_t len = sizeof mask;
     int fds[MAX_FDS];
     int n = recv_fds(sock, &mask, &len, fds);
-    if ((n == 0 && len == 0) || (n < 0 && n != -EBADMSG))
+    if ((n == 0 && len == 0) || (n < 0 && n != -EBADMSG && n != -EMFILE))
         shut_down();
     pid_t pid = 0;
     int pidfd = -1;

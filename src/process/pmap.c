@@ -145,8 +145,11 @@ static int submit_chunks(weft_ppool_t *pool, weft_ptask_fn fn, const unsigned ch
         rc = weft__ppool_submit_chunk(pool, fn, items + i * j->chunk * j->item_size,
                                       count_of(j->n, j->chunk, i), j->item_size, j->result_size,
                                       &j->futures[i]);
-        if (rc == 0 && callbacks)
-            weft_future_add_done_callback(j->futures[i], chunk_done, &j->chunks[i]);
+        if (rc == 0 && callbacks &&
+            weft_future_add_done_callback(j->futures[i], chunk_done, &j->chunks[i]) < 0) {
+            j->errors[i] = -ENOMEM; /* its results cannot be placed */
+            chunks_left(j, 1);
+        }
     }
     if (rc < 0) {
         i--; /* the one that failed */
@@ -302,10 +305,18 @@ ssize_t weft_ppool_imap_next(weft_ppool_imap_t *it, void *out, double timeout)
     return (ssize_t)index;
 }
 
+/* Chunks not yet sent to a worker are cancelled, and those already sent
+ * are waited for: none reads the caller's items after this returns. */
 int weft_ppool_imap_free(weft_ppool_imap_t *it)
 {
     if (!it)
         return -EINVAL;
+    for (size_t i = 0; i < it->job->nchunks; i++)
+        if (it->job->futures[i])
+            weft_future_cancel(it->job->futures[i]);
+    for (size_t i = 0; i < it->job->nchunks; i++)
+        if (it->job->futures[i])
+            weft_future_error(it->job->futures[i], WEFT_FOREVER);
     free_job(it->job);
     free(it->taken);
     free(it);

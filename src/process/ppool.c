@@ -47,7 +47,7 @@
 #define DEPTH    2
 #define PAGE     4096u
 #define SPIN_NS  30000
-#define HDR_ROOM (sizeof(struct weft__ptask_hdr) + 256)
+#define HDR_ROOM (sizeof(struct weft__ptask_hdr) + WEFT__PNAME_MAX)
 
 enum { OPEN, CLOSED, TERMINATED, BROKEN };
 
@@ -102,10 +102,21 @@ struct weft_ppool {
     weft_event_t ended;
     struct weft_ppool *next_pool, *prev_pool; /* under pools_lock */
     bool exit_seen;
+    /* The handle's reference and one per future not yet freed: a thread
+     * may still be collecting for a future (assist) when the handle is
+     * freed, so the memory goes with the last of them. */
+    _Atomic unsigned refs;
 };
 
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct weft_ppool *pools;
+
+/* Can spawn and forkserver workers call fn (NULL: nothing to call)? */
+static bool usable_by_name(void (*fn)(void))
+{
+    const char *name = fn ? weft__registered_name(fn) : "";
+    return name && strlen(name) < WEFT__PNAME_MAX;
+}
 
 /* ---- tasks and results ---- */
 
@@ -158,22 +169,16 @@ static struct presult *crash_value(int exitcode)
     return r;
 }
 
-/* Outside the lock: finish the futures, then tell waiting collectors. */
-static void finish_done(struct weft_ppool *pool, struct ptask *done)
+/* Outside the lock: finish the futures (each notify wakes the threads
+ * asleep in assist). */
+static void finish_done(struct ptask *done)
 {
-    if (!done)
-        return;
     for (struct ptask *t = done, *next; t; t = next) {
         next = t->next;
         if (weft__future_finish(t->f, t->value, t->error) < 0)
             free(t->value); /* cancelled before it ran */
         weft__future_unref(t->f);
         free_task(t);
-    }
-    weft__fence(); /* the finished states before the look at collectors */
-    if (atomic_load(&pool->page->collectors)) {
-        atomic_fetch_add(&pool->page->results_seq, 1);
-        weft__futex_wake(&pool->page->results_seq, INT32_MAX, true);
     }
 }
 
@@ -212,6 +217,7 @@ static int launch(struct weft_ppool *pool, int i)
         .slot_off = PAGE + (uint64_t)i * pool->slot_size,
         .max_result = pool->o.max_result,
         .by_name = pool->method != WEFT_START_FORK,
+        .has_init = pool->o.initializer != NULL,
         .initarg_len = (uint32_t)pool->o.initarg_len,
         .init_fnptr = (uint64_t)(uintptr_t)pool->o.initializer,
     };
@@ -273,7 +279,8 @@ static bool post(struct weft_ppool *pool, struct pworker *w, struct ptask *t)
     if (!weft__ring_put(&w->slot->in, head, sizeof h + h.name_len, t->arg, t->len))
         return false;
     push_back(&w->head, &w->tail, t);
-    w->outstanding++;
+    if (w->outstanding++ == 0 && pool->o.task_timeout > 0)
+        wake_manager(pool); /* it may be asleep with no timeout to watch */
     w->assigned++;
     wake_worker(w->slot);
     return true;
@@ -345,6 +352,7 @@ static void collect_worker(struct pworker *w, struct ptask **done)
         weft__ring_pop(&w->slot->out, len);
         any = true;
     }
+    weft__fence(); /* the heads published before the look at wants_room */
     if (any && atomic_load(&w->slot->wants_room)) {
         atomic_fetch_add(&w->slot->room_seq, 1);
         weft__futex_wake(&w->slot->room_seq, 1, true);
@@ -373,7 +381,7 @@ static void collect_and_finish(struct weft_ppool *pool)
     weft_lock_acquire(&pool->lock, WEFT_FOREVER);
     collect(pool, &done);
     weft_lock_release(&pool->lock);
-    finish_done(pool, done);
+    finish_done(done);
 }
 
 /* The assist hook of the pool's futures: collect until f has finished. */
@@ -400,6 +408,40 @@ static int assist(weft_future_t *f, weft__deadline_t deadline)
             weft__futex_wait(&page->results_seq, seq, deadline, true);
         atomic_fetch_sub(&page->collectors, 1);
     }
+}
+
+static void pool_unref(struct weft_ppool *pool);
+
+/* A future's notify: wake the threads asleep in assist. The finished state
+ * was stored (sequentially consistent) before this look at collectors, and
+ * assist counts itself in collectors before it looks at the state. */
+static void notify(weft_future_t *f)
+{
+    struct weft_ppool *pool = f->arg;
+    if (atomic_load(&pool->page->collectors)) {
+        atomic_fetch_add(&pool->page->results_seq, 1);
+        weft__futex_wake(&pool->page->results_seq, INT32_MAX, true);
+    }
+}
+
+static void drop(weft_future_t *f)
+{
+    free(f->value);
+    pool_unref(f->arg);
+}
+
+/* A future of the pool's, holding a reference to it; NULL: no memory. */
+static weft_future_t *new_future(struct weft_ppool *pool)
+{
+    weft_future_t *f = weft__future_alloc();
+    if (f) {
+        f->assist = assist;
+        f->notify = notify;
+        f->drop = drop;
+        f->arg = pool;
+        atomic_fetch_add(&pool->refs, 1);
+    }
+    return f;
 }
 
 /* ---- deaths, timeouts, replacements (the manager, lock held) ---- */
@@ -450,17 +492,12 @@ static void handle_death(struct weft_ppool *pool, int i, struct ptask **done)
     w->proc = NULL;
 }
 
-static bool work_left(struct weft_ppool *pool)
-{
-    if (pool->pend_head)
-        return true;
-    for (int i = 0; i < pool->n; i++)
-        if (pool->w[i].head)
-            return true;
-    return false;
-}
-
-/* Kill workers over their task's time; milliseconds until the next check. */
+/* Kill workers over their task's time; milliseconds until the next look.
+ * A task posted but not begun is looked at again within a quarter of the
+ * limit, since nothing tells the manager when it begins. The worker stores
+ * started_ns and running_id before it bumps started, so a running_id read
+ * after started belongs to that task or a later one: a worker that has
+ * moved on from the oldest task is never killed for it. */
 static int check_timeouts(struct weft_ppool *pool)
 {
     if (pool->o.task_timeout <= 0)
@@ -468,16 +505,20 @@ static int check_timeouts(struct weft_ppool *pool)
     int64_t limit = (int64_t)(pool->o.task_timeout * 1e9), now = weft__now_ns(), next = -1;
     for (int i = 0; i < pool->n; i++) {
         struct pworker *w = &pool->w[i];
-        if (!w->proc || !w->head || w->killed || atomic_load(&w->slot->started) <= w->collected)
+        if (!w->proc || !w->head || w->killed)
             continue;
-        int64_t left = atomic_load(&w->slot->started_ns) + limit - now;
-        if (left <= 0) {
-            w->head->forced = -ETIMEDOUT;
-            w->killed = true;
-            weft_process_kill(w->proc);
-        } else if (next < 0 || left < next) {
-            next = left;
+        int64_t left = limit / 4 > 1000000 ? limit / 4 : 1000000;
+        if (atomic_load(&w->slot->started) > w->collected &&
+            atomic_load(&w->slot->running_id) == w->head->id) {
+            left = atomic_load(&w->slot->started_ns) + limit - now;
+            if (left <= 0) {
+                w->head->forced = -ETIMEDOUT;
+                w->killed = true;
+                weft_process_kill(w->proc);
+                continue;
+            }
         }
+        next = next < 0 || left < next ? left : next;
     }
     return next < 0 ? -1 : (int)(next / 1000000) + 1;
 }
@@ -490,7 +531,7 @@ static bool tend(struct weft_ppool *pool, struct ptask **done, struct pollfd *pf
     for (int i = 0; i < pool->n; i++)
         if (pool->w[i].proc && weft_process_is_alive(pool->w[i].proc) == 0)
             handle_death(pool, i, done);
-    bool restart = pool->state == OPEN || (pool->state == CLOSED && work_left(pool));
+    bool restart = pool->state == OPEN || (pool->state == CLOSED && pool->pend_head);
     bool failed = false;
     for (int i = 0; restart && i < pool->n; i++)
         if (!pool->w[i].proc)
@@ -517,7 +558,7 @@ static void *manager(void *arg)
         weft_lock_acquire(&pool->lock, WEFT_FOREVER);
         going = tend(pool, &done, pfd, &npfd, &timeout_ms);
         weft_lock_release(&pool->lock);
-        finish_done(pool, done);
+        finish_done(done);
         if (!going)
             break;
         atomic_store(&pool->page->manager_listening, 1);
@@ -590,8 +631,8 @@ int weft_ppool_new(weft_ppool_t **out, const weft_ppool_opts_t *opts)
         !weft_start_method_name(o.method) || (o.initarg_len && !o.initarg) ||
         o.max_arg > (1u << 30) || o.max_result > (1u << 30) || o.initarg_len > (1u << 20))
         return -EINVAL;
-    if (o.method != WEFT_START_FORK && o.method != WEFT_START_DEFAULT && o.initializer &&
-        !weft__registered_name(WEFT__FN(o.initializer)))
+    if (o.method != WEFT_START_FORK && o.method != WEFT_START_DEFAULT &&
+        !usable_by_name(WEFT__FN(o.initializer)))
         return -EINVAL;
     o.processes = o.processes ? o.processes : weft_cpu_count();
     o.max_arg = o.max_arg ? o.max_arg : 65536;
@@ -613,6 +654,7 @@ int weft_ppool_new(weft_ppool_t **out, const weft_ppool_opts_t *opts)
         memcpy(pool->initarg, o.initarg, o.initarg_len);
     weft_lock_init(&pool->lock, 0);
     weft_event_init(&pool->ended, 0);
+    atomic_init(&pool->refs, 1);
     pthread_mutex_lock(&pools_lock);
     pool->next_pool = pools;
     if (pools)
@@ -630,6 +672,8 @@ static int launch_all(struct weft_ppool *pool, weft_ptask_fn first)
     if (m == WEFT_START_DEFAULT)
         m = weft__registered_name(WEFT__FN(first)) ? WEFT_START_FORKSERVER : WEFT_START_FORK;
     pool->method = m;
+    if (m != WEFT_START_FORK && !usable_by_name(WEFT__FN(pool->o.initializer)))
+        return -EINVAL; /* a fresh program could only call it by name */
     int rc = 0;
     for (int i = 0; i < pool->n && rc == 0; i++)
         rc = launch(pool, i);
@@ -652,21 +696,18 @@ static int launch_all(struct weft_ppool *pool, weft_ptask_fn first)
 /* Queue t (lock not held); on success *f gets a reference if f != NULL. */
 static int submit_task(struct weft_ppool *pool, struct ptask *t, weft_future_t **f)
 {
-    weft_future_t *fut = weft__future_alloc();
+    weft_future_t *fut = new_future(pool);
     if (!fut) {
         free_task(t);
         return -ENOMEM;
     }
-    fut->assist = assist;
-    fut->drop = free;
-    fut->arg = pool;
     t->f = fut;
     struct ptask *done = NULL;
     weft_lock_acquire(&pool->lock, WEFT_FOREVER);
     int rc = pool->state == BROKEN ? WEFT_EBROKEN : pool->state != OPEN ? WEFT_ESHUTDOWN : 0;
     if (rc == 0 && !pool->launched)
         rc = launch_all(pool, t->fn);
-    if (rc == 0 && pool->method != WEFT_START_FORK && !weft__registered_name(WEFT__FN(t->fn)))
+    if (rc == 0 && pool->method != WEFT_START_FORK && !usable_by_name(WEFT__FN(t->fn)))
         rc = -EINVAL;
     if (rc == 0) {
         t->id = ++pool->next_id;
@@ -678,7 +719,7 @@ static int submit_task(struct weft_ppool *pool, struct ptask *t, weft_future_t *
         dispatch(pool, &done);
     }
     weft_lock_release(&pool->lock);
-    finish_done(pool, done);
+    finish_done(done);
     if (rc < 0) {
         weft__future_unref(fut);
         free_task(t);
@@ -730,13 +771,7 @@ int weft__ppool_submit_chunk(weft_ppool_t *pool, weft_ptask_fn fn, const void *i
 
 int weft__ppool_future(weft_ppool_t *pool, weft_future_t **f)
 {
-    weft_future_t *fut = weft__future_alloc();
-    if (!fut)
-        return -ENOMEM;
-    fut->assist = assist;
-    fut->arg = pool;
-    *f = fut;
-    return 0;
+    return (*f = new_future(pool)) ? 0 : -ENOMEM;
 }
 
 size_t weft__ppool_limits(weft_ppool_t *pool, size_t *max_result)
@@ -807,14 +842,14 @@ static int end_pool(weft_ppool_t *pool, int state, int sig, bool cancel_pending)
     if (state == TERMINATED) {
         fail_all(pool, &done, -ECANCELED);
         for (int i = 0; i < pool->n; i++)
-            if (pool->w[i].proc)
-                kill(weft_process_pid(pool->w[i].proc), sig);
+            if (pool->w[i].proc) /* through the pidfd: never a reused pid */
+                (sig == SIGTERM ? weft_process_terminate : weft_process_kill)(pool->w[i].proc);
     }
     dispatch(pool, &done);
     if (!pool->launched)
         weft_event_set(&pool->ended);
     weft_lock_release(&pool->lock);
-    finish_done(pool, done);
+    finish_done(done);
     if (pool->launched)
         wake_manager(pool);
     return 0;
@@ -856,6 +891,12 @@ int weft_ppool_shutdown(weft_ppool_t *pool, bool wait, bool cancel_futures)
     return rc == 0 && wait ? weft_ppool_join(pool, WEFT_FOREVER) : rc;
 }
 
+static void pool_unref(struct weft_ppool *pool)
+{
+    if (atomic_fetch_sub(&pool->refs, 1) == 1)
+        free_pool(pool);
+}
+
 int weft_ppool_free(weft_ppool_t *pool)
 {
     int rc = weft_ppool_shutdown(pool, true, false);
@@ -864,7 +905,7 @@ int weft_ppool_free(weft_ppool_t *pool)
     if (pool->manager_started)
         pthread_join(pool->manager, NULL);
     unlink_pool(pool);
-    free_pool(pool);
+    pool_unref(pool);
     return 0;
 }
 

@@ -35,6 +35,9 @@
 #include <string.h>
 
 #define WEFT__RING_WRAP UINT32_MAX
+/* Room for a registered name with its NUL, padded to 8 bytes: longer names
+ * cannot be used by spawn and forkserver pools (-EINVAL). */
+#define WEFT__PNAME_MAX 256
 
 struct weft__ring {
     _Atomic uint64_t head; /* consumer's */
@@ -57,8 +60,9 @@ struct weft__pslot {
     _Atomic uint32_t room_seq; /* futex: bumped when the parent frees out-ring room */
     _Atomic uint32_t wants_room;
     _Atomic uint32_t init_failed;
-    _Atomic uint64_t started;   /* tasks begun */
-    _Atomic int64_t started_ns; /* CLOCK_MONOTONIC when the last one began */
+    _Atomic uint64_t started;    /* tasks begun */
+    _Atomic uint64_t running_id; /* the id of the last one begun */
+    _Atomic int64_t started_ns;  /* CLOCK_MONOTONIC when it began */
     struct weft__ring in, out;
 };
 
@@ -88,9 +92,10 @@ struct weft__pworker_arg {
     uint64_t map_size, slot_off;
     uint64_t max_result;
     int32_t by_name; /* functions come by name (spawn, forkserver) */
+    int32_t has_init;
     uint32_t initarg_len;
-    uint64_t init_fnptr;
-    char init_name[64];
+    uint64_t init_fnptr;             /* fork */
+    char init_name[WEFT__PNAME_MAX]; /* spawn, forkserver */
     /* initarg bytes follow */
 };
 

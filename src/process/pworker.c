@@ -76,7 +76,7 @@ static void post_result(struct weft__pslot *slot, struct weft__ppage *page, int 
 
 struct resolver {
     bool by_name;
-    char last[256];
+    char last[WEFT__PNAME_MAX];
     weft_ptask_fn fn;
 };
 
@@ -123,11 +123,10 @@ static void run(weft_ptask_fn fn, const struct weft__ptask_hdr *h, const unsigne
 
 static int initialize(const struct weft__pworker_arg *a)
 {
-    weft_process_fn init = a->by_name && a->init_name[0]
-                               ? weft__registered_fn(a->init_name)
-                               : (weft_process_fn)(uintptr_t)a->init_fnptr;
-    if (!init && !a->init_name[0] && !a->init_fnptr)
+    if (!a->has_init)
         return 0;
+    weft_process_fn init =
+        a->by_name ? weft__registered_fn(a->init_name) : (weft_process_fn)(uintptr_t)a->init_fnptr;
     return init ? init(a->initarg_len ? (const char *)(a + 1) : NULL, a->initarg_len) : -ENOENT;
 }
 
@@ -156,7 +155,8 @@ int weft__pworker_main(const void *argp, size_t len)
             break;
         const char *name = (const char *)m + sizeof h;
         atomic_store(&slot->started_ns, weft__now_ns());
-        atomic_fetch_add(&slot->started, 1);
+        atomic_store(&slot->running_id, h.id);
+        atomic_fetch_add(&slot->started, 1); /* after the two: the parent reads it first */
         struct weft__presult_hdr res;
         run(resolve(&r, &h, name), &h, m + sizeof h + h.name_len, out, a->max_result, &res);
         post_result(slot, page, a->eventfd, &res, out);

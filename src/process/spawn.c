@@ -135,6 +135,7 @@ int weft__request_decode(int fd, struct weft__child *c, void **mem)
     const char *fn_name = buf + off + h.arg_len, *name = fn_name + h.fn_len;
     if (!sane || !whole_string(fn_name, h.fn_len) || !whole_string(name, h.name_len)) {
         free(buf);
+        *mem = NULL;
         return -EBADMSG;
     }
     int32_t *keep = (int32_t *)(void *)(buf + sizeof h); /* int32_t is int on Linux */
@@ -152,6 +153,7 @@ int weft__request_decode(int fd, struct weft__child *c, void **mem)
     };
     if (!c->fn) {
         free(buf);
+        *mem = NULL;
         return -ENOENT;
     }
     return 0;
