@@ -900,6 +900,11 @@ WT_CASE(shared_memory_anonymous_and_named)
 
 static weft_shared_t *counter;
 
+static int fd_in_child(void *v)
+{
+    return weft_shared_fd(v) == -EPERM ? 0 : 1;
+}
+
 static int count_up(const void *arg, size_t len)
 {
     (void)arg, (void)len;
@@ -916,13 +921,62 @@ WT_CASE(shared_value_with_its_lock_across_processes)
     WT_EQ(weft_shared_size(counter), sizeof(long));
     WT_EQ(*(long *)weft_shared_ptr(counter), 0); /* zeroed */
     weft_process_t *p[3];
+    weft_process_opts_t forked = {.method = WEFT_START_FORK}; /* the handle as it is */
     for (int i = 0; i < 3; i++)
-        p[i] = started(count_up, NULL, 0, NULL);
+        p[i] = started(count_up, NULL, 0, &forked);
     count_up(NULL, 0);
     for (int i = 0; i < 3; i++)
         WT_EQ(finished(p[i]), 0);
     WT_EQ(*(long *)weft_shared_ptr(counter), 4 * 20000);
     WT_EQ(weft_shared_free(counter), 0);
+}
+
+/* arg: the Value's descriptor; attach and count under its lock. */
+static int count_up_by_fd(const void *arg, size_t len)
+{
+    (void)len;
+    weft_shared_t *v;
+    if (weft_shared_from_fd(&v, *(const int *)arg) < 0)
+        return 1;
+    long *n = weft_shared_ptr(v);
+    for (int i = 0; i < 10000; i++)
+        WEFT_WITH (weft_shared_lock(v))
+            ++*n;
+    return weft_shared_free(v) == 0 ? 0 : 2;
+}
+WEFT_PROCESS_REGISTER(count_up_by_fd)
+
+WT_CASE(shared_value_by_descriptor_under_each_method)
+{
+    FOR_EACH_METHOD {
+        weft_shared_t *v;
+        WT_EQ(weft_shared_new(&v, sizeof(long)), 0);
+        int fd = weft_shared_fd(v);
+        WT_CHECK(fd >= 0);
+        weft_process_opts_t keep = {.keep_fds = &fd, .nkeep_fds = 1};
+        weft_process_t *p[2];
+        for (int i = 0; i < 2; i++)
+            p[i] = started(count_up_by_fd, &fd, sizeof fd, &keep);
+        for (int i = 0; i < 2; i++)
+            WT_EQ(finished(p[i]), 0);
+        WT_EQ(*(long *)weft_shared_ptr(v), 2 * 10000);
+        WT_EQ(weft_shared_free(v), 0);
+        WT_EQ(fcntl(fd, F_GETFD), -1); /* the creator's descriptor went with it */
+    }
+    /* Only the creator hands out the descriptor; a forked child uses the
+     * handle. And a descriptor that is not a Value is refused. */
+    weft_shared_t *v;
+    WT_EQ(weft_shared_new(&v, 8), 0);
+    int status = wt_fork(fd_in_child, v, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    WT_EQ(weft_shared_free(v), 0);
+    int junk = memfd_create("junk", MFD_CLOEXEC);
+    WT_EQ(ftruncate(junk, 4096), 0);
+    weft_shared_t *w;
+    WT_EQ(weft_shared_from_fd(&w, junk), -EINVAL);
+    close(junk);
+    WT_EQ(weft_shared_from_fd(&w, -1), -EINVAL);
+    WT_EQ(weft_shared_fd(NULL), -EINVAL);
 }
 
 WT_CASE(shared_memory_bad_input)

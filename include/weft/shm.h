@@ -26,7 +26,9 @@
  * tracker only covers its own processes). Prefer anonymous segments.
  *
  * Value and Array: a shared mapping holding a robust process-shared Lock
- * and the data, inherited by forked children. The Lock protects the data
+ * and the data. A forked child uses the handle as it is; a spawn or
+ * forkserver child gets weft_shared_fd(v) in keep_fds and attaches with
+ * weft_shared_from_fd. The Lock protects the data
  * the way Python's synchronized wrapper does; a process that dies holding
  * it is reported to the next acquirer (-EOWNERDEAD, weft/sync.h).
  */
@@ -73,6 +75,12 @@ WEFT_API weft_lock_t *weft_shared_lock(weft_shared_t *v);
 WEFT_API size_t weft_shared_size(weft_shared_t *v);
 /* Unmap (in this process). -EINVAL. */
 WEFT_API int weft_shared_free(weft_shared_t *v);
+/* The descriptor to pass to a spawn or forkserver child, in the process
+ * that made v (-EPERM elsewhere: a forked child uses the handle itself). */
+WEFT_API int weft_shared_fd(weft_shared_t *v);
+/* Attach by that descriptor, which is closed (the mapping keeps the
+ * memory). Errors: -EINVAL (not a Value or Array), -ENOMEM. */
+WEFT_API int weft_shared_from_fd(weft_shared_t **v, int fd);
 
 #ifdef __cplusplus
 }

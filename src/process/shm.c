@@ -4,10 +4,14 @@
  * A handle is a small heap struct (this process's view: descriptor,
  * mapping, name); the memory itself is a MAP_SHARED mapping of a memfd
  * (anonymous) or of a POSIX shared memory object (named, O_EXCL and 0600
- * at creation). Value and Array are a MAP_SHARED | MAP_ANONYMOUS mapping
- * whose first cache line holds the shared Lock, so that forked children
- * see the same lock and data; the handle itself lives in the mapping too,
- * so a child can use the parent's pointer as it is.
+ * at creation). Value and Array are a mapping of a memfd whose first
+ * cache line holds the shared Lock, so that forked children see the same
+ * lock and data; the handle itself lives in the mapping too, so a forked
+ * child can use the parent's pointer as it is. The creator keeps the
+ * memfd open for spawned children (weft_shared_fd); the mapping records
+ * which process that is and the memfd's inode, so that only the creator,
+ * never a forked child or a process that happens to get its pid later,
+ * closes that descriptor.
  */
 #include "base/base.h"
 #include <weft/shm.h>
@@ -141,24 +145,71 @@ int weft_shm_unlink(weft_shm_t *s)
 
 /* --- Value and Array --------------------------------------------------------- */
 
+#define SHARED_MAGIC 0x56484657u /* "WFHV" */
+
 struct weft_shared {
     weft_lock_t lock;
+    uint32_t magic;
     size_t size, mapped;
+    pid_t creator; /* holds fd */
+    int fd;
+    ino_t ino;
     _Alignas(WEFT__CACHE_LINE) unsigned char data[];
 };
 
+static bool is_creator(const weft_shared_t *v)
+{
+    struct stat st;
+    return v->creator == getpid() && fstat(v->fd, &st) == 0 && st.st_ino == v->ino;
+}
+
 int weft_shared_new(weft_shared_t **out, size_t size)
 {
-    if (!out || size == 0 || size > SIZE_MAX - sizeof(weft_shared_t))
+    if (!out || size == 0 || size > SIZE_MAX / 2 - sizeof(weft_shared_t))
         return -EINVAL;
     size_t mapped = sizeof(weft_shared_t) + size;
-    weft_shared_t *v =
-        mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (v == MAP_FAILED)
+    int fd = memfd_create("weft-shared", MFD_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return -errno;
+    weft_shared_t *v = ftruncate(fd, (off_t)mapped) == 0 && fstat(fd, &st) == 0
+                           ? mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                           : MAP_FAILED;
+    if (v == MAP_FAILED) {
+        close(fd);
         return -ENOMEM;
+    }
     weft_lock_init(&v->lock, WEFT_SHARED);
     v->size = size;
     v->mapped = mapped;
+    v->creator = getpid();
+    v->fd = fd;
+    v->ino = st.st_ino;
+    v->magic = SHARED_MAGIC;
+    *out = v;
+    return 0;
+}
+
+int weft_shared_fd(weft_shared_t *v)
+{
+    if (!v)
+        return -EINVAL;
+    return is_creator(v) ? v->fd : -EPERM;
+}
+
+int weft_shared_from_fd(weft_shared_t **out, int fd)
+{
+    struct stat st;
+    if (!out || fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(weft_shared_t))
+        return -EINVAL;
+    weft_shared_t *v = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (v == MAP_FAILED)
+        return -ENOMEM;
+    if (v->magic != SHARED_MAGIC || v->mapped != (size_t)st.st_size) {
+        munmap(v, (size_t)st.st_size);
+        return -EINVAL;
+    }
+    close(fd); /* the mapping keeps the memory */
     *out = v;
     return 0;
 }
@@ -182,6 +233,8 @@ int weft_shared_free(weft_shared_t *v)
 {
     if (!v)
         return -EINVAL;
+    if (is_creator(v))
+        close(v->fd);
     munmap(v, v->mapped);
     return 0;
 }
