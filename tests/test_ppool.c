@@ -15,7 +15,6 @@
 #include <weft/ppool.h>
 #include <weft/shm.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <math.h>
 #include <signal.h>
@@ -461,29 +460,19 @@ WT_CASE(unregistered_tasks_need_the_fork_method)
     WT_EQ(weft_ppool_free(p), 0);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 WT_STRESS(pools_leave_no_zombies_or_descriptors)
 {
     weft_ppool_t *warm = pool_of(1, WEFT_START_FORK); /* the daemons' lifeline stays */
     WT_EQ(weft_ppool_apply(warm, my_pid, NULL, 0, &(pid_t){0}, sizeof(pid_t)), sizeof(pid_t));
     WT_EQ(weft_ppool_free(warm), 0);
-    int fds = count_fds();
+    int fds = wt_count_fds();
     for (int round = 0; round < 20; round++) {
         weft_ppool_t *p = pool_of(2, round % 2 ? WEFT_START_FORK : WEFT_START_SPAWN);
         long x = round, y;
         WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
         WT_EQ(weft_ppool_free(p), 0);
     }
-    WT_EQ(count_fds(), fds);
+    WT_EQ(wt_count_fds(), fds);
     WT_CHECK(waitpid(-1, NULL, WNOHANG) <= 0); /* no zombie */
 }
 

@@ -15,7 +15,6 @@
 #include <weft/process.h>
 #include <weft/shm.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
@@ -173,21 +172,10 @@ WT_CASE(the_sentinel_becomes_readable_when_the_process_ends)
     }
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    WT_CHECK(d != NULL);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 WT_STRESS(a_thousand_lifecycles_leave_no_zombies_or_descriptors)
 {
     WT_EQ(weft_process_forkserver_start(), 0); /* its socket stays open */
-    int fds = count_fds();
+    int fds = wt_count_fds();
     FOR_EACH_METHOD {
         int rounds = method == WEFT_START_FORK ? 1000 : method == WEFT_START_FORKSERVER ? 300 : 100;
         rounds /= wt_sanitizer() ? 5 : 1;
@@ -204,7 +192,7 @@ WT_STRESS(a_thousand_lifecycles_leave_no_zombies_or_descriptors)
             }
             WT_EQ(finished(p), code);
         }
-        WT_EQ(count_fds(), fds);
+        WT_EQ(wt_count_fds(), fds);
         /* No child left, not even a zombie (the forkserver runs on). */
         WT_CHECK(waitpid(-1, NULL, WNOHANG) <= 0);
     }

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "wt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -166,6 +167,18 @@ void *wt_no_aligned_alloc(size_t alignment, size_t size)
 {
     (void)alignment, (void)size;
     return NULL;
+}
+
+int wt_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        wt_fail(__FILE__, __LINE__, "opendir(/proc/self/fd)", strerror(errno));
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
 }
 
 void *wt_shared_map(size_t size)

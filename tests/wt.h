@@ -103,6 +103,9 @@ void *wt_no_malloc(size_t size);
 void *wt_no_calloc(size_t count, size_t size);
 void *wt_no_aligned_alloc(size_t alignment, size_t size);
 
+/* Descriptors open in this process (entries of /proc/self/fd). */
+int wt_count_fds(void);
+
 /* Zeroed memory shared with children forked after the call. */
 void *wt_shared_map(size_t size);
 
