@@ -22,8 +22,10 @@
  *
  * fork_start_join: weft's fork method against fork() and waitpid() by hand.
  *
- * Pools and Python's forkserver are started before the clock runs, on both
- * sides.
+ * Process starts run in weft-bench-start (bench/start.c), a program that
+ * links only weft, since a fork's cost grows with what the forking process
+ * has mapped; Python's run in an interpreter of their own. Pools and
+ * Python's forkserver are started before the clock runs, on both sides.
  */
 #include "bench.h"
 
@@ -50,13 +52,6 @@ static ssize_t tiny(const void *arg, size_t len, void *out, size_t cap)
     return (ssize_t)len;
 }
 WEFT_PROCESS_REGISTER(tiny)
-
-static int nothing(const void *arg, size_t len)
-{
-    (void)arg, (void)len;
-    return 0;
-}
-WEFT_PROCESS_REGISTER(nothing)
 
 static weft_ppool_t *pool_of(int n)
 {
@@ -188,33 +183,31 @@ static double python_submit_tiny(long iters)
 
 /* --- process start ---------------------------------------------------------- */
 
-static double weft_start(weft_start_method_t m, long iters)
+static double start(const char *how, long iters)
 {
-    weft_process_opts_t opts = {.method = m};
-    weft_process_t *p;
-    if (m == WEFT_START_FORKSERVER && weft_process_forkserver_start() != 0)
-        die("weft_process_forkserver_start");
-    double t0 = bench_now();
-    for (long i = 0; i < iters; i++)
-        if (weft_process_new(&p, nothing, NULL, 0, &opts) || weft_process_start(p) ||
-            weft_process_join(p, WEFT_FOREVER) || weft_process_close(p))
-            die("weft process start");
-    return bench_now() - t0;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s %ld", WEFT_BENCH_START, how, iters);
+    return bench_run_timed(cmd);
 }
 
 static double weft_start_fork(long iters)
 {
-    return weft_start(WEFT_START_FORK, iters);
+    return start("fork", iters);
 }
 
 static double weft_start_spawn(long iters)
 {
-    return weft_start(WEFT_START_SPAWN, iters);
+    return start("spawn", iters);
 }
 
 static double weft_start_forkserver(long iters)
 {
-    return weft_start(WEFT_START_FORKSERVER, iters);
+    return start("forkserver", iters);
+}
+
+static double fork_waitpid(long iters)
+{
+    return start("raw", iters);
 }
 
 static double python_start_fork(long iters)
@@ -232,21 +225,6 @@ static double python_start_forkserver(long iters)
     return python("start forkserver", iters);
 }
 
-static double fork_waitpid(long iters)
-{
-    double t0 = bench_now();
-    for (long i = 0; i < iters; i++) {
-        pid_t pid = fork();
-        if (pid == 0)
-            _exit(0);
-        if (pid < 0 || waitpid(pid, NULL, 0) != pid)
-            die("fork");
-    }
-    return bench_now() - t0;
-}
-
-/* The process starts come first: a fork costs in proportion to the
- * memory it copies, and the pools of the later cases grow the process. */
 BENCH_CASE(process, fork_start_join, "fork_waitpid", weft_start_fork, fork_waitpid, 0.8)
 BENCH_CASE(process, process_start_fork, "python_process_start_fork", weft_start_fork,
            python_start_fork, 10.0)
