@@ -19,8 +19,8 @@
  * own lock (active_children, close), so the lock order is always list
  * first, then handle.
  *
- * The child: a daemon asks for SIGKILL when its parent dies and then checks
- * that the parent has not died already (the race prctl leaves open); every
+ * The child: a daemon arms its parent's lifeline (hold_lifeline below) and
+ * checks that the parent has not died already; every
  * descriptor but 0, 1, 2 and the ones asked for is closed; the handle for
  * the current process takes the child's name, the parent's becomes
  * weft_process_parent(); the function runs; then, as Python's children do,
