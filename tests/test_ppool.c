@@ -482,6 +482,37 @@ static int unregistered_init(const void *arg, size_t len)
     return 0;
 }
 
+/* Sleeps for *arg seconds. */
+static ssize_t sleep_for(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len, (void)out, (void)cap;
+    double s;
+    memcpy(&s, arg, sizeof s);
+    weft_sleep(s);
+    return 0;
+}
+WEFT_PROCESS_REGISTER(sleep_for)
+
+/* The task queued behind a long one goes to a worker that has become idle,
+ * rather than waiting for the long one to end. Dispatch is deterministic:
+ * the long task goes to the first worker, the short one to the second, and
+ * the third to the first again (the fewest tasks, the lower index). */
+WT_CASE(a_task_queued_behind_a_long_one_goes_to_an_idle_worker)
+{
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORK);
+    double long_s = 30 * wt_slack(), short_s = 0.05, none = 0;
+    weft_future_t *f[3];
+    WT_EQ(weft_ppool_submit(p, sleep_for, &long_s, sizeof long_s, &f[0]), 0);
+    WT_EQ(weft_ppool_submit(p, sleep_for, &short_s, sizeof short_s, &f[1]), 0);
+    WT_EQ(weft_ppool_submit(p, sleep_for, &none, sizeof none, &f[2]), 0);
+    WT_EQ(weft_future_error(f[2], 10 * wt_slack()), 0); /* long before the long one ends */
+    WT_EQ(weft_future_done(f[0]), 0);
+    WT_EQ(weft_ppool_terminate(p), 0);
+    for (int i = 0; i < 3; i++)
+        weft_future_free(f[i]);
+    WT_EQ(weft_ppool_free(p), 0);
+}
+
 /* --- regressions ------------------------------------------------------------ */
 
 static ssize_t result_of_its_size(const void *arg, size_t len, void *out, size_t cap)

@@ -4,9 +4,12 @@
  * Tasks wait in the pool's pending list until a worker has room: at most
  * DEPTH (2) tasks are posted to a worker's in-ring at a time, each to the
  * worker with the fewest. Two keep a worker fed (its next task is there
- * when it finishes one) while at most one task waits behind a long one;
- * the in-ring is the worker's alone to read, so a task posted there cannot
- * be taken back for an idle worker. The parent keeps, per worker, the list of tasks posted and
+ * when it finishes one). When a worker is idle and another has a task
+ * queued behind one that has run a millisecond or more, the parent takes
+ * the queued task back and sends it to the idle worker: each posted task
+ * has a claim word in the ring, and the worker (to run it) and the parent
+ * (to take it back) race for it with one compare-and-swap, so exactly one
+ * wins; a worker skips a task it lost. The parent keeps, per worker, the list of tasks posted and
  * not yet collected, in order: results come back in that order, and when a
  * worker dies, the slot's `started` count says whether the oldest one was
  * running (it fails with WEFT_ECRASHED, or -ETIMEDOUT if the pool killed
@@ -65,8 +68,9 @@ struct ptask {
     uint32_t kind, item_size, result_size, count;
     const void *arg;
     size_t len;
-    void *owned; /* the copy of a submitted argument */
-    int forced;  /* the error if its worker dies: -ETIMEDOUT, -ECANCELED */
+    void *owned;             /* the copy of a submitted argument */
+    int forced;              /* the error if its worker dies: -ETIMEDOUT, -ECANCELED */
+    _Atomic uint32_t *claim; /* in the in-ring it was posted to */
     /* the outcome, once collected */
     void *value;
     int error;
@@ -96,6 +100,7 @@ struct weft_ppool {
     struct ptask *pend_head, *pend_tail;
     int state;
     bool launched, manager_started;
+    bool manager_idle; /* asleep with nothing to time: wake it to rebalance */
     weft_start_method_t method;
     uint64_t next_id;
     pthread_t manager;
@@ -276,8 +281,10 @@ static bool post(struct weft_ppool *pool, struct pworker *w, struct ptask *t)
         memcpy(head + sizeof h, name, n);
     }
     memcpy(head, &h, sizeof h);
-    if (!weft__ring_put(&w->slot->in, head, sizeof h + h.name_len, t->arg, t->len))
+    void *m = weft__ring_put(&w->slot->in, head, sizeof h + h.name_len, t->arg, t->len);
+    if (!m)
         return false;
+    t->claim = weft__ptask_claim(m);
     push_back(&w->head, &w->tail, t);
     if (w->outstanding++ == 0 && pool->o.task_timeout > 0)
         wake_manager(pool); /* it may be asleep with no timeout to watch */
@@ -304,10 +311,78 @@ static void send_stops(struct weft_ppool *pool)
     }
 }
 
+/* How long a worker's task must have run before the task queued behind it
+ * is taken back for an idle worker: less, and a stream of short tasks would
+ * shuttle between workers. */
+#define REVOKE_NS 1000000
+
+/* w's task queued behind the one it runs, if that one began REVOKE_NS or
+ * more ago; otherwise NULL, and *wait_ns says how long until it may be. */
+static struct ptask *stuck_behind(struct pworker *w, int64_t now, int64_t *wait_ns)
+{
+    if (!w->proc || !w->head || !w->head->next || w->killed)
+        return NULL;
+    if (atomic_load(&w->slot->started) <= w->collected ||
+        atomic_load(&w->slot->running_id) != w->head->id) {
+        *wait_ns = REVOKE_NS; /* not begun yet, or moving on: look again */
+        return NULL;
+    }
+    int64_t ran = now - atomic_load(&w->slot->started_ns);
+    if (ran >= REVOKE_NS)
+        return w->tail;
+    *wait_ns = *wait_ns < REVOKE_NS - ran ? *wait_ns : REVOKE_NS - ran;
+    return NULL;
+}
+
+/* Take t, the last of w's tasks, back to the front of the pending list;
+ * false if the worker claimed it first. */
+static bool take_back(struct weft_ppool *pool, struct pworker *w, struct ptask *t)
+{
+    uint32_t posted = WEFT__PT_POSTED;
+    if (!atomic_compare_exchange_strong(t->claim, &posted, WEFT__PT_REVOKED))
+        return false;
+    struct ptask *before = w->head;
+    while (before->next != t)
+        before = before->next;
+    before->next = NULL;
+    w->tail = before;
+    w->outstanding--;
+    w->assigned--;
+    push_front(&pool->pend_head, &pool->pend_tail, t);
+    return true;
+}
+
+/*
+ * A worker with nothing to do while another has a task queued behind a
+ * long one: take that task back, for dispatch to send to the idle one.
+ * Returns nanoseconds until it is worth looking again (-1: never).
+ */
+static int64_t rebalance(struct weft_ppool *pool)
+{
+    bool idle = false;
+    for (int i = 0; i < pool->n && !idle; i++)
+        idle = may_take(pool, &pool->w[i]) && pool->w[i].outstanding == 0;
+    if (!idle || pool->pend_head)
+        return -1;
+    int64_t now = weft__now_ns(), wait = INT64_MAX;
+    for (int i = 0; i < pool->n; i++) {
+        struct ptask *t = stuck_behind(&pool->w[i], now, &wait);
+        if (t && take_back(pool, &pool->w[i], t))
+            return -1; /* one at a time: dispatch sends it, and calls again */
+    }
+    return wait == INT64_MAX ? -1 : wait;
+}
+
 /* Move pending tasks to workers with room (lock held). */
 static void dispatch(struct weft_ppool *pool, struct ptask **done)
 {
-    while (pool->pend_head && pool->state != TERMINATED) {
+    while (pool->state != TERMINATED) {
+        if (!pool->pend_head && rebalance(pool) >= 0 && pool->manager_idle) {
+            pool->manager_idle = false; /* it looks again when the time comes */
+            wake_manager(pool);
+        }
+        if (!pool->pend_head)
+            break;
         struct pworker *best = NULL;
         for (int i = 0; i < pool->n; i++)
             if (may_take(pool, &pool->w[i]) &&
@@ -536,8 +611,14 @@ static bool tend(struct weft_ppool *pool, struct ptask **done, struct pollfd *pf
     for (int i = 0; restart && i < pool->n; i++)
         if (!pool->w[i].proc)
             failed |= launch(pool, i) < 0;
-    dispatch(pool, done);
+    dispatch(pool, done); /* which takes tasks back when it can */
+    int64_t again = pool->state == TERMINATED || pool->pend_head ? -1 : rebalance(pool);
+    if (again == -1 && pool->pend_head)
+        dispatch(pool, done); /* rebalance took one back just now */
     *timeout_ms = check_timeouts(pool);
+    if (again >= 0 && (*timeout_ms < 0 || again / 1000000 + 1 < *timeout_ms))
+        *timeout_ms = (int)(again / 1000000) + 1;
+    pool->manager_idle = *timeout_ms < 0;
     if (failed && (*timeout_ms < 0 || *timeout_ms > 100))
         *timeout_ms = 100; /* try again soon */
     *npfd = 0;

@@ -31,6 +31,7 @@
 #include "base/base.h"
 #include <weft/ppool.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -69,6 +70,11 @@ struct weft__pslot {
 /* Task kinds. */
 enum { WEFT__PT_CALL = 1, WEFT__PT_CHUNK = 2, WEFT__PT_STOP = 3 };
 
+/* A posted task's claim word, in the ring: the worker takes a task, or the
+ * parent takes it back for an idle worker, by one compare-and-swap from
+ * POSTED, so exactly one of them gets it. */
+enum { WEFT__PT_POSTED = 0, WEFT__PT_TAKEN = 1, WEFT__PT_REVOKED = 2 };
+
 struct weft__ptask_hdr {
     uint64_t id;
     uint64_t fnptr; /* fork: the function itself */
@@ -76,7 +82,14 @@ struct weft__ptask_hdr {
     uint32_t name_len; /* spawn, forkserver: its registered name, NUL included */
     uint32_t item_size, result_size, count;
     uint32_t arg_len;
+    uint32_t claim; /* read and written in place, atomically */
+    uint32_t pad;
 };
+
+static inline _Atomic uint32_t *weft__ptask_claim(void *msg)
+{
+    return (_Atomic uint32_t *)((unsigned char *)msg + offsetof(struct weft__ptask_hdr, claim));
+}
 
 struct weft__presult_hdr {
     uint64_t id;
@@ -109,9 +122,10 @@ static inline unsigned char *weft__ring_bytes(struct weft__ring *r)
     return (unsigned char *)r + r->off;
 }
 
-/* Producer: append a message made of two parts; false if there is no room. */
-static inline bool weft__ring_put(struct weft__ring *r, const void *a, size_t alen, const void *b,
-                                  size_t blen)
+/* Producer: append a message made of two parts; where its bytes are in
+ * the ring, or NULL if there is no room. */
+static inline void *weft__ring_put(struct weft__ring *r, const void *a, size_t alen, const void *b,
+                                   size_t blen)
 {
     uint64_t need = 8 + weft__round8(alen + blen);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -119,7 +133,7 @@ static inline bool weft__ring_put(struct weft__ring *r, const void *a, size_t al
     uint64_t pos = tail % r->cap;
     uint64_t skip = pos + need > r->cap ? r->cap - pos : 0;
     if (tail - head + skip + need > r->cap)
-        return false;
+        return NULL;
     unsigned char *base = weft__ring_bytes(r);
     uint32_t h[2] = {WEFT__RING_WRAP, 0};
     if (skip)
@@ -131,7 +145,7 @@ static inline bool weft__ring_put(struct weft__ring *r, const void *a, size_t al
     if (blen)
         memcpy(at + 8 + alen, b, blen);
     atomic_store_explicit(&r->tail, tail + skip + need, memory_order_release);
-    return true;
+    return at + 8;
 }
 
 /* Consumer: the oldest message's bytes and length, or NULL if empty. */

@@ -153,6 +153,12 @@ int weft__pworker_main(const void *argp, size_t len)
         memcpy(&h, m, sizeof h);
         if (h.kind == WEFT__PT_STOP)
             break;
+        uint32_t posted = WEFT__PT_POSTED;
+        if (!atomic_compare_exchange_strong(weft__ptask_claim(m), &posted, WEFT__PT_TAKEN)) {
+            weft__ring_pop(&slot->in, mlen); /* the parent gave it to another worker */
+            done--;
+            continue;
+        }
         const char *name = (const char *)m + sizeof h;
         atomic_store(&slot->started_ns, weft__now_ns());
         atomic_store(&slot->running_id, h.id);
