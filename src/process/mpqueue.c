@@ -36,6 +36,7 @@
 #include <weft/sync.h>
 
 #include <fcntl.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,7 +278,7 @@ static void write_header(unsigned char *at, uint32_t len)
 
 int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double timeout)
 {
-    if (!q || (len && !buf) || timeout != timeout)
+    if (!q || (len && !buf) || isnan(timeout))
         return -EINVAL;
     struct shared *sh = q->sh;
     uint64_t need = HDR + round8(len);
@@ -333,7 +334,7 @@ static uint64_t oldest(weft_mpqueue_t *q, uint32_t *len)
 
 static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, double timeout)
 {
-    if (!q || (cap && !buf && !alloc) || timeout != timeout)
+    if (!q || (cap && !buf && !alloc) || isnan(timeout))
         return -EINVAL;
     struct shared *sh = q->sh;
     int rc = lock_queue(sh);
@@ -441,7 +442,7 @@ static bool all_done(struct shared *sh, const void *unused)
 
 int weft_mpqueue_join(weft_mpqueue_t *q, double timeout)
 {
-    if (!q || !q->sh->joinable || timeout != timeout)
+    if (!q || !q->sh->joinable || isnan(timeout))
         return -EINVAL;
     struct shared *sh = q->sh;
     int rc = lock_queue(sh);

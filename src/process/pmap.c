@@ -19,6 +19,7 @@
 #include "pool/future_int.h"
 #include "process/ppool_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 struct job;
@@ -278,7 +279,7 @@ static ssize_t open_chunk(weft_ppool_imap_t *it, double timeout)
 
 ssize_t weft_ppool_imap_next(weft_ppool_imap_t *it, void *out, double timeout)
 {
-    if (!it || (it->job->result_size && !out) || timeout != timeout)
+    if (!it || (it->job->result_size && !out) || isnan(timeout))
         return -EINVAL;
     struct job *j = it->job;
     if (it->cur == SIZE_MAX) {

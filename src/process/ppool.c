@@ -38,6 +38,7 @@
 #include "process/process_int.h"
 #include "thread/thread_int.h"
 
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -311,6 +312,20 @@ static void send_stops(struct weft_ppool *pool)
     }
 }
 
+/*
+ * When w's oldest task began (CLOCK_MONOTONIC ns), or -1 if it has not, or
+ * the worker has moved on from it (its result is waiting to be collected).
+ * The worker stores started_ns and running_id before it bumps started, so
+ * a running_id read after started belongs to that task or a later one.
+ */
+static int64_t head_began(struct pworker *w)
+{
+    if (atomic_load(&w->slot->started) <= w->collected ||
+        atomic_load(&w->slot->running_id) != w->head->id)
+        return -1;
+    return atomic_load(&w->slot->started_ns);
+}
+
 /* How long a worker's task must have run before the task queued behind it
  * is taken back for an idle worker: less, and a stream of short tasks would
  * shuttle between workers. */
@@ -322,12 +337,12 @@ static struct ptask *stuck_behind(struct pworker *w, int64_t now, int64_t *wait_
 {
     if (!w->proc || !w->head || !w->head->next || w->killed)
         return NULL;
-    if (atomic_load(&w->slot->started) <= w->collected ||
-        atomic_load(&w->slot->running_id) != w->head->id) {
+    int64_t began = head_began(w);
+    if (began < 0) {
         *wait_ns = REVOKE_NS; /* not begun yet, or moving on: look again */
         return NULL;
     }
-    int64_t ran = now - atomic_load(&w->slot->started_ns);
+    int64_t ran = now - began;
     if (ran >= REVOKE_NS)
         return w->tail;
     *wait_ns = *wait_ns < REVOKE_NS - ran ? *wait_ns : REVOKE_NS - ran;
@@ -569,9 +584,7 @@ static void handle_death(struct weft_ppool *pool, int i, struct ptask **done)
 
 /* Kill workers over their task's time; milliseconds until the next look.
  * A task posted but not begun is looked at again within a quarter of the
- * limit, since nothing tells the manager when it begins. The worker stores
- * started_ns and running_id before it bumps started, so a running_id read
- * after started belongs to that task or a later one: a worker that has
+ * limit, since nothing tells the manager when it begins; a worker that has
  * moved on from the oldest task is never killed for it. */
 static int check_timeouts(struct weft_ppool *pool)
 {
@@ -582,10 +595,9 @@ static int check_timeouts(struct weft_ppool *pool)
         struct pworker *w = &pool->w[i];
         if (!w->proc || !w->head || w->killed)
             continue;
-        int64_t left = limit / 4 > 1000000 ? limit / 4 : 1000000;
-        if (atomic_load(&w->slot->started) > w->collected &&
-            atomic_load(&w->slot->running_id) == w->head->id) {
-            left = atomic_load(&w->slot->started_ns) + limit - now;
+        int64_t left = limit / 4 > 1000000 ? limit / 4 : 1000000, began = head_began(w);
+        if (began >= 0) {
+            left = began + limit - now;
             if (left <= 0) {
                 w->head->forced = -ETIMEDOUT;
                 w->killed = true;
@@ -708,7 +720,7 @@ static int make_memory(struct weft_ppool *pool)
 int weft_ppool_new(weft_ppool_t **out, const weft_ppool_opts_t *opts)
 {
     weft_ppool_opts_t o = opts ? *opts : (weft_ppool_opts_t){0};
-    if (!out || o.processes < 0 || o.maxtasksperchild < 0 || o.task_timeout != o.task_timeout ||
+    if (!out || o.processes < 0 || o.maxtasksperchild < 0 || isnan(o.task_timeout) ||
         !weft_start_method_name(o.method) || (o.initarg_len && !o.initarg) ||
         o.max_arg > (1u << 30) || o.max_result > (1u << 30) || o.initarg_len > (1u << 20))
         return -EINVAL;
@@ -958,7 +970,7 @@ int weft_ppool_kill_workers(weft_ppool_t *pool)
 
 int weft_ppool_join(weft_ppool_t *pool, double timeout)
 {
-    if (!pool || timeout != timeout)
+    if (!pool || isnan(timeout))
         return -EINVAL;
     weft_lock_acquire(&pool->lock, WEFT_FOREVER);
     bool open = pool->state == OPEN;

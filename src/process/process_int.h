@@ -81,7 +81,7 @@ int weft__request_encode(const weft_process_t *p, int lifeline);
 int weft__request_decode(int fd, struct weft__child *c, void **mem);
 /* The environment of a spawned helper: environ without any WEFT_CHILD,
  * plus WEFT_CHILD=<mode>:<fd>:<pid>:<registered count>. NULL: no memory;
- * free() the array (the one string it allocated is its last entry). */
+ * one free() releases the array and that string, which lives behind it. */
 char **weft__child_environ(char mode, int fd);
 /* posix_spawn this executable with fds[0..n) inherited; the pid or -errno. */
 pid_t weft__spawn_self(char **envp, const int *fds, size_t n);

@@ -146,7 +146,7 @@ int weft__pworker_main(const void *argp, size_t len)
         return 1;
     }
     struct resolver r = {.by_name = a->by_name != 0};
-    for (uint32_t done = 0; !a->maxtasks || done < a->maxtasks; done++) {
+    for (uint32_t done = 0; !a->maxtasks || done < a->maxtasks;) {
         uint32_t mlen;
         unsigned char *m = next_task(slot, &mlen);
         struct weft__ptask_hdr h;
@@ -156,7 +156,6 @@ int weft__pworker_main(const void *argp, size_t len)
         uint32_t posted = WEFT__PT_POSTED;
         if (!atomic_compare_exchange_strong(weft__ptask_claim(m), &posted, WEFT__PT_TAKEN)) {
             weft__ring_pop(&slot->in, mlen); /* the parent gave it to another worker */
-            done--;
             continue;
         }
         const char *name = (const char *)m + sizeof h;
@@ -168,6 +167,7 @@ int weft__pworker_main(const void *argp, size_t len)
         post_result(slot, page, a->eventfd, &res, out);
         weft__ring_pop(&slot->in, mlen);
         ring_doorbell(page, a->eventfd);
+        done++;
     }
     return 0;
 }
