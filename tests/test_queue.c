@@ -248,6 +248,30 @@ WT_CASE(task_done_and_join)
     }
 }
 
+/* A put waiting for room is no unfinished task yet: with one item in a full
+ * queue and a put blocked, a second task_done is one too many (CPython
+ * counts a put's task only once its item is in). */
+WT_CASE(blocked_put_is_no_unfinished_task)
+{
+    for (enum kind k = 0; k < SIMPLE; k++) {
+        weft_queue_t *q = make(k, 1);
+        WT_EQ(weft_queue_put(q, &(long){1}, 0), 0);
+        struct blocked b = {.q = q, .item = 2, .timeout = WEFT_FOREVER};
+        weft_thread_t *t = start_blocked(blocked_put, &b);
+        WT_EQ(weft_queue_task_done(q), 0);
+        WT_EQ(weft_queue_task_done(q), -EINVAL);
+        WT_EQ(weft_queue_join(q, 0), 0);
+        WT_EQ(get_now(q), 1);
+        finish(t);
+        WT_EQ(atomic_load(&b.rc), 0);
+        WT_EQ(weft_queue_join(q, 0), -EAGAIN); /* the blocked put's item is in now */
+        WT_EQ(get_now(q), 2);
+        WT_EQ(weft_queue_task_done(q), 0);
+        WT_EQ(weft_queue_join(q, 0), 0);
+        drop(q);
+    }
+}
+
 struct joiner {
     weft_queue_t *q;
     _Atomic int rc;
@@ -558,15 +582,17 @@ WT_STRESS(traffic_through_unbounded_queues)
 }
 
 /*
- * Immediate shutdown in the middle of traffic: producers put until the queue
- * refuses, consumers take and mark done until it refuses. Whatever the
- * interleaving, nothing may be left in the queue afterwards (a put that
- * landed just after the discarding must be discarded too) and every task
- * must count as done, the discarded ones included.
+ * Shutdown in the middle of traffic: producers put until the queue refuses,
+ * consumers take and mark done until it refuses. Whatever the interleaving,
+ * a put that succeeded must have its item got (plain shutdown: consumers
+ * are told "shut down" only once no accepted item can still arrive) or
+ * discarded (immediate: the queue is empty from the moment shutdown
+ * returns, a put that landed just after the discarding included), and every
+ * task must count as done, the discarded ones included.
  */
 struct race {
     weft_queue_t *q;
-    _Atomic long got;
+    _Atomic long got, put;
 };
 
 static void *racing_producer(void *arg)
@@ -574,8 +600,10 @@ static void *racing_producer(void *arg)
     struct race *r = arg;
     long i = 0;
     int rc;
-    while ((rc = weft_queue_put(r->q, &i, WEFT_FOREVER)) == 0)
+    while ((rc = weft_queue_put(r->q, &i, WEFT_FOREVER)) == 0) {
+        atomic_fetch_add(&r->put, 1);
         i++;
+    }
     WT_EQ(rc, WEFT_ESHUTDOWN);
     return NULL;
 }
@@ -593,23 +621,37 @@ static void *racing_consumer(void *arg)
     return NULL;
 }
 
-WT_STRESS(immediate_shutdown_races_with_traffic)
+static void race_shutdown(bool immediate)
 {
     for (enum kind k = 0; k < SIMPLE; k++)
-        for (int round = 0; round < (wt_sanitizer() ? 10 : 50); round++) {
+        for (int round = 0; round < (wt_sanitizer() ? 20 : 100); round++) {
             struct race r = {.q = make(k, round % 2 ? 8 : 0)};
             weft_thread_t *t[4];
             for (int i = 0; i < 4; i++)
                 t[i] = spawn(i % 2 ? racing_producer : racing_consumer, &r);
             while (atomic_load(&r.got) < 200)
                 sched_yield();
-            WT_EQ(weft_queue_shutdown(r.q, true), 0);
+            WT_EQ(weft_queue_shutdown(r.q, immediate), 0);
+            if (immediate) /* the producers may still be trying */
+                WT_EQ(weft_queue_qsize(r.q), 0);
             for (int i = 0; i < 4; i++)
                 finish(t[i]);
             WT_EQ(weft_queue_qsize(r.q), 0);
+            if (!immediate) /* nothing accepted was stranded */
+                WT_EQ(atomic_load(&r.got), atomic_load(&r.put));
             WT_EQ(weft_queue_join(r.q, 0), 0);
             drop(r.q);
         }
+}
+
+WT_STRESS(immediate_shutdown_races_with_traffic)
+{
+    race_shutdown(true);
+}
+
+WT_STRESS(plain_shutdown_strands_no_accepted_item)
+{
+    race_shutdown(false);
 }
 
 /*

@@ -33,14 +33,19 @@
  * heap) under a lock. SimpleQueue is the unbounded Queue without the task
  * count and shutdown, which makes its put and get a little cheaper.
  *
- * Tasks. Every put counts an unfinished task; task_done counts one done, and
- * join waits until none are left. More task_done calls than puts is -EINVAL
- * (Python's ValueError).
+ * Tasks. Every put counts an unfinished task once its item is in the queue
+ * (a put still waiting for room is none); task_done counts one done, and
+ * join waits until none are left. More task_done calls than items put is
+ * -EINVAL (Python's ValueError).
  *
  * Shutdown (Python 3.13). After weft_queue_shutdown(q, false), put fails with
  * WEFT_ESHUTDOWN at once, get still returns the items left and then fails
  * with WEFT_ESHUTDOWN instead of waiting; threads blocked in put or get wake
- * up and do the same. With immediate, the items left are discarded as well,
+ * up and do the same. Once shutdown has returned, every put that succeeded
+ * has its item got by a later get: a getter is not told WEFT_ESHUTDOWN
+ * while a racing put's item can still arrive (shutdown waits for the puts
+ * already past their check, a few instructions each). With immediate, the
+ * items left are discarded as well,
  * each counted as a task done (so join returns once the tasks taken out
  * before are done), and get fails at once. Shutting down twice is fine;
  * immediate after plain shutdown discards what is left.

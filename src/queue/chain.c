@@ -90,7 +90,7 @@ void weft__chain_free(weft__chain_t *c)
     free(c);
 }
 
-int weft__chain_put(weft__chain_t *c, const void *item)
+int weft__chain_put(weft__chain_t *c, const void *item, _Atomic size_t *count)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
     size_t tail = atomic_load_explicit(&c->tail.word, memory_order_acquire);
@@ -129,6 +129,8 @@ int weft__chain_put(weft__chain_t *c, const void *item)
                 atomic_store_explicit(&b->next, spare, memory_order_release);
                 spare = NULL;
             }
+            if (count)
+                atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
             _Atomic uint32_t *state = slot(c, b, off);
             memcpy(item_of(state), item, c->item_size);
             atomic_fetch_or_explicit(state, WRITTEN, memory_order_release);

@@ -126,7 +126,20 @@ static void sift_down(weft__locked_t *s)
     memcpy(entry(s, i), s->hole, s->stride);
 }
 
-int weft__locked_put(weft__locked_t *s, const void *item)
+/* Add item to the stack or heap; the caller holds the lock and has room. */
+static void insert(weft__locked_t *s, const void *item)
+{
+    if (!s->cmp) {
+        memcpy(entry(s, s->count++), item, s->item_size);
+        return;
+    }
+    uint64_t order = s->next_order++;
+    memcpy(s->hole, &order, sizeof order);
+    memcpy(s->hole + sizeof order, item, s->item_size);
+    sift_up(s, s->count++);
+}
+
+int weft__locked_put(weft__locked_t *s, const void *item, _Atomic size_t *count)
 {
     int rc = 0;
     weft_lock_acquire(&s->lock, WEFT_FOREVER);
@@ -134,13 +147,10 @@ int weft__locked_put(weft__locked_t *s, const void *item)
         rc = -EAGAIN;
     } else if (s->count == s->cap && !grow(s)) {
         rc = -ENOMEM;
-    } else if (!s->cmp) {
-        memcpy(entry(s, s->count++), item, s->item_size);
     } else {
-        uint64_t order = s->next_order++;
-        memcpy(s->hole, &order, sizeof order);
-        memcpy(s->hole + sizeof order, item, s->item_size);
-        sift_up(s, s->count++);
+        if (count)
+            atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+        insert(s, item);
     }
     weft_lock_release(&s->lock);
     return rc;

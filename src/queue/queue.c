@@ -16,18 +16,25 @@
  * The stores never report "empty" while a put is half done (nor "full"
  * while a get is), so a sleeper is never left behind an item.
  *
- * Tasks. `unfinished` counts items put and not yet marked done. A put counts
- * its item before the item becomes visible, so a consumer can never mark it
- * done first and drive the count below zero; a put that fails takes its
- * count back. Joiners sleep on `done` until the count is 0.
+ * Tasks. `unfinished` counts items put and not yet marked done. The store
+ * counts an item once its put is sure to succeed and before the item
+ * becomes visible, so a consumer can never mark it done first and drive the
+ * count below zero, and a put waiting for room is no unfinished task (one
+ * task_done too many is refused while a put is blocked, as in Python). An
+ * unbounded put counts at its claim too, before its only possible failure.
  *
- * Shutdown. `closed` gets SHUT (and IMMEDIATE); then a fence, the wake-up
- * of every sleeper, and for immediate the discarding of the items left. A
- * put that raced with an immediate shutdown (it saw `closed` clear, then
- * its item landed after the discarding) looks at `closed` again after its
- * notify's fence and discards the items itself: with fences on both sides
- * one of the two must see the other, so no item outlives an immediate
- * shutdown.
+ * Shutdown (Python 3.13's rule: once shutdown has returned, every put that
+ * succeeded has its item got by a later get, or discarded by an immediate
+ * shutdown). A put checks `closed` and then stores; between the two it is
+ * counted in `putting`. Shutdown sets SHUT, which new puts refuse, waits
+ * until `putting` is 0 (the puts that passed the check have stored), and
+ * only then sets DRAINED; an immediate shutdown then discards the items
+ * left, and as no put can add one any more, the queue stays empty. A getter that finds the queue
+ * empty reports the shutdown only once DRAINED is set, so it is never told "shut down" while an
+ * accepted item is still on its way in. Both sides of `putting` and SHUT are sequentially
+ * consistent (a put adds, then loads SHUT; shutdown sets SHUT, then loads the count), so either the
+ * put sees SHUT or shutdown waits for it. The last put out after SHUT wakes the shutdown's futex
+ * wait on `putting`.
  *
  * Layout: the words every operation reads and only shutdown writes share a
  * cache line; the eventcounts (written only around sleeps) take the next;
@@ -48,7 +55,7 @@
 size_t weft__queue_ring_max_bytes = (size_t)1 << 20;
 
 enum store { RING, CHAIN, CHAIN_BOUNDED, LOCKED };
-enum { SHUT = 1, IMMEDIATE = 2 };
+enum { SHUT = 1, DRAINED = 2 };
 
 struct weft_queue {
     enum store store;
@@ -66,34 +73,38 @@ struct weft_queue {
     weft__evc_t done;                             /* joiners wait for no unfinished tasks */
 
     _Alignas(WEFT__CACHE_LINE) _Atomic size_t unfinished;
-    _Atomic size_t count; /* CHAIN_BOUNDED: items held plus puts under way */
+    _Atomic size_t count;     /* CHAIN_BOUNDED: items held plus puts under way */
+    _Atomic uint32_t putting; /* puts between their check of `closed` and their store */
 };
 
 /* CHAIN_BOUNDED: reserve a place below maxsize, then put. */
-static int bounded_chain_put(weft_queue_t *q, const void *item)
+static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic size_t *tasks)
 {
     size_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
     do {
         if (n >= q->maxsize)
             return -EAGAIN;
     } while (!atomic_compare_exchange_weak(&q->count, &n, n + 1));
-    int rc = weft__chain_put(q->s.chain, item);
+    int rc = weft__chain_put(q->s.chain, item, tasks);
     if (rc)
         atomic_fetch_sub(&q->count, 1);
     return rc;
 }
 
+/* Put item in the store; count it in `unfinished` as the store makes it
+ * visible (SimpleQueue counts no tasks). */
 static int store_put(weft_queue_t *q, const void *item)
 {
+    _Atomic size_t *tasks = q->simple ? NULL : &q->unfinished;
     switch (q->store) {
     case RING:
-        return weft__ring_put(q->s.ring, item);
+        return weft__ring_put(q->s.ring, item, tasks);
     case CHAIN:
-        return weft__chain_put(q->s.chain, item);
+        return weft__chain_put(q->s.chain, item, tasks);
     case CHAIN_BOUNDED:
-        return bounded_chain_put(q, item);
+        return bounded_chain_put(q, item, tasks);
     default:
-        return weft__locked_put(q->s.locked, item);
+        return weft__locked_put(q->s.locked, item, tasks);
     }
 }
 
@@ -244,20 +255,24 @@ struct op {
 static int attempt_put(void *arg)
 {
     struct op *op = arg;
-    if (atomic_load_explicit(&op->q->closed, memory_order_relaxed))
+    weft_queue_t *q = op->q;
+    if (q->simple)
+        return store_put(q, op->item);
+    if (atomic_load_explicit(&q->closed, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
-    return store_put(op->q, op->item);
+    atomic_fetch_add(&q->putting, 1);
+    int rc = atomic_load(&q->closed) ? WEFT_ESHUTDOWN : store_put(q, op->item);
+    if (atomic_fetch_sub(&q->putting, 1) == 1 && atomic_load(&q->closed))
+        weft__futex_wake(&q->putting, INT_MAX, false); /* shutdown waits for the last one */
+    return rc;
 }
 
 static int attempt_get(void *arg)
 {
     struct op *op = arg;
-    _Atomic uint32_t *closed = &op->q->closed;
-    if (atomic_load_explicit(closed, memory_order_relaxed) & IMMEDIATE)
-        return WEFT_ESHUTDOWN;
     int rc = store_get(op->q, op->item);
-    if (rc == -EAGAIN && atomic_load(closed))
-        rc = WEFT_ESHUTDOWN;
+    if (rc == -EAGAIN && atomic_load(&op->q->closed) & DRAINED)
+        rc = store_get(op->q, op->item) ? WEFT_ESHUTDOWN : 0; /* the last puts' items */
     return rc;
 }
 
@@ -286,19 +301,12 @@ int weft_queue_put(weft_queue_t *q, const void *item, double timeout)
 {
     if (WEFT__UNLIKELY(!q || !item || isnan(timeout)))
         return -EINVAL;
-    if (!q->simple)
-        atomic_fetch_add_explicit(&q->unfinished, 1, memory_order_relaxed);
     struct op op = {q, (void *)item};
     int rc = attempt_put(&op);
     if (rc == -EAGAIN && timeout != 0)
         rc = wait_for(&q->room, attempt_put, room_left, &op, timeout);
-    if (rc == 0) {
+    if (rc == 0)
         weft__evc_notify(&q->items);
-        if (WEFT__UNLIKELY(atomic_load_explicit(&q->closed, memory_order_relaxed) & IMMEDIATE))
-            discard_all(q); /* raced with an immediate shutdown */
-    } else if (!q->simple) {
-        finish_tasks(q, 1);
-    }
     return rc;
 }
 
@@ -366,11 +374,14 @@ int weft_queue_shutdown(weft_queue_t *q, bool immediate)
         return -EINVAL;
     if (q->simple)
         return -ENOTSUP;
-    atomic_fetch_or(&q->closed, immediate ? SHUT | IMMEDIATE : SHUT);
-    weft__fence();
+    atomic_fetch_or(&q->closed, SHUT);
+    weft__evc_notify_all(&q->room); /* blocked puts fail now */
+    uint32_t n;
+    while ((n = atomic_load(&q->putting)))
+        weft__futex_wait(&q->putting, n, WEFT__NEVER, false);
+    atomic_fetch_or(&q->closed, DRAINED);
     if (immediate)
         discard_all(q);
     weft__evc_notify_all(&q->items);
-    weft__evc_notify_all(&q->room);
     return 0;
 }
