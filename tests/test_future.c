@@ -10,6 +10,7 @@
 #include <weft/future.h>
 
 #include <math.h>
+#include <stdlib.h>
 
 static weft_future_t *pending(void)
 {
@@ -216,7 +217,7 @@ WT_CASE(wait_conditions)
     WT_EQ(weft_wait(g, 2, 0, WEFT_FIRST_COMPLETED), 1);
     WT_EQ(weft_wait(NULL, 0, 0, WEFT_ALL_COMPLETED), 0); /* nothing to wait for */
     weft_future_t *twice[2] = {f[1], f[1]};
-    WT_EQ(weft_wait(twice, 2, 0, WEFT_ALL_COMPLETED), 2);
+    WT_EQ(weft_wait(twice, 2, 0, WEFT_ALL_COMPLETED), 1); /* one future, counted once */
     WT_EQ(weft_future_set_result(g[0], NULL), 0);
     weft_future_free(g[0]);
     for (int i = 0; i < 3; i++)
@@ -278,6 +279,77 @@ WT_CASE(as_completed_yields_in_completion_order)
     WT_EQ(weft_as_completed_free(it), 0);
     for (int i = 0; i < 4; i++)
         weft_future_free(f[i]);
+}
+
+/* Python takes a set of the futures: one given several times is waited for
+ * and yielded once, and the others keep their order of first appearance. */
+WT_CASE(repeated_futures_count_once)
+{
+    weft_future_t *a = pending(), *b = pending(), *c = pending();
+    weft_future_t *fs[6] = {b, a, b, c, a, b};
+    WT_EQ(weft_future_set_result(c, NULL), 0);
+    WT_EQ(weft_future_set_result(b, NULL), 0);
+    WT_EQ(weft_wait(fs, 6, 0, WEFT_ALL_COMPLETED), -EAGAIN);
+    WT_EQ(weft_wait(fs, 6, 0, WEFT_FIRST_COMPLETED), 2);
+    weft_as_completed_t *it;
+    WT_EQ(weft_as_completed_new(&it, fs, 6, WEFT_FOREVER), 0);
+    weft_future_t *got;
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == b); /* done before, first appearance first */
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == c);
+    struct completer done_a = {&a, 1, 0};
+    atomic_store(&done_a.tid, weft_thread_get_native_id());
+    weft_thread_t *t = spawn(complete_backwards, &done_a);
+    WT_EQ(weft_as_completed_next(it, &got), 1);
+    WT_CHECK(got == a);
+    finish(t);
+    WT_EQ(weft_as_completed_next(it, &got), 0); /* each yielded once */
+    WT_EQ(weft_as_completed_free(it), 0);
+    WT_EQ(weft_wait(fs, 6, WEFT_FOREVER, WEFT_ALL_COMPLETED), 3);
+    weft_future_free(a);
+    weft_future_free(b);
+    weft_future_free(c);
+}
+
+/* Fail the allocation numbered fail_at (from 0), let the others through. */
+static int fail_at, allocations;
+
+static void *calloc_failing_at(size_t count, size_t size)
+{
+    return allocations++ == fail_at ? NULL : calloc(count, size);
+}
+
+WT_FAULT(wait_and_as_completed_report_failed_allocations)
+{
+    weft_future_t *a = pending(), *b = pending();
+    weft_future_t *fs[3] = {a, b, a};
+    WT_EQ(weft_future_set_result(a, NULL), 0);
+    int rc;
+    fail_at = 0;
+    do { /* every allocation fails once, the last run none */
+        allocations = 0;
+        weft__sys.calloc = calloc_failing_at;
+        rc = weft_wait(fs, 3, 0, WEFT_FIRST_COMPLETED);
+        weft__sys_reset();
+        WT_CHECK(rc == -ENOMEM || rc == 1);
+    } while (rc == -ENOMEM && ++fail_at < 100);
+    WT_EQ(rc, 1);
+    WT_CHECK(fail_at >= 3);
+    weft_as_completed_t *it;
+    fail_at = 0;
+    do {
+        allocations = 0;
+        weft__sys.calloc = calloc_failing_at;
+        rc = weft_as_completed_new(&it, fs, 3, WEFT_FOREVER);
+        weft__sys_reset();
+        WT_CHECK(rc == -ENOMEM || rc == 0);
+    } while (rc == -ENOMEM && ++fail_at < 100);
+    WT_EQ(rc, 0);
+    WT_EQ(weft_as_completed_free(it), 0);
+    WT_EQ(weft_future_set_result(b, NULL), 0);
+    weft_future_free(a);
+    weft_future_free(b);
 }
 
 WT_CASE(as_completed_times_out)

@@ -85,15 +85,17 @@ enum weft_return_when {
     WEFT_ALL_COMPLETED = 3,
 };
 
-/* Wait until return_when holds for fs[0..n-1] (the same future may appear
- * twice): returns how many of them are done. -ETIMEDOUT (-EAGAIN for timeout
+/* Wait until return_when holds for fs[0..n-1]: returns how many of them are
+ * done. A future that appears more than once counts once (Python takes a
+ * set). -ETIMEDOUT (-EAGAIN for timeout
  * 0) when it does not hold in time; weft_future_done tells which are done
  * (Python returns its done and not_done sets either way). Errors: -EINVAL,
  * -ENOMEM. */
 WEFT_API int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_when);
 
-/* as_completed: yields each future of fs once, as it completes (those done
- * already first). The timeout counts from weft_as_completed_new. */
+/* as_completed: yields each distinct future of fs once (a repeated one
+ * too), as it completes (those done already first). The timeout counts from
+ * weft_as_completed_new. */
 typedef struct weft_as_completed weft_as_completed_t;
 WEFT_API int weft_as_completed_new(weft_as_completed_t **it, weft_future_t *const *fs, size_t n,
                                    double timeout);

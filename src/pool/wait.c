@@ -4,9 +4,13 @@
  * order they finish (the ones finished already first); the waiting thread
  * sleeps on the waiter's eventcount until the record satisfies it.
  *
+ * A future given more than once counts once, as in Python (which makes a
+ * set of them): the waiter first copies out the distinct futures, in the
+ * order they first appear.
+ *
  * A future records itself through its watch list (future_int.h) under its
  * own Lock, or, if it had finished before the watch was linked, the waiter
- * records it right away. Either way each entry of the array is recorded
+ * records it right away. Either way each distinct future is recorded
  * exactly once. Before the waiter's memory goes away every watch is
  * unlinked under its future's Lock, so no finishing future can touch it
  * afterwards.
@@ -26,7 +30,7 @@ struct waiter {
     _Atomic int failed; /* a future finished with an error */
     weft_future_t *_Atomic *order;
     weft__watch_t *watches;
-    weft_future_t *const *fs;
+    weft_future_t **fs; /* distinct, in order of first appearance */
 };
 
 static void record(struct waiter *w, weft_future_t *f)
@@ -49,6 +53,52 @@ static void unwatch_all(struct waiter *w)
         weft__future_unwatch(w->fs[i], &w->watches[i]);
     free(w->watches);
     free((void *)w->order);
+    free(w->fs);
+}
+
+struct entry {
+    weft_future_t *f;
+    size_t i;
+};
+
+static int by_future_then_index(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    uintptr_t p = (uintptr_t)x->f, q = (uintptr_t)y->f;
+    return p != q ? (p > q) - (p < q) : (x->i > y->i) - (x->i < y->i);
+}
+
+static int by_index(const void *a, const void *b)
+{
+    size_t x = ((const struct entry *)a)->i, y = ((const struct entry *)b)->i;
+    return (x > y) - (x < y);
+}
+
+/* Copy fs[0..n-1] without repeats into w->fs, keeping the first appearance
+ * of each: sort by future, keep the first of each run, sort those back
+ * into input order. */
+static int copy_distinct(struct waiter *w, weft_future_t *const *fs, size_t n)
+{
+    struct entry *e = weft__calloc(n ? n : 1, sizeof *e);
+    w->fs = weft__calloc(n ? n : 1, sizeof *w->fs);
+    if (!e || !w->fs) {
+        free(e);
+        free(w->fs);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        e[i] = (struct entry){fs[i], i};
+    qsort(e, n, sizeof *e, by_future_then_index);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || e[i].f != e[i - 1].f)
+            e[k++] = e[i];
+    qsort(e, k, sizeof *e, by_index);
+    for (size_t i = 0; i < k; i++)
+        w->fs[i] = e[i].f;
+    w->n = k;
+    free(e);
+    return 0;
 }
 
 /* Set up w over fs and watch them all; -EINVAL or -ENOMEM. */
@@ -59,17 +109,20 @@ static int watch_all(struct waiter *w, weft_future_t *const *fs, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return -EINVAL;
-    *w = (struct waiter){.base = {notify}, .n = n, .fs = fs};
-    w->order = weft__calloc(n ? n : 1, sizeof *w->order);
-    w->watches = weft__calloc(n ? n : 1, sizeof *w->watches);
+    *w = (struct waiter){.base = {notify}};
+    if (copy_distinct(w, fs, n))
+        return -ENOMEM;
+    w->order = weft__calloc(w->n ? w->n : 1, sizeof *w->order);
+    w->watches = weft__calloc(w->n ? w->n : 1, sizeof *w->watches);
     if (!w->order || !w->watches) {
         free((void *)w->order);
         free(w->watches);
+        free(w->fs);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!weft__future_watch(fs[i], &w->watches[i], &w->base))
-            record(w, fs[i]);
+    for (size_t i = 0; i < w->n; i++)
+        if (!weft__future_watch(w->fs[i], &w->watches[i], &w->base))
+            record(w, w->fs[i]);
     return 0;
 }
 
