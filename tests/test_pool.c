@@ -406,6 +406,16 @@ static void fail_with_lo(size_t lo, size_t hi, void *arg)
     weft_task_fail(-(int)(lo + 1));
 }
 
+/* Items 3 and 5 fail with their own number. */
+static void *fail_items_3_and_5(void *item, void *arg)
+{
+    (void)arg;
+    intptr_t i = (intptr_t)item;
+    if (i == 3 || i == 5)
+        weft_task_fail(-(int)i);
+    return item;
+}
+
 static void *times_ten(void *item, void *arg)
 {
     WT_CHECK(arg == NULL);
@@ -427,6 +437,8 @@ WT_CASE(map_keeps_order_and_errors_propagate)
             WT_EQ((intptr_t)results[i], i * 10);
     }
     WT_EQ(weft_parallel_for(p, 0, 1000, 10, fail_at_500, NULL, NULL, NULL), -ERANGE);
+    /* Two failing items in one chunk: the first in item order wins. */
+    WT_EQ(weft_pool_map(p, fail_items_3_and_5, NULL, items, results, 8, 8, NULL, NULL), -3);
     /* Every range fails: the first in item order wins, a range's own error
      * over its right halves'. */
     WT_EQ(weft_parallel_for(p, 0, 4, 1, fail_with_lo, NULL, NULL, NULL), -1);

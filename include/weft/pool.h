@@ -87,8 +87,10 @@ typedef void (*weft_progress_fn)(size_t done, size_t total, void *arg);
 
 /* results[i] = fn(items[i], arg) for i < n, in chunks of chunksize items
  * (0: about four chunks per worker), results in order; waits for all.
- * Returns 0, or the first error (in item order) a chunk's fn raised with
- * weft_task_fail, after every chunk has finished. progress may be NULL. */
+ * Returns 0, or the first error (in item order) fn raised with
+ * weft_task_fail, after every chunk has finished; a chunk stops at its
+ * first failing item (the results of the items after it are not set).
+ * progress may be NULL. */
 WEFT_API int weft_pool_map(weft_pool_t *pool, void *(*fn)(void *item, void *arg), void *arg,
                            void *const *items, void **results, size_t n, size_t chunksize,
                            weft_progress_fn progress, void *progress_arg);

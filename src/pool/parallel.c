@@ -102,10 +102,13 @@ struct map {
     void **results;
 };
 
+/* A chunk stops at its first failing item, as a raise would stop it in
+ * Python, so that a later item's failure cannot replace the first one's
+ * error: map reports the first in item order. */
 static void map_chunk(size_t lo, size_t hi, void *arg)
 {
     struct map *m = arg;
-    for (size_t i = lo; i < hi; i++)
+    for (size_t i = lo; i < hi && !weft__task_error(); i++)
         m->results[i] = m->fn(m->items[i], m->arg);
 }
 
