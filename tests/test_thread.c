@@ -134,8 +134,28 @@ WT_CASE(join_self_is_deadlock)
     WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
     WT_EQ((intptr_t)result, -EDEADLK);
     WT_EQ(weft_thread_free(t), 0);
-    /* The main thread is not a weft-made thread: Python's "cannot join". */
-    WT_EQ(weft_thread_join(weft_thread_main(), 0, NULL), -EPERM);
+    /* The main thread joining itself, before and after it has asked for its
+     * own handle: CPython's test_joining_current_thread. */
+    WT_EQ(weft_thread_join(weft_thread_main(), 0, NULL), -EDEADLK);
+    WT_CHECK(weft_thread_current() == weft_thread_main());
+    WT_EQ(weft_thread_join(weft_thread_main(), WEFT_FOREVER, NULL), -EDEADLK);
+}
+
+static void *join_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_thread_join(weft_thread_main(), 0, NULL);
+}
+
+WT_CASE(main_thread_cannot_be_joined_from_another)
+{
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, join_main, NULL, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    void *result;
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
+    WT_EQ((intptr_t)result, -EPERM); /* not a weft-made thread */
+    WT_EQ(weft_thread_free(t), 0);
 }
 
 WT_CASE(join_timeout_never_early)
@@ -444,12 +464,13 @@ WT_CASE(current_thread_main_and_dummies)
     WT_CHECK(list[0] == r.self || list[1] == r.self);
     WT_EQ(weft_thread_free(list[0]), 0);
     WT_EQ(weft_thread_free(list[1]), 0);
+    WT_EQ(weft_thread_join(r.self, 0, NULL), -EPERM); /* another thread's dummy */
     wt_gate_open(&r.hold);
     pthread_join(pt, NULL);
     WT_CHECK(strncmp(r.name, "Dummy-", 6) == 0);
     WT_EQ(r.daemon, 1);
     WT_EQ(r.alive, 1);
-    WT_EQ(r.join_rc, -EPERM);
+    WT_EQ(r.join_rc, -EDEADLK); /* a dummy joining itself */
     WT_EQ(r.same_twice, 1);
     /* The dummy went away with its thread (its key destructor ran before
      * pthread_join returned). */

@@ -90,10 +90,11 @@ WEFT_API int weft_thread_start(weft_thread_t *t);
  * what its function returned in *result (if result is not NULL). Joining a
  * finished thread again returns at once with the same result (Python allows
  * repeated joins), also from several threads at the same time.
- * Errors: -EINVAL (NULL thread, NaN timeout), -EPERM (not started yet, or a
- * thread weft did not create: the main thread, a dummy), -EDEADLK (the
- * thread joining itself), -ETIMEDOUT (still running when the timeout ran
- * out), -EAGAIN (timeout 0 and still running).
+ * Errors: -EINVAL (NULL thread, NaN timeout), -EDEADLK (the thread joining
+ * itself, the main thread and a dummy included: Python's RuntimeError
+ * "cannot join current thread"), -EPERM (not started yet, or another
+ * thread weft did not create: the main thread, a dummy), -ETIMEDOUT (still running when the timeout
+ * ran out), -EAGAIN (timeout 0 and still running).
  */
 WEFT_API int weft_thread_join(weft_thread_t *t, double timeout, void **result);
 

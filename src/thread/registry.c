@@ -211,6 +211,11 @@ static bool in_main_thread(void)
     return weft__self ? weft__self == main_ptr : weft__gettid() == getpid();
 }
 
+bool weft__thread_is_self(const struct weft_thread *t)
+{
+    return t == weft__self || (t == main_ptr && in_main_thread());
+}
+
 /* A handle to some alive non-daemon user thread other than the caller. */
 static struct weft_thread *next_to_join(void)
 {

@@ -234,10 +234,10 @@ int weft_thread_join(weft_thread_t *t, double timeout, void **result)
     weft__deadline_t deadline;
     if (!t || weft__deadline(timeout, &deadline) < 0)
         return -EINVAL;
+    if (weft__thread_is_self(t)) /* the main thread or a dummy too, as in Python */
+        return -EDEADLK;
     if (t->kind != KIND_USER)
         return -EPERM;
-    if (t == weft__self)
-        return -EDEADLK;
     uint32_t s = atomic_load(&t->state) & STATE_MASK;
     if (s == STATE_NEW)
         return -EPERM;

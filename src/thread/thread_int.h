@@ -85,6 +85,9 @@ void weft__registry_unlock(void);
 void weft__registry_link(struct weft_thread *t);
 void weft__registry_unlink(struct weft_thread *t);
 bool weft__registry_contains(const struct weft_thread *t);
+/* t is the calling thread (the main thread's entry too, before the main
+ * thread has asked for its handle). */
+bool weft__thread_is_self(const struct weft_thread *t);
 
 /* The calling thread's struct, NULL until weft_thread_current() or the
  * trampoline sets it. */
