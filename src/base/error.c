@@ -4,9 +4,15 @@
  * the names and the descriptions cannot drift apart; the errno list holds the
  * codes weft documents as results, described in weft's own terms rather than
  * libc's (strerror's "Resource temporarily unavailable" says nothing about a
- * queue being empty).
+ * queue being empty). Every code a header documents or a source file returns
+ * is on it (test_base checks this against the headers and sources); other
+ * codes, which weft can only pass on from the system, get the C library's
+ * description, taken from its thread-safe table (glibc's strerrordesc_np,
+ * not strerror, which may format into a shared buffer).
  */
 #include "base/base.h"
+
+#include <string.h>
 
 #define WEFT__ERRNO_CODES(X)                                                              \
     X(EINVAL, "invalid argument")                                                         \
@@ -23,7 +29,28 @@
     X(EPIPE, "broken pipe: the peer has closed")                                          \
     X(EINTR, "interrupted by a signal")                                                   \
     X(ESRCH, "no such thread or process")                                                 \
-    X(ENOSYS, "not supported on this system")
+    X(ENOSYS, "not supported on this system")                                             \
+    X(ENOTSUP, "not supported for this kind of object")                                   \
+    X(EBADF, "bad descriptor: not open, or not usable for this")                          \
+    X(EBADMSG, "bad message: the data read does not add up")                              \
+    X(EMSGSIZE, "message too long for the other end")                                     \
+    X(ECONNRESET, "connection reset: the peer went away mid-message")                     \
+    X(EMFILE, "too many open files in this process")                                      \
+    X(ENFILE, "too many open files in the system")                                        \
+    X(ENOENT, "no such file or name")                                                     \
+    X(EEXIST, "already exists")                                                           \
+    X(EACCES, "permission denied")
+
+static const char *system_description(int code)
+{
+    const char *s = NULL;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+    s = code > 0 ? strerrordesc_np(code) : NULL;
+#else
+    s = code > 0 ? strerror(code) : NULL; /* musl's is a static table too */
+#endif
+    return s ? s : "unknown error";
+}
 
 const char *weft_strerror(int code)
 {
@@ -43,7 +70,7 @@ const char *weft_strerror(int code)
         WEFT_ERRORS(WEFT__OWN_CASE)
 #undef WEFT__OWN_CASE
     default:
-        return "unknown error";
+        return system_description(-code);
     }
 }
 
