@@ -1,9 +1,16 @@
 /*
  * "This lock can be written shorter", says the lecture, and leaves the code
- * blank. In Python the shorter form is `with lock:`; in weft it is
- * WEFT_WITH(&lock) { ... }, which releases the lock however the block is
- * left. The same program as lock_counter.c, with the loop body in that form:
- * the early exit (break) releases the lock too.
+ * blank. In Python the shorter form is `with lock:`; weft has it in two
+ * shapes, both of which release the lock however their scope is left:
+ *
+ *   WEFT_GUARD(&lock);          holds the lock to the end of the enclosing
+ *                               braces; break and continue reach the loop
+ *                               around it, as in Python
+ *   WEFT_WITH(&lock) { ... }    a block of its own (a one-pass loop, so a
+ *                               break inside leaves only the block)
+ *
+ * The same program as lock_counter.c: the threads' loop uses the guard, and
+ * the main thread reads the final count in a WEFT_WITH block.
  */
 #include "check.h"
 
@@ -21,15 +28,14 @@ struct my_thread {
 static void *my_thread_run(weft_thread_t *self)
 {
     struct my_thread *me = weft_thread_data(self);
-    bool done = false;
-    while (!done) {
-        WEFT_WITH (&lock) {
-            if ((done = count >= me->end))
-                break; /* leaves the WEFT_WITH block: the lock is released */
+    for (;;) {
+        {
+            WEFT_GUARD(&lock); /* held until the closing brace */
+            if (count >= me->end)
+                break; /* leaves the loop, releasing the lock */
             printf("%s: %d\n", weft_thread_name(self), count++);
         }
-        if (!done)
-            weft_sleep(me->timeout);
+        weft_sleep(me->timeout); /* not holding the lock */
     }
     return NULL;
 }
@@ -52,6 +58,7 @@ int main(void)
         CHECK(weft_thread_join(threads[i], WEFT_FOREVER, NULL));
         weft_thread_free(threads[i]);
     }
-    printf("END: count = %d\n", count);
+    WEFT_WITH (&lock)
+        printf("END: count = %d\n", count);
     return 0;
 }

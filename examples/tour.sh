@@ -13,7 +13,7 @@ run thread_ids "Processes and threads: ids, shared memory, own stacks, locals, a
 run threads    "threading.Thread(target=..., args=...): two threads and the main thread"
 run my_thread  "A Thread subclass with its own run(): the same program, object style"
 run lock_counter "Lock: two threads count a shared variable, the lecture's program done right"
-run lock_with    "The shorter form the lecture leaves blank: WEFT_WITH(&lock), Python's with lock:"
+run lock_with    "The shorter form the lecture leaves blank, Python's with lock: WEFT_GUARD and WEFT_WITH"
 run critical_section "Critical section: a recursive lock, four tellers, the bank's total never changes"
 run producer_consumer "Condition: a bounded buffer between producers and consumers"
 run downloads    "Semaphore: ten downloads, at most three at a time"

@@ -12,7 +12,11 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* --- helpers --------------------------------------------------------------- */
 
@@ -569,6 +573,119 @@ out:
     WEFT_WITH (none) {
         WT_CHECK(!"the block runs only with the lock held");
     }
+}
+
+/* --- WEFT_GUARD -------------------------------------------------------------- */
+
+static int guard_return(weft_rlock_t *r)
+{
+    WEFT_GUARD(r);
+    WEFT_GUARD(r); /* re-entry: both released on the way out */
+    WT_EQ(r->count, 1);
+    return 5;
+}
+
+WT_CASE(guard_holds_to_the_end_of_its_scope)
+{
+    weft_lock_t l = WEFT_LOCK_INIT;
+    int count = 0, passes = 0;
+    for (;;) { /* the lecture's loop: break reaches the loop */
+        WEFT_GUARD(&l);
+        WT_EQ(weft_lock_locked(&l), 1);
+        passes++;
+        if (count >= 3)
+            break;
+        count++;
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+    WT_EQ(passes, 4);
+    for (int i = 0; i < 3; i++) { /* continue too */
+        WEFT_GUARD(&l);
+        if (i < 3)
+            continue;
+        passes++;
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+    WT_EQ(passes, 4);
+    {
+        WEFT_GUARD(&l);
+        WT_EQ(weft_lock_acquire(&l, 0), -EAGAIN);
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+
+    weft_rlock_t r = WEFT_RLOCK_INIT;
+    WT_EQ(guard_return(&r), 5);
+    WT_EQ(r.word, 0);
+    weft_critsec_t cs = WEFT_CRITSEC_INIT;
+    weft_sem_t sem = WEFT_SEM_INIT(1);
+    weft_rwlock_t rw = WEFT_RWLOCK_INIT;
+    {
+        WEFT_GUARD(&cs);
+        WEFT_GUARD(&sem);
+        WEFT_GUARD_READ(&rw);
+        WT_EQ(weft_sem_acquire(&sem, 0), -EAGAIN);
+        WT_EQ(weft_rwlock_acquire_write(&rw, 0), -EAGAIN);
+    }
+    WT_EQ(cs.lock.word, 0);
+    WT_EQ(weft_sem_acquire(&sem, 0), 0);
+    {
+        WEFT_GUARD_WRITE(&rw);
+        WT_EQ(weft_rwlock_acquire_read(&rw, 0), -EAGAIN);
+    }
+    WT_EQ(weft_rwlock_acquire_write(&rw, 0), 0);
+}
+
+WT_CASE(guard_rc_releases_only_what_it_took)
+{
+    weft_lock_t *none = NULL;
+    {
+        WEFT_GUARD_RC(none, rc);
+        WT_EQ(rc, -EINVAL);
+    }
+    weft_lock_t l = WEFT_LOCK_INIT;
+    weft_lockdep_enable(true);
+    {
+        WEFT_GUARD_RC(&l, outer);
+        WT_EQ(outer, 0);
+        {
+            WEFT_GUARD_RC(&l, inner); /* the checker refuses a self-deadlock */
+            WT_EQ(inner, -EDEADLK);
+        }
+        WT_EQ(weft_lock_locked(&l), 1); /* the inner guard gave nothing back */
+    }
+    WT_EQ(weft_lock_locked(&l), 0);
+    weft_lockdep_enable(false);
+}
+
+/* A WEFT_GUARD whose acquire fails stops the program, naming its line. */
+static int guard_self_deadlock(void *arg)
+{
+    int *fds = arg;
+    dup2(fds[1], 2);
+    weft_lockdep_set_reporter(NULL, NULL);
+    weft_lockdep_enable(true);
+    weft_lock_t l = WEFT_LOCK_INIT;
+    WEFT_GUARD(&l);
+    WEFT_GUARD(&l);
+    return 0;
+}
+
+WT_CASE(guard_failure_stops_with_its_site)
+{
+    int fds[2];
+    WT_EQ(pipe(fds), 0);
+    int status = wt_fork(guard_self_deadlock, fds, 30);
+    WT_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    close(fds[1]);
+    char out[4096] = "";
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    WT_CHECK(strstr(out, "weft: WEFT_GUARD at ") != NULL);
+    WT_CHECK(strstr(out, "test_lock.c:") != NULL);
+    WT_CHECK(strstr(out, "EDEADLK") != NULL);
 }
 
 /* --- bad input ----------------------------------------------------------------- */

@@ -351,6 +351,24 @@ WT_FAULT(critsec_recovers_from_killed_owner)
     reaped_owner(&CRITSEC);
 }
 
+/* WEFT_GUARD_RC hands the caller a lock whose owner died, held, to repair;
+ * the end of the scope releases it. */
+static int guard_repairs(void)
+{
+    WEFT_GUARD_RC(&shared->lock, rc);
+    if (rc == -EOWNERDEAD)
+        WT_EQ(weft_lock_consistent(&shared->lock), 0);
+    return rc;
+}
+
+WT_FAULT(guard_rc_hands_over_a_dead_owners_lock)
+{
+    kill_and_reap(start_holder(&LOCK));
+    WT_EQ(guard_repairs(), -EOWNERDEAD);
+    WT_EQ(weft_lock_acquire(&shared->lock, 0), 0); /* released, and consistent */
+    WT_EQ(weft_lock_release(&shared->lock), 0);
+}
+
 WT_FAULT(zombie_owner_counts_as_dead)
 {
     pid_t holder = start_holder(&LOCK);

@@ -437,26 +437,55 @@ WEFT_API int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout,
 #endif
 
 /*
- * WEFT_WITH(&lock) { ... }: Python's `with lock:`. The block runs with the
- * lock held, and the lock is released on every way out of the block: the end,
- * break, continue, return and goto (a gcc/clang cleanup handler does it).
- * Works for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t (its
- * lock) and weft_sem_t (one unit); for a weft_rwlock_t use
- * WEFT_WITH_READ(&rw) or WEFT_WITH_WRITE(&rw). If the lock cannot be
- * acquired at all (a NULL pointer, an unrecoverable shared lock), the block
- * is skipped; a shared lock whose owner died is released unrepaired (see
- * above).
+ * Scoped locking, Python's `with lock:`, in two forms.
  *
- * One difference from Python: the macro is a one-pass loop, so `break` and
- * `continue` inside the block leave the block (releasing the lock), not a
- * loop around it; to leave an enclosing loop, set a flag or use goto. (The
- * Linux kernel's scoped_guard has the same rule, for the same reason.)
+ * WEFT_WITH(&lock) { ... } runs the block with the lock held and releases it
+ * on every way out of the block: the end, break, continue, return and goto
+ * (a gcc/clang cleanup handler does it). It is a one-pass loop, so `break`
+ * and `continue` inside it leave the block, not a loop around it (the Linux
+ * kernel's scoped_guard has the same rule, for the same reason). If the lock
+ * cannot be acquired at all (a NULL pointer, an unrecoverable shared lock, a
+ * lock the thread already holds, which the lock-order checker refuses with
+ * -EDEADLK), the block is skipped; a shared lock whose owner died is released unrepaired (see
+ * above) and the block skipped.
+ *
+ * WEFT_GUARD(&lock); is a statement: the lock is held from there to the end
+ * of the enclosing scope, and released on every way out of it, so `break`
+ * and `continue` reach the loop around it (the kernel's guard(mutex)):
+ *
+ *     for (;;) {
+ *         WEFT_GUARD(&lock);
+ *         if (count >= end)
+ *             break;          // leaves the loop, releasing the lock
+ *         count++;
+ *     }                       // released here on every other pass
+ *
+ * A statement cannot skip what follows it, so WEFT_GUARD never goes on
+ * without the lock: if the acquire fails it calls weft_guard_failed(), which
+ * prints the site and the error to stderr and aborts. Where an acquire can
+ * fail (a shared lock, the lock-order checker on), use
+ * WEFT_GUARD_RC(&lock, rc);, which declares `const int rc` holding the
+ * acquire's result and releases the lock at the end of the scope only if it
+ * was taken: rc is 0, or -EOWNERDEAD with the lock held (repair the data and
+ * call weft_*_consistent(), or leave it unrepaired), or another negative
+ * code with the lock not held.
+ *
+ * All three work for weft_lock_t, weft_rlock_t, weft_critsec_t, weft_cond_t
+ * (its lock) and weft_sem_t (one unit); for a weft_rwlock_t use
+ * WEFT_WITH_READ / WEFT_WITH_WRITE, WEFT_GUARD_READ / WEFT_GUARD_WRITE and
+ * WEFT_GUARD_READ_RC / WEFT_GUARD_WRITE_RC.
  */
 #if !defined(__cplusplus)
+/* Prints "weft: WEFT_GUARD at file:line (func): <weft_strerror(error)>" to
+ * stderr and aborts. */
+WEFT_API _Noreturn void weft_guard_failed(const weft_site_t *site, int error);
+
 struct weft__guard {
-    void *obj;
+    void *obj; /* NULL when the lock is not held */
     int (*release)(void *obj);
-    int once;
+    int rc;
+    const weft_site_t *site;
+    int once; /* WEFT_WITH's one pass */
 };
 
 static inline void weft__guard_release(struct weft__guard *g)
@@ -465,8 +494,8 @@ static inline void weft__guard_release(struct weft__guard *g)
         g->release(g->obj);
 }
 
-/* One pair per lock type: take it (NULL object when that fails) and give it
- * back through a void * the guard can hold. */
+/* One pair per lock type: take it (obj NULL when that fails; held with
+ * -EOWNERDEAD) and give it back through a void * the guard can hold. */
 #define WEFT__GUARD_PAIR(type, name, take, give)                                            \
     static inline int weft__give_##name(void *obj)                                          \
     {                                                                                       \
@@ -474,11 +503,8 @@ static inline void weft__guard_release(struct weft__guard *g)
     }                                                                                       \
     static inline struct weft__guard weft__guard_##name(type *obj, const weft_site_t *site) \
     {                                                                                       \
-        struct weft__guard g = {obj, weft__give_##name, 1};                                 \
-        int rc = take;                                                                      \
-        if (rc == -EOWNERDEAD)                                                              \
-            give(obj);                                                                      \
-        if (rc < 0)                                                                         \
+        struct weft__guard g = {obj, weft__give_##name, take, site, 1};                     \
+        if (g.rc < 0 && g.rc != -EOWNERDEAD)                                                \
             g.obj = NULL;                                                                   \
         return g;                                                                           \
     }
@@ -502,6 +528,23 @@ WEFT__GUARD_PAIR(weft_rwlock_t, read, weft_rwlock_acquire_read_at(obj, WEFT_FORE
 WEFT__GUARD_PAIR(weft_rwlock_t, write, weft_rwlock_acquire_write_at(obj, WEFT_FOREVER, site),
                  weft_rwlock_release_write)
 
+/* WEFT_WITH's start: a lock whose owner died goes back unrepaired. */
+static inline struct weft__guard weft__with(struct weft__guard g)
+{
+    if (g.rc == -EOWNERDEAD) {
+        g.release(g.obj);
+        g.obj = NULL;
+    }
+    return g;
+}
+
+static inline struct weft__guard weft__guard_or_fail(struct weft__guard g)
+{
+    if (g.rc < 0)
+        weft_guard_failed(g.site, g.rc); /* the owner-died case included */
+    return g;
+}
+
 #define WEFT__GUARD(x)                             \
     _Generic((x), weft_lock_t *                    \
              : weft__guard_lock, weft_rlock_t *    \
@@ -512,15 +555,28 @@ WEFT__GUARD_PAIR(weft_rwlock_t, write, weft_rwlock_acquire_write_at(obj, WEFT_FO
 
 #define WEFT__CAT2(a, b) a##b
 #define WEFT__CAT(a, b)  WEFT__CAT2(a, b)
-#define WEFT__WITH_AS(g, init)                                                      \
-    for (struct weft__guard g __attribute__((cleanup(weft__guard_release))) = init; \
-         g.obj && g.once; g.once = 0)
-#define WEFT__WITH(g, x) WEFT__WITH_AS(g, WEFT__GUARD(x))
-#define WEFT_WITH(x)     WEFT__WITH(WEFT__CAT(weft__with_, __COUNTER__), x)
-#define WEFT_WITH_READ(rw) \
-    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_read(rw, WEFT_SITE))
-#define WEFT_WITH_WRITE(rw) \
-    WEFT__WITH_AS(WEFT__CAT(weft__with_, __COUNTER__), weft__guard_write(rw, WEFT_SITE))
+#define WEFT__GUARD_VAR(g, init) \
+    struct weft__guard g __attribute__((cleanup(weft__guard_release))) = init
+#define WEFT__WITH_AS(g, init) \
+    for (WEFT__GUARD_VAR(g, weft__with(init)); g.obj && g.once; g.once = 0)
+#define WEFT__NEW(g)        WEFT__CAT(g, __COUNTER__)
+#define WEFT_WITH(x)        WEFT__WITH_AS(WEFT__NEW(weft__with_), WEFT__GUARD(x))
+#define WEFT_WITH_READ(rw)  WEFT__WITH_AS(WEFT__NEW(weft__with_), weft__guard_read(rw, WEFT_SITE))
+#define WEFT_WITH_WRITE(rw) WEFT__WITH_AS(WEFT__NEW(weft__with_), weft__guard_write(rw, WEFT_SITE))
+
+#define WEFT_GUARD(x) WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(WEFT__GUARD(x)))
+#define WEFT_GUARD_READ(rw) \
+    WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_read(rw, WEFT_SITE)))
+#define WEFT_GUARD_WRITE(rw) \
+    WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_write(rw, WEFT_SITE)))
+#define WEFT__GUARD_RC(g, init, var) \
+    WEFT__GUARD_VAR(g, init);        \
+    const int var = g.rc
+#define WEFT_GUARD_RC(x, var) WEFT__GUARD_RC(WEFT__NEW(weft__guard_), WEFT__GUARD(x), var)
+#define WEFT_GUARD_READ_RC(rw, var) \
+    WEFT__GUARD_RC(WEFT__NEW(weft__guard_), weft__guard_read(rw, WEFT_SITE), var)
+#define WEFT_GUARD_WRITE_RC(rw, var) \
+    WEFT__GUARD_RC(WEFT__NEW(weft__guard_), weft__guard_write(rw, WEFT_SITE), var)
 #endif /* !__cplusplus */
 
 #ifdef __cplusplus
