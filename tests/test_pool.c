@@ -445,6 +445,54 @@ WT_CASE(map_keeps_order_and_errors_propagate)
     WT_EQ(weft_pool_free(p), 0);
 }
 
+/* The process pool's task shape: a long in, its square (a short result) out;
+ * negative items fail with their value, TOO_LONG answers too long. */
+enum { TOO_LONG = 1 << 20 };
+static ssize_t square_item(const void *arg, size_t len, void *out, size_t cap)
+{
+    long x;
+    WT_EQ(len, sizeof x);
+    memcpy(&x, arg, sizeof x);
+    if (x < 0)
+        return x;
+    int y = (int)(x * x);
+    memcpy(out, &y, sizeof y);
+    return x == TOO_LONG ? (ssize_t)cap + 1 : (ssize_t)sizeof y;
+}
+
+WT_CASE(map_items_over_flat_arrays)
+{
+    weft_pool_t *p = make(2);
+    enum { N = 1000 };
+    static long items[N];
+    static long results[N]; /* wider than the int written: zero-filled */
+    for (long i = 0; i < N; i++)
+        items[i] = i;
+    size_t chunks[] = {0, 1, 7, N};
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        memset(results, 0xff, sizeof results);
+        WT_EQ(weft_pool_map_items(p, square_item, items, N, sizeof(long), results, sizeof(long),
+                                  chunks[c], NULL, NULL),
+              0);
+        for (long i = 0; i < N; i++)
+            WT_EQ(results[i], i * i);
+    }
+    items[5] = -5, items[9] = -9; /* one chunk, two failures: the first wins */
+    WT_EQ(weft_pool_map_items(p, square_item, items, 10, sizeof(long), results, sizeof(long), 10,
+                              NULL, NULL),
+          -5);
+    items[5] = TOO_LONG;
+    WT_EQ(weft_pool_map_items(p, square_item, items, 10, sizeof(long), results, sizeof(long), 10,
+                              NULL, NULL),
+          -EMSGSIZE);
+    WT_EQ(weft_pool_map_items(p, square_item, items, 0, sizeof(long), NULL, 0, 0, NULL, NULL), 0);
+    WT_EQ(weft_pool_map_items(p, NULL, items, 1, sizeof(long), results, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, NULL, 1, 8, results, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX, 8, results, 8, 0, NULL, NULL),
+          -EINVAL);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
 static void *free_own_pool(void *arg)
 {
     WT_EQ(weft_pool_free(arg), -EDEADLK);

@@ -119,6 +119,19 @@ WT_CASE(join_before_start_is_an_error)
     WT_EQ(weft_thread_free(t), 0);
 }
 
+WT_CASE(start_new_creates_and_starts_in_one_call)
+{
+    weft_thread_t *t = NULL;
+    WT_EQ(weft_thread_start_new(&t, return_arg, (void *)"ran", NULL), 0);
+    void *result;
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
+    WT_CHECK(strcmp(result, "ran") == 0);
+    WT_EQ(weft_thread_start(t), -EPERM); /* it was started */
+    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(weft_thread_start_new(NULL, return_arg, NULL, NULL), -EINVAL);
+    WT_EQ(weft_thread_start_new(&t, NULL, NULL, NULL), -EINVAL);
+}
+
 static void *join_self(void *arg)
 {
     (void)arg;
@@ -972,6 +985,9 @@ WT_FAULT(resource_failures_are_reported)
     WT_EQ(weft_thread_is_alive(t), 0);
     WT_EQ(weft_thread_native_id(t), 0);
     WT_EQ(weft_thread_join(t, 0, NULL), -EPERM);
+    weft_thread_t *other = NULL; /* create-and-start frees what it made (ASan checks) */
+    WT_EQ(weft_thread_start_new(&other, return_arg, NULL, NULL), -EAGAIN);
+    WT_CHECK(other == NULL);
     weft__sys_reset();
     WT_EQ(weft_thread_start(t), 0); /* it can be started once the system can */
     void *r;

@@ -3,13 +3,15 @@
  * multiprocessing.Queue, SimpleQueue and JoinableQueue.
  *
  *     Python                                   weft
- *     q = Queue(maxsize)                       weft_mpqueue_new(&q,
- * &(weft_mpqueue_opts_t){.maxsize}) q = SimpleQueue()                        weft_mpqueue_new(&q,
- * NULL) q = JoinableQueue()                      opts.joinable = true q.put(obj, block, timeout)
- * weft_mpqueue_put(q, buf, len, timeout) q.get(block, timeout) weft_mpqueue_get(q, buf, cap,
- * timeout), weft_mpqueue_get_alloc(q, &buf, timeout) q.qsize(), q.empty(), q.full()
- * weft_mpqueue_qsize(q), _empty(q), _full(q) q.task_done(), q.join() weft_mpqueue_task_done(q),
- * weft_mpqueue_join(q, t) q.close()                                weft_mpqueue_close(q)
+ *     q = Queue(maxsize)                       weft_mpqueue_new(&q, &(weft_mpqueue_opts_t){.maxsize})
+ *     q = SimpleQueue()                        weft_mpqueue_new(&q, NULL)
+ *     q = JoinableQueue()                      opts.joinable = true
+ *     q.put(obj, block, timeout)               weft_mpqueue_put(q, buf, len, timeout)
+ *     q.get(block, timeout)                    weft_mpqueue_get(q, buf, cap, timeout),
+ *                                              weft_mpqueue_get_alloc(q, &buf, timeout)
+ *     q.qsize(), q.empty(), q.full()           weft_mpqueue_qsize(q), _empty(q), _full(q)
+ *     q.task_done(), q.join()                  weft_mpqueue_task_done(q), weft_mpqueue_join(q, t)
+ *     q.close()                                weft_mpqueue_close(q)
  *
  * Messages are bytes (C has no pickling), copied into a ring in shared
  * memory and out again, whole and in order. The queue is a memfd: a forked

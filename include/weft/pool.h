@@ -7,8 +7,10 @@
  *         thread_name_prefix=p,                       .max_workers = n, .thread_name_prefix = p,
  *         initializer=init, initargs=(a,))             .initializer = init, .initarg = a})
  *     f = ex.submit(fn, arg)                      weft_pool_submit(ex, fn, arg, &f)
- *     ex.map(fn, items)                           weft_pool_map(ex, fn, arg, items, results, n,
- * ...) ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
+ *     ex.map(fn, items)                           weft_pool_map(ex, fn, arg, items, results, n, ...)
+ *                                                 or, over flat arrays as weft_ppool_map takes
+ *                                                 them, weft_pool_map_items(ex, fn, items, n, ...)
+ *     ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
  *     with ThreadPoolExecutor() as ex: ...        weft_pool_free(ex) at the end (shuts down, waits)
  *     (no Python equivalent)                      weft_parallel_for(ex, begin, end, grain, fn, arg)
  *
@@ -34,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,6 +97,23 @@ typedef void (*weft_progress_fn)(size_t done, size_t total, void *arg);
 WEFT_API int weft_pool_map(weft_pool_t *pool, void *(*fn)(void *item, void *arg), void *arg,
                            void *const *items, void **results, size_t n, size_t chunksize,
                            weft_progress_fn progress, void *progress_arg);
+
+/* A task on bytes: reads the len bytes at arg, writes at most cap bytes of
+ * result at out, returns the result's length or a negative error. The
+ * process pool's tasks (weft_ptask_fn, weft/ppool.h) have this shape. */
+typedef ssize_t (*weft_bytes_fn)(const void *arg, size_t len, void *out, size_t cap);
+
+/* map over flat arrays, as weft_ppool_map takes them: fn(items + i *
+ * item_size, item_size, results + i * result_size, result_size) for i < n,
+ * in chunks of chunksize items (0: about four chunks per worker). A result
+ * shorter than result_size is zero-filled; fn's negative result (or an
+ * error raised with weft_task_fail) is the item's error, a longer result
+ * -EMSGSIZE. Returns 0 or the first error in item order, after every chunk
+ * has finished (a chunk stops at its first failing item). So a map moves
+ * between the thread and the process pool by changing only the pool. */
+WEFT_API int weft_pool_map_items(weft_pool_t *pool, weft_bytes_fn fn, const void *items, size_t n,
+                                 size_t item_size, void *results, size_t result_size,
+                                 size_t chunksize, weft_progress_fn progress, void *progress_arg);
 
 /* fn(lo, hi, arg) over [begin, end) split recursively into ranges of at
  * most grain (0: about eight per worker), in parallel; waits for all.

@@ -4,9 +4,10 @@
  *
  *     Python                               weft
  *     t = Thread(target=f, args=(a,))      weft_thread_new(&t, f, a, NULL)
+ *     Thread(target=f, args=(a,)).start()  weft_thread_start_new(&t, f, a, NULL)
  *     class T(Thread): def run(self)       weft_thread_new_run(&t, run, sizeof(state), NULL)
- *     t.start() / t.join(timeout)          weft_thread_start(t) / weft_thread_join(t, timeout,
- * &res) t.is_alive(), t.name, t.daemon       weft_thread_is_alive(t), weft_thread_name(t), ...
+ *     t.start() / t.join(timeout)          weft_thread_start(t) / weft_thread_join(t, timeout, &res)
+ *     t.is_alive(), t.name, t.daemon       weft_thread_is_alive(t), weft_thread_name(t), ...
  *     current_thread(), main_thread()      weft_thread_current(), weft_thread_main()
  *     enumerate(), active_count()          weft_thread_enumerate(), weft_thread_active_count()
  *     local()                              weft_local_t
@@ -84,6 +85,13 @@ WEFT_API void *weft_thread_data(weft_thread_t *t);
  * once, as in Python), -EAGAIN or -ENOMEM (the system cannot create a thread
  * now; the thread stays unstarted and may be started again). */
 WEFT_API int weft_thread_start(weft_thread_t *t);
+
+/* Create and start in one call, as Thread(target=fn, args=(arg,)).start()
+ * reads: *out receives the started thread's handle (join and free it as
+ * usual). Errors: those of weft_thread_new and weft_thread_start; on an
+ * error nothing is left to free. */
+WEFT_API int weft_thread_start_new(weft_thread_t **out, weft_thread_fn target, void *arg,
+                                   const weft_thread_opts_t *opts);
 
 /*
  * Wait up to `timeout` seconds for the thread to finish; on success store

@@ -12,12 +12,15 @@
  *
  * The root range is a task too, so that fn can always raise with
  * weft_task_fail; a range whose halves raised passes the first error up.
- * map is parallel_for over the item indices, one chunk per grain.
+ * map is parallel_for over the item indices, one chunk per grain; map_items
+ * is the same over flat arrays of items and results, with the process
+ * pool's task shape (bytes in, bytes out, a length or an error back).
  */
 #include "pool/future_int.h"
 #include <weft/pool.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 struct job {
     weft_pool_t *pool;
@@ -124,4 +127,42 @@ int weft_pool_map(weft_pool_t *pool, void *(*fn)(void *item, void *arg), void *a
     }
     struct map m = {fn, arg, items, results};
     return weft_parallel_for(pool, 0, n, chunksize, map_chunk, &m, progress, progress_arg);
+}
+
+struct map_items {
+    weft_bytes_fn fn;
+    const unsigned char *items;
+    unsigned char *results;
+    size_t item_size, result_size;
+};
+
+/* As the process pool's worker does it: a result shorter than result_size
+ * is zero-filled, a negative length is the item's error, a longer one
+ * -EMSGSIZE; the chunk stops at its first failing item. */
+static void map_items_chunk(size_t lo, size_t hi, void *arg)
+{
+    struct map_items *m = arg;
+    for (size_t i = lo; i < hi && !weft__task_error(); i++) {
+        unsigned char *out = m->results + i * m->result_size;
+        ssize_t n = m->fn(m->items + i * m->item_size, m->item_size, out, m->result_size);
+        if (n < 0 || (size_t)n > m->result_size)
+            weft_task_fail(n < 0 ? (int)n : -EMSGSIZE);
+        else
+            memset(out + n, 0, m->result_size - (size_t)n);
+    }
+}
+
+int weft_pool_map_items(weft_pool_t *pool, weft_bytes_fn fn, const void *items, size_t n,
+                        size_t item_size, void *results, size_t result_size, size_t chunksize,
+                        weft_progress_fn progress, void *progress_arg)
+{
+    if (!fn || (n && ((!items && item_size) || (!results && result_size))) ||
+        (item_size && n > SIZE_MAX / item_size) || (result_size && n > SIZE_MAX / result_size))
+        return -EINVAL;
+    if (pool && chunksize == 0) {
+        size_t pieces = 4 * (size_t)weft_pool_workers(pool);
+        chunksize = n / pieces ? n / pieces : 1;
+    }
+    struct map_items m = {fn, items, results, item_size, result_size};
+    return weft_parallel_for(pool, 0, n, chunksize, map_items_chunk, &m, progress, progress_arg);
 }

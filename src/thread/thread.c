@@ -207,6 +207,23 @@ int weft_thread_start(weft_thread_t *t)
     return 0;
 }
 
+int weft_thread_start_new(weft_thread_t **out, weft_thread_fn target, void *arg,
+                          const weft_thread_opts_t *opts)
+{
+    if (!out)
+        return -EINVAL;
+    weft_thread_t *t;
+    int rc = weft_thread_new(&t, target, arg, opts);
+    if (rc < 0)
+        return rc;
+    if ((rc = weft_thread_start(t)) < 0) {
+        weft_thread_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
 static bool claim_reap(struct weft_thread *t)
 {
     uint32_t expected = 0;
