@@ -1,7 +1,7 @@
 # weft: the commands people type. CMake does the building (see CMakePresets.json);
 # this file only names the common jobs.
 #
-#   make demo            build and run the tour of the examples
+#   make demo            build (quietly) and run the tour of the examples
 #   make test            build and run the whole test suite (release build)
 #   make test-asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan       the suite under ThreadSanitizer
@@ -34,8 +34,16 @@ build/release/CMakeCache.txt:
 build/%/CMakeCache.txt:
 	cmake --preset $*
 
-demo: build
-	sh examples/tour.sh build/release/examples
+# The tour's reader wants the tour, not the compiler's lines: build quietly,
+# show the log only if the build fails.
+demo:
+	@command -v cmake >/dev/null || { echo "weft needs cmake: apt-get install cmake"; exit 1; }
+	@mkdir -p build
+	@echo "Building weft (the log is in build/demo-build.log)..."
+	@{ [ -f build/release/CMakeCache.txt ] || cmake --preset release; } >build/demo-build.log 2>&1 && \
+	    cmake --build build/release -j $(JOBS) >>build/demo-build.log 2>&1 || \
+	    { tail -n 40 build/demo-build.log; echo "make demo: the build failed"; exit 1; }
+	@sh examples/tour.sh build/release/examples
 
 test: build
 	ctest --preset release

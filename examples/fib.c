@@ -10,6 +10,7 @@
  *     another task of the same executor can deadlock it.
  */
 #include "check.h"
+#include "timing.h"
 
 #include <weft/pool.h>
 
@@ -38,30 +39,33 @@ static void *fib(void *arg)
     return (void *)(intptr_t)((long)(intptr_t)value + second);
 }
 
-static long run(long n, double *seconds)
+static long run(long n, struct timing *t)
 {
-    double t0 = weft_monotonic();
+    *t = timing_start();
     weft_future_t *f;
     void *value;
     CHECK(weft_pool_submit(pool, fib, (void *)(intptr_t)n, &f));
     CHECK(weft_future_result(f, WEFT_FOREVER, &value));
     weft_future_free(f);
-    *seconds = weft_monotonic() - t0;
+    timing_stop(t);
     return (long)(intptr_t)value;
 }
 
 int main(void)
 {
     const long n = 38;
-    double one, all;
+    struct timing one, all;
     CHECK(weft_pool_new(&pool, &(weft_pool_opts_t){.max_workers = 1}));
     long a = run(n, &one);
     CHECK(weft_pool_free(pool));
-    printf("fib(%ld) = %ld with 1 worker in %.3f s (nested waits, no deadlock)\n", n, a, one);
+    printf("fib(%ld) = %ld with 1 worker in %.3f s (nested waits, no deadlock)\n", n, a, one.wall);
     pool = weft_pool_default();
     long b = run(n, &all);
-    printf("fib(%ld) = %ld with %d workers in %.3f s (%.1fx)\n", n, b, weft_pool_workers(pool), all,
-           one / all);
+    int workers = weft_pool_workers(pool);
+    printf("fib(%ld) = %ld with %d workers in %.3f s: %.1fx the speed of 1 worker, with %.1f CPUs "
+           "in use\n",
+           n, b, workers, all.wall, one.wall / all.wall, timing_cpus(&all));
+    warn_if_busy(&all, workers);
     bool right = a == 39088169 && b == a;
     printf("right: %s\n", right ? "yes" : "NO");
     return right ? 0 : 1;

@@ -11,6 +11,7 @@
  *                  results = list(tqdm(ex.map(work, items), total=len(items)))
  */
 #include "check.h"
+#include "timing.h"
 
 #include <weft/pool.h>
 
@@ -44,17 +45,21 @@ int main(void)
     weft_pool_t *pool;
     CHECK(weft_pool_new(&pool, NULL)); /* one worker per CPU */
     printf("%d items on %d workers\n", ITEMS, weft_pool_workers(pool));
-    double t0 = weft_monotonic();
+    int workers = weft_pool_workers(pool);
+    struct timing parallel = timing_start();
     CHECK(weft_pool_map(pool, work, NULL, items, results, ITEMS, 20, weft_progress_bar, "collatz"));
-    double parallel = weft_monotonic() - t0;
+    timing_stop(&parallel);
     CHECK(weft_pool_free(pool));
 
-    t0 = weft_monotonic();
+    struct timing serial = timing_start();
     bool same = true;
     for (int i = 0; i < ITEMS; i++)
         same &= work(items[i], NULL) == results[i];
-    double serial = weft_monotonic() - t0;
-    printf("pool %.3f s, plain loop %.3f s; results in order and equal: %s\n", parallel, serial,
+    timing_stop(&serial);
+    printf("pool %.3f s with %.1f CPUs in use, plain loop %.3f s: %.1fx the speed; results in "
+           "order and equal: %s\n",
+           parallel.wall, timing_cpus(&parallel), serial.wall, serial.wall / parallel.wall,
            same ? "yes" : "NO");
+    warn_if_busy(&parallel, workers);
     return same ? 0 : 1;
 }
