@@ -25,9 +25,9 @@ static void check_fifo(size_t cap)
     for (long round = 0; round < 100; round++) { /* wraps many times */
         for (long i = 0; i < n; i++) {
             WT_EQ(weft__ring_size(r), (size_t)i);
-            WT_EQ(weft__ring_put(r, &(long){round * n + i}, NULL), 0);
+            WT_EQ(weft__ring_put(r, &(long){round * n + i}, NULL, 0), 0);
         }
-        WT_EQ(weft__ring_put(r, &(long){-1}, NULL), -EAGAIN); /* exactly cap */
+        WT_EQ(weft__ring_put(r, &(long){-1}, NULL, 0), -EAGAIN); /* exactly cap */
         WT_EQ(weft__ring_size(r), cap);
         for (long i = 0; i < n; i++) {
             WT_EQ(weft__ring_get(r, &v), 0);
@@ -35,7 +35,7 @@ static void check_fifo(size_t cap)
         }
         WT_EQ(weft__ring_get(r, &v), -EAGAIN);
         /* Half full: the positions drift against the cell boundaries. */
-        WT_EQ(weft__ring_put(r, &(long){7}, NULL), 0);
+        WT_EQ(weft__ring_put(r, &(long){7}, NULL, 0), 0);
         WT_EQ(weft__ring_get(r, &v), 0);
         WT_EQ(v, 7);
     }
@@ -60,14 +60,14 @@ WT_CASE(ring_copies_odd_sized_items)
     WT_CHECK(r != NULL);
     for (int k = 0; k < 10; k++) {
         memset(in.bytes, 'a' + k, sizeof in.bytes);
-        WT_EQ(weft__ring_put(r, &in, NULL), 0);
+        WT_EQ(weft__ring_put(r, &in, NULL, 0), 0);
         WT_EQ(weft__ring_get(r, &out), 0);
         WT_CHECK(memcmp(&in, &out, sizeof in) == 0);
     }
     char one = 'x', got = 0;
     weft__ring_t *bytes = weft__ring_new(1, 1);
-    WT_EQ(weft__ring_put(bytes, &one, NULL), 0);
-    WT_EQ(weft__ring_put(bytes, &one, NULL), -EAGAIN);
+    WT_EQ(weft__ring_put(bytes, &one, NULL, 0), 0);
+    WT_EQ(weft__ring_put(bytes, &one, NULL, 0), -EAGAIN);
     WT_EQ(weft__ring_get(bytes, &got), 0);
     WT_EQ(got, 'x');
     weft__ring_free(bytes);
@@ -97,7 +97,7 @@ struct store {
 
 static int ring_put(void *s, const void *item)
 {
-    return weft__ring_put(s, item, NULL);
+    return weft__ring_put(s, item, NULL, 0);
 }
 
 static int ring_get(void *s, void *item)
@@ -107,7 +107,7 @@ static int ring_get(void *s, void *item)
 
 static int chain_put(void *s, const void *item)
 {
-    return weft__chain_put(s, item, NULL);
+    return weft__chain_put(s, item, NULL, 0);
 }
 
 static int chain_get(void *s, void *item)
@@ -223,7 +223,7 @@ WT_CASE(chain_is_fifo_across_blocks)
      * boundaries at every offset. */
     for (int round = 0; round < 40; round++) {
         for (int i = 0; i < 7 * round + 5; i++) {
-            WT_EQ(weft__chain_put(c, &next_in, NULL), 0);
+            WT_EQ(weft__chain_put(c, &next_in, NULL, 0), 0);
             next_in++;
         }
         WT_EQ(weft__chain_size(c), (size_t)(next_in - next_out));
@@ -241,7 +241,7 @@ WT_CASE(chain_is_fifo_across_blocks)
     WT_EQ(weft__chain_size(c), 0);
     /* Items left behind are freed with the chain (ASan checks). */
     for (long i = 0; i < 1000; i++)
-        WT_EQ(weft__chain_put(c, &i, NULL), 0);
+        WT_EQ(weft__chain_put(c, &i, NULL, 0), 0);
     weft__chain_free(c);
     weft__chain_free(NULL);
 }
@@ -255,7 +255,7 @@ WT_CASE(chain_copies_odd_sized_items)
     WT_CHECK(c != NULL);
     for (int k = 0; k < 200; k++) {
         memset(in.bytes, 'a' + k % 26, sizeof in.bytes);
-        WT_EQ(weft__chain_put(c, &in, NULL), 0);
+        WT_EQ(weft__chain_put(c, &in, NULL, 0), 0);
     }
     for (int k = 0; k < 200; k++) {
         WT_EQ(weft__chain_get(c, &out), 0);
@@ -285,15 +285,15 @@ WT_FAULT(chain_bad_sizes_and_no_memory)
     weft__chain_t *c = weft__chain_new(sizeof(long));
     WT_CHECK(c != NULL);
     weft__sys.calloc = calloc_until;
-    WT_EQ(weft__chain_put(c, &(long){1}, NULL), -ENOMEM); /* no first block */
+    WT_EQ(weft__chain_put(c, &(long){1}, NULL, 0), -ENOMEM); /* no first block */
     atomic_store(&callocs_left, 1);
     long v, n = 0;
-    while (weft__chain_put(c, &n, NULL) == 0) /* fills the first block */
+    while (weft__chain_put(c, &n, NULL, 0) == 0) /* fills the first block */
         n++;
     WT_EQ(n, 62); /* the 63rd put needs the next block first */
     atomic_store(&callocs_left, 1);
     for (long i = n; i < n + 100; i++)
-        WT_EQ(weft__chain_put(c, &i, NULL), i < 125 ? 0 : -ENOMEM);
+        WT_EQ(weft__chain_put(c, &i, NULL, 0), i < 125 ? 0 : -ENOMEM);
     weft__sys_reset();
     for (long i = 0; i < 125; i++) {
         WT_EQ(weft__chain_get(c, &v), 0);

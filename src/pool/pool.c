@@ -460,7 +460,7 @@ static int push(weft_pool_t *p, struct worker *inside, const struct task *t)
     if (!inside && atomic_load(&p->closed))
         return WEFT_ESHUTDOWN;
     return inside ? weft__deque_push(&inside->deque, t->future)
-                  : weft__chain_put(p->inject, t, NULL);
+                  : weft__chain_put(p->inject, t, NULL, 0);
 }
 
 int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_future_t **out)

@@ -90,7 +90,7 @@ void weft__chain_free(weft__chain_t *c)
     free(c);
 }
 
-int weft__chain_put(weft__chain_t *c, const void *item, _Atomic size_t *count)
+int weft__chain_put(weft__chain_t *c, const void *item, _Atomic uint64_t *count, uint64_t add)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
     size_t tail = atomic_load_explicit(&c->tail.word, memory_order_acquire);
@@ -130,7 +130,7 @@ int weft__chain_put(weft__chain_t *c, const void *item, _Atomic size_t *count)
                 spare = NULL;
             }
             if (count)
-                atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(count, add, memory_order_release);
             _Atomic uint32_t *state = slot(c, b, off);
             memcpy(item_of(state), item, c->item_size);
             atomic_fetch_or_explicit(state, WRITTEN, memory_order_release);

@@ -40,10 +40,10 @@ weft__chain_t *weft__chain_new(size_t item_size);
 /* Frees the blocks and any items left in them. */
 void weft__chain_free(weft__chain_t *c);
 
-/* Copy item in (0), or -ENOMEM when a new block cannot be allocated. count,
- * if not NULL, is incremented once the put has its slot, before the item
- * becomes visible. */
-int weft__chain_put(weft__chain_t *c, const void *item, _Atomic size_t *count);
+/* Copy item in (0), or -ENOMEM when a new block cannot be allocated. If
+ * count is not NULL, `add` is added to it once the put has its slot, before
+ * the item becomes visible. */
+int weft__chain_put(weft__chain_t *c, const void *item, _Atomic uint64_t *count, uint64_t add);
 /* Copy the oldest item out (0) or report the queue empty (-EAGAIN); a NULL
  * item discards it. */
 int weft__chain_get(weft__chain_t *c, void *item);

@@ -139,7 +139,7 @@ static void insert(weft__locked_t *s, const void *item)
     sift_up(s, s->count++);
 }
 
-int weft__locked_put(weft__locked_t *s, const void *item, _Atomic size_t *count)
+int weft__locked_put(weft__locked_t *s, const void *item, _Atomic uint64_t *count, uint64_t add)
 {
     int rc = 0;
     weft_lock_acquire(&s->lock, WEFT_FOREVER);
@@ -149,7 +149,7 @@ int weft__locked_put(weft__locked_t *s, const void *item, _Atomic size_t *count)
         rc = -ENOMEM;
     } else {
         if (count)
-            atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(count, add, memory_order_release);
         insert(s, item);
     }
     weft_lock_release(&s->lock);

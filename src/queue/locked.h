@@ -25,9 +25,9 @@ typedef int (*weft__cmp_fn)(const void *a, const void *b, void *arg);
 weft__locked_t *weft__locked_new(size_t item_size, size_t maxsize, weft__cmp_fn cmp, void *arg);
 void weft__locked_free(weft__locked_t *s);
 
-/* 0, -EAGAIN (maxsize reached) or -ENOMEM. count, if not NULL, is
- * incremented under the lock when the put succeeds. */
-int weft__locked_put(weft__locked_t *s, const void *item, _Atomic size_t *count);
+/* 0, -EAGAIN (maxsize reached) or -ENOMEM. If count is not NULL, `add` is
+ * added to it under the lock when the put succeeds. */
+int weft__locked_put(weft__locked_t *s, const void *item, _Atomic uint64_t *count, uint64_t add);
 /* 0 or -EAGAIN (empty). item may be NULL to discard. */
 int weft__locked_get(weft__locked_t *s, void *item);
 size_t weft__locked_size(weft__locked_t *s);

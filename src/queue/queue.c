@@ -16,25 +16,32 @@
  * The stores never report "empty" while a put is half done (nor "full"
  * while a get is), so a sleeper is never left behind an item.
  *
- * Tasks. `unfinished` counts items put and not yet marked done. The store
- * counts an item once its put is sure to succeed and before the item
- * becomes visible, so a consumer can never mark it done first and drive the
- * count below zero, and a put waiting for room is no unfinished task (one
- * task_done too many is refused while a put is blocked, as in Python). An
- * unbounded put counts at its claim too, before its only possible failure.
+ * Tasks and puts in flight share one 64-bit word, `tasks`: the low 40 bits
+ * count unfinished tasks (items put and not yet marked done), the high 24
+ * the puts between their check of `closed` and their claim of a place in
+ * the store. A put adds IN_FLIGHT before it checks; the store, at the claim
+ * (when the put is sure to succeed, before the item becomes visible), adds
+ * CLAIMED, which turns the put in flight into an unfinished task in one
+ * atomic step; a put that fails takes its IN_FLIGHT back. So a consumer can
+ * never mark an item done before it is counted, and a put waiting for room
+ * is no unfinished task (one task_done too many is refused while a put is
+ * blocked, as in Python).
  *
  * Shutdown (Python 3.13's rule: once shutdown has returned, every put that
  * succeeded has its item got by a later get, or discarded by an immediate
- * shutdown). A put checks `closed` and then stores; between the two it is
- * counted in `putting`. Shutdown sets SHUT, which new puts refuse, waits
- * until `putting` is 0 (the puts that passed the check have stored), and
- * only then sets DRAINED; an immediate shutdown then discards the items
- * left, and as no put can add one any more, the queue stays empty. A getter that finds the queue
- * empty reports the shutdown only once DRAINED is set, so it is never told "shut down" while an
- * accepted item is still on its way in. Both sides of `putting` and SHUT are sequentially
- * consistent (a put adds, then loads SHUT; shutdown sets SHUT, then loads the count), so either the
- * put sees SHUT or shutdown waits for it. The last put out after SHUT wakes the shutdown's futex
- * wait on `putting`.
+ * shutdown). Shutdown sets SHUT, which puts refuse from then on, and waits
+ * until no put is in flight: each that passed its check has claimed its
+ * place, and a claimed place is as good as an item (the stores make a getter
+ * wait for a claimed item rather than report "empty"). Only then does it
+ * set DRAINED; an immediate shutdown then discards the items left, and as no
+ * put can add one any more, the queue stays empty. A getter that finds the
+ * queue empty reports the shutdown only once DRAINED is set, so it is never
+ * told "shut down" while an accepted item is still on its way in. The put's
+ * add and check and the shutdown's set and look are sequentially consistent,
+ * so either the put sees SHUT or shutdown sees the put; the store's CLAIMED
+ * add is a release, so a getter that sees DRAINED sees the claim too. Puts are a few
+ * instructions from check to claim, so shutdown waits them out with the
+ * stores' stall (pauses, then yields) and the put path pays no wake-up.
  *
  * Layout: the words every operation reads and only shutdown writes share a
  * cache line; the eventcounts (written only around sleeps) take the next;
@@ -57,6 +64,11 @@ size_t weft__queue_ring_max_bytes = (size_t)1 << 20;
 enum store { RING, CHAIN, CHAIN_BOUNDED, LOCKED };
 enum { SHUT = 1, DRAINED = 2 };
 
+#define UNFINISHED_BITS 40
+#define UNFINISHED      ((UINT64_C(1) << UNFINISHED_BITS) - 1)
+#define IN_FLIGHT       (UINT64_C(1) << UNFINISHED_BITS)
+#define CLAIMED         (1 - IN_FLIGHT) /* added modulo 2^64: one in flight becomes a task */
+
 struct weft_queue {
     enum store store;
     bool simple; /* SimpleQueue: no tasks, no shutdown */
@@ -72,39 +84,38 @@ struct weft_queue {
     weft__evc_t room;                             /* putters wait for room */
     weft__evc_t done;                             /* joiners wait for no unfinished tasks */
 
-    _Alignas(WEFT__CACHE_LINE) _Atomic size_t unfinished;
-    _Atomic size_t count;     /* CHAIN_BOUNDED: items held plus puts under way */
-    _Atomic uint32_t putting; /* puts between their check of `closed` and their store */
+    _Alignas(WEFT__CACHE_LINE) _Atomic uint64_t tasks; /* puts in flight, unfinished tasks */
+    _Atomic size_t count; /* CHAIN_BOUNDED: items held plus puts under way */
 };
 
 /* CHAIN_BOUNDED: reserve a place below maxsize, then put. */
-static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic size_t *tasks)
+static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t *tasks)
 {
     size_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
     do {
         if (n >= q->maxsize)
             return -EAGAIN;
     } while (!atomic_compare_exchange_weak(&q->count, &n, n + 1));
-    int rc = weft__chain_put(q->s.chain, item, tasks);
+    int rc = weft__chain_put(q->s.chain, item, tasks, CLAIMED);
     if (rc)
         atomic_fetch_sub(&q->count, 1);
     return rc;
 }
 
-/* Put item in the store; count it in `unfinished` as the store makes it
- * visible (SimpleQueue counts no tasks). */
+/* Put item in the store; at the claim, the put in flight becomes a task
+ * (SimpleQueue counts neither). */
 static int store_put(weft_queue_t *q, const void *item)
 {
-    _Atomic size_t *tasks = q->simple ? NULL : &q->unfinished;
+    _Atomic uint64_t *tasks = q->simple ? NULL : &q->tasks;
     switch (q->store) {
     case RING:
-        return weft__ring_put(q->s.ring, item, tasks);
+        return weft__ring_put(q->s.ring, item, tasks, CLAIMED);
     case CHAIN:
-        return weft__chain_put(q->s.chain, item, tasks);
+        return weft__chain_put(q->s.chain, item, tasks, CLAIMED);
     case CHAIN_BOUNDED:
         return bounded_chain_put(q, item, tasks);
     default:
-        return weft__locked_put(q->s.locked, item, tasks);
+        return weft__locked_put(q->s.locked, item, tasks, CLAIMED);
     }
 }
 
@@ -223,16 +234,17 @@ int weft_queue_free(weft_queue_t *q)
  * when none are left. Returns how many were counted. */
 static size_t finish_tasks(weft_queue_t *q, size_t n)
 {
-    size_t left = atomic_load_explicit(&q->unfinished, memory_order_relaxed), k;
+    uint64_t word = atomic_load_explicit(&q->tasks, memory_order_relaxed), left, k;
     do {
+        left = word & UNFINISHED;
         k = n < left ? n : left;
         if (k == 0)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&q->unfinished, &left, left - k,
+    } while (!atomic_compare_exchange_weak_explicit(&q->tasks, &word, word - k,
                                                     memory_order_acq_rel, memory_order_relaxed));
     if (left == k)
         weft__evc_notify_all(&q->done);
-    return k;
+    return (size_t)k;
 }
 
 /* Immediate shutdown: throw the items away, each a task done. */
@@ -260,10 +272,10 @@ static int attempt_put(void *arg)
         return store_put(q, op->item);
     if (atomic_load_explicit(&q->closed, memory_order_relaxed))
         return WEFT_ESHUTDOWN;
-    atomic_fetch_add(&q->putting, 1);
+    atomic_fetch_add(&q->tasks, IN_FLIGHT);
     int rc = atomic_load(&q->closed) ? WEFT_ESHUTDOWN : store_put(q, op->item);
-    if (atomic_fetch_sub(&q->putting, 1) == 1 && atomic_load(&q->closed))
-        weft__futex_wake(&q->putting, INT_MAX, false); /* shutdown waits for the last one */
+    if (rc)
+        atomic_fetch_sub_explicit(&q->tasks, IN_FLIGHT, memory_order_release);
     return rc;
 }
 
@@ -353,7 +365,7 @@ int weft_queue_task_done(weft_queue_t *q)
 static int attempt_join(void *arg)
 {
     weft_queue_t *q = arg;
-    return atomic_load_explicit(&q->unfinished, memory_order_acquire) ? -EAGAIN : 0;
+    return atomic_load_explicit(&q->tasks, memory_order_acquire) & UNFINISHED ? -EAGAIN : 0;
 }
 
 int weft_queue_join(weft_queue_t *q, double timeout)
@@ -376,9 +388,9 @@ int weft_queue_shutdown(weft_queue_t *q, bool immediate)
         return -ENOTSUP;
     atomic_fetch_or(&q->closed, SHUT);
     weft__evc_notify_all(&q->room); /* blocked puts fail now */
-    uint32_t n;
-    while ((n = atomic_load(&q->putting)))
-        weft__futex_wait(&q->putting, n, WEFT__NEVER, false);
+    weft__stall_t stall = WEFT__STALL_INIT;
+    while (atomic_load(&q->tasks) >> UNFINISHED_BITS) /* puts past their check */
+        weft__stall(&stall);
     atomic_fetch_or(&q->closed, DRAINED);
     if (immediate)
         discard_all(q);

@@ -107,13 +107,13 @@ static _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter, _Atomic s
     }
 }
 
-int weft__ring_put(weft__ring_t *r, const void *item, _Atomic size_t *count)
+int weft__ring_put(weft__ring_t *r, const void *item, _Atomic uint64_t *count, uint64_t add)
 {
     _Atomic size_t *seq = claim(r, &r->put_pos, &r->get_pos, 0);
     if (!seq)
         return -EAGAIN;
     if (count)
-        atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(count, add, memory_order_release);
     memcpy(item_of(seq), item, r->item_size);
     atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
                           memory_order_release);

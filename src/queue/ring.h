@@ -47,11 +47,10 @@ typedef struct weft__ring weft__ring_t;
 weft__ring_t *weft__ring_new(size_t capacity, size_t item_size);
 void weft__ring_free(weft__ring_t *r);
 
-/* Copy item in (0) or report the ring full (-EAGAIN). count, if not NULL,
- * is incremented once the put is sure to succeed, before the item becomes
- * visible (the queue's unfinished tasks: a put that finds the ring full
- * never counts, not even for a moment). */
-int weft__ring_put(weft__ring_t *r, const void *item, _Atomic size_t *count);
+/* Copy item in (0) or report the ring full (-EAGAIN). If count is not
+ * NULL, `add` is added to it once the put is sure to succeed (it has its
+ * cell), before the item becomes visible: the queue counts its tasks so. */
+int weft__ring_put(weft__ring_t *r, const void *item, _Atomic uint64_t *count, uint64_t add);
 /* Copy the oldest item out (0) or report the ring empty (-EAGAIN); a NULL
  * item discards it. */
 int weft__ring_get(weft__ring_t *r, void *item);
