@@ -6,6 +6,10 @@
 #   make test-asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan       the suite under ThreadSanitizer
 #   make test-clang      build with clang -Werror and run the suite
+#   make coverage        the suite in a coverage build, then line and branch
+#                        coverage of src/ per layer (installs gcovr)
+#   make check-all       the before-release check: everything CI runs, plus
+#                        coverage and the stress tests repeated
 #   make bench           install the baselines (Debian packages), then run every
 #                        benchmark suite; SUITES="thread" picks some,
 #                        JSON=1 also writes build/bench.jsonl
@@ -20,7 +24,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null || \
                  find src include tests bench examples -name '*.[ch]' -o -name '*.cpp')
 
-.PHONY: all build demo test test-asan test-tsan test-clang bench install format format-check clean
+.PHONY: all build demo test test-asan test-tsan test-clang coverage check-all bench install format \
+        format-check clean
 
 all: build
 
@@ -59,6 +64,21 @@ test-tsan: build/tsan/CMakeCache.txt
 test-clang: build/clang/CMakeCache.txt
 	cmake --build build/clang -j $(JOBS)
 	ctest --preset clang
+
+coverage: build/coverage/CMakeCache.txt
+	@command -v gcovr >/dev/null || { apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -yq gcovr; }
+	find build/coverage -name '*.gcda' -delete
+	cmake --build build/coverage -j $(JOBS)
+	ctest --preset coverage
+	sh tests/coverage.sh $(CURDIR) build/coverage
+
+# What CI runs, and what does not fit in its time: coverage, and the stress
+# tests five times over.
+check-all:
+	bash .ci/run
+	$(MAKE) coverage
+	ctest --preset release -L stress --repeat until-fail:5
 
 bench:
 	sh bench/deps.sh

@@ -79,6 +79,8 @@ int wt_sanitizer(void)
     return 't';
 #elif defined(WT_ASAN)
     return 'a';
+#elif defined(WEFT_COVERAGE)
+    return 'c'; /* -O0 and atomic counters: as slow as a sanitizer */
 #else
     return 0;
 #endif

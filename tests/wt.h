@@ -55,7 +55,8 @@ void wt_fail_eq(const char *file, int line, const char *a, const char *b, long l
 /* Seconds on CLOCK_MONOTONIC. */
 double wt_now(void);
 
-/* Which sanitizer the build runs under: 0, 'a' (ASan+UBSan) or 't' (TSan). */
+/* Which slow build this is: 0, 'a' (ASan+UBSan), 't' (TSan) or 'c' (coverage:
+ * -O0 with atomic counters); tests scale their rounds down when it is not 0. */
 int wt_sanitizer(void);
 
 /* How much slower than normal the build runs (sanitizers), for the upper

@@ -162,6 +162,12 @@ struct weft__sys {
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);
 
+/* End the calling process at once with `code`, as _exit does (a forked
+ * child must not run the parent's atexit handlers or flush its stdio). In a
+ * coverage build (WEFT_COVERAGE) the coverage counters are written first,
+ * which _exit would skip. */
+_Noreturn void weft__exit_now(int code);
+
 /* Allocation that reports failure (callers turn NULL into -ENOMEM). */
 void *weft__malloc(size_t size);
 void *weft__calloc(size_t count, size_t size);

@@ -27,6 +27,18 @@ void weft__sys_reset(void)
     weft__sys = (struct weft__sys){malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
 }
 
+#ifdef WEFT_COVERAGE
+void __gcov_dump(void); /* libgcov's, in every --coverage link */
+#endif
+
+_Noreturn void weft__exit_now(int code)
+{
+#ifdef WEFT_COVERAGE
+    __gcov_dump();
+#endif
+    _exit(code);
+}
+
 void *weft__malloc(size_t size)
 {
     return weft__sys.malloc(size);
