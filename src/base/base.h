@@ -134,9 +134,9 @@ void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
 #define WEFT__NOINLINE __attribute__((noinline))
 
 /* The kernel thread id of the calling thread, cached per thread (inline:
- * the owner-checked locks read it on every acquire and release).
- * weft__gettid_forget() drops the cache in a forked child, where the thread
- * that forked has a new id. */
+ * the owner-checked locks read it on every acquire and release). tid.c's
+ * own fork handler drops the cache in a forked child, where the thread that
+ * forked has a new id. */
 extern _Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
 pid_t weft__gettid_slow(void);
 static inline pid_t weft__gettid(void)
@@ -144,7 +144,6 @@ static inline pid_t weft__gettid(void)
     pid_t tid = weft__cached_tid;
     return __builtin_expect(tid != 0, 1) ? tid : weft__gettid_slow();
 }
-void weft__gettid_forget(void);
 
 /*
  * System calls and allocations that can fail go through this table so that a
