@@ -5,7 +5,8 @@
  * process, two producers and two consumers in separate processes under
  * each start method (exactly once, each producer's order kept),
  * JoinableQueue, processes killed at every step of a put and a get, a
- * consumer killed while asleep, and bad input.
+ * consumer killed while asleep, timeouts that hold while a stopped process
+ * holds the queue's lock, and bad input.
  */
 #include "base/base.h"
 #include "wt.h"
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -385,6 +387,60 @@ WT_FAULT(a_consumer_killed_while_waiting_strands_no_one)
     WT_EQ(weft_mpqueue_put(shared_q, "\x09", 1, 0), 0);
     int status = wt_reap(alive, 10 * wt_slack());
     WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9);
+    WT_EQ(weft_mpqueue_close(shared_q), 0);
+}
+
+/* --- a holder that stops ------------------------------------------------ */
+
+static void stop_here(int point)
+{
+    if (point == 1)
+        raise(SIGSTOP);
+}
+
+/* Stops in the middle of a put, holding the queue's lock; dies with the
+ * test's process should the test fail before it lets it go on. */
+static int put_and_stop(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    weft__mpqueue_crash_point = stop_here;
+    return weft_mpqueue_put(shared_q, "s", 1, WEFT_FOREVER) == 0 ? 0 : 1;
+}
+
+/* A call that must give up by `timeout` (0: at once) with `error`. */
+#define GIVES_UP(call, timeout, error)                                  \
+    do {                                                                \
+        double t0_ = wt_now();                                          \
+        WT_EQ(call, error);                                             \
+        double took_ = wt_now() - t0_;                                  \
+        WT_CHECK(took_ >= (timeout) && took_ < (timeout) + wt_slack()); \
+    } while (0)
+
+WT_FAULT(timeouts_hold_while_another_process_holds_the_lock)
+{
+    shared_q = queue(0, 0, true);
+    WT_EQ(weft_mpqueue_put(shared_q, "a", 1, 0), 0);
+    pid_t holder = wt_spawn(put_and_stop, NULL);
+    int status;
+    WT_EQ(waitpid(holder, &status, WUNTRACED), holder);
+    WT_CHECK(WIFSTOPPED(status)); /* stopped with the lock held */
+    char b[16];
+    void *out;
+    GIVES_UP(weft_mpqueue_get(shared_q, b, sizeof b, 0), 0, -EAGAIN);
+    GIVES_UP(weft_mpqueue_get(shared_q, b, sizeof b, 0.3), 0.3, -ETIMEDOUT);
+    GIVES_UP(weft_mpqueue_get_alloc(shared_q, &out, 0.3), 0.3, -ETIMEDOUT);
+    GIVES_UP(weft_mpqueue_put(shared_q, "b", 1, 0), 0, -EAGAIN);
+    GIVES_UP(weft_mpqueue_put(shared_q, "b", 1, 0.3), 0.3, -ETIMEDOUT);
+    GIVES_UP(weft_mpqueue_join(shared_q, 0), 0, -EAGAIN);
+    GIVES_UP(weft_mpqueue_join(shared_q, 0.3), 0.3, -ETIMEDOUT);
+    /* Let it go on: its put lands, and ours work again. */
+    WT_EQ(kill(holder, SIGCONT), 0);
+    WT_EQ(wt_reap(holder, 10 * wt_slack()), 0);
+    WT_EQ(weft_mpqueue_get(shared_q, b, sizeof b, 10 * wt_slack()), 1);
+    WT_EQ(b[0], 'a');
+    WT_EQ(weft_mpqueue_get(shared_q, b, sizeof b, 0), 1);
+    WT_EQ(b[0], 's');
     WT_EQ(weft_mpqueue_close(shared_q), 0);
 }
 

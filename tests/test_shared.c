@@ -3,18 +3,24 @@
  * processes over a MAP_SHARED region, for mutual exclusion, hand-offs and
  * every waiting primitive; and robustness: a holder killed with SIGKILL
  * (reaped, or still a zombie), a waiter asleep when the holder dies, a
- * holder thread that exits, an unrepaired lock becoming unrecoverable, and
- * a condition wait whose lock's next holder dies.
+ * holder thread that exits, an unrepaired lock becoming unrecoverable, a
+ * condition wait whose lock's next holder dies, and a dead holder whose
+ * pid a new process has been given (through ns_last_pid).
  *
  * Ordering between processes is deterministic: semaphores in the region for
  * hand-offs, and /proc (wt_await_child_futex_sleep) to know that a child is
  * asleep on a lock before its holder is killed.
  */
+#include "base/base.h"
 #include "threads.h"
 #include <weft/sync.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +38,7 @@ struct region {
     weft_once_t once;
     long counter, iterations, items[ITEMS], head, tail, flag;
     int once_runs, barrier_mask[64];
+    uint64_t holder_birth;
 };
 
 static struct region *region(void)
@@ -294,6 +301,7 @@ static int hold_and_wait(void *arg)
         return 1;
     if (current_kind == &RLOCK && current_kind->acquire(shared, WEFT_FOREVER) != 0)
         return 1;
+    shared->holder_birth = weft__birth();
     weft_sem_release(&shared->ready, 1);
     for (;;)
         pause();
@@ -498,6 +506,131 @@ WT_FAULT(cond_wait_reports_a_dead_lock_holder)
     WT_EQ(weft_lock_consistent(&shared->lock), 0);
     WT_EQ(weft_lock_release(&shared->lock), 0);
     WT_EQ(waitpid(child, NULL, 0), child);
+}
+
+/* --- robustness: the dead holder's pid is reused --------------------------- */
+
+/* Fork a child whose pid is `want`, running fn(arg): the kernel gives the
+ * next process ns_last_pid + 1, and the file's lock keeps other writers
+ * out meanwhile (CRIU's way). 0 if the machine does not let us, or other
+ * processes took the pid first every time. */
+static pid_t spawn_as(pid_t want, int (*fn)(void *), void *arg)
+{
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char last[16];
+    int n = snprintf(last, sizeof last, "%d", (int)want - 1);
+    pid_t got = 0;
+    for (int tries = 0; tries < 50 && got != want; tries++) {
+        if (flock(fd, LOCK_EX) < 0)
+            break;
+        bool set = pwrite(fd, last, (size_t)n, 0) == n;
+        got = set ? wt_spawn(fn, arg) : 0;
+        flock(fd, LOCK_UN);
+        if (!set)
+            break;
+        if (got != want) {
+            kill(got, SIGKILL);
+            waitpid(got, NULL, 0);
+        }
+    }
+    close(fd);
+    return got == want ? got : 0;
+}
+
+static pid_t dead_pid;
+
+/* A newcomer with the dead holder's pid: once let go (ping), it waits to be
+ * killed or, given an argument, takes the lock itself (wait_for_lock). */
+static int newcomer(void *takes)
+{
+    if (getpid() != dead_pid)
+        return 99;                    /* not the pid wanted: spawn_as kills it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed case */
+    if (weft_sem_acquire(&shared->ping, WEFT_FOREVER) != 0)
+        return 1;
+    if (takes)
+        return wait_for_lock(NULL);
+    for (;;)
+        pause();
+}
+
+/* Kill the holder of a `k` lock, give its pid to a newcomer, and return the
+ * newcomer once its birth id differs from the holder's where `k` can see
+ * it (a Lock keeps 5 bits of it: retry the rare newcomer that matches
+ * them). Skips where the pid cannot be reused, or the kernel's birth ids
+ * (start times, before Linux 6.9) cannot tell the two apart. */
+static pid_t newcomer_for(const struct kind *k, bool takes)
+{
+    dead_pid = start_holder(k);
+    kill_and_reap(dead_pid);
+    uint64_t seen = k == &LOCK ? 31 : UINT64_MAX;
+    for (int tries = 0; tries < 8; tries++) {
+        pid_t pid = spawn_as(dead_pid, newcomer, takes ? &dead_pid : NULL);
+        if (!pid)
+            wt_skip("cannot give a dead holder's pid to a new process through "
+                    "/proc/sys/kernel/ns_last_pid (needs root in the pid namespace)");
+        uint64_t id;
+        WT_EQ(weft__birth_of(pid, &id), 1);
+        if ((id ^ shared->holder_birth) & seen)
+            return pid;
+        kill_and_reap(pid);
+    }
+    wt_skip("this kernel's birth ids cannot tell a process from one that had its pid "
+            "a moment ago");
+}
+
+/* Others wait for the lock while the newcomer lives. */
+static void reused_pid_waiter(const struct kind *k)
+{
+    pid_t pid = newcomer_for(k, false);
+    WT_EQ(k->acquire(shared, 10 * wt_slack()), -EOWNERDEAD);
+    recover(k);
+    kill_and_reap(pid);
+}
+
+WT_FAULT(lock_owner_dead_though_its_pid_lives_on)
+{
+    reused_pid_waiter(&LOCK);
+}
+
+WT_FAULT(rlock_owner_dead_though_its_pid_lives_on)
+{
+    reused_pid_waiter(&RLOCK);
+}
+
+WT_FAULT(critsec_owner_dead_though_its_pid_lives_on)
+{
+    reused_pid_waiter(&CRITSEC);
+}
+
+/* The newcomer takes the lock itself: it is not the owner (an RLock must
+ * not count it a re-entry), and recovers it. */
+static void reused_pid_taker(const struct kind *k)
+{
+    pid_t pid = newcomer_for(k, true);
+    WT_EQ(weft_sem_release(&shared->ping, 1), 0);
+    int status = wt_reap(pid, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 42);
+    WT_EQ(k->acquire(shared, 0), 0);
+    WT_EQ(k->release(shared), 0);
+}
+
+WT_FAULT(lock_newcomer_with_the_owners_pid_recovers_it)
+{
+    reused_pid_taker(&LOCK);
+}
+
+WT_FAULT(rlock_newcomer_with_the_owners_pid_recovers_it)
+{
+    reused_pid_taker(&RLOCK);
+}
+
+WT_FAULT(critsec_newcomer_with_the_owners_pid_recovers_it)
+{
+    reused_pid_taker(&CRITSEC);
 }
 
 /* --- bad input ----------------------------------------------------------- */

@@ -29,6 +29,13 @@
  * completes or discards the half-done step before going on. A process
  * killed while waiting leaves nothing behind.
  *
+ * Timeouts cover the whole call, including the wait for the queue's
+ * internal lock while another process holds it (one stopped in the middle
+ * of a put, say): a timeout of 0 tries once, and a lock that is busy then
+ * is -EAGAIN like a full or empty queue; a positive timeout is -ETIMEDOUT
+ * at its deadline whatever it was waiting for. The calls without a timeout
+ * (qsize, empty, full, task_done) wait for the lock as long as it takes.
+ *
  * Capacity: `capacity` bytes of messages (each costs its length rounded up
  * to 8, plus 8), and at most `maxsize` messages when maxsize > 0. A put
  * waits for room; a message that could never fit is -EMSGSIZE.
@@ -63,11 +70,12 @@ WEFT_API int weft_mpqueue_from_fd(weft_mpqueue_t **q, int fd);
 /* The descriptor (for keep_fds). -EINVAL. */
 WEFT_API int weft_mpqueue_fd(weft_mpqueue_t *q);
 /* Put len bytes (len may be 0) as one message. Errors: -EINVAL,
- * -EMSGSIZE (can never fit), -EAGAIN (full, timeout 0), -ETIMEDOUT. */
+ * -EMSGSIZE (can never fit), -EAGAIN (full or busy, timeout 0),
+ * -ETIMEDOUT. */
 WEFT_API int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double timeout);
 /* Take the oldest message into buf; its length. -EMSGSIZE when it is
  * longer than cap: it stays in the queue (take it with get_alloc). Errors
- * also: -EINVAL, -EAGAIN (empty, timeout 0), -ETIMEDOUT. */
+ * also: -EINVAL, -EAGAIN (empty or busy, timeout 0), -ETIMEDOUT. */
 WEFT_API ssize_t weft_mpqueue_get(weft_mpqueue_t *q, void *buf, size_t cap, double timeout);
 /* Take the oldest message into a new buffer (*buf, free() it; never NULL
  * on success, even for an empty message); its length. -ENOMEM leaves the
@@ -83,7 +91,7 @@ WEFT_API int weft_mpqueue_full(weft_mpqueue_t *q);
  * (not joinable, or called more times than messages were put). */
 WEFT_API int weft_mpqueue_task_done(weft_mpqueue_t *q);
 /* Wait until every message put has been marked done. Errors: -EINVAL (not
- * joinable), -EAGAIN (timeout 0), -ETIMEDOUT. */
+ * joinable), -EAGAIN (tasks pending or busy, timeout 0), -ETIMEDOUT. */
 WEFT_API int weft_mpqueue_join(weft_mpqueue_t *q, double timeout);
 /* Release this process's handle (the queue lives while any process holds
  * it). -EINVAL. */

@@ -53,6 +53,20 @@ extern "C" {
  * named by kernel thread id, so the processes must share a pid namespace, and
  * a try (timeout 0) does not check the owner. In WEFT_WITH a lock that comes
  * back -EOWNERDEAD is released at once (unrecoverable) and the block skipped.
+ *
+ * The kernel gives a dead thread's id to new threads, so an owner is also
+ * named by a birth id that is never given out again (the pidfs inode of the
+ * thread on Linux 6.9 and later, else its start time): a newcomer with a
+ * dead owner's id is not taken for the owner. A shared RLock or critical
+ * section keeps the whole birth id, and tells every reuse. A shared Lock has
+ * only its 4 bytes and keeps 5 bits of it: it tells a reuse within 31
+ * thread creations of the owner's (every deliberate one, such as a write to
+ * ns_last_pid) and 31 in 32 of the others. Share an RLock where the data
+ * must survive any crash.
+ *
+ * ABI change: weft_rlock_t grew from 16 to 24 bytes (and weft_critsec_t and
+ * weft_cond_t with it) for the birth id, and shared words carry the birth
+ * id's tag; processes that share a lock must use the same weft.
  */
 #define WEFT_SHARED 1u
 
@@ -98,11 +112,12 @@ typedef struct weft_rlock {
     uint32_t count;    /* re-entries beyond the first */
     uint32_t sleepers; /* internal: threads registered to sleep on word */
     uint32_t flags;    /* internal: as given to init */
+    uint64_t birth;    /* internal (shared): the owner's birth id */
 } weft_rlock_t;
 
 #define WEFT_RLOCK_INIT \
     {                   \
-        0, 0, 0, 0      \
+        0, 0, 0, 0, 0   \
     }
 
 WEFT_API int weft_rlock_init(weft_rlock_t *rlock, unsigned flags);

@@ -134,9 +134,9 @@ void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
 #define WEFT__NOINLINE __attribute__((noinline))
 
 /* The kernel thread id of the calling thread, cached per thread (inline:
- * the owner-checked locks read it on every acquire and release).
- * weft__gettid_forget() drops the cache in a forked child, where the thread
- * that forked has a new id. */
+ * the owner-checked locks read it on every acquire and release). tid.c's
+ * own fork handler drops the cache (and the birth id's, below) in a forked
+ * child, where the thread that forked is another thread. */
 extern _Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
 pid_t weft__gettid_slow(void);
 static inline pid_t weft__gettid(void)
@@ -144,7 +144,23 @@ static inline pid_t weft__gettid(void)
     pid_t tid = weft__cached_tid;
     return __builtin_expect(tid != 0, 1) ? tid : weft__gettid_slow();
 }
-void weft__gettid_forget(void);
+
+/*
+ * Birth ids (tid.c): a number that names one thread and that no other
+ * thread of the system ever gets, unlike its id, which the kernel hands out
+ * again once the thread has gone. weft__birth() is the calling thread's,
+ * cached like its id (0 where the kernel shows none); weft__birth_of(tid,
+ * &id) tells whether thread `tid` lives (1) or has ended (0: no such
+ * thread, or a zombie) and, if it lives, its birth id (0 if unknown).
+ */
+extern _Thread_local uint64_t weft__cached_birth WEFT__TLS_FAST;
+uint64_t weft__birth_slow(void);
+static inline uint64_t weft__birth(void)
+{
+    uint64_t id = weft__cached_birth;
+    return __builtin_expect(id != 0, 1) ? id : weft__birth_slow();
+}
+int weft__birth_of(pid_t tid, uint64_t *id);
 
 /*
  * System calls and allocations that can fail go through this table so that a

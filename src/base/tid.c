@@ -1,15 +1,70 @@
 /*
- * The calling thread's kernel id (what top -H and /proc/<pid>/task show).
- * gettid() is a system call, so the id is cached per thread; a forked child
- * must forget the cache, because the thread that forked has a new id there
- * (glibc dropped its own pid cache for exactly this trap).
+ * Who a thread is: its kernel id and its birth id.
+ *
+ * The kernel id (what top -H and /proc/<pid>/task show) comes from gettid(),
+ * a system call, so it is cached per thread; a forked child must forget the
+ * cache, because the thread that forked has a new id there (glibc dropped
+ * its own pid cache for exactly this trap).
+ *
+ * The forgetting is this file's own fork handler, registered by its own
+ * constructor: a static link pulls this object in whenever anything reads
+ * the cache (the owner words of shared locks do), and with it the handler.
+ * Leaving the reset to a higher layer's handler (the thread registry's)
+ * left a program that uses only sync, shm or process queues with children
+ * that took shared locks under their parent's id: a child that died holding
+ * one looked alive for as long as the parent lived. The constructor runs at
+ * the earliest priority so that this handler is registered before weft's
+ * others, and child handlers run in the order of registration: every later
+ * one sees the child's own id.
+ *
+ * Birth ids. Kernel ids are handed out again once their thread is gone
+ * (cyclically below pid_max, which is 32768 on many machines, and at once
+ * by anyone who writes ns_last_pid or uses clone3's set_tid), so a lock
+ * that names its owner by id alone takes a newcomer with the dead owner's
+ * id for the owner. A birth id tells them apart:
+ *
+ *   - Linux 6.9 and later give every thread's struct pid an inode number in
+ *     pidfs from a 64-bit counter that is never reset: a pidfd opened on the
+ *     thread (PIDFD_THREAD) shows it, and it is unique for the life of the
+ *     system. This is the birth id wherever the kernel has pidfs (checked
+ *     once, by the file system of a pidfd: before pidfs, every pidfd shared
+ *     one anonymous inode). The same pidfd also says whether the thread has
+ *     ended (it polls readable), zombies included.
+ *   - Elsewhere, the thread's start time from /proc/<tid>/stat, in clock
+ *     ticks since boot (10 ms), with bit 63 set so that the two kinds never
+ *     compare equal. With the id it names a thread as psutil's (pid,
+ *     create_time) does: the kernel hands an id out again only after going
+ *     round all of pid_max, which takes far longer than a tick, so only a
+ *     deliberate reuse within the same 10 ms (ns_last_pid, set_tid) goes
+ *     unseen. That is the graceful fallback, not the design.
+ *
+ * glibc's robust mutexes need neither, because the kernel marks a robust
+ * futex at the owner's exit, before its id can be reused; that list belongs
+ * to the C library (owned.h).
  */
 #include "base/base.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#define PIDFD_THREAD_FLAG O_EXCL /* PIDFD_THREAD, Linux 6.9 */
+#define PIDFS_MAGIC_FS    0x50494446
+#define TICKS_KIND        (1ull << 63)
+
 _Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
+_Thread_local uint64_t weft__cached_birth WEFT__TLS_FAST;
 
 pid_t weft__gettid_slow(void)
 {
@@ -17,7 +72,102 @@ pid_t weft__gettid_slow(void)
     return weft__cached_tid;
 }
 
-void weft__gettid_forget(void)
+/* In the child: only the forking thread exists, so its cache is all. */
+static void forget_in_child(void)
 {
     weft__cached_tid = 0;
+    weft__cached_birth = 0;
+}
+
+__attribute__((constructor(101))) static void tid_init(void)
+{
+    if (pthread_atfork(NULL, NULL, forget_in_child) != 0) {
+        fputs("weft: cannot register the fork handler\n", stderr);
+        abort(); /* only possible when out of memory at load */
+    }
+}
+
+static int open_pidfd(pid_t tid)
+{
+    return (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD_FLAG);
+}
+
+/* Whether pidfds carry birth ids here: decided once per process (every
+ * process of a system decides alike). */
+static bool have_pidfs(void)
+{
+    static _Atomic int known = -1;
+    int ok = atomic_load_explicit(&known, memory_order_relaxed);
+    if (ok < 0) {
+        int fd = open_pidfd(weft__gettid());
+        struct statfs fs;
+        ok = fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == PIDFS_MAGIC_FS;
+        if (fd >= 0)
+            close(fd);
+        atomic_store_explicit(&known, ok, memory_order_relaxed);
+    }
+    return ok;
+}
+
+/* From a pidfd: 1 and the inode if the thread lives, 0 if it has ended. */
+static int from_pidfd(int fd, uint64_t *id)
+{
+    struct stat st;
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc = poll(&p, 1, 0) == 0 && fstat(fd, &st) == 0;
+    *id = rc ? (uint64_t)st.st_ino : 0;
+    close(fd);
+    return rc;
+}
+
+/* From /proc/<tid>/stat: 1 and the start time if the thread lives, 0 if it
+ * has ended (a zombie is dead), -1 without /proc. */
+static int from_proc(pid_t tid, uint64_t *id)
+{
+    char path[32], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? 0 : -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0; /* the thread ended while we opened it */
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+        return 0;
+    /* After the state (field 3), 18 fields up to the start time (22). */
+    p += 2;
+    for (int field = 3; field < 22 && p; field++)
+        if ((p = strchr(p, ' ')))
+            p++;
+    *id = p ? strtoull(p, NULL, 10) | TICKS_KIND : 0;
+    return 1;
+}
+
+int weft__birth_of(pid_t tid, uint64_t *id)
+{
+    *id = 0;
+    if (have_pidfs()) {
+        int fd = open_pidfd(tid);
+        if (fd >= 0)
+            return from_pidfd(fd, id);
+        if (errno == ESRCH)
+            return 0;
+        /* Out of descriptors, say: judge by /proc, without an id. */
+    }
+    uint64_t ticks;
+    int rc = from_proc(tid, &ticks);
+    if (rc < 0) /* no /proc */
+        return !(kill(tid, 0) < 0 && errno == ESRCH);
+    if (!have_pidfs())
+        *id = ticks;
+    return rc;
+}
+
+uint64_t weft__birth_slow(void)
+{
+    weft__birth_of(weft__gettid(), &weft__cached_birth);
+    return weft__cached_birth;
 }

@@ -24,12 +24,19 @@
  * lock by every put, every get and the task_done that finishes the last
  * task. A sleeper counts itself in getters/putters/joiners under the lock,
  * reads the word, releases the lock and sleeps while the word is
- * unchanged, so a change after its look wakes it at once. A waker makes
+ * unchanged, so a change after its look wakes it at once; it counts itself
+ * out as it wakes, before it has the lock again. A waker makes
  * the system call only when the count says someone may sleep: a count left
  * high by a process killed asleep costs a system call, never a wake-up.
  * Each put wakes one getter (each get, one putter); a getter that leaves
  * messages behind with getters still asleep wakes one more, so a woken
  * getter that then times out or dies does not strand the rest.
+ *
+ * Timeouts. A call's deadline covers all of it, the waits for the lock
+ * included: another process may hold the lock for as long as it likes (it
+ * is stopped, or being debugged), so the lock is taken against the same
+ * deadline as the wait for room or a message. A timeout of 0 tries the
+ * lock once, and a busy lock is -EAGAIN like a full or empty queue.
  */
 #include "base/base.h"
 #include <weft/mpqueue.h>
@@ -62,7 +69,7 @@ struct shared {
     uint64_t cap;
     weft_lock_t lock;
     _Atomic uint32_t put_seq, get_seq, done_seq;
-    uint32_t getters, putters, joiners; /* sleepers, counted under the lock */
+    _Atomic uint32_t getters, putters, joiners; /* sleepers, counted in under the lock */
     struct state st, redo;
     uint32_t redo_valid;
 };
@@ -104,9 +111,9 @@ static void commit(struct shared *sh, struct state next)
     sh->redo_valid = 0;
 }
 
-static void wake(_Atomic uint32_t *seq, uint32_t sleepers, int n)
+static void wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
 {
-    if (sleepers)
+    if (atomic_load_explicit(sleepers, memory_order_relaxed))
         weft__futex_wake(seq, n, true);
 }
 
@@ -124,9 +131,24 @@ static void repair(struct shared *sh)
     weft__futex_wake(&sh->done_seq, INT32_MAX, true);
 }
 
-static int lock_queue(struct shared *sh)
+/* The shortest wait for the lock: a try that still looks once at whether
+ * the holder lives (a shared Lock's plain try does not), so that a queue
+ * whose holder died recovers for callers that only ever try. */
+#define LOCK_LOOK 1e-9
+
+/* Take the lock by the call's deadline (from `timeout`, which tells a try
+ * from a wait that has run out): 0, or -EAGAIN / -ETIMEDOUT as the call
+ * reports a timeout, or the lock's error. */
+static int lock_queue(struct shared *sh, weft__deadline_t deadline, double timeout)
 {
-    int rc = weft_lock_acquire(&sh->lock, WEFT_FOREVER);
+    double left = timeout;
+    if (timeout >= 0) {
+        int64_t ns = deadline - weft__now_ns();
+        left = ns > 0 ? (double)ns * 1e-9 : LOCK_LOOK;
+    }
+    int rc = weft_lock_acquire(&sh->lock, left);
+    if (rc == -EAGAIN || rc == -ETIMEDOUT)
+        return weft__timeout_error(timeout);
     if (rc == -EOWNERDEAD) {
         repair(sh);
         rc = weft_lock_consistent(&sh->lock);
@@ -134,42 +156,51 @@ static int lock_queue(struct shared *sh)
     return rc;
 }
 
+/* For the calls that take no timeout. */
+static int lock_forever(struct shared *sh)
+{
+    return lock_queue(sh, WEFT__NEVER, WEFT_FOREVER);
+}
+
 /* With the lock held: sleep until *seq moves or the deadline passes, then
- * hold the lock again. 0, -ETIMEDOUT, or the lock's error (not held). */
-static int sleep_on(struct shared *sh, _Atomic uint32_t *seq, uint32_t *sleepers,
-                    weft__deadline_t deadline)
+ * hold the lock again. With the lock held: 0, or 1 when the deadline has
+ * passed; without it, -ETIMEDOUT (the lock stayed busy past the deadline)
+ * or the lock's error. */
+static int sleep_on(struct shared *sh, _Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
+                    weft__deadline_t deadline, double timeout)
 {
     uint32_t s = atomic_load(seq);
-    (*sleepers)++;
+    atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
     weft_lock_release(&sh->lock);
     int rc = weft__futex_wait(seq, s, deadline, true);
-    int locked = lock_queue(sh);
-    if (locked < 0)
-        return locked;
-    (*sleepers)--;
-    return rc;
+    atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
+    int locked = lock_queue(sh, deadline, timeout);
+    return locked < 0 ? locked : rc == -ETIMEDOUT;
 }
 
 /*
- * Wait, with the lock held, until ready(sh, arg) says go; returns 0 with
- * the lock held, or an error without it.
+ * Take the lock and wait until ready(sh, arg) says go, all by the deadline
+ * of `timeout`; returns 0 with the lock held, or an error without it.
  */
-static int wait_until(struct shared *sh, bool (*ready)(struct shared *, const void *),
-                      const void *arg, _Atomic uint32_t *seq, uint32_t *sleepers, double timeout)
+static int lock_when(struct shared *sh, bool (*ready)(struct shared *, const void *),
+                     const void *arg, _Atomic uint32_t *seq, _Atomic uint32_t *sleepers,
+                     double timeout)
 {
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
+    int rc = lock_queue(sh, deadline, timeout);
+    if (rc < 0)
+        return rc;
     bool expired = timeout == 0;
     while (!ready(sh, arg)) {
         if (expired) {
             weft_lock_release(&sh->lock);
             return weft__timeout_error(timeout);
         }
-        int rc = sleep_on(sh, seq, sleepers, deadline);
-        if (rc == -ETIMEDOUT)
-            expired = true;
-        else if (rc < 0)
+        rc = sleep_on(sh, seq, sleepers, deadline, timeout);
+        if (rc < 0)
             return rc;
+        expired = rc == 1;
     }
     return 0;
 }
@@ -284,9 +315,7 @@ int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double time
     uint64_t need = HDR + round8(len);
     if (len >= WRAP || need > sh->cap)
         return -EMSGSIZE;
-    int rc = lock_queue(sh);
-    if (rc == 0)
-        rc = wait_until(sh, room_for, &need, &sh->get_seq, &sh->putters, timeout);
+    int rc = lock_when(sh, room_for, &need, &sh->get_seq, &sh->putters, timeout);
     if (rc < 0)
         return rc;
     struct state s = sh->st;
@@ -303,7 +332,7 @@ int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double time
     s.unfinished += sh->joinable;
     commit(sh, s);
     atomic_fetch_add(&sh->put_seq, 1);
-    wake(&sh->put_seq, sh->getters, 1);
+    wake(&sh->put_seq, &sh->getters, 1);
     weft_lock_release(&sh->lock);
     return 0;
 }
@@ -337,9 +366,7 @@ static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, doub
     if (!q || (cap && !buf && !alloc) || isnan(timeout))
         return -EINVAL;
     struct shared *sh = q->sh;
-    int rc = lock_queue(sh);
-    if (rc == 0)
-        rc = wait_until(sh, not_empty, NULL, &sh->put_seq, &sh->getters, timeout);
+    int rc = lock_when(sh, not_empty, NULL, &sh->put_seq, &sh->getters, timeout);
     if (rc < 0)
         return rc;
     uint32_t len;
@@ -359,9 +386,9 @@ static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, doub
     s.count--;
     commit(sh, s);
     atomic_fetch_add(&sh->get_seq, 1);
-    wake(&sh->get_seq, sh->putters, 1);
+    wake(&sh->get_seq, &sh->putters, 1);
     if (s.count)
-        wake(&sh->put_seq, sh->getters, 1);
+        wake(&sh->put_seq, &sh->getters, 1);
     weft_lock_release(&sh->lock);
     return (ssize_t)len;
 }
@@ -383,7 +410,7 @@ static int peek(weft_mpqueue_t *q, struct state *s)
 {
     if (!q)
         return -EINVAL;
-    int rc = lock_queue(q->sh);
+    int rc = lock_forever(q->sh);
     if (rc < 0)
         return rc;
     *s = q->sh->st;
@@ -416,7 +443,7 @@ int weft_mpqueue_task_done(weft_mpqueue_t *q)
     if (!q || !q->sh->joinable)
         return -EINVAL;
     struct shared *sh = q->sh;
-    int rc = lock_queue(sh);
+    int rc = lock_forever(sh);
     if (rc < 0)
         return rc;
     struct state s = sh->st;
@@ -428,7 +455,7 @@ int weft_mpqueue_task_done(weft_mpqueue_t *q)
     commit(sh, s);
     if (s.unfinished == 0) {
         atomic_fetch_add(&sh->done_seq, 1);
-        wake(&sh->done_seq, sh->joiners, INT32_MAX);
+        wake(&sh->done_seq, &sh->joiners, INT32_MAX);
     }
     weft_lock_release(&sh->lock);
     return 0;
@@ -445,9 +472,7 @@ int weft_mpqueue_join(weft_mpqueue_t *q, double timeout)
     if (!q || !q->sh->joinable || isnan(timeout))
         return -EINVAL;
     struct shared *sh = q->sh;
-    int rc = lock_queue(sh);
-    if (rc == 0)
-        rc = wait_until(sh, all_done, NULL, &sh->done_seq, &sh->joiners, timeout);
+    int rc = lock_when(sh, all_done, NULL, &sh->done_seq, &sh->joiners, timeout);
     if (rc == 0)
         weft_lock_release(&sh->lock);
     return rc;

@@ -37,7 +37,8 @@
  *
  * The process-shared Lock must name its holder to be robust, and 4 bytes
  * have no room for both a holder and a sleeper count: its word is an owner
- * word (owned.h) with OWNER_MARK always set. Since sleepers are fewer than
+ * word (owned.h) with OWNER_MARK always set, naming the holder by id and
+ * by the tag of its birth id (no room for all of it either). Since sleepers are fewer than
  * threads (under 2^22), the private count never reaches that bit, and the
  * fast paths, which only ever see 0 and HELD, send every shared-lock call to
  * the slow paths below, which tell the two layouts apart by the mark.
@@ -63,7 +64,7 @@ int weft_lock_init(weft_lock_t *lock, unsigned flags)
 /* The owner-word view of a shared Lock. */
 static struct weft__owner shared_owner(_Atomic uint32_t *w)
 {
-    return (struct weft__owner){w, NULL, NULL, OWNER_MARK, true};
+    return (struct weft__owner){w, NULL, NULL, NULL, OWNER_MARK, true};
 }
 
 static bool is_shared(uint32_t v)
@@ -168,7 +169,7 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
 {
     if (is_shared(atomic_load_explicit(w, memory_order_relaxed))) {
         struct weft__owner o = shared_owner(w);
-        return weft__owner_lock(&o, (uint32_t)weft__gettid(), SPIN_POLLS, timeout);
+        return weft__owner_lock(&o, weft__owner_me(), SPIN_POLLS, timeout);
     }
     if (timeout == 0)
         return -EAGAIN;
@@ -262,7 +263,7 @@ int weft_lock_consistent(weft_lock_t *lock)
     uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
     if (!is_shared(v) || !(v & OWNER_DIED))
         return -EINVAL;
-    if ((v & OWNER_TID) != (uint32_t)weft__gettid())
+    if ((v & (OWNER_TID | OWNER_TAG)) != weft__owner_me())
         return -EPERM;
     atomic_fetch_and_explicit(w, ~OWNER_DIED, memory_order_relaxed);
     return 0;

@@ -16,12 +16,8 @@
  */
 #include "sync/owned.h"
 
-#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 /* How long a waiter on a shared lock sleeps between checks that the owner
@@ -68,34 +64,43 @@ static bool others_sleep(const struct weft__owner *o)
 }
 
 /* Replace the observed value v (free, or held by a dead owner) by one held
- * by `me` with `bits`; a waiters bit already there stays. */
+ * by `me` with `bits`; a waiters bit already there stays. Where a birth id
+ * sits beside the word, the word is taken with OWNER_PENDING, and the bit
+ * is cleared once the birth id is the new owner's (owned.h). */
 static bool take(const struct weft__owner *o, uint32_t *v, uint32_t me, uint32_t bits)
 {
-    return atomic_compare_exchange_strong_explicit(o->word, v,
-                                                   o->mark | me | (*v & OWNER_WAITERS) | bits,
-                                                   memory_order_acquire, memory_order_relaxed);
+    uint32_t pending = o->birth ? OWNER_PENDING : 0;
+    if (!atomic_compare_exchange_strong_explicit(
+            o->word, v, o->mark | me | (*v & OWNER_WAITERS) | bits | pending, memory_order_acquire,
+            memory_order_relaxed))
+        return false;
+    if (pending) {
+        atomic_store_explicit(o->birth, weft__birth(), memory_order_relaxed);
+        atomic_fetch_and_explicit(o->word, ~OWNER_PENDING, memory_order_release);
+    }
+    return true;
 }
 
-/* Whether the thread `tid` has ended. /proc names every thread of the pid
- * namespace, and its state tells a zombie (dead, not yet reaped) from a
- * live thread, which kill(tid, 0) would not. */
-static bool owner_gone(uint32_t tid)
+/* Whether the owner named by v has ended: no thread has its id any more
+ * (or a zombie has), or the thread that has it was born later, as its
+ * birth id shows against the tag in the word and the full id beside it.
+ * A thread whose birth id cannot be known counts as the owner. */
+static bool owner_gone(const struct weft__owner *o, uint32_t v)
 {
-    char path[32], buf[256];
-    snprintf(path, sizeof path, "/proc/%u/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ESRCH)
-            return true;
-        return kill((pid_t)tid, 0) < 0 && errno == ESRCH; /* no /proc */
-    }
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return true; /* the thread ended while we opened it */
-    buf[n] = 0;
-    const char *paren = strrchr(buf, ')');
-    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+    uint64_t id;
+    if (!weft__birth_of((pid_t)(v & OWNER_TID), &id))
+        return true;
+    if (id == 0)
+        return false;
+    if (((uint32_t)id << 22 & OWNER_TAG) != (v & OWNER_TAG))
+        return true;
+    if (!o->birth || (v & OWNER_PENDING))
+        return false;
+    /* The birth id beside the word is v's owner's while the word holds v
+     * without the pending bit (it was written before the bit was cleared). */
+    if (atomic_load_explicit(o->word, memory_order_acquire) != v)
+        return false; /* changed: the caller looks again */
+    return atomic_load_explicit(o->birth, memory_order_relaxed) != id;
 }
 
 static int try_once(const struct weft__owner *o, uint32_t me)
@@ -140,7 +145,7 @@ static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t d
                 return 0;
             continue;
         }
-        if (check && owner_gone(v & OWNER_TID)) {
+        if (check && owner_gone(o, v)) {
             if (take(o, &v, me, mark | OWNER_DIED))
                 return -EOWNERDEAD;
             continue; /* changed meanwhile: look again, checking again */
@@ -226,19 +231,34 @@ void weft__owner_unlock(const struct weft__owner *o)
         weft__futex_wake(o->word, 1, o->shared);
 }
 
+static bool is_shared(weft_rlock_t *r)
+{
+    return atomic_load_explicit(WEFT__ATOMIC(&r->flags), memory_order_relaxed) & WEFT_SHARED;
+}
+
 static struct weft__owner owner_of(weft_rlock_t *r)
 {
-    return (struct weft__owner){
-        WEFT__ATOMIC(&r->word), WEFT__ATOMIC(&r->sleepers), WEFT__ATOMIC(&r->flags), 0,
-        (atomic_load_explicit(WEFT__ATOMIC(&r->flags), memory_order_relaxed) & WEFT_SHARED) != 0};
+    bool shared = is_shared(r);
+    return (struct weft__owner){WEFT__ATOMIC(&r->word),  WEFT__ATOMIC(&r->sleepers),
+                                WEFT__ATOMIC(&r->flags), shared ? WEFT__ATOMIC64(&r->birth) : NULL,
+                                shared ? OWNER_MARK : 0, shared};
 }
 
 int weft__owned_init(weft_rlock_t *r, unsigned flags)
 {
     if (flags & ~(unsigned)WEFT_SHARED)
         return -EINVAL;
-    *r = (weft_rlock_t){0, 0, 0, flags};
+    *r = (weft_rlock_t){flags & WEFT_SHARED ? OWNER_MARK : 0, 0, 0, flags, 0};
     return 0;
+}
+
+/* A shared word is the caller's if it names the caller, id, tag and the
+ * birth id beside it (a newcomer with a dead owner's id is not the owner).
+ * The owner never sees its own word pending: it clears the bit in take. */
+int weft__owned_is_mine_shared(weft_rlock_t *r, uint32_t v)
+{
+    return (v & (OWNER_TID | OWNER_TAG | OWNER_PENDING)) == weft__owner_me() &&
+           atomic_load_explicit(WEFT__ATOMIC64(&r->birth), memory_order_relaxed) == weft__birth();
 }
 
 int weft__owned_destroy(weft_rlock_t *r)
@@ -250,8 +270,7 @@ int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
 {
     if (isnan(timeout))
         return -EINVAL;
-    uint32_t me = (uint32_t)weft__gettid();
-    if ((weft__owned_load(r) & OWNER_TID) == me) {
+    if (weft__owned_is_mine(r)) {
         if (r->count == UINT32_MAX - 1)
             return -EOVERFLOW;
         r->count++;
@@ -260,6 +279,7 @@ int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
     unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
     WEFT__TSAN_PRE_LOCK(r, flags);
     struct weft__owner o = owner_of(r);
+    uint32_t me = o.shared ? weft__owner_me() : (uint32_t)weft__gettid();
     int rc = weft__owner_lock(&o, me, spin, timeout);
     if (rc == -EOWNERDEAD)
         r->count = 0; /* the dead owner's re-entries died with it */

@@ -5,8 +5,13 @@
  * Word layout (32 bits, the futex the waiters sleep on):
  *
  *     bits 0-21  the owner's kernel thread id, 0 when free
- *     bit  28    OWNER_MARK: always set in a process-shared Lock's word, so
- *                that lock.c tells it from the private Lock's layout
+ *     bits 22-26 OWNER_TAG (shared only): the low bits of the owner's
+ *                birth id (base/tid.c)
+ *     bit  27    OWNER_PENDING (shared RLock only): the birth id beside the
+ *                word is not yet the owner's
+ *     bit  28    OWNER_MARK: always set in a process-shared word, so that
+ *                lock.c tells a shared Lock from the private layout, and
+ *                the inline fast paths never match a shared RLock
  *     bit  29    OWNER_NOTREC: not recoverable; nobody can take it again
  *     bit  30    OWNER_DIED: the previous owner died holding it, and the
  *                new owner has not yet declared the data consistent
@@ -14,7 +19,18 @@
  *
  * Thread ids fit in 22 bits (the kernel's PID_MAX_LIMIT is 2^22) and are
  * unique across the system at any moment, so the same word works between
- * processes and names an owner that can be checked for being alive.
+ * processes and names an owner that can be checked for being alive. But
+ * not over time: once the owner is gone, the kernel gives its id to a new
+ * thread, which would pass for the owner forever. So a shared owner is
+ * named by its birth id too, which is never given out again. The shared
+ * RLock (and critical section) keeps all 64 bits of it beside the word;
+ * its owner takes the word with OWNER_PENDING set, writes its birth id, and
+ * clears the bit, so a waiter compares the birth id only when it is the
+ * owner's. The shared Lock has to stay 4 bytes, as the private one is the
+ * same type; its word keeps the birth id's low 5 bits (OWNER_TAG). That
+ * catches every reuse within 31 thread creations of the owner's own (the
+ * deliberate kind: ns_last_pid, clone3's set_tid), and 31 in 32 of the
+ * rest; for data that must survive any crash, share an RLock.
  *
  * Beside the word, a counter of registered sleepers (when the lock has room
  * for one) keeps the waiters bit exact. A sleeper that takes the lock sets
@@ -42,6 +58,8 @@
 #include "sync/sync_int.h"
 
 #define OWNER_TID     0x003fffffu
+#define OWNER_TAG     0x07c00000u
+#define OWNER_PENDING 0x08000000u
 #define OWNER_MARK    0x10000000u
 #define OWNER_NOTREC  0x20000000u
 #define OWNER_DIED    0x40000000u
@@ -56,13 +74,21 @@ struct weft__owner {
     _Atomic uint32_t *word;
     _Atomic uint32_t *sleepers; /* NULL: not counted, so assume others sleep */
     _Atomic uint32_t *flags;    /* NULL, or the RLock's (OWNED_FENCED) */
+    _Atomic uint64_t *birth;    /* NULL, or the owner's birth id (shared) */
     uint32_t mark;              /* bits that stay set in the word */
     bool shared;                /* process-shared futex, and robust */
 };
 
-/* Take the word for the calling thread `me`, polling up to `spin` times
- * before sleeping. 0, -EOWNERDEAD (taken, previous owner dead),
- * -ENOTRECOVERABLE, -EAGAIN (timeout 0), -ETIMEDOUT. */
+/* The calling thread as a shared word names it: id and tag. */
+static inline uint32_t weft__owner_me(void)
+{
+    return (uint32_t)weft__gettid() | ((uint32_t)weft__birth() << 22 & OWNER_TAG);
+}
+
+/* Take the word for the calling thread `me` (its id, or weft__owner_me()
+ * on a shared word), polling up to `spin` times before sleeping. 0,
+ * -EOWNERDEAD (taken, previous owner dead), -ENOTRECOVERABLE, -EAGAIN
+ * (timeout 0), -ETIMEDOUT. */
 int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, double timeout);
 /* Give the word up (the caller has checked it may) and wake a sleeper. */
 void weft__owner_unlock(const struct weft__owner *o);
@@ -122,7 +148,8 @@ static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double tim
             WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
                 WEFT__ATOMIC(&r->word), &v, me, memory_order_acquire, memory_order_relaxed)))
             return 0;
-        if ((v & OWNER_TID) == me && WEFT__LIKELY(r->count != UINT32_MAX - 1)) {
+        /* Never a shared word: it carries OWNER_MARK. */
+        if ((v & (OWNER_TID | OWNER_MARK)) == me && WEFT__LIKELY(r->count != UINT32_MAX - 1)) {
             r->count++;
             return 0;
         }
@@ -160,9 +187,13 @@ static inline int weft__owned_release(weft_rlock_t *r)
     return weft__owned_release_slow(r);
 }
 
+int weft__owned_is_mine_shared(weft_rlock_t *r, uint32_t v);
 static inline int weft__owned_is_mine(weft_rlock_t *r)
 {
-    return (weft__owned_load(r) & OWNER_TID) == (uint32_t)weft__gettid();
+    uint32_t v = weft__owned_load(r);
+    if (WEFT__UNLIKELY(v & OWNER_MARK))
+        return weft__owned_is_mine_shared(r, v);
+    return (v & OWNER_TID) == (uint32_t)weft__gettid();
 }
 
 /* Python's _release_save / _acquire_restore, for Condition.wait: release

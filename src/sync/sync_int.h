@@ -27,6 +27,11 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
 
 #define WEFT__ATOMIC(p) ((_Atomic uint32_t *)(p))
 
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
+                   _Alignof(_Atomic uint64_t) == _Alignof(uint64_t),
+               "birth ids are viewed as atomics");
+#define WEFT__ATOMIC64(p) ((_Atomic uint64_t *)(p))
+
 /*
  * The lock-order checker (lockdep.c). Every lock operation tests
  * WEFT__LOCKDEP_ON() once; when it is on, acquires go through

@@ -279,7 +279,6 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    weft__gettid_forget();
     struct weft_thread *self = weft__self, *t = registry_head, *next;
     struct weft_thread *last = registry_head->prev;
     for (bool more = true; more; t = next) {
@@ -300,7 +299,9 @@ static void fork_child(void)
         bind_main();
         self = &main_thread;
     }
-    weft__publish_tid(self, (uint32_t)weft__gettid()); /* a new id in the child */
+    /* A new id in the child (base/tid.c's handler, which runs first, has
+     * dropped the parent's from the cache). */
+    weft__publish_tid(self, (uint32_t)weft__gettid());
     if (self != &main_thread) {
         /* As in Python, the forking thread becomes the main thread. A dummy
          * turns into a proper one (named MainThread, not a daemon); either
