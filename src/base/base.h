@@ -198,4 +198,7 @@ void *weft__calloc_lines(size_t size);
 /* Rarely taken paths: out of line and laid out away from the hot code. */
 #define WEFT__COLD __attribute__((cold, noinline))
 
+/* ThreadSanitizer annotations of the hand-offs (active under TSan only). */
+#include "base/tsan.h"
+
 #endif /* WEFT_SRC_BASE_H */

@@ -15,6 +15,13 @@
  * finisher stores the state, then reads the count; the sleeper counts
  * itself, then reads the state: one of them sees the other), unless the
  * calling thread is a pool worker, which runs other tasks instead.
+ *
+ * ThreadSanitizer (base/tsan.h): finishing releases the future's address
+ * before the state is stored, and whoever learns that it finished (result,
+ * error, done, as_completed) acquires it, so what the task or the setter
+ * wrote before is ordered before what the reader does after. A task's run
+ * acquires it too, for what its submitter wrote before the submit
+ * (pool.c releases it there).
  */
 #include "pool/future_int.h"
 
@@ -82,6 +89,7 @@ static void finish(weft_future_t *f, uint32_t state, void *value, int error)
     weft__future_ref(f); /* a callback may drop the last outside reference */
     f->value = value;
     f->error = error;
+    weft__tsan_release(f);
     atomic_store(&f->state, state);
     struct weft__callback *callbacks = f->callbacks;
     f->callbacks = NULL;
@@ -180,7 +188,12 @@ int weft_future_running(weft_future_t *f)
 
 int weft_future_done(weft_future_t *f)
 {
-    return f ? weft__future_finished(f) : -EINVAL;
+    if (!f)
+        return -EINVAL;
+    if (!weft__future_finished(f))
+        return 0;
+    weft__tsan_acquire(f);
+    return 1;
 }
 
 int weft_future_add_done_callback(weft_future_t *f, weft_future_cb fn, void *arg)
@@ -270,6 +283,7 @@ int weft_future_result(weft_future_t *f, double timeout, void **value)
     int rc = await_finished(f, timeout);
     if (rc < 0)
         return rc;
+    weft__tsan_acquire(f);
     if (f->error)
         return f->error;
     if (value)
@@ -317,6 +331,7 @@ static void *call_as(weft_future_t *f, void *(*fn)(void *arg), void *arg, int *e
 
 void weft__future_run(weft_future_t *f)
 {
+    weft__tsan_acquire(f); /* what the submitter wrote before the submit */
     int error;
     void *value = call_as(f, f->fn, f->arg, &error);
     if (lock_unfinished(f)) /* unless someone completed it meanwhile */

@@ -30,6 +30,12 @@
  * (leave, run_leftovers). Counting submits in flight instead cost two
  * locked instructions per submit, a third of an empty task's time.
  *
+ * ThreadSanitizer (base/tsan.h): a task with a future is handed to the
+ * worker that runs it through the future's address (released by the
+ * submit, acquired by the run; the future's own annotations carry the
+ * outcome back); one without travels only through the injection queue,
+ * whose slots carry the hand-off.
+ *
  * Exit. Like Python's executor, pools finish their queued work when the
  * program ends: a hook run by the thread registry's exit handler, before it
  * joins the other non-daemon threads, shuts every live pool down and joins
@@ -478,6 +484,7 @@ int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_fut
         t.future->arg = arg;
         if (out) /* the caller's reference, before a worker can run it and drop the pool's */
             weft__future_ref(t.future);
+        weft__tsan_release(t.future); /* for the run, after the push */
     }
     int rc = push(p, inside, &t);
     if (rc < 0) {

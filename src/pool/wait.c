@@ -13,7 +13,9 @@
  * records it right away. Either way each distinct future is recorded
  * exactly once. Before the waiter's memory goes away every watch is
  * unlinked under its future's Lock, so no finishing future can touch it
- * afterwards.
+ * afterwards. That Lock also orders, for ThreadSanitizer, a finished
+ * future's outcome before weft_wait returns; as_completed acquires each
+ * future it yields (base/tsan.h).
  */
 #include "base/evc.h"
 #include "pool/future_int.h"
@@ -204,6 +206,7 @@ int weft_as_completed_next(weft_as_completed_t *it, weft_future_t **f)
     if (rc < 0)
         return rc;
     *f = atomic_load_explicit(&it->w.order[it->yielded++], memory_order_acquire);
+    weft__tsan_acquire(*f); /* finished: its outcome's writes come first */
     return 1;
 }
 

@@ -5,6 +5,15 @@
  * HAS_NEXT. A slot is a 32-bit state (WRITTEN, READ, DESTROY) padded to 8
  * bytes, then the item. The head and the tail, each a word and a block
  * pointer, sit on cache lines of their own.
+ *
+ * ThreadSanitizer (base/tsan.h) sees the allocation, the item copies and the
+ * free of a block (calloc, memcpy and free are intercepted), so each step
+ * that orders them is annotated: a new block is released at its address and
+ * acquired by every producer that writes into it; a slot's state word is
+ * released before each bit set on it (WRITTEN, READ, DESTROY) and acquired
+ * by the thread that sees the bit, so the item goes from producer to
+ * consumer with what the producer wrote before the put, and every reader's
+ * copy comes before the free at the end of the walk.
  */
 #include "queue/chain.h"
 
@@ -57,7 +66,27 @@ static void *item_of(_Atomic uint32_t *state)
 
 static struct block *block_new(const weft__chain_t *c)
 {
-    return weft__calloc(1, sizeof(struct block) + BLOCK_SLOTS * c->stride);
+    struct block *b = weft__calloc(1, sizeof(struct block) + BLOCK_SLOTS * c->stride);
+    if (b)
+        weft__tsan_release(b); /* its zeroing, for the producers that write in it */
+    return b;
+}
+
+/* Set `bit` on a slot's state, handing this thread's work on with it; the
+ * state before. */
+static uint32_t set_bit(_Atomic uint32_t *state, uint32_t bit, memory_order order)
+{
+    weft__tsan_release(state);
+    return atomic_fetch_or_explicit(state, bit, order);
+}
+
+/* A bit set by set_bit seen on state: its setter's work comes first. */
+static bool saw_bit(_Atomic uint32_t *state, uint32_t v, uint32_t bit)
+{
+    if (!(v & bit))
+        return false;
+    weft__tsan_acquire(state);
+    return true;
 }
 
 weft__chain_t *weft__chain_new(size_t item_size)
@@ -132,8 +161,9 @@ int weft__chain_put(weft__chain_t *c, const void *item, _Atomic uint64_t *count,
             if (count)
                 atomic_fetch_add_explicit(count, add, memory_order_release);
             _Atomic uint32_t *state = slot(c, b, off);
+            weft__tsan_acquire(b);
             memcpy(item_of(state), item, c->item_size);
-            atomic_fetch_or_explicit(state, WRITTEN, memory_order_release);
+            set_bit(state, WRITTEN, memory_order_release);
             break;
         }
         b = atomic_load_explicit(&c->tail.block, memory_order_acquire);
@@ -150,8 +180,8 @@ static void release_block(const weft__chain_t *c, struct block *b, size_t from)
 {
     for (size_t off = from; off < BLOCK_SLOTS - 1; off++) {
         _Atomic uint32_t *state = slot(c, b, off);
-        if (!(atomic_load_explicit(state, memory_order_acquire) & READ) &&
-            !(atomic_fetch_or_explicit(state, DESTROY, memory_order_acq_rel) & READ))
+        if (!saw_bit(state, atomic_load_explicit(state, memory_order_acquire), READ) &&
+            !saw_bit(state, set_bit(state, DESTROY, memory_order_acq_rel), READ))
             return;
     }
     free(b);
@@ -176,13 +206,13 @@ static void take(weft__chain_t *c, struct block *b, size_t off, void *item)
 {
     _Atomic uint32_t *state = slot(c, b, off);
     weft__stall_t stall = WEFT__STALL_INIT;
-    while (!(atomic_load_explicit(state, memory_order_acquire) & WRITTEN))
+    while (!saw_bit(state, atomic_load_explicit(state, memory_order_acquire), WRITTEN))
         weft__stall(&stall); /* claimed, still being copied in */
     if (item)
         memcpy(item, item_of(state), c->item_size);
     if (off + 1 == BLOCK_SLOTS)
         release_block(c, b, 0);
-    else if (atomic_fetch_or_explicit(state, READ, memory_order_acq_rel) & DESTROY)
+    else if (saw_bit(state, set_bit(state, READ, memory_order_acq_rel), DESTROY))
         release_block(c, b, off + 1);
 }
 

@@ -43,6 +43,12 @@
  * instructions from check to claim, so shutdown waits them out with the
  * stores' stall (pauses, then yields) and the put path pays no wake-up.
  *
+ * ThreadSanitizer (base/tsan.h): an item's hand-off from put to get is
+ * annotated by the stores (the ring's cell, the chain's slot, or the Lock
+ * of the locked store), which carries what the producer wrote before the
+ * put to the consumer; task_done releases the task count, which a join
+ * that returns acquires.
+ *
  * Layout: the words every operation reads and only shutdown writes share a
  * cache line; the eventcounts (written only around sleeps) take the next;
  * the task count, written by every put, takes a third, so that producers
@@ -359,6 +365,7 @@ int weft_queue_task_done(weft_queue_t *q)
         return -EINVAL;
     if (q->simple)
         return -ENOTSUP;
+    weft__tsan_release(&q->tasks);
     return finish_tasks(q, 1) ? 0 : -EINVAL;
 }
 
@@ -377,6 +384,8 @@ int weft_queue_join(weft_queue_t *q, double timeout)
     int rc = attempt_join(q);
     if (rc == -EAGAIN && timeout != 0)
         rc = wait_for(&q->done, attempt_join, NULL, q, timeout);
+    if (rc == 0)
+        weft__tsan_acquire(&q->tasks);
     return rc;
 }
 

@@ -6,6 +6,13 @@
  * alignment so that every seq is naturally aligned. A capacity that is a
  * power of two finds its cell with a shift and a mask, any other with one
  * division.
+ *
+ * ThreadSanitizer (base/tsan.h): the cell's seq is the hand-off, from a put
+ * to the get that takes the item and from that get to the next lap's put,
+ * which reuses the cell. Each operation acquires the cell's address once it
+ * has claimed it and releases it before it moves the seq on, so that TSan
+ * orders the item copies (memcpy, which it intercepts) and, through the
+ * put's release, whatever the producer wrote before the put.
  */
 #include "queue/ring.h"
 
@@ -91,8 +98,10 @@ static _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter, _Atomic s
         size_t have = atomic_load_explicit(seq, memory_order_acquire);
         if (have == want) {
             if (atomic_compare_exchange_weak_explicit(counter, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                weft__tsan_acquire(seq);
                 return seq;
+            }
             continue;
         }
         size_t now = atomic_load_explicit(counter, memory_order_acquire);
@@ -107,6 +116,14 @@ static _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter, _Atomic s
     }
 }
 
+/* Hand a claimed cell on: to the get (after a put) or the next put. */
+static void pass_on(_Atomic size_t *seq)
+{
+    weft__tsan_release(seq);
+    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+                          memory_order_release);
+}
+
 int weft__ring_put(weft__ring_t *r, const void *item, _Atomic uint64_t *count, uint64_t add)
 {
     _Atomic size_t *seq = claim(r, &r->put_pos, &r->get_pos, 0);
@@ -115,8 +132,7 @@ int weft__ring_put(weft__ring_t *r, const void *item, _Atomic uint64_t *count, u
     if (count)
         atomic_fetch_add_explicit(count, add, memory_order_release);
     memcpy(item_of(seq), item, r->item_size);
-    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
-                          memory_order_release);
+    pass_on(seq);
     return 0;
 }
 
@@ -127,8 +143,7 @@ int weft__ring_get(weft__ring_t *r, void *item)
         return -EAGAIN;
     if (item)
         memcpy(item, item_of(seq), r->item_size);
-    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
-                          memory_order_release);
+    pass_on(seq);
     return 0;
 }
 

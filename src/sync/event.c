@@ -38,7 +38,7 @@ int weft_event_set(weft_event_t *event)
     if (!event)
         return -EINVAL;
     _Atomic uint32_t *w = WEFT__ATOMIC(&event->word);
-    WEFT__TSAN_RELEASE(event);
+    weft__tsan_release(event);
     uint32_t v = atomic_load(w);
     do {
         if (v & EV_SET)
@@ -84,6 +84,6 @@ int weft_event_wait(weft_event_t *event, double timeout)
         }
         v = atomic_load(w);
     }
-    WEFT__TSAN_ACQUIRE(event);
+    weft__tsan_acquire(event);
     return 0;
 }

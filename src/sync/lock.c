@@ -180,18 +180,30 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
     return sleep_for(w, deadline);
 }
 
+static inline int lock_take(_Atomic uint32_t *w, double timeout)
+{
+    uint32_t expected = 0;
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
+            w, &expected, HELD, memory_order_acquire, memory_order_relaxed)))
+        return 0;
+    return lock_slow(w, timeout);
+}
+
+/* Under ThreadSanitizer: the acquire seen as a hand-off from the release. */
+WEFT__NOINLINE static int lock_take_annotated(weft_lock_t *lock, double timeout)
+{
+    int rc = lock_take(WEFT__ATOMIC(&lock->word), timeout);
+    if (rc == 0 || rc == -EOWNERDEAD)
+        weft__tsan_acquire(lock);
+    return rc;
+}
+
 /* The lock itself, without the checker; the caller has checked the input. */
 static int lock_acquire(void *lock, double timeout)
 {
-    _Atomic uint32_t *w = WEFT__ATOMIC(&((weft_lock_t *)lock)->word);
-    uint32_t expected = 0;
-    int rc = WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
-                 w, &expected, HELD, memory_order_acquire, memory_order_relaxed))
-                 ? 0
-                 : lock_slow(w, timeout);
-    if (rc == 0 || rc == -EOWNERDEAD)
-        WEFT__TSAN_ACQUIRE(lock);
-    return rc;
+    if (WEFT__TSAN_ON())
+        return lock_take_annotated(lock, timeout);
+    return lock_take(WEFT__ATOMIC(&((weft_lock_t *)lock)->word), timeout);
 }
 
 int weft_lock_acquire_at(weft_lock_t *lock, double timeout, const weft_site_t *site)
@@ -220,15 +232,27 @@ WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
     return 0;
 }
 
-static inline int lock_release(weft_lock_t *lock)
+static inline int lock_give(weft_lock_t *lock)
 {
     _Atomic uint32_t *w = WEFT__ATOMIC(&lock->word);
-    WEFT__TSAN_RELEASE(lock);
     uint32_t v = HELD;
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, 0, memory_order_release,
                                                              memory_order_relaxed)))
         return 0;
     return unlock_slow(w, v);
+}
+
+WEFT__NOINLINE static int lock_give_annotated(weft_lock_t *lock)
+{
+    weft__tsan_release(lock);
+    return lock_give(lock);
+}
+
+static inline int lock_release(weft_lock_t *lock)
+{
+    if (WEFT__TSAN_ON())
+        return lock_give_annotated(lock);
+    return lock_give(lock);
 }
 
 /* The checker forgets the lock first: once released, another thread may

@@ -30,11 +30,12 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
         return -EINVAL;
     _Atomic uint32_t *w = WEFT__ATOMIC(&once->state);
     uint32_t v = atomic_load_explicit(w, memory_order_acquire);
-    if (WEFT__LIKELY(v == ONCE_DONE))
-        return 0;
+    if (WEFT__LIKELY(v == ONCE_DONE) && !WEFT__TSAN_ON())
+        return 0; /* under TSan, done is acquired below */
     uint32_t me = (uint32_t)weft__gettid() << 1;
     if (v == 0 && atomic_compare_exchange_strong(w, &v, me)) {
         fn(arg);
+        weft__tsan_release(once);
         if (atomic_exchange_explicit(w, ONCE_DONE, memory_order_release) & ONCE_WAITERS)
             weft__futex_wake(w, INT_MAX, once->flags & WEFT_SHARED);
         return 0;
@@ -47,5 +48,6 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
         weft__futex_wait(w, v | ONCE_WAITERS, WEFT__NEVER, once->flags & WEFT_SHARED);
         v = atomic_load_explicit(w, memory_order_acquire);
     }
+    weft__tsan_acquire(once);
     return 0;
 }

@@ -277,14 +277,14 @@ int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
         return 0;
     }
     unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
-    WEFT__TSAN_PRE_LOCK(r, flags);
+    weft__tsan_pre_lock(r, flags);
     struct weft__owner o = owner_of(r);
     uint32_t me = o.shared ? weft__owner_me() : (uint32_t)weft__gettid();
     int rc = weft__owner_lock(&o, me, spin, timeout);
     if (rc == -EOWNERDEAD)
         r->count = 0; /* the dead owner's re-entries died with it */
     bool got = rc == 0 || rc == -EOWNERDEAD;
-    WEFT__TSAN_POST_LOCK(r, got ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    weft__tsan_post_lock(r, got ? flags : flags | WEFT__TSAN_TRY_FAILED);
     return rc;
 }
 
@@ -296,10 +296,10 @@ int weft__owned_release_slow(weft_rlock_t *r)
         r->count--;
         return 0;
     }
-    WEFT__TSAN_PRE_UNLOCK(r, 0);
+    weft__tsan_pre_unlock(r, 0);
     struct weft__owner o = owner_of(r);
     weft__owner_unlock(&o);
-    WEFT__TSAN_POST_UNLOCK(r, 0);
+    weft__tsan_post_unlock(r, 0);
     return 0;
 }
 

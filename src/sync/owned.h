@@ -134,11 +134,12 @@ static inline uint32_t weft__owned_load(weft_rlock_t *r)
 
 /* The fast paths handle only the common cases (a free lock, a re-entry, a
  * release with nobody waiting) and otherwise tail-call the slow ones, so
- * they compile to leaf code without a stack frame. Under TSan everything
- * goes through the slow paths, which carry the annotations. */
+ * they compile to leaf code without a stack frame. Under ThreadSanitizer
+ * everything goes through the slow paths, which carry the annotations. */
 static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double timeout)
 {
-#ifndef WEFT_TSAN
+    if (WEFT__TSAN_ON())
+        return weft__owned_acquire_slow(r, spin, timeout);
     uint32_t me = (uint32_t)weft__cached_tid;
     if (WEFT__LIKELY(me != 0 && !isnan(timeout))) {
         /* Look before swapping: when the lock is held, a failed swap would
@@ -154,13 +155,13 @@ static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double tim
             return 0;
         }
     }
-#endif
     return weft__owned_acquire_slow(r, spin, timeout);
 }
 
 static inline int weft__owned_release(weft_rlock_t *r)
 {
-#ifndef WEFT_TSAN
+    if (WEFT__TSAN_ON())
+        return weft__owned_release_slow(r);
     uint32_t me = (uint32_t)weft__cached_tid;
     /* The mode first, so that on a contended (fenced) lock nothing comes
      * between reading the word and swapping it. */
@@ -183,7 +184,6 @@ static inline int weft__owned_release(weft_rlock_t *r)
                 WEFT__ATOMIC(&r->word), &v, 0, memory_order_release, memory_order_relaxed)))
             return 0;
     }
-#endif
     return weft__owned_release_slow(r);
 }
 

@@ -136,6 +136,19 @@ static void wake_waiters(weft_rwlock_t *rw, uint32_t s)
 
 /* --- read side ------------------------------------------------------------- */
 
+/* An acquire under ThreadSanitizer (base/tsan.h): `take` between the mutex
+ * annotations. Out of line, so that the fast paths only test
+ * WEFT__TSAN_ON() and tail-call it. */
+WEFT__NOINLINE static int take_annotated(weft_rwlock_t *rw, unsigned flags, double timeout,
+                                         int (*take)(void *rw, double timeout))
+{
+    flags |= timeout < 0 ? 0 : WEFT__TSAN_TRY;
+    weft__tsan_pre_lock(rw, flags);
+    int rc = take(rw, timeout);
+    weft__tsan_post_lock(rw, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    return rc;
+}
+
 static bool try_read(_Atomic uint32_t *state)
 {
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
@@ -170,16 +183,20 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
     }
 }
 
-static int read_acquire(void *obj, double timeout)
+static int read_take(void *obj, double timeout)
 {
     weft_rwlock_t *rw = obj;
-    unsigned flags = WEFT__TSAN_READ | (timeout < 0 ? 0 : WEFT__TSAN_TRY);
-    WEFT__TSAN_PRE_LOCK(rw, flags);
     int rc = try_read(WEFT__ATOMIC(&rw->state)) ? 0 : read_slow(rw, timeout);
     if (rc == 0)
         reads_held++;
-    WEFT__TSAN_POST_LOCK(rw, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
     return rc;
+}
+
+static int read_acquire(void *obj, double timeout)
+{
+    if (WEFT__TSAN_ON())
+        return take_annotated(obj, WEFT__TSAN_READ, timeout, read_take);
+    return read_take(obj, timeout);
 }
 
 int weft_rwlock_acquire_read_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
@@ -200,7 +217,7 @@ int weft_rwlock_release_read(weft_rwlock_t *rw)
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     if (unlocked(s) || write_locked(s))
         return -EPERM;
-    WEFT__TSAN_PRE_UNLOCK(rw, WEFT__TSAN_READ);
+    weft__tsan_pre_unlock(rw, WEFT__TSAN_READ);
     int rc = 0;
     do {
         if (unlocked(s) || write_locked(s)) {
@@ -215,7 +232,7 @@ int weft_rwlock_release_read(weft_rwlock_t *rw)
         weft__lockdep_release(rw);
     if (rc == 0 && WEFT__UNLIKELY((s & READERS) == 1 && (s & (READERS_WAITING | WRITERS_WAITING))))
         wake_waiters(rw, s - 1);
-    WEFT__TSAN_POST_UNLOCK(rw, WEFT__TSAN_READ);
+    weft__tsan_post_unlock(rw, WEFT__TSAN_READ);
     return rc;
 }
 
@@ -289,11 +306,9 @@ WEFT__NOINLINE static int write_slow(weft_rwlock_t *rw, double timeout)
     return write_sleep(rw, deadline);
 }
 
-static int write_acquire(void *obj, double timeout)
+static int write_take(void *obj, double timeout)
 {
     weft_rwlock_t *rw = obj;
-    unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
-    WEFT__TSAN_PRE_LOCK(rw, flags);
     uint32_t s = 0;
     int rc = atomic_compare_exchange_strong_explicit(WEFT__ATOMIC(&rw->state), &s, WRITE_LOCKED,
                                                      memory_order_acquire, memory_order_relaxed)
@@ -302,8 +317,14 @@ static int write_acquire(void *obj, double timeout)
     if (rc == 0)
         atomic_store_explicit(WEFT__ATOMIC(&rw->owner), (uint32_t)weft__gettid(),
                               memory_order_relaxed);
-    WEFT__TSAN_POST_LOCK(rw, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
     return rc;
+}
+
+static int write_acquire(void *obj, double timeout)
+{
+    if (WEFT__TSAN_ON())
+        return take_annotated(obj, 0, timeout, write_take);
+    return write_take(obj, timeout);
 }
 
 int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout, const weft_site_t *site)
@@ -327,13 +348,13 @@ int weft_rwlock_release_write(weft_rwlock_t *rw)
         return -EPERM;
     if (WEFT__LOCKDEP_ON())
         weft__lockdep_release(rw);
-    WEFT__TSAN_PRE_UNLOCK(rw, 0);
+    weft__tsan_pre_unlock(rw, 0);
     atomic_store_explicit(owner, 0, memory_order_relaxed);
     uint32_t s =
         atomic_fetch_sub_explicit(state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED;
     if (WEFT__UNLIKELY(s & (READERS_WAITING | WRITERS_WAITING)))
         wake_waiters(rw, s);
-    WEFT__TSAN_POST_UNLOCK(rw, 0);
+    weft__tsan_post_unlock(rw, 0);
     return 0;
 }
 

@@ -83,16 +83,29 @@ WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
     return rc;
 }
 
+static inline int sem_take(weft_sem_t *sem, double timeout)
+{
+    if (try_down(WEFT__ATOMIC(&sem->value)))
+        return 0;
+    return timeout == 0 ? -EAGAIN : sem_wait(sem, timeout);
+}
+
+/* Under ThreadSanitizer: the unit taken as a hand-off from its release. */
+WEFT__NOINLINE static int sem_take_annotated(weft_sem_t *sem, double timeout)
+{
+    int rc = sem_take(sem, timeout);
+    if (rc == 0)
+        weft__tsan_acquire(sem);
+    return rc;
+}
+
 int weft_sem_acquire(weft_sem_t *sem, double timeout)
 {
     if (WEFT__UNLIKELY(!sem || isnan(timeout)))
         return -EINVAL;
-    int rc = 0;
-    if (!try_down(WEFT__ATOMIC(&sem->value)))
-        rc = timeout == 0 ? -EAGAIN : sem_wait(sem, timeout);
-    if (rc == 0)
-        WEFT__TSAN_ACQUIRE(sem);
-    return rc;
+    if (WEFT__TSAN_ON())
+        return sem_take_annotated(sem, timeout);
+    return sem_take(sem, timeout);
 }
 
 int weft_sem_release(weft_sem_t *sem, int n)
@@ -102,11 +115,11 @@ int weft_sem_release(weft_sem_t *sem, int n)
     _Atomic uint32_t *value = WEFT__ATOMIC(&sem->value);
     uint32_t max = sem->max == UINT32_MAX ? UINT32_MAX - 1 : sem->max;
     uint32_t v = atomic_load_explicit(value, memory_order_relaxed);
+    weft__tsan_release(sem); /* before the unit can be taken */
     do {
         if (v > max || (uint32_t)n > max - v)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak(value, &v, v + (uint32_t)n));
-    WEFT__TSAN_RELEASE(sem);
     if (atomic_load(WEFT__ATOMIC(&sem->waiters)))
         weft__futex_wake(value, n, sem->flags & WEFT_SHARED);
     return 0;

@@ -1,17 +1,15 @@
 /*
  * Internal helpers for the sync layer: access to the words of the public
- * structs as C11 atomics, and ThreadSanitizer annotations.
+ * structs as C11 atomics, the lock-order checker's entry points and the
+ * bounded spin.
  *
  * The public structs hold plain uint32_t words so that the headers stay
  * valid C++ and C without <stdatomic.h>; here they are viewed as
  * _Atomic uint32_t, which has the same size and alignment (checked below).
  *
- * TSan understands weft's primitives without help as far as happens-before
- * goes (every hand-off is an acquire/release atomic operation), but the
- * annotations tell it more: which calls are lock operations, so that its
- * reports name the locks held and it can detect lock-order inversions
- * itself. Lock (releasable by any thread, as in Python) is annotated as a
- * happens-before edge only; the owner-checked locks as real mutexes.
+ * Every primitive annotates its hand-offs for ThreadSanitizer (base/tsan.h):
+ * Lock (releasable by any thread, as in Python) and the hand-off primitives
+ * as happens-before edges, the owner-checked locks as real mutexes.
  */
 #ifndef WEFT_SRC_SYNC_INT_H
 #define WEFT_SRC_SYNC_INT_H
@@ -59,29 +57,6 @@ static inline int weft__acquire_entry(void *lock, int kind, const weft_site_t *s
         return weft__lockdep_acquire(lock, kind, site, timeout, acquire);
     return acquire(lock, timeout);
 }
-
-#ifdef WEFT_TSAN
-#include <sanitizer/tsan_interface.h>
-#define WEFT__TSAN_ACQUIRE(a)        __tsan_acquire(a)
-#define WEFT__TSAN_RELEASE(a)        __tsan_release(a)
-#define WEFT__TSAN_PRE_LOCK(a, f)    __tsan_mutex_pre_lock((a), (f))
-#define WEFT__TSAN_POST_LOCK(a, f)   __tsan_mutex_post_lock((a), (f), 0)
-#define WEFT__TSAN_PRE_UNLOCK(a, f)  __tsan_mutex_pre_unlock((a), (f))
-#define WEFT__TSAN_POST_UNLOCK(a, f) __tsan_mutex_post_unlock((a), (f))
-#define WEFT__TSAN_READ              __tsan_mutex_read_lock
-#define WEFT__TSAN_TRY               __tsan_mutex_try_lock
-#define WEFT__TSAN_TRY_FAILED        __tsan_mutex_try_lock_failed
-#else
-#define WEFT__TSAN_ACQUIRE(a)        ((void)(a))
-#define WEFT__TSAN_RELEASE(a)        ((void)(a))
-#define WEFT__TSAN_PRE_LOCK(a, f)    ((void)(a), (void)(f))
-#define WEFT__TSAN_POST_LOCK(a, f)   ((void)(a), (void)(f))
-#define WEFT__TSAN_PRE_UNLOCK(a, f)  ((void)(a), (void)(f))
-#define WEFT__TSAN_POST_UNLOCK(a, f) ((void)(a), (void)(f))
-#define WEFT__TSAN_READ              0u
-#define WEFT__TSAN_TRY               0u
-#define WEFT__TSAN_TRY_FAILED        0u
-#endif
 
 /*
  * Bounded spinning with exponential backoff, the common part of every spin

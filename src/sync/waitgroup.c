@@ -28,6 +28,9 @@ int weft_waitgroup_add(weft_waitgroup_t *wg, int n)
     _Atomic uint32_t *count = WEFT__ATOMIC(&wg->count);
     uint32_t v = atomic_load(count);
     int64_t next;
+    /* Every add, not only the last: each done() hands its work to the
+     * waiter, and it must precede the count that lets the waiter go. */
+    weft__tsan_release(wg);
     do {
         next = (int64_t)(int32_t)v + n;
         if (next < 0)
@@ -35,11 +38,8 @@ int weft_waitgroup_add(weft_waitgroup_t *wg, int n)
         if (next > INT32_MAX)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak(count, &v, (uint32_t)next));
-    if (next == 0) {
-        WEFT__TSAN_RELEASE(wg);
-        if (atomic_load(WEFT__ATOMIC(&wg->waiters)))
-            weft__futex_wake(count, INT_MAX, wg->flags & WEFT_SHARED);
-    }
+    if (next == 0 && atomic_load(WEFT__ATOMIC(&wg->waiters)))
+        weft__futex_wake(count, INT_MAX, wg->flags & WEFT_SHARED);
     return 0;
 }
 
@@ -66,6 +66,6 @@ int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout)
         if (v != 0 && (v = atomic_load(count)) != 0)
             return -ETIMEDOUT;
     }
-    WEFT__TSAN_ACQUIRE(wg);
+    weft__tsan_acquire(wg);
     return 0;
 }

@@ -14,6 +14,14 @@
  * cleanup handler, so a thread that leaves through pthread_exit() (Python's
  * sys.exit() in a thread) or is cancelled still runs its thread-local
  * destructors and is marked finished, never leaving joiners hanging.
+ *
+ * ThreadSanitizer (base/tsan.h) learns of a start and a join from its
+ * pthread_create and pthread_join interceptors only where weft calls them;
+ * a timed join, and every joiner but the one that reaps, sees the end on
+ * the state word alone. So both are annotated on the thread's address: the
+ * start releases it and the new thread acquires it first thing; the thread
+ * releases it as its last step (after its thread-local destructors) and a
+ * join that succeeds acquires it.
  */
 #include "thread/thread_int.h"
 
@@ -138,6 +146,7 @@ static void thread_finish(void *arg)
 static void *trampoline(void *arg)
 {
     struct weft_thread *t = arg;
+    weft__tsan_acquire(t);
     weft__self = t;
     atomic_store_explicit(&t->ident, (unsigned long)pthread_self(), memory_order_relaxed);
     weft__publish_tid(t, (uint32_t)weft__gettid());
@@ -190,6 +199,7 @@ int weft_thread_start(weft_thread_t *t)
     if (t->kind != KIND_USER ||
         !atomic_compare_exchange_strong(&t->state, &expected, STATE_STARTING))
         return -EPERM;
+    weft__tsan_release(t);
     pthread_t pt;
     int rc = start_pthread(t, &pt);
     if (rc != 0) {
@@ -270,6 +280,7 @@ int weft_thread_join(weft_thread_t *t, double timeout, void **result)
         if (claim_reap(t))
             pthread_join((pthread_t)atomic_load_explicit(&t->ident, memory_order_relaxed), NULL);
     }
+    weft__tsan_acquire(t);
     if (result)
         *result = t->result;
     return 0;
@@ -303,6 +314,7 @@ int weft_thread_free(weft_thread_t *t)
 bool weft__thread_mark_done(struct weft_thread *t)
 {
     weft__registry_lock();
+    weft__tsan_release(t);
     uint32_t old = atomic_exchange(&t->state, STATE_DONE);
     /* Woken under the lock: once it is dropped a joiner may free the struct. */
     if (old & STATE_WAITERS)
