@@ -41,14 +41,17 @@
     X(EEXIST, "already exists")                                                           \
     X(EACCES, "permission denied")
 
+/* code is negative (INT_MIN included, which has no positive twin). */
 static const char *system_description(int code)
 {
     const char *s = NULL;
+    if (code > -4096) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
-    s = code > 0 ? strerrordesc_np(code) : NULL;
+        s = strerrordesc_np(-code);
 #else
-    s = code > 0 ? strerror(code) : NULL; /* musl's is a static table too */
+        s = strerror(-code); /* musl's is a static table too */
 #endif
+    }
     return s ? s : "unknown error";
 }
 
@@ -70,7 +73,7 @@ const char *weft_strerror(int code)
         WEFT_ERRORS(WEFT__OWN_CASE)
 #undef WEFT__OWN_CASE
     default:
-        return system_description(-code);
+        return system_description(code);
     }
 }
 
