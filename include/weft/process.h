@@ -123,7 +123,8 @@ WEFT_API const char *weft_process_name(weft_process_t *p);
 /* 1 for a daemon, 0 if not; -EINVAL. */
 WEFT_API int weft_process_daemon(weft_process_t *p);
 /* A descriptor that becomes readable when the process ends (a pidfd), for
- * poll/epoll; owned by the handle. Errors: -EINVAL, -EPERM (not started). */
+ * poll/epoll; owned by the handle. Once it is readable, is_alive, exitcode
+ * and join(p, 0) report the end. Errors: -EINVAL, -EPERM (not started). */
 WEFT_API int weft_process_sentinel(weft_process_t *p);
 
 /* The method p starts with (never WEFT_START_DEFAULT); -EINVAL. */
