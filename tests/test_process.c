@@ -761,6 +761,8 @@ WT_CASE(pipe_ends_report_direction_and_close)
     void *m;
     WT_EQ(weft_conn_send_bytes(conn_a, "x", 1), -EPERM);
     WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EPERM);
+    WT_EQ(weft_conn_poll(conn_b, 0), -EPERM); /* as a receive there: it once said 1 */
+    WT_EQ(weft_conn_poll(conn_a, 0), 0);
     WT_EQ(weft_conn_send_bytes(conn_b, "last", 4), 0);
     WT_EQ(weft_conn_close(conn_b), 0);
     conn_b = NULL;
@@ -869,6 +871,10 @@ WT_CASE(pipe_bad_input)
     void *m;
     WT_EQ(weft_pipe(NULL, &c, true), -EINVAL);
     WT_EQ(weft_conn_from_fd(&c, -1), -EINVAL);
+    int closed = dup(0);
+    WT_CHECK(closed >= 0);
+    close(closed);
+    WT_EQ(weft_conn_from_fd(&c, closed), -EBADF); /* not an open descriptor */
     WT_EQ(weft_conn_send_bytes(NULL, "x", 1), -EINVAL);
     WT_EQ(weft_conn_recv_bytes(NULL, &m), -EINVAL);
     WT_EQ(weft_conn_recv_bytes_into(NULL, NULL, 0), -EINVAL);
