@@ -69,7 +69,9 @@ struct ptask {
     uint32_t kind, item_size, result_size, count;
     const void *arg;
     size_t len;
-    void *owned;             /* the copy of a submitted argument */
+    void *owned;            /* the copy of a submitted argument */
+    weft_future_cb on_done; /* a map's chunk: called once f has finished */
+    void *on_done_arg;
     int forced;              /* the error if its worker dies: -ETIMEDOUT, -ECANCELED */
     _Atomic uint32_t *claim; /* in the in-ring it was posted to */
     /* the outcome, once collected */
@@ -98,6 +100,7 @@ struct weft_ppool {
     size_t map_size, slot_size;
     uint64_t in_cap, out_cap;
     struct weft__ppage *page;
+    struct pollfd *pfd; /* the manager's: the eventfd and a pidfd per worker */
     struct ptask *pend_head, *pend_tail;
     int state;
     bool launched, manager_started;
@@ -176,13 +179,15 @@ static struct presult *crash_value(int exitcode)
 }
 
 /* Outside the lock: finish the futures (each notify wakes the threads
- * asleep in assist). */
+ * asleep in assist), then call the chunks' hooks. */
 static void finish_done(struct ptask *done)
 {
     for (struct ptask *t = done, *next; t; t = next) {
         next = t->next;
         if (weft__future_finish(t->f, t->value, t->error) < 0)
             free(t->value); /* cancelled before it ran */
+        if (t->on_done)
+            t->on_done(t->f, t->on_done_arg);
         weft__future_unref(t->f);
         free_task(t);
     }
@@ -644,12 +649,12 @@ static bool tend(struct weft_ppool *pool, struct ptask **done, struct pollfd *pf
 static void *manager(void *arg)
 {
     struct weft_ppool *pool = arg;
-    struct pollfd *pfd = weft__calloc((size_t)pool->n + 1, sizeof *pfd);
-    for (bool going = pfd != NULL; going;) {
+    struct pollfd *pfd = pool->pfd;
+    for (;;) {
         struct ptask *done = NULL;
         int npfd, timeout_ms;
         weft_lock_acquire(&pool->lock, WEFT_FOREVER);
-        going = tend(pool, &done, pfd, &npfd, &timeout_ms);
+        bool going = tend(pool, &done, pfd, &npfd, &timeout_ms);
         weft_lock_release(&pool->lock);
         finish_done(done);
         if (!going)
@@ -662,7 +667,6 @@ static void *manager(void *arg)
         ssize_t n = read(pool->eventfd, &count, sizeof count);
         (void)n; /* nonblocking: nothing to read is fine */
     }
-    free(pfd);
     weft_event_set(&pool->ended);
     return NULL;
 }
@@ -691,6 +695,7 @@ static void free_pool(struct weft_ppool *pool)
         close(pool->eventfd);
     free(pool->initarg);
     free(pool->w);
+    free(pool->pfd);
     free(pool);
 }
 
@@ -737,8 +742,13 @@ int weft_ppool_new(weft_ppool_t **out, const weft_ppool_opts_t *opts)
     pool->o = o;
     pool->n = o.processes;
     pool->w = weft__calloc((size_t)pool->n, sizeof *pool->w);
+    /* The manager's, allocated here: a manager that could not have it
+     * would leave the pool running without anyone to reap, replace or
+     * time its workers. */
+    pool->pfd = weft__calloc((size_t)pool->n + 1, sizeof *pool->pfd);
     pool->initarg = o.initarg_len ? weft__malloc(o.initarg_len) : NULL;
-    int rc = !pool->w || (o.initarg_len && !pool->initarg) ? -ENOMEM : make_memory(pool);
+    int rc =
+        !pool->w || !pool->pfd || (o.initarg_len && !pool->initarg) ? -ENOMEM : make_memory(pool);
     if (rc < 0) {
         free_pool(pool);
         return rc;
@@ -770,7 +780,7 @@ static int launch_all(struct weft_ppool *pool, weft_ptask_fn first)
     int rc = 0;
     for (int i = 0; i < pool->n && rc == 0; i++)
         rc = launch(pool, i);
-    if (rc == 0 && pthread_create(&pool->manager, NULL, manager, pool) != 0)
+    if (rc == 0 && weft__sys.pthread_create(&pool->manager, NULL, manager, pool) != 0)
         rc = -EAGAIN;
     if (rc < 0) {
         for (int i = 0; i < pool->n; i++)
@@ -850,7 +860,8 @@ int weft_ppool_submit(weft_ppool_t *pool, weft_ptask_fn fn, const void *arg, siz
 }
 
 int weft__ppool_submit_chunk(weft_ppool_t *pool, weft_ptask_fn fn, const void *items, size_t count,
-                             size_t item_size, size_t result_size, weft_future_t **f)
+                             size_t item_size, size_t result_size, weft_future_cb on_done,
+                             void *on_done_arg, weft_future_t **f)
 {
     struct ptask *t = new_task(fn, items, count * item_size, false);
     if (!t)
@@ -859,6 +870,8 @@ int weft__ppool_submit_chunk(weft_ppool_t *pool, weft_ptask_fn fn, const void *i
     t->count = (uint32_t)count;
     t->item_size = (uint32_t)item_size;
     t->result_size = (uint32_t)result_size;
+    t->on_done = on_done;
+    t->on_done_arg = on_done_arg;
     return submit_task(pool, t, f);
 }
 
