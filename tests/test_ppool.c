@@ -682,6 +682,24 @@ WT_CASE(functions_a_fresh_worker_cannot_find_are_refused)
     WT_EQ(weft_ppool_free(p), 0);
 }
 
+/* A timeout too long to count in nanoseconds never fires: it once
+ * overflowed, and the pool killed every task at once for its time (or
+ * UBSan stopped the manager). */
+WT_CASE(huge_task_timeouts_never_fire)
+{
+    double huge[] = {INFINITY, 1e300, 1e12, 1e9};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        weft_ppool_t *p;
+        WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 1, .task_timeout = huge[i]}), 0);
+        for (long x = 0; x < 3; x++) {
+            long y = -1;
+            WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+            WT_EQ(y, x * x);
+        }
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
 /* --- running out of memory ------------------------------------------------- */
 
 /* Fault injection that fails the n-th fallible call (malloc, calloc,

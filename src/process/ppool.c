@@ -38,6 +38,7 @@
 #include "process/process_int.h"
 #include "thread/thread_int.h"
 
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -587,32 +588,50 @@ static void handle_death(struct weft_ppool *pool, int i, struct ptask **done)
     w->proc = NULL;
 }
 
+/* Nanoseconds from now until `seconds` after start; INT64_MAX for a time
+ * too far to count (weft__deadline_from saturates: an infinite or huge
+ * timeout never fires). */
+static int64_t ns_until(int64_t start, double seconds, int64_t now)
+{
+    weft__deadline_t due;
+    weft__deadline_from(start, seconds, &due);
+    return due == WEFT__NEVER ? INT64_MAX : due - now;
+}
+
+/* A poll timeout that does not end before ns have passed. */
+static int poll_ms(int64_t ns)
+{
+    int64_t ms = ns / 1000000 + 1;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 /* Kill workers over their task's time; milliseconds until the next look.
  * A task posted but not begun is looked at again within a quarter of the
  * limit, since nothing tells the manager when it begins; a worker that has
  * moved on from the oldest task is never killed for it. */
 static int check_timeouts(struct weft_ppool *pool)
 {
-    if (pool->o.task_timeout <= 0)
+    double limit = pool->o.task_timeout;
+    if (limit <= 0)
         return -1;
-    int64_t limit = (int64_t)(pool->o.task_timeout * 1e9), now = weft__now_ns(), next = -1;
+    int64_t now = weft__now_ns(), next = INT64_MAX;
     for (int i = 0; i < pool->n; i++) {
         struct pworker *w = &pool->w[i];
         if (!w->proc || !w->head || w->killed)
             continue;
-        int64_t left = limit / 4 > 1000000 ? limit / 4 : 1000000, began = head_began(w);
-        if (began >= 0) {
-            left = began + limit - now;
-            if (left <= 0) {
-                w->head->forced = -ETIMEDOUT;
-                w->killed = true;
-                weft_process_kill(w->proc);
-                continue;
-            }
+        int64_t left, began = head_began(w);
+        if (began < 0) {
+            left = ns_until(now, limit / 4, now);
+            left = left > 1000000 ? left : 1000000;
+        } else if ((left = ns_until(began, limit, now)) <= 0) {
+            w->head->forced = -ETIMEDOUT;
+            w->killed = true;
+            weft_process_kill(w->proc);
+            continue;
         }
-        next = next < 0 || left < next ? left : next;
+        next = left < next ? left : next;
     }
-    return next < 0 ? -1 : (int)(next / 1000000) + 1;
+    return next == INT64_MAX ? -1 : poll_ms(next);
 }
 
 /* One round of the manager (lock held): false when it is done. */
@@ -633,8 +652,8 @@ static bool tend(struct weft_ppool *pool, struct ptask **done, struct pollfd *pf
     if (again == -1 && pool->pend_head)
         dispatch(pool, done); /* rebalance took one back just now */
     *timeout_ms = check_timeouts(pool);
-    if (again >= 0 && (*timeout_ms < 0 || again / 1000000 + 1 < *timeout_ms))
-        *timeout_ms = (int)(again / 1000000) + 1;
+    if (again >= 0 && (*timeout_ms < 0 || poll_ms(again) < *timeout_ms))
+        *timeout_ms = poll_ms(again);
     pool->manager_idle = *timeout_ms < 0;
     if (failed && (*timeout_ms < 0 || *timeout_ms > 100))
         *timeout_ms = 100; /* try again soon */
