@@ -1,6 +1,6 @@
 /*
- * The process pool's shared memory: what the parent (ppool.c) and its
- * workers (pworker.c) both read and write.
+ * The process pool's shared memory: what the parent (ppool.c and the files
+ * of ppool_parent.h) and its workers (pworker.c) both read and write.
  *
  * One memfd per pool: a page of pool-wide words, then one region per
  * worker index (a replacement reuses its predecessor's region, reset):
