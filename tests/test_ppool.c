@@ -682,6 +682,195 @@ WT_CASE(functions_a_fresh_worker_cannot_find_are_refused)
     WT_EQ(weft_ppool_free(p), 0);
 }
 
+/* A timeout too long to count in nanoseconds never fires: it once
+ * overflowed, and the pool killed every task at once for its time (or
+ * UBSan stopped the manager). */
+WT_CASE(huge_task_timeouts_never_fire)
+{
+    double huge[] = {INFINITY, 1e300, 1e12, 1e9};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        weft_ppool_t *p;
+        WT_EQ(weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 1, .task_timeout = huge[i]}), 0);
+        for (long x = 0; x < 3; x++) {
+            long y = -1;
+            WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+            WT_EQ(y, x * x);
+        }
+        WT_EQ(weft_ppool_free(p), 0);
+    }
+}
+
+/* --- running out of memory ------------------------------------------------- */
+
+/* Fault injection that fails the n-th fallible call (malloc, calloc,
+ * pthread_create) this process makes once armed, whichever thread makes
+ * it; forked workers inherit the table, not the fault. The table is set
+ * before a pool's threads exist and reset after they end, so that they
+ * never see it change. */
+static _Atomic long calls_left; /* 0: disarmed */
+static _Atomic bool fault_fired;
+static pid_t fault_pid;
+
+static bool fail_this_call(void)
+{
+    if (getpid() != fault_pid || atomic_load(&calls_left) <= 0 ||
+        atomic_fetch_sub(&calls_left, 1) != 1)
+        return false;
+    atomic_store(&fault_fired, true);
+    return true;
+}
+
+static void *nth_malloc(size_t size)
+{
+    return fail_this_call() ? NULL : malloc(size);
+}
+
+static void *nth_calloc(size_t count, size_t size)
+{
+    return fail_this_call() ? NULL : calloc(count, size);
+}
+
+static int nth_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                              void *arg)
+{
+    return fail_this_call() ? EAGAIN : pthread_create(t, attr, fn, arg);
+}
+
+static void install_faults(void)
+{
+    fault_pid = getpid();
+    weft__sys.malloc = nth_malloc;
+    weft__sys.calloc = nth_calloc;
+    weft__sys.pthread_create = nth_pthread_create;
+}
+
+static void fail_call(long n)
+{
+    atomic_store(&fault_fired, false);
+    atomic_store(&calls_left, n);
+}
+
+/* Disarm; whether the n-th call was reached. */
+static bool fault_reached(void)
+{
+    atomic_store(&calls_left, 0);
+    return atomic_load(&fault_fired);
+}
+
+/* The pool is whole: a task whose future nobody waits on (the manager
+ * alone collects it) finishes. */
+static void check_whole(weft_ppool_t *p)
+{
+    long x = 9;
+    weft_future_t *f;
+    WT_EQ(weft_ppool_submit(p, square, &x, sizeof x, &f), 0);
+    WT_EQ(weft_wait(&f, 1, 30 * wt_slack(), WEFT_ALL_COMPLETED), 1);
+    WT_EQ(weft_future_error(f, 0), 0);
+    weft_future_free(f);
+}
+
+/* Every allocation and thread start of a pool's making fails in turn: the
+ * pool, or its first task, fails with -ENOMEM or -EAGAIN, and the pool is
+ * then whole at the next try, never running without its manager (which
+ * once allocated its own poll set and, when that failed, quietly ended). */
+WT_FAULT(a_pool_that_cannot_be_built_fails_cleanly)
+{
+    install_faults();
+    FOR_EACH_METHOD (m) {
+        for (long n = 1;; n++) {
+            weft_ppool_t *p = NULL;
+            long x = 12, y = 0;
+            fail_call(n);
+            int rc = weft_ppool_new(&p, &(weft_ppool_opts_t){.processes = 2, .method = m});
+            if (rc == 0)
+                rc = (int)weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y);
+            bool reached = fault_reached();
+            if (rc < 0)
+                WT_CHECK(reached && (rc == -ENOMEM || rc == -EAGAIN));
+            if (p && rc < 0) /* a failed start leaves nothing half-built */
+                rc = (int)weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y);
+            if (p) {
+                WT_EQ(rc, sizeof y);
+                WT_EQ(y, 144);
+                check_whole(p);
+                WT_EQ(weft_ppool_free(p), 0);
+            }
+            if (!reached)
+                break;
+        }
+    }
+    weft__sys_reset();
+}
+
+enum { MAP_N = 100, MAP_CHUNK = 10 };
+
+/* One map, map_async or imap (ordered or not) over items, checked; 0 or
+ * the first error. */
+static int map_once(weft_ppool_t *p, int how, const long *items)
+{
+    long results[MAP_N];
+    int rc;
+    if (how < 2) {
+        weft_future_t *f = NULL;
+        rc = how == 0 ? weft_ppool_map(p, square, items, MAP_N, sizeof(long), results, sizeof(long),
+                                       MAP_CHUNK, NULL, NULL)
+                      : weft_ppool_map_async(p, square, items, MAP_N, sizeof(long), results,
+                                             sizeof(long), MAP_CHUNK, NULL, NULL, &f);
+        if (f) {
+            rc = weft_future_error(f, 30 * wt_slack());
+            weft_future_free(f);
+        }
+        for (long i = 0; rc == 0 && i < MAP_N; i++)
+            WT_EQ(results[i], i * i);
+        return rc;
+    }
+    weft_ppool_imap_t *it;
+    rc = weft_ppool_imap_new(&it, p, square, items, MAP_N, sizeof(long), sizeof(long), MAP_CHUNK,
+                             how == 2);
+    if (rc < 0)
+        return rc;
+    long y;
+    ssize_t i;
+    while ((i = weft_ppool_imap_next(it, &y, 30 * wt_slack())) != -ENOENT) {
+        if (i < 0)
+            rc = rc ? rc : (int)i;
+        else
+            WT_EQ(y, i * i);
+    }
+    WT_EQ(weft_ppool_imap_free(it), 0);
+    return rc;
+}
+
+/* Every allocation of a map, map_async, imap and imap_unordered fails in
+ * turn: each ends with -ENOMEM, never a crash (free_job read an array
+ * whose allocation had failed), a leak (imap_new's discarded future), or
+ * a chunk that reads the caller's items after the map has returned (the
+ * items are freed right after it, for ASan to see). */
+WT_FAULT(map_and_imap_fail_cleanly_when_memory_runs_out)
+{
+    install_faults();
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORK);
+    long x = 2, y;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y); /* started */
+    for (int how = 0; how < 4; how++) {
+        for (long n = 1;; n++) {
+            long *items = malloc(MAP_N * sizeof *items);
+            for (long i = 0; i < MAP_N; i++)
+                items[i] = i;
+            fail_call(n);
+            int rc = map_once(p, how, items);
+            bool reached = fault_reached();
+            free(items);
+            WT_CHECK(rc == 0 || (reached && rc == -ENOMEM));
+            if (!reached)
+                break;
+        }
+    }
+    check_whole(p);
+    WT_EQ(weft_ppool_free(p), 0);
+    weft__sys_reset();
+}
+
 WT_CASE(ppool_bad_input)
 {
     weft_ppool_t *p;

@@ -172,6 +172,59 @@ WT_CASE(the_sentinel_becomes_readable_when_the_process_ends)
     }
 }
 
+/* Python's rule: once the sentinel is ready, is_alive, exitcode and
+ * join(0) know the end. A forkserver child's sentinel was ready before the
+ * server had reported its exit code (the window is the server's reaping). */
+WT_CASE(a_ready_sentinel_means_the_exit_code_is_known)
+{
+    FOR_EACH_METHOD {
+        for (int i = 0; i < 30; i++) {
+            int code = 40 + i;
+            weft_process_t *p = started(return_arg, &code, sizeof code, NULL);
+            struct pollfd pfd = {weft_process_sentinel(p), POLLIN, 0};
+            WT_EQ(poll(&pfd, 1, (int)(10000 * wt_slack())), 1);
+            int got = -1;
+            if (i % 3 == 0)
+                WT_EQ(weft_process_is_alive(p), 0);
+            else if (i % 3 == 1)
+                WT_EQ(weft_process_join(p, 0), 0);
+            WT_EQ(weft_process_exitcode(p, &got), 1);
+            WT_EQ(got, code);
+            WT_EQ(weft_process_close(p), 0);
+        }
+    }
+}
+
+/* The forkserver, the one child of ours that is not a weft handle's. */
+static pid_t forkserver_pid(void)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "r");
+    WT_CHECK(f != NULL);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (pid_t)atoi(buf);
+}
+
+/* A server that dies leaves its children running: they are alive until
+ * they end, and then end with 255 (no code came), as in Python. */
+WT_FAULT(a_dead_forkserver_leaves_its_children_running)
+{
+    WT_EQ(weft_process_forkserver_start(), 0);
+    pid_t server = forkserver_pid();
+    WT_CHECK(server > 0);
+    method = WEFT_START_FORKSERVER;
+    weft_process_t *p = started(wait_forever, NULL, 0, NULL);
+    WT_EQ(kill(server, SIGKILL), 0);
+    wt_reap(server, 10 * wt_slack());
+    WT_EQ(weft_process_is_alive(p), 1);
+    WT_EQ(weft_process_join(p, 0.05), -ETIMEDOUT);
+    WT_EQ(weft_process_kill(p), 0);
+    WT_EQ(finished(p), 255);
+}
+
 WT_STRESS(a_thousand_lifecycles_leave_no_zombies_or_descriptors)
 {
     WT_EQ(weft_process_forkserver_start(), 0); /* its socket stays open */
@@ -708,6 +761,8 @@ WT_CASE(pipe_ends_report_direction_and_close)
     void *m;
     WT_EQ(weft_conn_send_bytes(conn_a, "x", 1), -EPERM);
     WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EPERM);
+    WT_EQ(weft_conn_poll(conn_b, 0), -EPERM); /* as a receive there: it once said 1 */
+    WT_EQ(weft_conn_poll(conn_a, 0), 0);
     WT_EQ(weft_conn_send_bytes(conn_b, "last", 4), 0);
     WT_EQ(weft_conn_close(conn_b), 0);
     conn_b = NULL;
@@ -816,6 +871,10 @@ WT_CASE(pipe_bad_input)
     void *m;
     WT_EQ(weft_pipe(NULL, &c, true), -EINVAL);
     WT_EQ(weft_conn_from_fd(&c, -1), -EINVAL);
+    int closed = dup(0);
+    WT_CHECK(closed >= 0);
+    close(closed);
+    WT_EQ(weft_conn_from_fd(&c, closed), -EBADF); /* not an open descriptor */
     WT_EQ(weft_conn_send_bytes(NULL, "x", 1), -EINVAL);
     WT_EQ(weft_conn_recv_bytes(NULL, &m), -EINVAL);
     WT_EQ(weft_conn_recv_bytes_into(NULL, NULL, 0), -EINVAL);

@@ -123,7 +123,8 @@ WEFT_API const char *weft_process_name(weft_process_t *p);
 /* 1 for a daemon, 0 if not; -EINVAL. */
 WEFT_API int weft_process_daemon(weft_process_t *p);
 /* A descriptor that becomes readable when the process ends (a pidfd), for
- * poll/epoll; owned by the handle. Errors: -EINVAL, -EPERM (not started). */
+ * poll/epoll; owned by the handle. Once it is readable, is_alive, exitcode
+ * and join(p, 0) report the end. Errors: -EINVAL, -EPERM (not started). */
 WEFT_API int weft_process_sentinel(weft_process_t *p);
 
 /* The method p starts with (never WEFT_START_DEFAULT); -EINVAL. */
@@ -212,7 +213,8 @@ typedef struct weft_conn weft_conn_t;
 
 /* Errors: -EINVAL, -ENOMEM, -EMFILE / -ENFILE. */
 WEFT_API int weft_pipe(weft_conn_t **a, weft_conn_t **b, bool duplex);
-/* Adopt a descriptor (an end passed to a child). Errors: -EINVAL, -ENOMEM. */
+/* Adopt a descriptor (an end passed to a child). Errors: -EINVAL, -EBADF
+ * (not an open descriptor), -ENOMEM. */
 WEFT_API int weft_conn_from_fd(weft_conn_t **c, int fd);
 /* The descriptor, owned by the end. */
 WEFT_API int weft_conn_fileno(weft_conn_t *c);
@@ -230,7 +232,7 @@ WEFT_API ssize_t weft_conn_recv_bytes(weft_conn_t *c, void **buf);
  * does not fit: the message is skipped, so the next receive gets the next. */
 WEFT_API ssize_t weft_conn_recv_bytes_into(weft_conn_t *c, void *buf, size_t cap);
 /* 1 if a receive would not block (a message, or the peer's close), 0 when
- * the timeout passes first. -EINVAL. */
+ * the timeout passes first. Errors: -EINVAL, -EPERM (a send-only end). */
 WEFT_API int weft_conn_poll(weft_conn_t *c, double timeout);
 /* Close the end and free it. -EINVAL. */
 WEFT_API int weft_conn_close(weft_conn_t *c);

@@ -27,6 +27,9 @@ int64_t weft__now_ns(void);
  * 0 means now (try once), NaN is -EINVAL. Huge values saturate to never.
  */
 int weft__deadline(double timeout, weft__deadline_t *out);
+/* The same, counted from start (CLOCK_MONOTONIC ns) instead of now: for
+ * a limit on something that began earlier. */
+int weft__deadline_from(int64_t start, double timeout, weft__deadline_t *out);
 
 /* The error a wait that gave up at its deadline reports: -EAGAIN when the
  * timeout was 0 (try once, as the conventions say), -ETIMEDOUT otherwise. */

@@ -28,7 +28,7 @@ double weft_monotonic(void)
     return (double)weft__now_ns() / (double)NS_PER_SEC;
 }
 
-int weft__deadline(double timeout, weft__deadline_t *out)
+int weft__deadline_from(int64_t start, double timeout, weft__deadline_t *out)
 {
     if (isnan(timeout))
         return -EINVAL;
@@ -36,17 +36,21 @@ int weft__deadline(double timeout, weft__deadline_t *out)
         *out = WEFT__NEVER;
         return 0;
     }
-    int64_t now = weft__now_ns();
     double ns = timeout * (double)NS_PER_SEC;
-    if (ns >= (double)(WEFT__NEVER - now)) {
+    if (ns >= (double)(WEFT__NEVER - start)) {
         *out = WEFT__NEVER;
         return 0;
     }
     /* Round up (by hand: the library does not link libm): a deadline a
      * fraction of a nanosecond short would end the wait early. */
     int64_t whole = (int64_t)ns;
-    *out = now + whole + ((double)whole < ns);
+    *out = start + whole + ((double)whole < ns);
     return 0;
+}
+
+int weft__deadline(double timeout, weft__deadline_t *out)
+{
+    return weft__deadline_from(weft__now_ns(), timeout, out);
 }
 
 int weft__timeout_error(double timeout)

@@ -17,6 +17,7 @@
 #include <weft/process.h>
 #include <weft/sync.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -73,6 +74,8 @@ int weft_conn_from_fd(weft_conn_t **c, int fd)
 {
     if (!c || fd < 0)
         return -EINVAL;
+    if (fcntl(fd, F_GETFD) < 0)
+        return -EBADF; /* adopting it would only fail later, or close a stranger's */
     return (*c = conn_new(fd, CAN_SEND | CAN_RECV)) ? 0 : -ENOMEM;
 }
 
@@ -222,6 +225,8 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
 {
     if (!c || isnan(timeout))
         return -EINVAL;
+    if (!(c->can & CAN_RECV))
+        return -EPERM; /* its read side is shut down: always "readable" */
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
     return weft__poll_readable(c->fd, deadline);

@@ -8,10 +8,12 @@
  * sized so that both fit the pool's max_arg and max_result; by default
  * there are about four per worker, as in Python's Pool.map.
  *
- * map_async: every chunk's future gets a callback that copies its results
- * into place, records its error, reports progress and, for the last one,
- * finishes the map's own future with the first error in item order. That
- * future collects results while waited for, like any of the pool's.
+ * map_async: every chunk carries a completion hook, which the pool calls
+ * once the chunk has finished, however it ended (a future's callback would
+ * need an allocation that can fail): it copies the results into place,
+ * records the error, reports progress and, for the last chunk, finishes
+ * the map's own future with the first error in item order. That future
+ * collects results while waited for, like any of the pool's.
  *
  * imap walks the chunk futures in order; imap_unordered waits for whichever
  * finishes first (weft_wait). Either hands out one item's result per call.
@@ -68,7 +70,7 @@ static size_t chunk_size(weft_ppool_t *pool, size_t n, size_t item_size, size_t 
 
 static void free_job(struct job *j)
 {
-    for (size_t i = 0; i < j->nchunks; i++)
+    for (size_t i = 0; j->futures && i < j->nchunks; i++)
         if (j->futures[i])
             weft_future_free(j->futures[i]);
     free(j->futures);
@@ -113,8 +115,9 @@ static void chunk_done(weft_future_t *f, void *arg)
     chunks_left(j, 1);
 }
 
+/* A job of n items; with_future: map's, which finishes a future of its own. */
 static struct job *new_job(weft_ppool_t *pool, size_t n, size_t item_size, size_t result_size,
-                           size_t chunk)
+                           size_t chunk, bool with_future)
 {
     struct job *j = weft__calloc(1, sizeof *j);
     if (!j)
@@ -127,7 +130,8 @@ static struct job *new_job(weft_ppool_t *pool, size_t n, size_t item_size, size_
     j->futures = weft__calloc(j->nchunks + 1, sizeof *j->futures);
     j->chunks = weft__calloc(j->nchunks + 1, sizeof *j->chunks);
     j->errors = weft__calloc(j->nchunks + 1, sizeof *j->errors);
-    if (!j->futures || !j->chunks || !j->errors || weft__ppool_future(pool, &j->all) < 0) {
+    if (!j->futures || !j->chunks || !j->errors ||
+        (with_future && weft__ppool_future(pool, &j->all) < 0)) {
         free_job(j);
         return NULL;
     }
@@ -135,7 +139,10 @@ static struct job *new_job(weft_ppool_t *pool, size_t n, size_t item_size, size_
 }
 
 /* Submit every chunk; on a failure the rest record its error. Returns the
- * first failure (the futures that were submitted still finish). */
+ * first failure (the futures that were submitted still finish). With
+ * callbacks, each chunk's results are placed as it finishes (by the pool,
+ * which needs no allocation for it: a callback that could not be added
+ * would let the job end while the chunk still reads the caller's items). */
 static int submit_chunks(weft_ppool_t *pool, weft_ptask_fn fn, const unsigned char *items,
                          struct job *j, bool callbacks)
 {
@@ -145,12 +152,7 @@ static int submit_chunks(weft_ppool_t *pool, weft_ptask_fn fn, const unsigned ch
         j->chunks[i] = (struct chunk){j, i};
         rc = weft__ppool_submit_chunk(pool, fn, items + i * j->chunk * j->item_size,
                                       count_of(j->n, j->chunk, i), j->item_size, j->result_size,
-                                      &j->futures[i]);
-        if (rc == 0 && callbacks &&
-            weft_future_add_done_callback(j->futures[i], chunk_done, &j->chunks[i]) < 0) {
-            j->errors[i] = -ENOMEM; /* its results cannot be placed */
-            chunks_left(j, 1);
-        }
+                                      callbacks ? chunk_done : NULL, &j->chunks[i], &j->futures[i]);
     }
     if (rc < 0) {
         i--; /* the one that failed */
@@ -177,7 +179,7 @@ int weft_ppool_map_async(weft_ppool_t *pool, weft_ptask_fn fn, const void *items
     size_t chunk = chunk_size(pool, n, item_size, result_size, chunksize);
     if (!chunk)
         return -EINVAL;
-    struct job *j = new_job(pool, n, item_size, result_size, chunk);
+    struct job *j = new_job(pool, n, item_size, result_size, chunk, true);
     if (!j)
         return -ENOMEM;
     j->results = results;
@@ -227,7 +229,7 @@ int weft_ppool_imap_new(weft_ppool_imap_t **out, weft_ppool_t *pool, weft_ptask_
     if (!chunk)
         return -EINVAL;
     weft_ppool_imap_t *it = weft__calloc(1, sizeof *it);
-    struct job *j = it ? new_job(pool, n, item_size, result_size, chunk) : NULL;
+    struct job *j = it ? new_job(pool, n, item_size, result_size, chunk, false) : NULL;
     bool *taken = j ? weft__calloc(j->nchunks + 1, sizeof *taken) : NULL;
     if (!taken) {
         if (j)
@@ -235,8 +237,6 @@ int weft_ppool_imap_new(weft_ppool_imap_t **out, weft_ppool_t *pool, weft_ptask_
         free(it);
         return -ENOMEM;
     }
-    weft_future_free(j->all); /* imap has no future of its own */
-    j->all = NULL;
     *it = (weft_ppool_imap_t){j, ordered, 0, SIZE_MAX, 0, taken, j->nchunks};
     submit_chunks(pool, fn, items, j, false);
     *out = it;

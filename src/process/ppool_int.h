@@ -1,6 +1,6 @@
 /*
- * The process pool's shared memory: what the parent (ppool.c) and its
- * workers (pworker.c) both read and write.
+ * The process pool's shared memory: what the parent (ppool.c and the files
+ * of ppool_parent.h) and its workers (pworker.c) both read and write.
  *
  * One memfd per pool: a page of pool-wide words, then one region per
  * worker index (a replacement reuses its predecessor's region, reset):
@@ -183,9 +183,12 @@ static inline bool weft__ring_empty(struct weft__ring *r)
 }
 
 /* ppool.c, for pmap.c: queue a chunk of count items (borrowed until it
- * finishes); the pool's largest argument and result. */
+ * finishes); on_done (if not NULL) is called once its future has finished,
+ * however it ends, without an allocation that could fail; the pool's
+ * largest argument and result. */
 int weft__ppool_submit_chunk(weft_ppool_t *pool, weft_ptask_fn fn, const void *items, size_t count,
-                             size_t item_size, size_t result_size, weft_future_t **f);
+                             size_t item_size, size_t result_size, weft_future_cb on_done,
+                             void *on_done_arg, weft_future_t **f);
 size_t weft__ppool_limits(weft_ppool_t *pool, size_t *max_result);
 /* ppool.c: a future that collects the pool's results while it is waited
  * for (the aggregate future of a map). */

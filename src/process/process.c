@@ -11,7 +11,9 @@
  * Reaping happens once, under the handle's Lock, through waitid(WNOHANG)
  * after the pidfd says the child has ended (or to check without waiting);
  * a forkserver child is the server's to reap, and its exit code arrives on
- * the status descriptor instead (forkserver.c):
+ * the status descriptor instead (forkserver.c), a moment after the pidfd
+ * is ready: a look that finds the pidfd ready waits for that code, so a
+ * ready sentinel always means a known exit code, as in Python.
  * is_alive, exitcode, join, terminate and active_children all reap, so an
  * ended child does not linger as a zombie once anyone looks. Started
  * children are on a list for active_children and the exit hook; reaping
@@ -339,22 +341,33 @@ static bool readable_now(int fd)
     return poll(&pfd, 1, 0) == 1;
 }
 
-/* A forkserver child: its exit code as the server reports it; if the
+/*
+ * A forkserver child: its exit code as the server reports it; if the
  * server died first (end of stream, no code), 255 once the child is gone,
- * as Python reports it. */
+ * as Python reports it. The pidfd is ready as soon as the child has
+ * ended, a moment before the server has reaped it and written the code;
+ * from then on the code (or the end of the stream, should the server die)
+ * is certain to come, so it is waited for: a ready sentinel means an
+ * exit code, under every start method.
+ */
 static bool reap_served(weft_process_t *p)
 {
+    bool gone = readable_now(p->pidfd);
     int code = 255;
     if (p->statusfd >= 0) {
+        if (gone)
+            weft__poll_readable(p->statusfd, WEFT__NEVER);
         ssize_t n = read(p->statusfd, &code, sizeof code);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return false;
         close(p->statusfd);
         p->statusfd = -1;
-        if (n != sizeof code)
+        if (n == sizeof code)
+            gone = true; /* the server has reaped it */
+        else
             code = 255;
     }
-    if (code == 255 && !readable_now(p->pidfd))
+    if (!gone && !readable_now(p->pidfd))
         return false; /* orphaned by the server, and still running */
     p->exitcode = code;
     p->state = P_ENDED;
