@@ -100,7 +100,7 @@ static _Noreturn void boot_spawned(int fd)
     if (rc < 0) {
         fprintf(stderr, "weft: a spawned child could not read its request: %s\n",
                 weft_strerror(rc));
-        _exit(127);
+        weft__exit_now(127);
     }
     weft__child_run(&c);
 }

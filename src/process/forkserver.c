@@ -374,7 +374,7 @@ static _Noreturn void shut_down(void)
     for (size_t i = 0; i < nserved; i++)
         if (served[i].daemon)
             kill(served[i].pid, SIGKILL);
-    _exit(0);
+    weft__exit_now(0);
 }
 
 static void serve_request(int sock)
@@ -407,7 +407,7 @@ _Noreturn void weft__forkserver_serve(int sock, pid_t client)
     sigprocmask(SIG_BLOCK, &chld, NULL);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
-        _exit(1); /* the client sees the server gone */
+        weft__exit_now(1); /* the client sees the server gone */
     for (;;) {
         struct pollfd pfd[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
         if (poll(pfd, 2, -1) < 0)

@@ -189,12 +189,12 @@ static int hold_lifeline(const struct weft__child *c)
         fcntl(fd, F_SETFL, O_RDONLY | O_NONBLOCK | O_ASYNC) < 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != c->real_parent) /* died before the request took effect */
-            _exit(1);
+            weft__exit_now(1);
         return fd < 0 ? -1 : (close(fd), -1);
     }
     struct pollfd pfd = {fd, POLLIN, 0};
     if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))
-        _exit(1);
+        weft__exit_now(1);
     return fd;
 }
 
@@ -232,7 +232,7 @@ _Noreturn void weft__child_run(const struct weft__child *c)
     int code = c->fn(c->arg, c->len);
     weft__exit_threads(); /* its own non-daemon threads and children */
     fflush(NULL);
-    _exit(code & 0xff);
+    weft__exit_now(code & 0xff);
 }
 
 static void link_child(weft_process_t *p)
