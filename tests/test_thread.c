@@ -138,15 +138,17 @@ static void *join_self(void *arg)
     return (void *)(intptr_t)weft_thread_join(weft_thread_current(), WEFT_FOREVER, NULL);
 }
 
-WT_CASE(join_self_is_deadlock)
+/* Run fn in a thread of its own to the end; what it returned. */
+static intptr_t run_in_thread(weft_thread_fn fn)
 {
     weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, join_self, NULL, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    void *result;
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
-    WT_EQ((intptr_t)result, -EDEADLK);
-    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(weft_thread_start_new(&t, fn, NULL, NULL), 0);
+    return (intptr_t)finish(t);
+}
+
+WT_CASE(join_self_is_deadlock)
+{
+    WT_EQ(run_in_thread(join_self), -EDEADLK);
     /* The main thread joining itself, before and after it has asked for its
      * own handle: CPython's test_joining_current_thread. */
     WT_EQ(weft_thread_join(weft_thread_main(), 0, NULL), -EDEADLK);
@@ -162,13 +164,7 @@ static void *join_main(void *arg)
 
 WT_CASE(main_thread_cannot_be_joined_from_another)
 {
-    weft_thread_t *t;
-    WT_EQ(weft_thread_new(&t, join_main, NULL, NULL), 0);
-    WT_EQ(weft_thread_start(t), 0);
-    void *result;
-    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
-    WT_EQ((intptr_t)result, -EPERM); /* not a weft-made thread */
-    WT_EQ(weft_thread_free(t), 0);
+    WT_EQ(run_in_thread(join_main), -EPERM); /* not a weft-made thread */
 }
 
 WT_CASE(join_timeout_never_early)
