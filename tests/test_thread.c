@@ -142,8 +142,11 @@ static void *join_self(void *arg)
 static intptr_t run_in_thread(weft_thread_fn fn)
 {
     weft_thread_t *t;
+    void *result;
     WT_EQ(weft_thread_start_new(&t, fn, NULL, NULL), 0);
-    return (intptr_t)finish(t);
+    WT_EQ(weft_thread_join(t, WEFT_FOREVER, &result), 0);
+    WT_EQ(weft_thread_free(t), 0);
+    return (intptr_t)result;
 }
 
 WT_CASE(join_self_is_deadlock)
