@@ -144,12 +144,16 @@ WEFT_API int weft_process_forkserver_start(void);
  * Registration, for spawn and forkserver: at file scope,
  *
  *     static int work(const void *arg, size_t len) { ... }
- *     WEFT_PROCESS_REGISTER(work)
+ *     WEFT_PROCESS_REGISTER(work);
  *
  * enters the function in a registry under its name, before main, in every
  * copy of the program; a spawned child finds it there by name. Process
  * functions, process pool tasks (weft/ppool.h) and initializers are all
- * registered this way. The names
+ * registered this way. The semicolon is part of the use, as after any
+ * declaration: the macro ends in an extern declaration (of a variable
+ * never defined or used), so the line compiles cleanly under -Wpedantic in
+ * C and C++, where a semicolon after a function body would be an empty
+ * declaration. The names
  * of registered functions must be unique (two static functions of one name
  * in different files make that name unusable: -EINVAL at new). Register in
  * the executable or a library it links, not in a dlopen()ed module.
@@ -180,7 +184,8 @@ WEFT_API void weft_process_boot(void);
     __attribute__((constructor(65535))) static void weft_process_boot_##fn(void)   \
     {                                                                              \
         weft_process_boot();                                                       \
-    }
+    }                                                                              \
+    extern int weft_process_registered_##fn
 
 /* Children started by this process and still running: reaps the ended ones
  * (so no zombies are left), fills up to cap borrowed handles (valid until
