@@ -407,6 +407,42 @@ WT_CASE(current_parent_and_active_children)
     }
 }
 
+/* In a child: its own daemon flag (1), and what a process it creates gets
+ * by default (2), with NO (4) and with YES (8), as bits of the exit code. */
+static int report_daemon_flags(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    int bits = weft_process_daemon(weft_process_current()) == 1;
+    int choice[3] = {WEFT_DAEMON_INHERIT, WEFT_DAEMON_NO, WEFT_DAEMON_YES};
+    for (int i = 0; i < 3; i++) {
+        weft_process_t *p;
+        weft_process_opts_t opts = {.daemon = choice[i]};
+        if (weft_process_new(&p, report_daemon_flags, NULL, 0, &opts) != 0)
+            return 64;
+        bits |= (weft_process_daemon(p) == 1) << (i + 1);
+        weft_process_close(p);
+    }
+    return bits;
+}
+WEFT_PROCESS_REGISTER(report_daemon_flags);
+
+WT_CASE(the_daemon_flag_is_inherited_by_default_as_for_threads)
+{
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, report_daemon_flags, NULL, 0, NULL), 0);
+    WT_EQ(weft_process_daemon(p), 0); /* the main process is not a daemon */
+    WT_EQ(weft_process_close(p), 0);
+    WT_EQ(weft_process_new(&p, report_daemon_flags, NULL, 0, &(weft_process_opts_t){.daemon = 3}),
+          -EINVAL);
+    FOR_EACH_METHOD {
+        weft_process_opts_t yes = {.daemon = true}; /* the old bool: YES */
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, &yes)), 1 | 2 | 8);
+        weft_process_opts_t no = {.daemon = WEFT_DAEMON_NO};
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, &no)), 8);
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, NULL)), 8);
+    }
+}
+
 static int unregistered(const void *arg, size_t len)
 {
     (void)arg, (void)len;

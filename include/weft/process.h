@@ -88,7 +88,9 @@ typedef enum weft_start_method {
 
 typedef struct weft_process_opts {
     const char *name;    /* NULL: "Process-N" */
-    bool daemon;         /* killed when the parent dies (even by SIGKILL) or exits */
+    int daemon;          /* enum weft_daemon (weft/base.h): a daemon is killed when its parent
+                            dies (even by SIGKILL) or exits; INHERIT (0) takes the current
+                            process's flag, as Python does, YES (1, so `true` works), NO */
     const int *keep_fds; /* descriptors the child keeps besides 0, 1, 2 */
     size_t nkeep_fds;
     weft_start_method_t method;

@@ -90,8 +90,9 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
                      const weft_process_opts_t *opts)
 {
     weft_process_opts_t o = opts ? *opts : (weft_process_opts_t){0};
+    int daemon = weft__daemon_flag(o.daemon, current.daemon);
     if (!out || !fn || (len && !arg) || (o.nkeep_fds && !o.keep_fds) ||
-        o.nkeep_fds > WEFT_PROCESS_MAX_KEEP_FDS)
+        o.nkeep_fds > WEFT_PROCESS_MAX_KEEP_FDS || daemon < 0)
         return -EINVAL;
     for (size_t i = 0; i < o.nkeep_fds; i++)
         if (o.keep_fds[i] < 0)
@@ -130,7 +131,7 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
     p->fn = fn;
     p->fn_name = fn_name;
     p->method = method;
-    p->daemon = o.daemon;
+    p->daemon = daemon;
     p->pidfd = p->statusfd = -1;
     weft_lock_init(&p->lock, 0);
     *out = p;
@@ -229,6 +230,7 @@ _Noreturn void weft__child_run(const struct weft__child *c)
     parent.pidfd = weft__pidfd_open(c->parent);
     has_parent = true;
     current.name = (char *)c->name;
+    current.daemon = c->daemon; /* what its own children inherit */
     int code = c->fn(c->arg, c->len);
     weft__exit_threads(); /* its own non-daemon threads and children */
     fflush(NULL);
