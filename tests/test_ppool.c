@@ -12,6 +12,7 @@
  */
 #include "base/base.h"
 #include "wt.h"
+#include <weft/mpqueue.h>
 #include <weft/ppool.h>
 #include <weft/shm.h>
 
@@ -72,6 +73,29 @@ static weft_ppool_t *pool_of(int n, weft_start_method_t m)
 
 #define FOR_EACH_METHOD(m) \
     for (weft_start_method_t m = WEFT_START_FORK; m <= WEFT_START_FORKSERVER; m++)
+
+/* A queue the parent made before the pool: fork workers inherit it. */
+static weft_mpqueue_t *inherited_queue;
+
+static ssize_t put_in_inherited(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return weft_mpqueue_put(inherited_queue, "task", 4, 0);
+}
+
+WT_CASE(fork_workers_inherit_the_parents_handles_as_in_python)
+{
+    /* Process children use only what they are given; a pool's tasks have
+     * no way to be given anything, so its forked workers keep what the
+     * fork copied, as Python's do. */
+    WT_EQ(weft_mpqueue_new(&inherited_queue, NULL), 0);
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    char out[8];
+    WT_EQ(weft_ppool_apply(p, put_in_inherited, NULL, 0, out, sizeof out), 0);
+    WT_EQ(weft_mpqueue_qsize(inherited_queue), 1);
+    WT_EQ(weft_ppool_free(p), 0);
+    WT_EQ(weft_mpqueue_close(inherited_queue), 0);
+}
 
 WT_CASE(apply_submit_and_results_under_each_method)
 {

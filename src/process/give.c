@@ -141,9 +141,10 @@ static struct given {
 } given[WEFT_PROCESS_MAX_KEEP_FDS];
 static size_t ngiven;
 
-void weft__gifts_receive(const struct weft__gift *gifts, size_t n)
+void weft__gifts_receive(const struct weft__gift *gifts, size_t n, bool inherit_all)
 {
-    weft__epoch++;
+    if (!inherit_all)
+        weft__epoch++;
     for (size_t i = 0; i < n; i++) {
         const struct weft__gift *g = &gifts[i];
         const struct kind *k = &kinds[g->kind];

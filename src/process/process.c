@@ -223,7 +223,7 @@ int weft__lifeline_for(const weft_process_t *p)
 _Noreturn void weft__child_run(const struct weft__child *c)
 {
     close_inherited(c, c->daemon ? hold_lifeline(c) : -1);
-    weft__gifts_receive(c->gifts, c->ngifts);
+    weft__gifts_receive(c->gifts, c->ngifts, c->inherit_all);
     parent.name = current.name;
     parent.pid = c->parent;
     parent.pidfd = weft__pidfd_open(c->parent);
@@ -305,6 +305,7 @@ static int start_fork(weft_process_t *p)
         .nkeep = p->nkeep,
         .gifts = p->gifts,
         .ngifts = p->ngifts,
+        .inherit_all = p->inherit_all,
         .parent = getpid(),
         .real_parent = getpid(),
     };

@@ -27,6 +27,9 @@ struct weft_process {
     int statusfd;
     int exitcode;
     bool daemon, borrowed;
+    /* A forked child keeps every handle the parent had, as fork() does:
+     * set for the process pool's workers, whose tasks have no gifts. */
+    bool inherit_all;
     char *name;
     const char *fn_name; /* registered name, for spawn and forkserver */
     weft_process_fn fn;
@@ -51,6 +54,7 @@ struct weft__child {
     size_t nkeep;
     const struct weft__gift *gifts;
     size_t ngifts;
+    bool inherit_all;  /* fork only: see struct weft_process */
     pid_t parent;      /* the process that started it (weft_process_parent) */
     pid_t real_parent; /* the one that forked it: differs for forkserver */
     int lifeline;      /* a daemon's parent's lifeline (process.c), or -1 */
@@ -62,9 +66,10 @@ int weft__gifts_take(weft_process_t *p, const weft_process_opts_t *o);
 /* give.c: -EBADF if a gift's descriptor is no longer that object's. */
 int weft__gifts_check(const weft_process_t *p);
 void weft__gifts_release(weft_process_t *p);
-/* give.c: in a child, before its function: a new epoch, then the table of
- * what it was given (claimed, or rebuilt from descriptors). */
-void weft__gifts_receive(const struct weft__gift *gifts, size_t n);
+/* give.c: in a child, before its function: a new epoch (unless it is to
+ * inherit every handle), then the table of what it was given (claimed, or
+ * rebuilt from descriptors). */
+void weft__gifts_receive(const struct weft__gift *gifts, size_t n, bool inherit_all);
 bool weft__give_kind_valid(int kind);
 
 /* process.c: become the child and never return. */
