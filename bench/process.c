@@ -51,7 +51,7 @@ static ssize_t tiny(const void *arg, size_t len, void *out, size_t cap)
     memcpy(out, arg, len);
     return (ssize_t)len;
 }
-WEFT_PROCESS_REGISTER(tiny)
+WEFT_PROCESS_REGISTER(tiny);
 
 static weft_ppool_t *pool_of(int n)
 {

@@ -27,7 +27,7 @@ static int nothing(const void *arg, size_t len)
     (void)arg, (void)len;
     return 0;
 }
-WEFT_PROCESS_REGISTER(nothing)
+WEFT_PROCESS_REGISTER(nothing);
 
 static double now(void)
 {

@@ -42,7 +42,7 @@ static ssize_t check_prime(const void *arg, size_t len, void *out, size_t cap)
     memcpy(out, &prime, sizeof prime);
     return sizeof prime;
 }
-WEFT_PROCESS_REGISTER(check_prime)
+WEFT_PROCESS_REGISTER(check_prime);
 
 int main(void)
 {

@@ -187,7 +187,7 @@ static int produce(const void *arg, size_t len)
     }
     return 0;
 }
-WEFT_PROCESS_REGISTER(produce)
+WEFT_PROCESS_REGISTER(produce);
 
 /* Until an empty message: count, sum of seq and checks of each item. */
 static int consume(const void *arg, size_t len)
@@ -214,7 +214,7 @@ static int consume(const void *arg, size_t len)
         return 2;
     return 0;
 }
-WEFT_PROCESS_REGISTER(consume)
+WEFT_PROCESS_REGISTER(consume);
 
 static weft_process_t *start_role(weft_process_fn fn, struct role *r, weft_start_method_t m)
 {

@@ -12,6 +12,7 @@
  */
 #include "base/base.h"
 #include "wt.h"
+#include <weft/mpqueue.h>
 #include <weft/ppool.h>
 #include <weft/shm.h>
 
@@ -34,7 +35,7 @@ static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
     memcpy(out, &x, sizeof x);
     return sizeof x;
 }
-WEFT_PROCESS_REGISTER(square)
+WEFT_PROCESS_REGISTER(square);
 
 /* Fails with -(x % 1000) when x % 1000 is 33 or 44. */
 static ssize_t picky(const void *arg, size_t len, void *out, size_t cap)
@@ -45,14 +46,14 @@ static ssize_t picky(const void *arg, size_t len, void *out, size_t cap)
         return -(x % 1000);
     return square(arg, len, out, cap);
 }
-WEFT_PROCESS_REGISTER(picky)
+WEFT_PROCESS_REGISTER(picky);
 
 static ssize_t too_long(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)arg, (void)len, (void)out;
     return (ssize_t)cap + 1;
 }
-WEFT_PROCESS_REGISTER(too_long)
+WEFT_PROCESS_REGISTER(too_long);
 
 static ssize_t my_pid(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -61,7 +62,7 @@ static ssize_t my_pid(const void *arg, size_t len, void *out, size_t cap)
     memcpy(out, &p, sizeof p);
     return sizeof p;
 }
-WEFT_PROCESS_REGISTER(my_pid)
+WEFT_PROCESS_REGISTER(my_pid);
 
 static weft_ppool_t *pool_of(int n, weft_start_method_t m)
 {
@@ -72,6 +73,29 @@ static weft_ppool_t *pool_of(int n, weft_start_method_t m)
 
 #define FOR_EACH_METHOD(m) \
     for (weft_start_method_t m = WEFT_START_FORK; m <= WEFT_START_FORKSERVER; m++)
+
+/* A queue the parent made before the pool: fork workers inherit it. */
+static weft_mpqueue_t *inherited_queue;
+
+static ssize_t put_in_inherited(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return weft_mpqueue_put(inherited_queue, "task", 4, 0);
+}
+
+WT_CASE(fork_workers_inherit_the_parents_handles_as_in_python)
+{
+    /* Process children use only what they are given; a pool's tasks have
+     * no way to be given anything, so its forked workers keep what the
+     * fork copied, as Python's do. */
+    WT_EQ(weft_mpqueue_new(&inherited_queue, NULL), 0);
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    char out[8];
+    WT_EQ(weft_ppool_apply(p, put_in_inherited, NULL, 0, out, sizeof out), 0);
+    WT_EQ(weft_mpqueue_qsize(inherited_queue), 1);
+    WT_EQ(weft_ppool_free(p), 0);
+    WT_EQ(weft_mpqueue_close(inherited_queue), 0);
+}
 
 WT_CASE(apply_submit_and_results_under_each_method)
 {
@@ -236,7 +260,7 @@ static ssize_t misbehave(const void *arg, size_t len, void *out, size_t cap)
     }
     return square(&j->x, sizeof j->x, out, cap);
 }
-WEFT_PROCESS_REGISTER(misbehave)
+WEFT_PROCESS_REGISTER(misbehave);
 
 static bool pid_written(void *mem)
 {
@@ -332,7 +356,7 @@ static int set_value(const void *arg, size_t len)
     memcpy(&init_value, arg, sizeof init_value);
     return init_value < 0;
 }
-WEFT_PROCESS_REGISTER(set_value)
+WEFT_PROCESS_REGISTER(set_value);
 
 static ssize_t get_value(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -340,7 +364,7 @@ static ssize_t get_value(const void *arg, size_t len, void *out, size_t cap)
     memcpy(out, &init_value, sizeof init_value);
     return sizeof init_value;
 }
-WEFT_PROCESS_REGISTER(get_value)
+WEFT_PROCESS_REGISTER(get_value);
 
 WT_CASE(initializers_run_in_every_worker_and_a_failing_one_breaks_the_pool)
 {
@@ -491,7 +515,7 @@ static ssize_t sleep_for(const void *arg, size_t len, void *out, size_t cap)
     weft_sleep(s);
     return 0;
 }
-WEFT_PROCESS_REGISTER(sleep_for)
+WEFT_PROCESS_REGISTER(sleep_for);
 
 /* The task queued behind a long one goes to a worker that has become idle,
  * rather than waiting for the long one to end. Dispatch is deterministic:
@@ -524,7 +548,7 @@ static ssize_t result_of_its_size(const void *arg, size_t len, void *out, size_t
     memset(out, 1, n);
     return (ssize_t)n;
 }
-WEFT_PROCESS_REGISTER(result_of_its_size)
+WEFT_PROCESS_REGISTER(result_of_its_size);
 
 /* A worker that found its result ring full waits for room; the parent
  * must see that it waits after freeing room (it once missed it, and the
@@ -616,7 +640,7 @@ static int count_start(const void *arg, size_t len)
     atomic_fetch_add((_Atomic int *)weft_shm_buf(s), 1);
     return weft_shm_close(s);
 }
-WEFT_PROCESS_REGISTER(count_start)
+WEFT_PROCESS_REGISTER(count_start);
 
 static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -624,7 +648,7 @@ static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
     usleep(200000);
     return 0;
 }
-WEFT_PROCESS_REGISTER(nap)
+WEFT_PROCESS_REGISTER(nap);
 
 /* After close, idle workers stop and are not started again while a last
  * task runs elsewhere (they once were, in a loop, until it ended). */
@@ -660,7 +684,7 @@ a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_roo
     return square(arg, len, out, cap);
 }
 WEFT_PROCESS_REGISTER(
-    a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_room_of_a_task_header_which_holds_two_hundred_and_fifty_five_characters_and_a_terminating_nul_byte_so_this_one_with_more_than_that_is_refused_when_submitted_rather_than_overflowing_anything_at_all)
+    a_task_whose_name_is_far_too_long_to_travel_to_a_worker_by_name_in_the_fixed_room_of_a_task_header_which_holds_two_hundred_and_fifty_five_characters_and_a_terminating_nul_byte_so_this_one_with_more_than_that_is_refused_when_submitted_rather_than_overflowing_anything_at_all);
 
 WT_CASE(functions_a_fresh_worker_cannot_find_are_refused)
 {

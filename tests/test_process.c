@@ -64,7 +64,7 @@ static int return_arg(const void *arg, size_t len)
     WT_EQ(len, sizeof(int));
     return *(const int *)arg;
 }
-WEFT_PROCESS_REGISTER(return_arg)
+WEFT_PROCESS_REGISTER(return_arg);
 
 static int raise_signal(const void *arg, size_t len)
 {
@@ -72,7 +72,7 @@ static int raise_signal(const void *arg, size_t len)
     raise(*(const int *)arg);
     return 99; /* not reached for a deadly signal */
 }
-WEFT_PROCESS_REGISTER(raise_signal)
+WEFT_PROCESS_REGISTER(raise_signal);
 
 WT_CASE(exit_codes_and_signals)
 {
@@ -96,13 +96,13 @@ static int checksum(const void *arg, size_t len)
         sum = sum * 31 + b[i];
     return (int)(sum % 251);
 }
-WEFT_PROCESS_REGISTER(checksum)
+WEFT_PROCESS_REGISTER(checksum);
 
 static int no_args(const void *arg, size_t len)
 {
     return arg == NULL && len == 0 ? 42 : 1;
 }
-WEFT_PROCESS_REGISTER(no_args)
+WEFT_PROCESS_REGISTER(no_args);
 
 WT_CASE(the_child_gets_a_copy_of_the_bytes)
 {
@@ -129,7 +129,7 @@ static int wait_forever(const void *arg, size_t len)
         ;
     return 0;
 }
-WEFT_PROCESS_REGISTER(wait_forever)
+WEFT_PROCESS_REGISTER(wait_forever);
 
 WT_CASE(terminate_kill_and_join_timeouts)
 {
@@ -263,7 +263,7 @@ static int check_fds(const void *arg, size_t len)
     const int *fds = arg; /* [kept, not kept] */
     return is_open(fds[0]) * 10 + is_open(fds[1]) + is_open(1) * 100;
 }
-WEFT_PROCESS_REGISTER(check_fds)
+WEFT_PROCESS_REGISTER(check_fds);
 
 WT_CASE(children_keep_only_the_descriptors_they_are_meant_to)
 {
@@ -294,7 +294,7 @@ static int daemon_child(const void *arg, size_t len)
         ;
     return 0;
 }
-WEFT_PROCESS_REGISTER(daemon_child)
+WEFT_PROCESS_REGISTER(daemon_child);
 
 /* Started from a thread that ends before the parent does: the daemon must
  * outlive the thread (PR_SET_PDEATHSIG alone would kill it with the
@@ -372,7 +372,7 @@ static int report_relatives(const void *arg, size_t len)
     weft_process_t *none[1];
     return weft_process_active_children(none, 1) == 0 ? 0 : 4; /* the parent's are not ours */
 }
-WEFT_PROCESS_REGISTER(report_relatives)
+WEFT_PROCESS_REGISTER(report_relatives);
 
 WT_CASE(current_parent_and_active_children)
 {
@@ -404,6 +404,42 @@ WT_CASE(current_parent_and_active_children)
         WT_EQ(finished(a), -SIGKILL);
         WT_EQ(finished(b), -SIGKILL);
         WT_EQ(weft_process_active_children(list, 8), 0);
+    }
+}
+
+/* In a child: its own daemon flag (1), and what a process it creates gets
+ * by default (2), with NO (4) and with YES (8), as bits of the exit code. */
+static int report_daemon_flags(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    int bits = weft_process_daemon(weft_process_current()) == 1;
+    int choice[3] = {WEFT_DAEMON_INHERIT, WEFT_DAEMON_NO, WEFT_DAEMON_YES};
+    for (int i = 0; i < 3; i++) {
+        weft_process_t *p;
+        weft_process_opts_t opts = {.daemon = choice[i]};
+        if (weft_process_new(&p, report_daemon_flags, NULL, 0, &opts) != 0)
+            return 64;
+        bits |= (weft_process_daemon(p) == 1) << (i + 1);
+        weft_process_close(p);
+    }
+    return bits;
+}
+WEFT_PROCESS_REGISTER(report_daemon_flags);
+
+WT_CASE(the_daemon_flag_is_inherited_by_default_as_for_threads)
+{
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, report_daemon_flags, NULL, 0, NULL), 0);
+    WT_EQ(weft_process_daemon(p), 0); /* the main process is not a daemon */
+    WT_EQ(weft_process_close(p), 0);
+    WT_EQ(weft_process_new(&p, report_daemon_flags, NULL, 0, &(weft_process_opts_t){.daemon = 3}),
+          -EINVAL);
+    FOR_EACH_METHOD {
+        weft_process_opts_t yes = {.daemon = true}; /* the old bool: YES */
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, &yes)), 1 | 2 | 8);
+        weft_process_opts_t no = {.daemon = WEFT_DAEMON_NO};
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, &no)), 8);
+        WT_EQ(finished(started(report_daemon_flags, NULL, 0, NULL)), 8);
     }
 }
 
@@ -456,7 +492,7 @@ static int write_own_numbers(const void *arg, size_t len)
             return 1;
     return 0;
 }
-WEFT_PROCESS_REGISTER(write_own_numbers)
+WEFT_PROCESS_REGISTER(write_own_numbers);
 
 WT_CASE(kept_descriptors_keep_their_numbers)
 {
@@ -491,7 +527,7 @@ static int say_hello(const void *arg, size_t len)
     (void)arg, (void)len;
     return printf("hello from the child\n") > 0 && fflush(stdout) == 0 ? 0 : 1;
 }
-WEFT_PROCESS_REGISTER(say_hello)
+WEFT_PROCESS_REGISTER(say_hello);
 
 WT_CASE(children_use_stdout_as_it_is_at_start)
 {
@@ -524,7 +560,7 @@ static int report_forker(const void *arg, size_t len)
         ;
     return 0;
 }
-WEFT_PROCESS_REGISTER(report_forker)
+WEFT_PROCESS_REGISTER(report_forker);
 
 WT_FAULT(a_killed_forkserver_is_replaced)
 {
@@ -900,7 +936,7 @@ static int write_through_fd(const void *arg, size_t len)
     strcpy(weft_shm_buf(s), "from the child");
     return weft_shm_close(s) == 0 ? 0 : 2;
 }
-WEFT_PROCESS_REGISTER(write_through_fd)
+WEFT_PROCESS_REGISTER(write_through_fd);
 
 static int write_by_name(const void *arg, size_t len)
 {
@@ -911,7 +947,7 @@ static int write_by_name(const void *arg, size_t len)
     strcpy(weft_shm_buf(s), "attached by name");
     return weft_shm_close(s) == 0 ? 0 : 2;
 }
-WEFT_PROCESS_REGISTER(write_by_name)
+WEFT_PROCESS_REGISTER(write_by_name);
 
 WT_CASE(shared_memory_anonymous_and_named)
 {
@@ -991,7 +1027,7 @@ static int count_up_by_fd(const void *arg, size_t len)
             ++*n;
     return weft_shared_free(v) == 0 ? 0 : 2;
 }
-WEFT_PROCESS_REGISTER(count_up_by_fd)
+WEFT_PROCESS_REGISTER(count_up_by_fd);
 
 WT_CASE(shared_value_by_descriptor_under_each_method)
 {

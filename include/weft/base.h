@@ -58,6 +58,16 @@ enum weft_error {
  * positive (as errno holds them); "unknown error" for codes weft never uses. */
 WEFT_API const char *weft_strerror(int code);
 
+/* The daemon choice in weft_thread_opts_t and weft_process_opts_t (their
+ * `int daemon`). The default, as in Python, inherits the flag of whoever
+ * creates the thread (the creating thread's) or the process (the current
+ * process's). YES is 1, so `.daemon = true` asks for a daemon. */
+enum weft_daemon {
+    WEFT_DAEMON_INHERIT = 0,
+    WEFT_DAEMON_YES = 1,
+    WEFT_DAEMON_NO = 2,
+};
+
 /* Wait forever: any negative timeout means this. */
 #define WEFT_FOREVER (-1.0)
 

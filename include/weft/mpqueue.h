@@ -14,10 +14,13 @@
  *     q.close()                                weft_mpqueue_close(q)
  *
  * Messages are bytes (C has no pickling), copied into a ring in shared
- * memory and out again, whole and in order. The queue is a memfd: a forked
- * child uses the parent's handle as it is; a spawn or forkserver child gets
- * weft_mpqueue_fd(q) in opts.keep_fds and attaches with
- * weft_mpqueue_from_fd. Unlike Python's, a put does not go through a
+ * memory and out again, whole and in order. The queue is a memfd; give it
+ * to a child with weft_give_mpqueue(q) in opts.give and take it there with
+ * weft_process_given_mpqueue (weft/process.h), under every start method.
+ * In a forked child, every call on a queue it was not given is -EBADF
+ * (though the fork copied the handle). By hand: keep weft_mpqueue_fd(q) in
+ * opts.keep_fds and attach with weft_mpqueue_from_fd. Unlike Python's, a
+ * put does not go through a
  * feeder thread: when it returns, the message is in the queue (qsize
  * counts it, a get in any process can take it), and nothing is lost if
  * the process exits right after.
@@ -65,9 +68,9 @@ typedef struct weft_mpqueue_opts {
  * -ENOMEM, -EMFILE. */
 WEFT_API int weft_mpqueue_new(weft_mpqueue_t **q, const weft_mpqueue_opts_t *opts);
 /* Attach a queue by its descriptor, which the handle takes over. Errors:
- * -EINVAL (not a weft queue), -ENOMEM. */
+ * -EINVAL (not a weft queue), -EBADF (not an open descriptor), -ENOMEM. */
 WEFT_API int weft_mpqueue_from_fd(weft_mpqueue_t **q, int fd);
-/* The descriptor (for keep_fds). -EINVAL. */
+/* The descriptor (for keep_fds). -EINVAL; -EBADF (a queue not given). */
 WEFT_API int weft_mpqueue_fd(weft_mpqueue_t *q);
 /* Put len bytes (len may be 0) as one message. Errors: -EINVAL,
  * -EMSGSIZE (can never fit), -EAGAIN (full or busy, timeout 0),

@@ -43,7 +43,11 @@
  * rule of weft_process_new: forkserver when the task's function is
  * registered (WEFT_PROCESS_REGISTER), fork when it is not. With spawn and
  * forkserver every task function must be registered (-EINVAL otherwise);
- * with fork any function works.
+ * with fork any function works, and a task can use every handle the
+ * parent had when the worker started (a Pipe end, a process Queue), as
+ * Python's pool workers do: unlike weft_process children, which use only
+ * what they are given (weft/process.h), a pool's tasks have no way to be
+ * given objects.
  */
 #ifndef WEFT_PPOOL_H
 #define WEFT_PPOOL_H

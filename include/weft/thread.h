@@ -48,18 +48,10 @@ typedef void *(*weft_thread_fn)(void *arg);
 /* The subclass form: run(self), with the thread's own state at weft_thread_data(self). */
 typedef void *(*weft_thread_run_fn)(weft_thread_t *self);
 
-/* Daemon choice in weft_thread_opts_t. The default, like Python's, is to
- * inherit from the creating thread (threads weft did not create count as
- * daemons, as Python's dummy threads do). */
-enum weft_daemon {
-    WEFT_DAEMON_INHERIT = 0,
-    WEFT_DAEMON_YES = 1,
-    WEFT_DAEMON_NO = 2,
-};
-
 typedef struct weft_thread_opts {
     const char *name;  /* NULL: "Thread-N" */
-    int daemon;        /* enum weft_daemon */
+    int daemon;        /* enum weft_daemon (weft/base.h): the creating thread's by default; threads
+                          weft did not create count as daemons, as Python's dummy threads do */
     size_t stack_size; /* 0: the module default (weft_thread_set_stack_size) */
 } weft_thread_opts_t;
 

@@ -195,6 +195,21 @@ char *weft__strdup(const char *s);
  * written by different threads are laid out a line apart); free() it. */
 void *weft__calloc_lines(size_t size);
 
+/* An opts.daemon (enum weft_daemon) as a flag: 1 or 0, `inherited` for
+ * WEFT_DAEMON_INHERIT; -EINVAL for a value that is not in the enum. */
+static inline int weft__daemon_flag(int daemon, bool inherited)
+{
+    switch (daemon) {
+    case WEFT_DAEMON_INHERIT:
+        return inherited;
+    case WEFT_DAEMON_YES:
+        return 1;
+    case WEFT_DAEMON_NO:
+        return 0;
+    }
+    return -EINVAL;
+}
+
 #define WEFT__UNUSED(x)   ((void)(x))
 #define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)

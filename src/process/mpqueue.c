@@ -37,8 +37,15 @@
  * is stopped, or being debugged), so the lock is taken against the same
  * deadline as the wait for room or a message. A timeout of 0 tries the
  * lock once, and a busy lock is -EAGAIN like a full or empty queue.
+ *
+ * Giving (give.h): a queue given to a child travels as its descriptor; a
+ * handle a forked child was not given is stale there, and every call on it
+ * is -EBADF, though the fork left the mapping in place: a child uses only
+ * what it is given. Closing a stale handle unmaps and frees it and leaves
+ * the descriptor number alone.
  */
 #include "base/base.h"
+#include "process/give.h"
 #include <weft/mpqueue.h>
 #include <weft/sync.h>
 
@@ -81,6 +88,7 @@ struct weft_mpqueue {
     unsigned char *ring;
     size_t map_size;
     int fd;
+    unsigned epoch; /* give.h */
 };
 
 /* Test hook: called at the named points of a put and a commit, so a test
@@ -217,6 +225,7 @@ static int map_queue(weft_mpqueue_t **out, int fd, size_t size)
     q->ring = (unsigned char *)m + RING_OFF;
     q->map_size = size;
     q->fd = fd;
+    q->epoch = weft__epoch;
     *out = q;
     return 0;
 }
@@ -249,7 +258,11 @@ int weft_mpqueue_new(weft_mpqueue_t **out, const weft_mpqueue_opts_t *opts)
 int weft_mpqueue_from_fd(weft_mpqueue_t **out, int fd)
 {
     struct stat st;
-    if (!out || fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)RING_OFF + 64)
+    if (!out || fd < 0)
+        return -EINVAL;
+    if (fstat(fd, &st) < 0)
+        return -EBADF;
+    if (st.st_size < (off_t)RING_OFF + 64)
         return -EINVAL;
     int rc = map_queue(out, fd, (size_t)st.st_size);
     if (rc < 0)
@@ -264,9 +277,16 @@ int weft_mpqueue_from_fd(weft_mpqueue_t **out, int fd)
     return 0;
 }
 
+/* 0 if q can be used here; -EINVAL, or -EBADF for a queue not given. */
+static int usable(const weft_mpqueue_t *q)
+{
+    return !q ? -EINVAL : WEFT__MINE(q) ? 0 : -EBADF;
+}
+
 int weft_mpqueue_fd(weft_mpqueue_t *q)
 {
-    return q ? q->fd : -EINVAL;
+    int rc = usable(q);
+    return rc < 0 ? rc : q->fd;
 }
 
 int weft_mpqueue_close(weft_mpqueue_t *q)
@@ -274,9 +294,29 @@ int weft_mpqueue_close(weft_mpqueue_t *q)
     if (!q)
         return -EINVAL;
     munmap(q->sh, q->map_size);
-    close(q->fd);
+    if (WEFT__MINE(q))
+        close(q->fd);
     free(q);
     return 0;
+}
+
+int weft__mpqueue_describe(void *q, struct weft__gift *g)
+{
+    g->fd = weft_mpqueue_fd(q);
+    return g->fd < 0 ? g->fd : 0;
+}
+
+void weft__mpqueue_claim(void *q)
+{
+    ((weft_mpqueue_t *)q)->epoch = weft__epoch;
+}
+
+int weft__mpqueue_rebuild(const struct weft__gift *g, void **q)
+{
+    weft_mpqueue_t *made = NULL;
+    int rc = weft_mpqueue_from_fd(&made, g->fd);
+    *q = rc == 0 ? made : NULL;
+    return rc;
 }
 
 /* ---- put ---- */
@@ -311,6 +351,8 @@ int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double time
 {
     if (!q || (len && !buf) || isnan(timeout))
         return -EINVAL;
+    if (!WEFT__MINE(q))
+        return -EBADF;
     struct shared *sh = q->sh;
     uint64_t need = HDR + round8(len);
     if (len >= WRAP || need > sh->cap)
@@ -365,6 +407,8 @@ static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, doub
 {
     if (!q || (cap && !buf && !alloc) || isnan(timeout))
         return -EINVAL;
+    if (!WEFT__MINE(q))
+        return -EBADF;
     struct shared *sh = q->sh;
     int rc = lock_when(sh, not_empty, NULL, &sh->put_seq, &sh->getters, timeout);
     if (rc < 0)
@@ -408,9 +452,10 @@ ssize_t weft_mpqueue_get_alloc(weft_mpqueue_t *q, void **buf, double timeout)
 /* Read the state under the lock: count, and whether full. */
 static int peek(weft_mpqueue_t *q, struct state *s)
 {
-    if (!q)
-        return -EINVAL;
-    int rc = lock_forever(q->sh);
+    int rc = usable(q);
+    if (rc < 0)
+        return rc;
+    rc = lock_forever(q->sh);
     if (rc < 0)
         return rc;
     *s = q->sh->st;
@@ -440,10 +485,11 @@ int weft_mpqueue_full(weft_mpqueue_t *q)
 
 int weft_mpqueue_task_done(weft_mpqueue_t *q)
 {
-    if (!q || !q->sh->joinable)
-        return -EINVAL;
+    int rc = usable(q);
+    if (rc < 0 || !q->sh->joinable)
+        return rc < 0 ? rc : -EINVAL;
     struct shared *sh = q->sh;
-    int rc = lock_forever(sh);
+    rc = lock_forever(sh);
     if (rc < 0)
         return rc;
     struct state s = sh->st;
@@ -469,10 +515,11 @@ static bool all_done(struct shared *sh, const void *unused)
 
 int weft_mpqueue_join(weft_mpqueue_t *q, double timeout)
 {
-    if (!q || !q->sh->joinable || isnan(timeout))
-        return -EINVAL;
+    int rc = usable(q);
+    if (rc < 0 || !q->sh->joinable || isnan(timeout))
+        return rc < 0 ? rc : -EINVAL;
     struct shared *sh = q->sh;
-    int rc = lock_when(sh, all_done, NULL, &sh->done_seq, &sh->joiners, timeout);
+    rc = lock_when(sh, all_done, NULL, &sh->done_seq, &sh->joiners, timeout);
     if (rc == 0)
         weft_lock_release(&sh->lock);
     return rc;

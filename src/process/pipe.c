@@ -12,8 +12,14 @@
  * inside a message, breaks the end for good (the stream can no longer be
  * trusted to be in step). A message too big for a caller's buffer is read
  * and dropped in pieces, so the stream stays in step.
+ *
+ * An end given to a child (give.h) travels as its descriptor, directions
+ * and maximum; an end a forked child was not given is stale there (its
+ * epoch): every call is -EBADF and close frees it without closing the
+ * descriptor number, which is no longer its own.
  */
 #include "base/base.h"
+#include "process/give.h"
 #include <weft/process.h>
 #include <weft/sync.h>
 
@@ -32,6 +38,7 @@ struct weft_conn {
     int fd;
     int can;
     bool broken;
+    unsigned epoch; /* give.h */
     size_t max;
     weft_lock_t send_lock, recv_lock;
 };
@@ -43,8 +50,41 @@ static weft_conn_t *conn_new(int fd, int can)
         c->fd = fd;
         c->can = can;
         c->max = DEFAULT_MAX;
+        c->epoch = weft__epoch;
     }
     return c;
+}
+
+/* 0 if c can be used here; -EINVAL, or -EBADF for an end not given. */
+static int usable(const weft_conn_t *c)
+{
+    return !c ? -EINVAL : WEFT__MINE(c) ? 0 : -EBADF;
+}
+
+int weft__conn_describe(void *obj, struct weft__gift *g)
+{
+    weft_conn_t *c = obj;
+    int rc = usable(c);
+    if (rc < 0)
+        return rc;
+    g->fd = c->fd;
+    g->can = (uint32_t)c->can;
+    g->max = c->max;
+    return 0;
+}
+
+void weft__conn_claim(void *c)
+{
+    ((weft_conn_t *)c)->epoch = weft__epoch;
+}
+
+int weft__conn_rebuild(const struct weft__gift *g, void **out)
+{
+    weft_conn_t *c = conn_new(g->fd, (int)g->can);
+    if (c)
+        c->max = (size_t)g->max;
+    *out = c;
+    return c ? 0 : -ENOMEM;
 }
 
 int weft_pipe(weft_conn_t **a, weft_conn_t **b, bool duplex)
@@ -81,13 +121,15 @@ int weft_conn_from_fd(weft_conn_t **c, int fd)
 
 int weft_conn_fileno(weft_conn_t *c)
 {
-    return c ? c->fd : -EINVAL;
+    int rc = usable(c);
+    return rc < 0 ? rc : c->fd;
 }
 
 int weft_conn_set_max_message(weft_conn_t *c, size_t max)
 {
-    if (!c || max == 0)
-        return -EINVAL;
+    int rc = usable(c);
+    if (rc < 0 || max == 0)
+        return rc < 0 ? rc : -EINVAL;
     c->max = max;
     return 0;
 }
@@ -96,7 +138,8 @@ int weft_conn_close(weft_conn_t *c)
 {
     if (!c)
         return -EINVAL;
-    close(c->fd);
+    if (WEFT__MINE(c))
+        close(c->fd);
     free(c);
     return 0;
 }
@@ -120,6 +163,8 @@ int weft_conn_send_bytes(weft_conn_t *c, const void *buf, size_t len)
 {
     if (!c || (len && !buf))
         return -EINVAL;
+    if (!WEFT__MINE(c))
+        return -EBADF;
     if (!(c->can & CAN_SEND))
         return -EPERM;
     if (len > c->max)
@@ -183,6 +228,8 @@ ssize_t weft_conn_recv_bytes(weft_conn_t *c, void **buf)
 {
     if (!c || !buf)
         return -EINVAL;
+    if (!WEFT__MINE(c))
+        return -EBADF;
     if (!(c->can & CAN_RECV))
         return -EPERM;
     weft_lock_acquire(&c->recv_lock, WEFT_FOREVER);
@@ -207,6 +254,8 @@ ssize_t weft_conn_recv_bytes_into(weft_conn_t *c, void *buf, size_t cap)
 {
     if (!c || (cap && !buf))
         return -EINVAL;
+    if (!WEFT__MINE(c))
+        return -EBADF;
     if (!(c->can & CAN_RECV))
         return -EPERM;
     weft_lock_acquire(&c->recv_lock, WEFT_FOREVER);
@@ -225,6 +274,8 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
 {
     if (!c || isnan(timeout))
         return -EINVAL;
+    if (!WEFT__MINE(c))
+        return -EBADF;
     if (!(c->can & CAN_RECV))
         return -EPERM; /* its read side is shut down: always "readable" */
     weft__deadline_t deadline;

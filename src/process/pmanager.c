@@ -80,6 +80,8 @@ int weft__ppool_launch(struct weft_ppool *pool, int i)
     weft_process_t *p;
     int rc = weft_process_new(&p, weft__pworker_main, a, len, &po);
     free(a);
+    if (rc == 0) /* as Python's workers: tasks use what a fork gave them */
+        p->inherit_all = true;
     if (rc == 0 && (rc = weft_process_start(p)) < 0)
         weft_process_close(p);
     if (rc == 0)

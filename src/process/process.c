@@ -23,7 +23,9 @@
  *
  * The child: a daemon arms its parent's lifeline (hold_lifeline below) and
  * checks that the parent has not died already; every
- * descriptor but 0, 1, 2 and the ones asked for is closed; the handle for
+ * descriptor but 0, 1, 2 and the ones asked for (kept or given) is closed;
+ * it takes what it was given (give.c: a new epoch makes every handle a
+ * fork copied but did not give stale); the handle for
  * the current process takes the child's name, the parent's becomes
  * weft_process_parent(); the function runs; then, as Python's children do,
  * it waits for its own non-daemon threads and children, flushes stdio and
@@ -90,8 +92,9 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
                      const weft_process_opts_t *opts)
 {
     weft_process_opts_t o = opts ? *opts : (weft_process_opts_t){0};
+    int daemon = weft__daemon_flag(o.daemon, current.daemon);
     if (!out || !fn || (len && !arg) || (o.nkeep_fds && !o.keep_fds) ||
-        o.nkeep_fds > WEFT_PROCESS_MAX_KEEP_FDS)
+        o.nkeep_fds > WEFT_PROCESS_MAX_KEEP_FDS || daemon < 0)
         return -EINVAL;
     for (size_t i = 0; i < o.nkeep_fds; i++)
         if (o.keep_fds[i] < 0)
@@ -110,27 +113,23 @@ int weft_process_new(weft_process_t **out, weft_process_fn fn, const void *arg, 
     if (p) {
         p->name = weft__strdup(o.name);
         p->arg = len ? weft__malloc(len) : NULL;
-        p->keep = o.nkeep_fds ? weft__malloc(o.nkeep_fds * sizeof(int)) : NULL;
     }
-    if (!p || !p->name || (len && !p->arg) || (o.nkeep_fds && !p->keep)) {
+    int rc = !p || !p->name || (len && !p->arg) ? -ENOMEM : weft__gifts_take(p, &o);
+    if (rc < 0) {
         if (p) {
             free(p->name);
             free(p->arg);
-            free(p->keep);
         }
         free(p);
-        return -ENOMEM;
+        return rc;
     }
     if (len)
         memcpy(p->arg, arg, len);
-    if (o.nkeep_fds)
-        memcpy(p->keep, o.keep_fds, o.nkeep_fds * sizeof(int));
     p->len = len;
-    p->nkeep = o.nkeep_fds;
     p->fn = fn;
     p->fn_name = fn_name;
     p->method = method;
-    p->daemon = o.daemon;
+    p->daemon = daemon;
     p->pidfd = p->statusfd = -1;
     weft_lock_init(&p->lock, 0);
     *out = p;
@@ -224,11 +223,13 @@ int weft__lifeline_for(const weft_process_t *p)
 _Noreturn void weft__child_run(const struct weft__child *c)
 {
     close_inherited(c, c->daemon ? hold_lifeline(c) : -1);
+    weft__gifts_receive(c->gifts, c->ngifts, c->inherit_all);
     parent.name = current.name;
     parent.pid = c->parent;
     parent.pidfd = weft__pidfd_open(c->parent);
     has_parent = true;
     current.name = (char *)c->name;
+    current.daemon = c->daemon; /* what its own children inherit */
     int code = c->fn(c->arg, c->len);
     weft__exit_threads(); /* its own non-daemon threads and children */
     fflush(NULL);
@@ -302,6 +303,9 @@ static int start_fork(weft_process_t *p)
         .daemon = p->daemon,
         .keep = p->keep,
         .nkeep = p->nkeep,
+        .gifts = p->gifts,
+        .ngifts = p->ngifts,
+        .inherit_all = p->inherit_all,
         .parent = getpid(),
         .real_parent = getpid(),
     };
@@ -323,7 +327,9 @@ int weft_process_start(weft_process_t *p)
         weft_lock_release(&p->lock);
         return -EPERM;
     }
-    int rc = p->method == WEFT_START_FORK    ? start_fork(p)
+    int rc = weft__gifts_check(p);
+    if (rc == 0)
+        rc = p->method == WEFT_START_FORK    ? start_fork(p)
              : p->method == WEFT_START_SPAWN ? weft__start_spawn(p)
                                              : weft__start_forkserver(p);
     if (rc == 0) {
@@ -496,7 +502,7 @@ int weft_process_close(weft_process_t *p)
         close(p->statusfd);
     free(p->name);
     free(p->arg);
-    free(p->keep);
+    weft__gifts_release(p);
     free(p);
     return 0;
 }

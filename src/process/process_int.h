@@ -7,6 +7,7 @@
 #define WEFT_PROCESS_INT_H
 
 #include "base/base.h"
+#include "process/give.h"
 #include <weft/process.h>
 #include <weft/sync.h>
 
@@ -26,13 +27,18 @@ struct weft_process {
     int statusfd;
     int exitcode;
     bool daemon, borrowed;
+    /* A forked child keeps every handle the parent had, as fork() does:
+     * set for the process pool's workers, whose tasks have no gifts. */
+    bool inherit_all;
     char *name;
     const char *fn_name; /* registered name, for spawn and forkserver */
     weft_process_fn fn;
     void *arg;
     size_t len;
-    int *keep;
+    int *keep; /* keep_fds and the gifts' descriptors, each once */
     size_t nkeep;
+    struct weft__gift *gifts; /* give.c */
+    size_t ngifts;
     weft_process_t *next, *prev; /* children: started, not yet reaped */
 };
 
@@ -46,10 +52,25 @@ struct weft__child {
     bool daemon;
     const int *keep;
     size_t nkeep;
+    const struct weft__gift *gifts;
+    size_t ngifts;
+    bool inherit_all;  /* fork only: see struct weft_process */
     pid_t parent;      /* the process that started it (weft_process_parent) */
     pid_t real_parent; /* the one that forked it: differs for forkserver */
     int lifeline;      /* a daemon's parent's lifeline (process.c), or -1 */
 };
+
+/* give.c: read opts' gifts into p, and build p's keep set (from keep_fds
+ * too): 0 or -errno, having released what it made. */
+int weft__gifts_take(weft_process_t *p, const weft_process_opts_t *o);
+/* give.c: -EBADF if a gift's descriptor is no longer that object's. */
+int weft__gifts_check(const weft_process_t *p);
+void weft__gifts_release(weft_process_t *p);
+/* give.c: in a child, before its function: a new epoch (unless it is to
+ * inherit every handle), then the table of what it was given (claimed, or
+ * rebuilt from descriptors). */
+void weft__gifts_receive(const struct weft__gift *gifts, size_t n, bool inherit_all);
+bool weft__give_kind_valid(int kind);
 
 /* process.c: become the child and never return. */
 _Noreturn void weft__child_run(const struct weft__child *c);

@@ -171,4 +171,4 @@ int weft__pworker_main(const void *argp, size_t len)
     }
     return 0;
 }
-WEFT_PROCESS_REGISTER(weft__pworker_main)
+WEFT_PROCESS_REGISTER(weft__pworker_main);

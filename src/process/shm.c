@@ -12,8 +12,16 @@
  * which process that is and the memfd's inode, so that only the creator,
  * never a forked child or a process that happens to get its pid later,
  * closes that descriptor.
+ *
+ * Giving (give.h): a segment travels as its descriptor and name, a Value
+ * as its descriptor, which only the creator has. A SharedMemory handle a
+ * forked child was not given is stale there: the inherited mapping still
+ * works (memory is used by pointer, there is no call to refuse), but its
+ * descriptor is not the child's, so weft_shm_fd and weft_shm_unlink are
+ * -EBADF and close does not close the number.
  */
 #include "base/base.h"
+#include "process/give.h"
 #include <weft/shm.h>
 
 #include <fcntl.h>
@@ -25,6 +33,7 @@
 
 struct weft_shm {
     int fd;
+    unsigned epoch; /* give.h */
     void *buf;
     size_t size;
     char *name; /* NULL: anonymous */
@@ -53,7 +62,7 @@ static int adopt(weft_shm_t **out, int fd, size_t size, const char *name)
         close(fd);
         return rc;
     }
-    *s = (weft_shm_t){fd, buf, size, copy};
+    *s = (weft_shm_t){fd, weft__epoch, buf, size, copy};
     *out = s;
     return 0;
 }
@@ -122,7 +131,7 @@ const char *weft_shm_name(weft_shm_t *s)
 
 int weft_shm_fd(weft_shm_t *s)
 {
-    return s ? s->fd : -EINVAL;
+    return !s ? -EINVAL : WEFT__MINE(s) ? s->fd : -EBADF;
 }
 
 int weft_shm_close(weft_shm_t *s)
@@ -130,7 +139,8 @@ int weft_shm_close(weft_shm_t *s)
     if (!s)
         return -EINVAL;
     munmap(s->buf, s->size);
-    close(s->fd);
+    if (WEFT__MINE(s))
+        close(s->fd);
     free(s->name);
     free(s);
     return 0;
@@ -140,7 +150,33 @@ int weft_shm_unlink(weft_shm_t *s)
 {
     if (!s || !s->name)
         return -EINVAL;
+    if (!WEFT__MINE(s))
+        return -EBADF;
     return shm_unlink(s->name) < 0 ? -errno : 0;
+}
+
+int weft__shm_describe(void *obj, struct weft__gift *g)
+{
+    weft_shm_t *s = obj;
+    g->fd = weft_shm_fd(s);
+    if (g->fd < 0)
+        return g->fd;
+    if (s->name && !(g->name = weft__strdup(s->name)))
+        return -ENOMEM;
+    return 0;
+}
+
+void weft__shm_claim(void *s)
+{
+    ((weft_shm_t *)s)->epoch = weft__epoch;
+}
+
+int weft__shm_rebuild(const struct weft__gift *g, void **out)
+{
+    weft_shm_t *s = NULL;
+    int rc = attach_fd(&s, g->fd, g->name);
+    *out = s;
+    return rc;
 }
 
 /* --- Value and Array --------------------------------------------------------- */
@@ -200,7 +236,11 @@ int weft_shared_fd(weft_shared_t *v)
 int weft_shared_from_fd(weft_shared_t **out, int fd)
 {
     struct stat st;
-    if (!out || fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(weft_shared_t))
+    if (!out || fd < 0)
+        return -EINVAL;
+    if (fstat(fd, &st) < 0)
+        return -EBADF;
+    if (st.st_size < (off_t)sizeof(weft_shared_t))
         return -EINVAL;
     weft_shared_t *v = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (v == MAP_FAILED)
@@ -237,4 +277,18 @@ int weft_shared_free(weft_shared_t *v)
         close(v->fd);
     munmap(v, v->mapped);
     return 0;
+}
+
+int weft__shared_describe(void *v, struct weft__gift *g)
+{
+    g->fd = weft_shared_fd(v);
+    return g->fd < 0 ? g->fd : 0;
+}
+
+int weft__shared_rebuild(const struct weft__gift *g, void **out)
+{
+    weft_shared_t *v = NULL;
+    int rc = weft_shared_from_fd(&v, g->fd);
+    *out = v;
+    return rc;
 }

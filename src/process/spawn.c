@@ -13,16 +13,20 @@
  * and a child that dies early breaks nothing. Layout (native byte order,
  * the same executable reads it):
  *
- *     struct head                 magic, daemon, nkeep, parent, lifeline,
- *                                 lengths
+ *     struct head                 magic, daemon, nkeep, ngifts, parent,
+ *                                 lifeline, lengths
+ *     struct weft__gift[ngifts]   the objects given (give.h), as the parent
+ *                                 has them, with obj and name NULL
  *     int32_t keep[nkeep]         descriptors to keep, at these numbers
  *     padding to 16 bytes
  *     arg bytes                   aligned, as a malloc()ed copy would be
  *     function name, NUL          its registered name
  *     process name, NUL
+ *     gift names, NUL each        one per gift, "" for none
  *
  * decode checks that the lengths add up to the file's size exactly, that
- * both names end where they say, and that the function is registered here.
+ * every name ends where it says, that each gift is of a known kind and its
+ * descriptor one to keep, and that the function is registered here.
  */
 #include "process/process_int.h"
 
@@ -39,14 +43,43 @@ extern char **environ;
 #define REQUEST_MAGIC 0x52544657u /* "WFTR" */
 
 struct head {
-    uint32_t magic, daemon, nkeep;
+    uint32_t magic, daemon, nkeep, ngifts;
     int32_t parent, lifeline;
-    uint64_t arg_len, fn_len, name_len;
+    uint64_t arg_len, fn_len, name_len, names_len;
 };
 
-static size_t arg_offset(size_t nkeep)
+_Static_assert(sizeof(struct head) % _Alignof(struct weft__gift) == 0, "gifts follow aligned");
+
+static size_t keep_offset(size_t ngifts)
 {
-    return (sizeof(struct head) + nkeep * sizeof(int32_t) + 15) & ~(size_t)15;
+    return sizeof(struct head) + ngifts * sizeof(struct weft__gift);
+}
+
+static size_t arg_offset(size_t nkeep, size_t ngifts)
+{
+    return (keep_offset(ngifts) + nkeep * sizeof(int32_t) + 15) & ~(size_t)15;
+}
+
+/* The names of the gifts, one string each ("" for none). */
+static size_t names_length(const weft_process_t *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->ngifts; i++)
+        n += (p->gifts[i].name ? strlen(p->gifts[i].name) : 0) + 1;
+    return n;
+}
+
+static void write_gifts(const weft_process_t *p, char *buf, char *names)
+{
+    for (size_t i = 0; i < p->ngifts; i++) {
+        struct weft__gift g = p->gifts[i];
+        size_t len = g.name ? strlen(g.name) + 1 : 1;
+        memcpy(names, g.name ? g.name : "", len);
+        names += len;
+        g.obj = NULL; /* the child rebuilds it */
+        g.name = NULL;
+        memcpy(buf + keep_offset(i), &g, sizeof g);
+    }
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -66,22 +99,24 @@ static int write_all(int fd, const void *buf, size_t len)
 int weft__request_encode(const weft_process_t *p, int lifeline)
 {
     size_t fn_len = strlen(p->fn_name) + 1, name_len = strlen(p->name) + 1;
-    size_t off = arg_offset(p->nkeep), size = off + p->len + fn_len + name_len;
+    size_t names_len = names_length(p), off = arg_offset(p->nkeep, p->ngifts);
+    size_t size = off + p->len + fn_len + name_len + names_len;
     char *buf = weft__calloc(1, size);
     if (!buf)
         return -ENOMEM;
-    struct head h = {
-        REQUEST_MAGIC, p->daemon, (uint32_t)p->nkeep, (int32_t)getpid(), lifeline, (uint64_t)p->len,
-        fn_len,        name_len};
+    struct head h = {REQUEST_MAGIC,     p->daemon, (uint32_t)p->nkeep, (uint32_t)p->ngifts,
+                     (int32_t)getpid(), lifeline,  (uint64_t)p->len,   fn_len,
+                     name_len,          names_len};
     memcpy(buf, &h, sizeof h);
     for (size_t i = 0; i < p->nkeep; i++) {
         int32_t fd = p->keep[i];
-        memcpy(buf + sizeof h + i * sizeof fd, &fd, sizeof fd);
+        memcpy(buf + keep_offset(p->ngifts) + i * sizeof fd, &fd, sizeof fd);
     }
     if (p->len)
         memcpy(buf + off, p->arg, p->len);
     memcpy(buf + off + p->len, p->fn_name, fn_len);
     memcpy(buf + off + p->len + fn_len, p->name, name_len);
+    write_gifts(p, buf, buf + off + p->len + fn_len + name_len);
     int fd = memfd_create("weft-request", MFD_CLOEXEC);
     int rc = fd < 0 ? -errno : write_all(fd, buf, size);
     free(buf);
@@ -94,6 +129,26 @@ int weft__request_encode(const weft_process_t *p, int lifeline)
 static bool whole_string(const char *s, uint64_t len)
 {
     return len >= 1 && memchr(s, '\0', len) == s + len - 1;
+}
+
+/* Check the gifts of a request and point each at its name (NULL for "");
+ * false if anything is off. */
+static bool read_gifts(struct weft__gift *g, size_t n, const int32_t *keep, size_t nkeep,
+                       char *names, uint64_t names_len)
+{
+    char *end = names + names_len;
+    for (size_t i = 0; i < n; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < nkeep; k++)
+            kept |= keep[k] == g[i].fd;
+        char *nul = names < end ? memchr(names, '\0', (size_t)(end - names)) : NULL;
+        if (!kept || !weft__give_kind_valid(g[i].kind) || !nul)
+            return false;
+        g[i].obj = NULL;
+        g[i].name = nul > names ? names : NULL;
+        names = nul + 1;
+    }
+    return names == end;
 }
 
 static int read_request(int fd, void **mem, size_t *size)
@@ -119,6 +174,14 @@ static int read_request(int fd, void **mem, size_t *size)
     return 0;
 }
 
+/* Free a request that cannot be run; rc. */
+static int refuse(void **mem, int rc)
+{
+    free(*mem);
+    *mem = NULL;
+    return rc;
+}
+
 int weft__request_decode(int fd, struct weft__child *c, void **mem)
 {
     size_t size = 0;
@@ -128,17 +191,19 @@ int weft__request_decode(int fd, struct weft__child *c, void **mem)
     char *buf = *mem;
     struct head h;
     memcpy(&h, buf, sizeof h);
-    size_t off = arg_offset(h.nkeep <= WEFT_PROCESS_MAX_KEEP_FDS ? h.nkeep : 0);
-    bool sane = h.magic == REQUEST_MAGIC && h.nkeep <= WEFT_PROCESS_MAX_KEEP_FDS &&
-                h.arg_len <= size && h.fn_len <= size && h.name_len <= size &&
-                off + h.arg_len + h.fn_len + h.name_len == size;
-    const char *fn_name = buf + off + h.arg_len, *name = fn_name + h.fn_len;
-    if (!sane || !whole_string(fn_name, h.fn_len) || !whole_string(name, h.name_len)) {
-        free(buf);
-        *mem = NULL;
-        return -EBADMSG;
-    }
-    int32_t *keep = (int32_t *)(void *)(buf + sizeof h); /* int32_t is int on Linux */
+    if (h.magic != REQUEST_MAGIC || h.nkeep > WEFT_PROCESS_MAX_KEEP_FDS ||
+        h.ngifts > WEFT_PROCESS_MAX_KEEP_FDS)
+        return refuse(mem, -EBADMSG);
+    size_t off = arg_offset(h.nkeep, h.ngifts);
+    if (off > size || h.arg_len > size || h.fn_len > size || h.name_len > size ||
+        h.names_len > size || off + h.arg_len + h.fn_len + h.name_len + h.names_len != size)
+        return refuse(mem, -EBADMSG);
+    char *fn_name = buf + off + h.arg_len, *name = fn_name + h.fn_len;
+    int32_t *keep = (int32_t *)(void *)(buf + keep_offset(h.ngifts)); /* int32_t is int here */
+    struct weft__gift *gifts = (struct weft__gift *)(void *)(buf + sizeof h);
+    if (!whole_string(fn_name, h.fn_len) || !whole_string(name, h.name_len) ||
+        !read_gifts(gifts, h.ngifts, keep, h.nkeep, name + h.name_len, h.names_len))
+        return refuse(mem, -EBADMSG);
     *c = (struct weft__child){
         .fn = weft__registered_fn(fn_name),
         .arg = h.arg_len ? buf + off : NULL,
@@ -147,16 +212,13 @@ int weft__request_decode(int fd, struct weft__child *c, void **mem)
         .daemon = h.daemon != 0,
         .keep = keep,
         .nkeep = h.nkeep,
+        .gifts = gifts,
+        .ngifts = h.ngifts,
         .parent = h.parent,
         .real_parent = h.parent, /* the forkserver sets itself */
         .lifeline = h.lifeline,
     };
-    if (!c->fn) {
-        free(buf);
-        *mem = NULL;
-        return -ENOENT;
-    }
-    return 0;
+    return c->fn ? 0 : refuse(mem, -ENOENT);
 }
 
 char **weft__child_environ(char mode, int fd)

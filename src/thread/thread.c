@@ -35,11 +35,6 @@
 static _Atomic unsigned thread_counter;
 static _Atomic size_t default_stack_size;
 
-static bool valid_daemon(int daemon)
-{
-    return daemon == WEFT_DAEMON_INHERIT || daemon == WEFT_DAEMON_YES || daemon == WEFT_DAEMON_NO;
-}
-
 static bool inherit_daemon(void)
 {
     struct weft_thread *self = weft__self;
@@ -56,8 +51,9 @@ static int thread_alloc(struct weft_thread **out, size_t data_size, const weft_t
     static const weft_thread_opts_t defaults = {0};
     if (!opts)
         opts = &defaults;
-    if (!valid_daemon(opts->daemon))
-        return -EINVAL;
+    int daemon = weft__daemon_flag(opts->daemon, inherit_daemon());
+    if (daemon < 0)
+        return daemon;
     if (opts->stack_size != 0 && opts->stack_size < WEFT_THREAD_STACK_MIN)
         return -EINVAL;
     char numbered[32];
@@ -78,8 +74,7 @@ static int thread_alloc(struct weft_thread **out, size_t data_size, const weft_t
     t->kind = KIND_USER;
     t->handles = 1;
     t->stack_size = opts->stack_size;
-    atomic_init(&t->daemon, opts->daemon == WEFT_DAEMON_INHERIT ? inherit_daemon()
-                                                                : opts->daemon == WEFT_DAEMON_YES);
+    atomic_init(&t->daemon, daemon);
     weft__registry_link(t);
     *out = t;
     return 0;
