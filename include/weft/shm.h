@@ -32,11 +32,11 @@
  * or a crash before that leaves it behind (as in Python, whose resource
  * tracker only covers its own processes). Prefer anonymous segments.
  *
- * Value and Array: a shared mapping holding a robust process-shared Lock
+ * Value and Array: a shared mapping holding a robust process-shared RLock
  * and the data. Give one to a child (above); only the process that made it
  * can, as only it holds the descriptor. By hand, a forked child uses the
  * handle as it is, and a spawn or forkserver child gets weft_shared_fd(v)
- * in keep_fds and attaches with weft_shared_from_fd. The Lock protects the data
+ * in keep_fds and attaches with weft_shared_from_fd. The RLock protects the data
  * the way Python's synchronized wrapper does; a process that dies holding
  * it is reported to the next acquirer (-EOWNERDEAD, weft/sync.h).
  */
@@ -76,11 +76,13 @@ WEFT_API int weft_shm_close(weft_shm_t *s);
 WEFT_API int weft_shm_unlink(weft_shm_t *s);
 
 /* Value / Array: size bytes of zeroed shared data with a robust shared
- * Lock. Errors: -EINVAL (size 0), -ENOMEM. */
+ * RLock (as Python's Value and Array carry an RLock by default; its owner
+ * is named exactly, so a dead holder is noticed even after the kernel has
+ * reused its thread id). Errors: -EINVAL (size 0), -ENOMEM. */
 typedef struct weft_shared weft_shared_t;
 WEFT_API int weft_shared_new(weft_shared_t **v, size_t size);
 WEFT_API void *weft_shared_ptr(weft_shared_t *v);
-WEFT_API weft_lock_t *weft_shared_lock(weft_shared_t *v);
+WEFT_API weft_rlock_t *weft_shared_lock(weft_shared_t *v);
 WEFT_API size_t weft_shared_size(weft_shared_t *v);
 /* Unmap (in this process). -EINVAL. */
 WEFT_API int weft_shared_free(weft_shared_t *v);

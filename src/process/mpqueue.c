@@ -9,7 +9,9 @@
  * unfinished the JoinableQueue's tasks not yet done.
  *
  * Crash safety. Everything happens under `lock`, a robust process-shared
- * Lock. A put writes its message (and a WRAP header if needed) beyond the
+ * RLock (never taken recursively: an RLock because its owner is named by
+ * its full birth id, so a dead holder is noticed even when the kernel has
+ * given its thread id to a newcomer; a shared Lock keeps only 5 bits). A put writes its message (and a WRAP header if needed) beyond the
  * tail, where nobody looks, and only then commits; a get copies its message
  * out, then commits. A commit is a redo log of one record: write the new
  * state to `redo`, set `redo_valid`, write the state, clear `redo_valid`
@@ -74,7 +76,7 @@ struct shared {
     uint32_t magic, version;
     uint32_t maxsize, joinable;
     uint64_t cap;
-    weft_lock_t lock;
+    weft_rlock_t lock;
     _Atomic uint32_t put_seq, get_seq, done_seq;
     _Atomic uint32_t getters, putters, joiners; /* sleepers, counted in under the lock */
     struct state st, redo;
@@ -154,12 +156,12 @@ static int lock_queue(struct shared *sh, weft__deadline_t deadline, double timeo
         int64_t ns = deadline - weft__now_ns();
         left = ns > 0 ? (double)ns * 1e-9 : LOCK_LOOK;
     }
-    int rc = weft_lock_acquire(&sh->lock, left);
+    int rc = weft_rlock_acquire(&sh->lock, left);
     if (rc == -EAGAIN || rc == -ETIMEDOUT)
         return weft__timeout_error(timeout);
     if (rc == -EOWNERDEAD) {
         repair(sh);
-        rc = weft_lock_consistent(&sh->lock);
+        rc = weft_rlock_consistent(&sh->lock);
     }
     return rc;
 }
@@ -179,7 +181,7 @@ static int sleep_on(struct shared *sh, _Atomic uint32_t *seq, _Atomic uint32_t *
 {
     uint32_t s = atomic_load(seq);
     atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
-    weft_lock_release(&sh->lock);
+    weft_rlock_release(&sh->lock);
     int rc = weft__futex_wait(seq, s, deadline, true);
     atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
     int locked = lock_queue(sh, deadline, timeout);
@@ -202,7 +204,7 @@ static int lock_when(struct shared *sh, bool (*ready)(struct shared *, const voi
     bool expired = timeout == 0;
     while (!ready(sh, arg)) {
         if (expired) {
-            weft_lock_release(&sh->lock);
+            weft_rlock_release(&sh->lock);
             return weft__timeout_error(timeout);
         }
         rc = sleep_on(sh, seq, sleepers, deadline, timeout);
@@ -249,7 +251,7 @@ int weft_mpqueue_new(weft_mpqueue_t **out, const weft_mpqueue_opts_t *opts)
     sh->maxsize = (uint32_t)o.maxsize;
     sh->joinable = o.joinable;
     sh->cap = cap;
-    weft_lock_init(&sh->lock, WEFT_SHARED);
+    weft_rlock_init(&sh->lock, WEFT_SHARED);
     sh->version = VERSION;
     sh->magic = MAGIC;
     return 0;
@@ -375,7 +377,7 @@ int weft_mpqueue_put(weft_mpqueue_t *q, const void *buf, size_t len, double time
     commit(sh, s);
     atomic_fetch_add(&sh->put_seq, 1);
     wake(&sh->put_seq, &sh->getters, 1);
-    weft_lock_release(&sh->lock);
+    weft_rlock_release(&sh->lock);
     return 0;
 }
 
@@ -420,7 +422,7 @@ static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, doub
     else if (!alloc && len > cap)
         rc = -EMSGSIZE;
     if (rc < 0) {
-        weft_lock_release(&sh->lock);
+        weft_rlock_release(&sh->lock);
         return rc;
     }
     if (len)
@@ -433,7 +435,7 @@ static ssize_t take(weft_mpqueue_t *q, void *buf, size_t cap, void **alloc, doub
     wake(&sh->get_seq, &sh->putters, 1);
     if (s.count)
         wake(&sh->put_seq, &sh->getters, 1);
-    weft_lock_release(&sh->lock);
+    weft_rlock_release(&sh->lock);
     return (ssize_t)len;
 }
 
@@ -459,7 +461,7 @@ static int peek(weft_mpqueue_t *q, struct state *s)
     if (rc < 0)
         return rc;
     *s = q->sh->st;
-    weft_lock_release(&q->sh->lock);
+    weft_rlock_release(&q->sh->lock);
     return 0;
 }
 
@@ -494,7 +496,7 @@ int weft_mpqueue_task_done(weft_mpqueue_t *q)
         return rc;
     struct state s = sh->st;
     if (s.unfinished == 0) {
-        weft_lock_release(&sh->lock);
+        weft_rlock_release(&sh->lock);
         return -EINVAL; /* Python's ValueError: called too many times */
     }
     s.unfinished--;
@@ -503,7 +505,7 @@ int weft_mpqueue_task_done(weft_mpqueue_t *q)
         atomic_fetch_add(&sh->done_seq, 1);
         wake(&sh->done_seq, &sh->joiners, INT32_MAX);
     }
-    weft_lock_release(&sh->lock);
+    weft_rlock_release(&sh->lock);
     return 0;
 }
 
@@ -521,6 +523,6 @@ int weft_mpqueue_join(weft_mpqueue_t *q, double timeout)
     struct shared *sh = q->sh;
     rc = lock_when(sh, all_done, NULL, &sh->done_seq, &sh->joiners, timeout);
     if (rc == 0)
-        weft_lock_release(&sh->lock);
+        weft_rlock_release(&sh->lock);
     return rc;
 }

@@ -5,7 +5,7 @@
  * mapping, name); the memory itself is a MAP_SHARED mapping of a memfd
  * (anonymous) or of a POSIX shared memory object (named, O_EXCL and 0600
  * at creation). Value and Array are a mapping of a memfd whose first
- * cache line holds the shared Lock, so that forked children see the same
+ * cache line holds the shared RLock, so that forked children see the same
  * lock and data; the handle itself lives in the mapping too, so a forked
  * child can use the parent's pointer as it is. The creator keeps the
  * memfd open for spawned children (weft_shared_fd); the mapping records
@@ -184,7 +184,7 @@ int weft__shm_rebuild(const struct weft__gift *g, void **out)
 #define SHARED_MAGIC 0x56484657u /* "WFHV" */
 
 struct weft_shared {
-    weft_lock_t lock;
+    weft_rlock_t lock;
     uint32_t magic;
     size_t size, mapped;
     pid_t creator; /* holds fd */
@@ -215,7 +215,7 @@ int weft_shared_new(weft_shared_t **out, size_t size)
         close(fd);
         return -ENOMEM;
     }
-    weft_lock_init(&v->lock, WEFT_SHARED);
+    weft_rlock_init(&v->lock, WEFT_SHARED);
     v->size = size;
     v->mapped = mapped;
     v->creator = getpid();
@@ -259,7 +259,7 @@ void *weft_shared_ptr(weft_shared_t *v)
     return v ? v->data : NULL;
 }
 
-weft_lock_t *weft_shared_lock(weft_shared_t *v)
+weft_rlock_t *weft_shared_lock(weft_shared_t *v)
 {
     return v ? &v->lock : NULL;
 }
