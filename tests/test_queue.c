@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 enum kind { FIFO, CHAINED, LIFO, PRIO, SIMPLE, KINDS };
 
@@ -393,6 +394,36 @@ WT_CASE(immediate_shutdown_after_plain_shutdown_discards)
     WT_EQ(weft_queue_qsize(q), 0);
     WT_EQ(weft_queue_join(q, 0), 0);
     drop(q);
+}
+
+/* A program that never calls task_done (a queue used as a plain channel, as
+ * Python allows) runs its task count up by one a put, forever: at its limit
+ * it must wrap on its own, not spill into the puts in flight beside it in
+ * the same word, which would leave shutdown waiting for a put that is not
+ * there. Run in a child, which a hung shutdown cannot take the case down
+ * with. */
+static int shut_down_at_the_task_limit(void *arg)
+{
+    (void)arg;
+    for (enum kind k = 0; k < SIMPLE; k++)
+        for (size_t maxsize = 0; maxsize <= 4; maxsize += 4) {
+            weft__queue_tasks_at_new = (UINT64_C(1) << 40) - 1;
+            weft_queue_t *q = make(k, maxsize);
+            weft__queue_tasks_at_new = 0;
+            WT_EQ(weft_queue_put(q, &(long){7}, 0), 0);
+            WT_EQ(weft_queue_shutdown(q, false), 0);
+            WT_EQ(weft_queue_put(q, &(long){8}, 0), WEFT_ESHUTDOWN);
+            WT_EQ(get_now(q), 7);
+            WT_EQ(weft_queue_get(q, &(long){0}, WEFT_FOREVER), WEFT_ESHUTDOWN);
+            drop(q);
+        }
+    return 0;
+}
+
+WT_CASE(task_count_at_its_limit_does_not_block_shutdown)
+{
+    int status = wt_fork(shut_down_at_the_task_limit, NULL, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 WT_CASE(simple_queue_has_no_tasks_or_shutdown)
