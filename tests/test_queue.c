@@ -512,6 +512,48 @@ WT_FAULT(queue_no_memory)
     }
 }
 
+/* The bounded FIFO queue's chain form reserves its place below maxsize
+ * before it allocates: a put that then runs out of memory gives its place
+ * back, and a put that found the queue full meanwhile and went to sleep
+ * must be woken for it. The first allocation stalls until that put sleeps,
+ * then fails. */
+static _Atomic int stall_armed;
+static wt_gate reserved = WT_GATE_INIT, sleeper_asleep = WT_GATE_INIT;
+
+static void *calloc_failing_once_late(size_t count, size_t size)
+{
+    if (!atomic_exchange(&stall_armed, 0))
+        return calloc(count, size);
+    wt_gate_open(&reserved);
+    wt_gate_wait(&sleeper_asleep);
+    return NULL;
+}
+
+static void *put_out_of_memory(void *arg)
+{
+    atomic_store(&stall_armed, 1);
+    WT_EQ(weft_queue_put(arg, &(long){1}, 0), -ENOMEM);
+    return NULL;
+}
+
+WT_FAULT(failed_put_wakes_a_put_that_waited_for_its_place)
+{
+    weft_queue_t *q = make(CHAINED, 1);
+    weft__sys.calloc = calloc_failing_once_late;
+    weft_thread_t *failing = spawn(put_out_of_memory, q);
+    wt_gate_wait(&reserved);
+    struct blocked b = {.q = q, .item = 2, .timeout = WEFT_FOREVER};
+    weft_thread_t *t = start_blocked(blocked_put, &b);
+    wt_gate_open(&sleeper_asleep);
+    finish(failing);
+    WT_EQ(weft_thread_join(t, 10 * wt_slack(), NULL), 0); /* not left asleep */
+    WT_EQ(weft_thread_free(t), 0);
+    weft__sys_reset();
+    WT_EQ(atomic_load(&b.rc), 0);
+    WT_EQ(get_now(q), 2);
+    drop(q);
+}
+
 /*
  * Stress: producers put their numbered items, consumers take them (half of
  * them with short timeouts, so that waiters give up while wake-ups are

@@ -101,7 +101,9 @@ struct weft_queue {
     _Atomic size_t count; /* CHAIN_BOUNDED: items held plus puts under way */
 };
 
-/* CHAIN_BOUNDED: reserve a place below maxsize, then put. */
+/* CHAIN_BOUNDED: reserve a place below maxsize, then put. A put that
+ * fails (out of memory) gives its place back, and a putter may have found
+ * the queue full because of it and gone to sleep: it is woken as by a get. */
 static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t *tasks)
 {
     size_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
@@ -110,8 +112,10 @@ static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t
             return -EAGAIN;
     } while (!atomic_compare_exchange_weak(&q->count, &n, n + 1));
     int rc = weft__chain_put(q->s.chain, item, tasks, CLAIMED);
-    if (rc)
+    if (rc) {
         atomic_fetch_sub(&q->count, 1);
+        weft__evc_notify(&q->room);
+    }
     return rc;
 }
 
