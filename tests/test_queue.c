@@ -554,6 +554,115 @@ WT_FAULT(failed_put_wakes_a_put_that_waited_for_its_place)
     drop(q);
 }
 
+/* A put caught between its check of the shutdown flag and its claim of a
+ * place (here: in the allocation of the store's first block or array) has
+ * been accepted. Shutdown waits for it, a getter asleep before gets its
+ * item rather than "shut down" (plain shutdown), and an immediate shutdown
+ * leaves nothing behind once it returns. */
+static _Atomic int catch_armed, caught, let_go;
+
+static void wait_for_flag(_Atomic int *flag)
+{
+    double end = wt_now() + 10 * wt_slack();
+    while (!atomic_load(flag)) {
+        WT_CHECK(wt_now() < end);
+        sched_yield();
+    }
+}
+
+static void *caught_allocation(size_t size)
+{
+    if (atomic_exchange(&catch_armed, 0)) {
+        atomic_store(&caught, 1);
+        wait_for_flag(&let_go);
+    }
+    return malloc(size);
+}
+
+static void *caught_malloc(size_t size)
+{
+    return caught_allocation(size);
+}
+
+static void *caught_calloc(size_t count, size_t size)
+{
+    void *p = caught_allocation(count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
+
+struct shutter {
+    weft_queue_t *q;
+    bool immediate;
+    _Atomic int done;
+};
+
+static void *shut_down(void *arg)
+{
+    struct shutter *s = arg;
+    WT_EQ(weft_queue_shutdown(s->q, s->immediate), 0);
+    if (s->immediate) /* the getter may have the item already, or not */
+        WT_EQ(weft_queue_qsize(s->q), 0);
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+static void *put_seven(void *arg)
+{
+    atomic_store(&catch_armed, 1);
+    WT_EQ(weft_queue_put(arg, &(long){7}, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void shutdown_waits_for_put_in_flight(enum kind k, size_t maxsize, bool immediate)
+{
+    weft_queue_t *q = make(k, maxsize);
+    atomic_store(&caught, 0);
+    atomic_store(&let_go, 0);
+    weft__sys.malloc = caught_malloc;
+    weft__sys.calloc = caught_calloc;
+    weft_thread_t *p = spawn(put_seven, q);
+    wait_for_flag(&caught);
+    struct blocked b = {.q = q, .timeout = WEFT_FOREVER};
+    weft_thread_t *g = start_blocked(blocked_get, &b);
+    struct shutter s = {q, immediate, 0};
+    weft_thread_t *t = spawn(shut_down, &s);
+    double until = wt_now() + 0.05;
+    while (wt_now() < until && !atomic_load(&s.done))
+        sched_yield();
+    WT_EQ(atomic_load(&s.done), 0); /* it waits for the put */
+    WT_EQ(atomic_load(&b.rc), 1);
+    atomic_store(&let_go, 1);
+    finish(p);
+    finish(t);
+    finish(g);
+    weft__sys_reset();
+    if (immediate) { /* got before the discarding, or discarded */
+        WT_CHECK(atomic_load(&b.rc) == 0 || atomic_load(&b.rc) == WEFT_ESHUTDOWN);
+    } else {
+        WT_EQ(atomic_load(&b.rc), 0);
+    }
+    if (atomic_load(&b.rc) == 0) {
+        WT_EQ(b.item, 7);
+        WT_EQ(weft_queue_task_done(q), 0);
+    }
+    WT_EQ(weft_queue_qsize(q), 0);
+    WT_EQ(weft_queue_get(q, &(long){0}, WEFT_FOREVER), WEFT_ESHUTDOWN);
+    WT_EQ(weft_queue_join(q, 0), 0);
+    drop(q);
+}
+
+WT_CASE(shutdown_waits_for_a_put_caught_in_flight)
+{
+    for (enum kind k = 0; k < SIMPLE; k++)
+        for (int immediate = 0; immediate < 2; immediate++) {
+            shutdown_waits_for_put_in_flight(k, 0, immediate);
+            if (k != FIFO) /* a bounded FIFO queue is a ring, allocated whole */
+                shutdown_waits_for_put_in_flight(k, 4, immediate);
+        }
+}
+
 /*
  * Stress: producers put their numbered items, consumers take them (half of
  * them with short timeouts, so that waiters give up while wake-ups are
