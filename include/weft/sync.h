@@ -570,8 +570,9 @@ static inline struct weft__guard weft__guard_or_fail(struct weft__guard g)
 
 #define WEFT__CAT2(a, b) a##b
 #define WEFT__CAT(a, b)  WEFT__CAT2(a, b)
+/* (unused: clang counts a variable that only its cleanup reads as unused) */
 #define WEFT__GUARD_VAR(g, init) \
-    struct weft__guard g __attribute__((cleanup(weft__guard_release))) = init
+    struct weft__guard g __attribute__((unused, cleanup(weft__guard_release))) = init
 #define WEFT__WITH_AS(g, init) \
     for (WEFT__GUARD_VAR(g, weft__with(init)); g.obj && g.once; g.once = 0)
 #define WEFT__NEW(g)        WEFT__CAT(g, __COUNTER__)
