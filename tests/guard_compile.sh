@@ -2,7 +2,10 @@
 # WEFT_GUARD and WEFT_WITH as a user's compiler sees them, with each C
 # compiler at hand (the build's, gcc, clang): every form compiles without a
 # warning under strict flags (two guards on a line, nested, in loops and
-# switch blocks, beside names like the guard's fields).
+# switch blocks, beside names like the guard's fields), and a jump into a
+# statement guard's scope from before it (a goto past it, a later case
+# label) does not compile, since its release would run on a guard that was
+# never set up.
 set -eu
 include=$1 build_cc=$2
 tmp=$(mktemp -d)
@@ -52,6 +55,38 @@ again:
     return x;
 }
 C
+cat > "$tmp/goto.c" <<'C'
+#include <weft/sync.h>
+static weft_lock_t l;
+int early(int fail);
+int early(int fail)
+{
+    int rc = 0;
+    if (fail)
+        goto out;
+    WEFT_GUARD(&l);
+    rc = 1;
+out:
+    return rc;
+}
+C
+cat > "$tmp/switch.c" <<'C'
+#include <weft/sync.h>
+static weft_lock_t l;
+int pick(int x);
+int pick(int x)
+{
+    switch (x) {
+    case 0:
+        x++;
+        WEFT_GUARD_RC(&l, rc);
+        return rc;
+    case 1:
+        return 2;
+    }
+    return 0;
+}
+C
 flags="-std=c11 -c -I$include -Wall -Wextra -Wpedantic -Wshadow -Wvla -Werror"
 tried=""
 for cc in "$build_cc" gcc clang; do
@@ -60,5 +95,12 @@ for cc in "$build_cc" gcc clang; do
     tried="$tried $(command -v "$cc")"
     # shellcheck disable=SC2086
     $cc $flags "$tmp/good.c" -o "$tmp/good.o" || { echo "$cc: the guard forms do not compile cleanly"; exit 1; }
+    for bad in goto switch; do
+        # shellcheck disable=SC2086
+        if $cc $flags "$tmp/$bad.c" -o "$tmp/$bad.o" 2>"$tmp/log"; then
+            echo "$cc: a jump into a guard's scope ($bad.c) compiles"
+            exit 1
+        fi
+    done
     echo "ok: $cc"
 done
