@@ -460,6 +460,15 @@ static ssize_t square_item(const void *arg, size_t len, void *out, size_t cap)
     return x == TOO_LONG ? (ssize_t)cap + 1 : (ssize_t)sizeof y;
 }
 
+/* Neither bytes in nor bytes out: counts its calls. */
+static _Atomic int bare_calls;
+static ssize_t bare_item(const void *arg, size_t len, void *out, size_t cap)
+{
+    WT_CHECK(arg == NULL && len == 0 && out == NULL && cap == 0);
+    atomic_fetch_add(&bare_calls, 1);
+    return 0;
+}
+
 WT_CASE(map_items_over_flat_arrays)
 {
     weft_pool_t *p = make(2);
@@ -486,6 +495,10 @@ WT_CASE(map_items_over_flat_arrays)
                               NULL, NULL),
           -EMSGSIZE);
     WT_EQ(weft_pool_map_items(p, square_item, items, 0, sizeof(long), NULL, 0, 0, NULL, NULL), 0);
+    /* Items and results of no size may be NULL (run under UBSan: no
+     * arithmetic on them, no memset to them). */
+    WT_EQ(weft_pool_map_items(p, bare_item, NULL, 5, 0, NULL, 0, 1, NULL, NULL), 0);
+    WT_EQ(atomic_load(&bare_calls), 5);
     WT_EQ(weft_pool_map_items(p, NULL, items, 1, sizeof(long), results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, NULL, 1, 8, results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX, 8, results, 8, 0, NULL, NULL),
