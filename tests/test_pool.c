@@ -124,6 +124,39 @@ WT_CASE(nested_waiting_never_deadlocks_even_with_one_worker)
     WT_CHECK(weft_pool_default() == weft_pool_default());
 }
 
+/* A task that waits with weft_wait for sub-tasks it submitted (queued
+ * behind it on its worker's deque) runs them meanwhile, as it would in
+ * weft_future_result: with one worker, nobody else would. Each return_when,
+ * a repeated future among them. */
+static void *wait_for_own_subtasks(void *arg)
+{
+    weft_pool_t *p = arg;
+    for (int when = WEFT_FIRST_COMPLETED; when <= WEFT_ALL_COMPLETED; when++) {
+        weft_future_t *f[3];
+        for (int i = 0; i < 2; i++)
+            WT_EQ(weft_pool_submit(p, fib, (void *)(intptr_t)10, &f[i]), 0);
+        f[2] = f[0];
+        int rc = weft_wait(f, 3, 10 * wt_slack(), when);
+        WT_CHECK(rc >= 1 && rc <= 2);
+        WT_EQ(weft_wait(f, 3, 10 * wt_slack(), WEFT_ALL_COMPLETED), 2);
+        for (int i = 0; i < 2; i++)
+            weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(wait_in_a_task_runs_its_subtasks_even_with_one_worker)
+{
+    for (int workers = 1; workers <= 2; workers++) {
+        weft_pool_t *p = make(workers);
+        weft_future_t *f;
+        WT_EQ(weft_pool_submit(p, wait_for_own_subtasks, p, &f), 0);
+        WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+        weft_future_free(f);
+        WT_EQ(weft_pool_free(p), 0);
+    }
+}
+
 /* Every task runs exactly once: two outside threads submit, and some tasks
  * submit more from inside the pool (without futures: fire and forget). */
 struct storm {
