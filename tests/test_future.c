@@ -312,6 +312,62 @@ WT_CASE(repeated_futures_count_once)
     weft_future_free(c);
 }
 
+/* Futures finishing (two threads, some with errors, some cancelled) while
+ * as_completed and wait set up their watches over a list that names each
+ * future three times: each distinct future is yielded exactly once, the
+ * waits count each once, and nothing is touched after it is freed (ASan). */
+enum { RACED = 24 };
+
+struct finisher {
+    weft_future_t **f;
+    int first;
+};
+
+static void *finish_every_other(void *arg)
+{
+    struct finisher *fin = arg;
+    for (int i = fin->first; i < RACED; i += 2) {
+        int rc = i % 3 == 0   ? weft_future_set_result(fin->f[i], NULL)
+                 : i % 3 == 1 ? weft_future_set_error(fin->f[i], -EIO)
+                              : weft_future_cancel(fin->f[i]) - 1;
+        WT_EQ(rc, 0);
+    }
+    return NULL;
+}
+
+WT_STRESS(futures_finishing_while_watched_through_repeats)
+{
+    for (int round = 0; round < (wt_sanitizer() ? 200 : 2000); round++) {
+        weft_future_t *f[RACED], *list[3 * RACED];
+        for (int i = 0; i < RACED; i++)
+            f[i] = pending();
+        for (int i = 0; i < 3 * RACED; i++) /* each three times, scattered */
+            list[i] = f[(i * 7 + round) % RACED];
+        struct finisher a = {f, 0}, b = {f, 1};
+        weft_thread_t *t[2] = {spawn(finish_every_other, &a), spawn(finish_every_other, &b)};
+        weft_as_completed_t *it;
+        WT_EQ(weft_as_completed_new(&it, list, 3 * RACED, WEFT_FOREVER), 0);
+        int rc = weft_wait(list, 3 * RACED, WEFT_FOREVER, WEFT_FIRST_EXCEPTION);
+        WT_CHECK(rc >= 1 && rc <= RACED);
+        unsigned seen[RACED] = {0};
+        weft_future_t *got;
+        for (int i = 0; i < RACED; i++) {
+            WT_EQ(weft_as_completed_next(it, &got), 1);
+            for (int j = 0; j < RACED; j++)
+                seen[j] += got == f[j];
+        }
+        WT_EQ(weft_as_completed_next(it, &got), 0);
+        WT_EQ(weft_as_completed_free(it), 0);
+        for (int j = 0; j < RACED; j++)
+            WT_EQ(seen[j], 1);
+        WT_EQ(weft_wait(list, 3 * RACED, WEFT_FOREVER, WEFT_ALL_COMPLETED), RACED);
+        finish(t[0]);
+        finish(t[1]);
+        for (int i = 0; i < RACED; i++)
+            weft_future_free(f[i]);
+    }
+}
+
 /* Fail the allocation numbered fail_at (from 0), let the others through. */
 static int fail_at, allocations;
 
@@ -347,6 +403,9 @@ WT_FAULT(wait_and_as_completed_report_failed_allocations)
     } while (rc == -ENOMEM && ++fail_at < 100);
     WT_EQ(rc, 0);
     WT_EQ(weft_as_completed_free(it), 0);
+    weft__sys.malloc = wt_no_malloc; /* the iterator itself */
+    WT_EQ(weft_as_completed_new(&it, fs, 3, WEFT_FOREVER), -ENOMEM);
+    weft__sys_reset();
     WT_EQ(weft_future_set_result(b, NULL), 0);
     weft_future_free(a);
     weft_future_free(b);

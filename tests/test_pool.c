@@ -124,6 +124,39 @@ WT_CASE(nested_waiting_never_deadlocks_even_with_one_worker)
     WT_CHECK(weft_pool_default() == weft_pool_default());
 }
 
+/* A task that waits with weft_wait for sub-tasks it submitted (queued
+ * behind it on its worker's deque) runs them meanwhile, as it would in
+ * weft_future_result: with one worker, nobody else would. Each return_when,
+ * a repeated future among them. */
+static void *wait_for_own_subtasks(void *arg)
+{
+    weft_pool_t *p = arg;
+    for (int when = WEFT_FIRST_COMPLETED; when <= WEFT_ALL_COMPLETED; when++) {
+        weft_future_t *f[3];
+        for (int i = 0; i < 2; i++)
+            WT_EQ(weft_pool_submit(p, fib, (void *)(intptr_t)10, &f[i]), 0);
+        f[2] = f[0];
+        int rc = weft_wait(f, 3, 10 * wt_slack(), when);
+        WT_CHECK(rc >= 1 && rc <= 2);
+        WT_EQ(weft_wait(f, 3, 10 * wt_slack(), WEFT_ALL_COMPLETED), 2);
+        for (int i = 0; i < 2; i++)
+            weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(wait_in_a_task_runs_its_subtasks_even_with_one_worker)
+{
+    for (int workers = 1; workers <= 2; workers++) {
+        weft_pool_t *p = make(workers);
+        weft_future_t *f;
+        WT_EQ(weft_pool_submit(p, wait_for_own_subtasks, p, &f), 0);
+        WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+        weft_future_free(f);
+        WT_EQ(weft_pool_free(p), 0);
+    }
+}
+
 /* Every task runs exactly once: two outside threads submit, and some tasks
  * submit more from inside the pool (without futures: fire and forget). */
 struct storm {
@@ -460,6 +493,15 @@ static ssize_t square_item(const void *arg, size_t len, void *out, size_t cap)
     return x == TOO_LONG ? (ssize_t)cap + 1 : (ssize_t)sizeof y;
 }
 
+/* Neither bytes in nor bytes out: counts its calls. */
+static _Atomic int bare_calls;
+static ssize_t bare_item(const void *arg, size_t len, void *out, size_t cap)
+{
+    WT_CHECK(arg == NULL && len == 0 && out == NULL && cap == 0);
+    atomic_fetch_add(&bare_calls, 1);
+    return 0;
+}
+
 WT_CASE(map_items_over_flat_arrays)
 {
     weft_pool_t *p = make(2);
@@ -486,6 +528,10 @@ WT_CASE(map_items_over_flat_arrays)
                               NULL, NULL),
           -EMSGSIZE);
     WT_EQ(weft_pool_map_items(p, square_item, items, 0, sizeof(long), NULL, 0, 0, NULL, NULL), 0);
+    /* Items and results of no size may be NULL (run under UBSan: no
+     * arithmetic on them, no memset to them). */
+    WT_EQ(weft_pool_map_items(p, bare_item, NULL, 5, 0, NULL, 0, 1, NULL, NULL), 0);
+    WT_EQ(atomic_load(&bare_calls), 5);
     WT_EQ(weft_pool_map_items(p, NULL, items, 1, sizeof(long), results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, NULL, 1, 8, results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX, 8, results, 8, 0, NULL, NULL),

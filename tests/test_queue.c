@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 enum kind { FIFO, CHAINED, LIFO, PRIO, SIMPLE, KINDS };
 
@@ -395,6 +396,36 @@ WT_CASE(immediate_shutdown_after_plain_shutdown_discards)
     drop(q);
 }
 
+/* A program that never calls task_done (a queue used as a plain channel, as
+ * Python allows) runs its task count up by one a put, forever: at its limit
+ * it must wrap on its own, not spill into the puts in flight beside it in
+ * the same word, which would leave shutdown waiting for a put that is not
+ * there. Run in a child, which a hung shutdown cannot take the case down
+ * with. */
+static int shut_down_at_the_task_limit(void *arg)
+{
+    (void)arg;
+    for (enum kind k = 0; k < SIMPLE; k++)
+        for (size_t maxsize = 0; maxsize <= 4; maxsize += 4) {
+            weft__queue_tasks_at_new = (UINT64_C(1) << 40) - 1;
+            weft_queue_t *q = make(k, maxsize);
+            weft__queue_tasks_at_new = 0;
+            WT_EQ(weft_queue_put(q, &(long){7}, 0), 0);
+            WT_EQ(weft_queue_shutdown(q, false), 0);
+            WT_EQ(weft_queue_put(q, &(long){8}, 0), WEFT_ESHUTDOWN);
+            WT_EQ(get_now(q), 7);
+            WT_EQ(weft_queue_get(q, &(long){0}, WEFT_FOREVER), WEFT_ESHUTDOWN);
+            drop(q);
+        }
+    return 0;
+}
+
+WT_CASE(task_count_at_its_limit_does_not_block_shutdown)
+{
+    int status = wt_fork(shut_down_at_the_task_limit, NULL, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 WT_CASE(simple_queue_has_no_tasks_or_shutdown)
 {
     weft_queue_t *q = make(SIMPLE, 0);
@@ -479,6 +510,157 @@ WT_FAULT(queue_no_memory)
         WT_EQ(get_now(q), 2);
         drop(q);
     }
+}
+
+/* The bounded FIFO queue's chain form reserves its place below maxsize
+ * before it allocates: a put that then runs out of memory gives its place
+ * back, and a put that found the queue full meanwhile and went to sleep
+ * must be woken for it. The first allocation stalls until that put sleeps,
+ * then fails. */
+static _Atomic int stall_armed;
+static wt_gate reserved = WT_GATE_INIT, sleeper_asleep = WT_GATE_INIT;
+
+static void *calloc_failing_once_late(size_t count, size_t size)
+{
+    if (!atomic_exchange(&stall_armed, 0))
+        return calloc(count, size);
+    wt_gate_open(&reserved);
+    wt_gate_wait(&sleeper_asleep);
+    return NULL;
+}
+
+static void *put_out_of_memory(void *arg)
+{
+    atomic_store(&stall_armed, 1);
+    WT_EQ(weft_queue_put(arg, &(long){1}, 0), -ENOMEM);
+    return NULL;
+}
+
+WT_FAULT(failed_put_wakes_a_put_that_waited_for_its_place)
+{
+    weft_queue_t *q = make(CHAINED, 1);
+    weft__sys.calloc = calloc_failing_once_late;
+    weft_thread_t *failing = spawn(put_out_of_memory, q);
+    wt_gate_wait(&reserved);
+    struct blocked b = {.q = q, .item = 2, .timeout = WEFT_FOREVER};
+    weft_thread_t *t = start_blocked(blocked_put, &b);
+    wt_gate_open(&sleeper_asleep);
+    finish(failing);
+    WT_EQ(weft_thread_join(t, 10 * wt_slack(), NULL), 0); /* not left asleep */
+    WT_EQ(weft_thread_free(t), 0);
+    weft__sys_reset();
+    WT_EQ(atomic_load(&b.rc), 0);
+    WT_EQ(get_now(q), 2);
+    drop(q);
+}
+
+/* A put caught between its check of the shutdown flag and its claim of a
+ * place (here: in the allocation of the store's first block or array) has
+ * been accepted. Shutdown waits for it, a getter asleep before gets its
+ * item rather than "shut down" (plain shutdown), and an immediate shutdown
+ * leaves nothing behind once it returns. */
+static _Atomic int catch_armed, caught, let_go;
+
+static void wait_for_flag(_Atomic int *flag)
+{
+    double end = wt_now() + 10 * wt_slack();
+    while (!atomic_load(flag)) {
+        WT_CHECK(wt_now() < end);
+        sched_yield();
+    }
+}
+
+static void *caught_allocation(size_t size)
+{
+    if (atomic_exchange(&catch_armed, 0)) {
+        atomic_store(&caught, 1);
+        wait_for_flag(&let_go);
+    }
+    return malloc(size);
+}
+
+static void *caught_malloc(size_t size)
+{
+    return caught_allocation(size);
+}
+
+static void *caught_calloc(size_t count, size_t size)
+{
+    void *p = caught_allocation(count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
+
+struct shutter {
+    weft_queue_t *q;
+    bool immediate;
+    _Atomic int done;
+};
+
+static void *shut_down(void *arg)
+{
+    struct shutter *s = arg;
+    WT_EQ(weft_queue_shutdown(s->q, s->immediate), 0);
+    if (s->immediate) /* the getter may have the item already, or not */
+        WT_EQ(weft_queue_qsize(s->q), 0);
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+static void *put_seven(void *arg)
+{
+    atomic_store(&catch_armed, 1);
+    WT_EQ(weft_queue_put(arg, &(long){7}, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void shutdown_waits_for_put_in_flight(enum kind k, size_t maxsize, bool immediate)
+{
+    weft_queue_t *q = make(k, maxsize);
+    atomic_store(&caught, 0);
+    atomic_store(&let_go, 0);
+    weft__sys.malloc = caught_malloc;
+    weft__sys.calloc = caught_calloc;
+    weft_thread_t *p = spawn(put_seven, q);
+    wait_for_flag(&caught);
+    struct blocked b = {.q = q, .timeout = WEFT_FOREVER};
+    weft_thread_t *g = start_blocked(blocked_get, &b);
+    struct shutter s = {q, immediate, 0};
+    weft_thread_t *t = spawn(shut_down, &s);
+    double until = wt_now() + 0.05;
+    while (wt_now() < until && !atomic_load(&s.done))
+        sched_yield();
+    WT_EQ(atomic_load(&s.done), 0); /* it waits for the put */
+    WT_EQ(atomic_load(&b.rc), 1);
+    atomic_store(&let_go, 1);
+    finish(p);
+    finish(t);
+    finish(g);
+    weft__sys_reset();
+    if (immediate) { /* got before the discarding, or discarded */
+        WT_CHECK(atomic_load(&b.rc) == 0 || atomic_load(&b.rc) == WEFT_ESHUTDOWN);
+    } else {
+        WT_EQ(atomic_load(&b.rc), 0);
+    }
+    if (atomic_load(&b.rc) == 0) {
+        WT_EQ(b.item, 7);
+        WT_EQ(weft_queue_task_done(q), 0);
+    }
+    WT_EQ(weft_queue_qsize(q), 0);
+    WT_EQ(weft_queue_get(q, &(long){0}, WEFT_FOREVER), WEFT_ESHUTDOWN);
+    WT_EQ(weft_queue_join(q, 0), 0);
+    drop(q);
+}
+
+WT_CASE(shutdown_waits_for_a_put_caught_in_flight)
+{
+    for (enum kind k = 0; k < SIMPLE; k++)
+        for (int immediate = 0; immediate < 2; immediate++) {
+            shutdown_waits_for_put_in_flight(k, 0, immediate);
+            if (k != FIFO) /* a bounded FIFO queue is a ring, allocated whole */
+                shutdown_waits_for_put_in_flight(k, 4, immediate);
+        }
 }
 
 /*

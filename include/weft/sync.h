@@ -475,6 +475,11 @@ WEFT_API int weft_rwlock_acquire_write_at(weft_rwlock_t *rw, double timeout,
  *         count++;
  *     }                       // released here on every other pass
  *
+ * Nothing may jump into a guard's scope from before it (a `goto out;` above
+ * it to a label below it, a later case label of the switch it is in): its
+ * release would run on a guard that was never set up. Such a jump does not
+ * compile, with gcc as with clang; put the guard in a block of its own.
+ *
  * A statement cannot skip what follows it, so WEFT_GUARD never goes on
  * without the lock: if the acquire fails it calls weft_guard_failed(), which
  * prints the site and the error to stderr and aborts. Where an acquire can
@@ -581,13 +586,28 @@ static inline struct weft__guard weft__guard_or_fail(struct weft__guard g)
 #define WEFT_WITH_READ(rw)  WEFT__WITH_AS(WEFT__NEW(weft__with_), weft__guard_read(rw, WEFT_SITE))
 #define WEFT_WITH_WRITE(rw) WEFT__WITH_AS(WEFT__NEW(weft__with_), weft__guard_write(rw, WEFT_SITE))
 
-#define WEFT_GUARD(x) WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(WEFT__GUARD(x)))
+/* A statement guard: a jump past it into its scope would run the cleanup on
+ * an uninitialized guard. clang refuses that jump for the cleanup alone, gcc
+ * only into the scope of a variably modified type, so one is declared just
+ * before the guard (a typedef: nothing is allocated; -Wvla kept quiet). */
+static inline int weft__guard_scope(void)
+{
+    return 1;
+}
+#define WEFT__VLA_QUIET _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wvla\"")
+#define WEFT__VLA_LOUD  _Pragma("GCC diagnostic pop")
+#define WEFT__GUARD_STMT(g, init)                                          \
+    WEFT__VLA_QUIET typedef char WEFT__CAT(g, _scope)[weft__guard_scope()] \
+        __attribute__((unused));                                           \
+    WEFT__VLA_LOUD WEFT__GUARD_VAR(g, init)
+
+#define WEFT_GUARD(x) WEFT__GUARD_STMT(WEFT__NEW(weft__guard_), weft__guard_or_fail(WEFT__GUARD(x)))
 #define WEFT_GUARD_READ(rw) \
-    WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_read(rw, WEFT_SITE)))
+    WEFT__GUARD_STMT(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_read(rw, WEFT_SITE)))
 #define WEFT_GUARD_WRITE(rw) \
-    WEFT__GUARD_VAR(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_write(rw, WEFT_SITE)))
+    WEFT__GUARD_STMT(WEFT__NEW(weft__guard_), weft__guard_or_fail(weft__guard_write(rw, WEFT_SITE)))
 #define WEFT__GUARD_RC(g, init, var) \
-    WEFT__GUARD_VAR(g, init);        \
+    WEFT__GUARD_STMT(g, init);       \
     const int var = g.rc
 #define WEFT_GUARD_RC(x, var) WEFT__GUARD_RC(WEFT__NEW(weft__guard_), WEFT__GUARD(x), var)
 #define WEFT_GUARD_READ_RC(rw, var) \

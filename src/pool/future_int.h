@@ -16,6 +16,7 @@
 
 #include "base/base.h"
 #include <weft/future.h>
+#include <weft/pool.h>
 #include <weft/sync.h>
 
 enum { F_PENDING, F_RUNNING, F_CANCELLED, F_DONE };
@@ -84,6 +85,16 @@ void weft__task_run(void *(*fn)(void *arg), void *arg);
 /* Provided by the pool: wait for f as a worker, running other tasks
  * meanwhile. -ENOENT if the calling thread is not a pool worker. */
 int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline);
+/* The pool whose worker the calling thread is, or NULL. */
+weft_pool_t *weft__worker_pool(void);
+/* Wake p's sleeping workers, a helping one among them: for whatever a
+ * helping worker waits on (weft__worker_help) when it comes true. */
+void weft__pool_wake(weft_pool_t *p);
+/* As a worker (weft__worker_pool() not NULL), run the pool's other tasks
+ * until done(arg) returns anything but -EAGAIN, and return that, or
+ * -ETIMEDOUT at the deadline. Whoever makes done true calls
+ * weft__pool_wake. */
+int weft__worker_help(int (*done)(void *arg), void *arg, weft__deadline_t deadline);
 
 static inline bool weft__future_finished(const weft_future_t *f)
 {

@@ -136,6 +136,13 @@ struct map_items {
     size_t item_size, result_size;
 };
 
+/* Element i of an array of size-byte elements. Arrays of zero-size elements
+ * may be NULL, and C allows no arithmetic on a null pointer, not even + 0. */
+static unsigned char *element(const unsigned char *base, size_t i, size_t size)
+{
+    return size ? (unsigned char *)base + i * size : (unsigned char *)base;
+}
+
 /* As the process pool's worker does it: a result shorter than result_size
  * is zero-filled, a negative length is the item's error, a longer one
  * -EMSGSIZE; the chunk stops at its first failing item. */
@@ -143,11 +150,11 @@ static void map_items_chunk(size_t lo, size_t hi, void *arg)
 {
     struct map_items *m = arg;
     for (size_t i = lo; i < hi && !weft__task_error(); i++) {
-        unsigned char *out = m->results + i * m->result_size;
-        ssize_t n = m->fn(m->items + i * m->item_size, m->item_size, out, m->result_size);
+        unsigned char *out = element(m->results, i, m->result_size);
+        ssize_t n = m->fn(element(m->items, i, m->item_size), m->item_size, out, m->result_size);
         if (n < 0 || (size_t)n > m->result_size)
             weft_task_fail(n < 0 ? (int)n : -EMSGSIZE);
-        else
+        else if ((size_t)n < m->result_size) /* (with result_size 0, out may be NULL) */
             memset(out + n, 0, m->result_size - (size_t)n);
     }
 }

@@ -247,18 +247,19 @@ struct helper {
 static void helper_notify(weft__watcher_t *base, weft_future_t *f)
 {
     (void)f;
-    weft__evc_notify_all(&((struct helper *)base)->pool->work);
+    weft__pool_wake(((struct helper *)base)->pool);
 }
 
 struct help {
     weft_pool_t *pool;
-    weft_future_t *f;
+    int (*done)(void *arg);
+    void *arg;
 };
 
 static int help_attempt(void *arg)
 {
     struct help *h = arg;
-    return weft__future_finished(h->f) || work_visible(h->pool) ? 0 : -EAGAIN;
+    return h->done(h->arg) != -EAGAIN || work_visible(h->pool) ? 0 : -EAGAIN;
 }
 
 /* A waiting worker woken for work passes the wake-up on like an idle one:
@@ -267,6 +268,39 @@ static int help_attempt(void *arg)
 static bool help_more(void *arg)
 {
     return work_visible(((struct help *)arg)->pool);
+}
+
+weft_pool_t *weft__worker_pool(void)
+{
+    return self ? self->pool : NULL;
+}
+
+void weft__pool_wake(weft_pool_t *p)
+{
+    weft__evc_notify_all(&p->work);
+}
+
+int weft__worker_help(int (*done)(void *arg), void *arg, weft__deadline_t deadline)
+{
+    struct worker *w = self;
+    struct help h = {w->pool, done, arg};
+    int rc;
+    while ((rc = done(arg)) == -EAGAIN) {
+        struct task t;
+        if (find_work(w, &t)) {
+            run(w->pool, &t);
+            continue;
+        }
+        if (weft__evc_wait(&w->pool->work, help_attempt, help_more, &h, deadline) == -ETIMEDOUT &&
+            (rc = done(arg)) == -EAGAIN)
+            return -ETIMEDOUT;
+    }
+    return rc;
+}
+
+static int finished(void *arg)
+{
+    return weft__future_finished(arg) ? 0 : -EAGAIN;
 }
 
 int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
@@ -278,20 +312,7 @@ int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
     weft__watch_t watch;
     if (!weft__future_watch(f, &watch, &watcher.base))
         return 0;
-    struct help h = {w->pool, f};
-    int rc = 0;
-    while (!weft__future_finished(f)) {
-        struct task t;
-        if (find_work(w, &t)) {
-            run(w->pool, &t);
-            continue;
-        }
-        if (weft__evc_wait(&w->pool->work, help_attempt, help_more, &h, deadline) == -ETIMEDOUT &&
-            !weft__future_finished(f)) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-    }
+    int rc = weft__worker_help(finished, f, deadline);
     weft__future_unwatch(f, &watch);
     return rc;
 }

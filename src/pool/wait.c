@@ -8,6 +8,11 @@
  * set of them): the waiter first copies out the distinct futures, in the
  * order they first appear.
  *
+ * A pool worker that calls weft_wait runs the pool's other tasks while it
+ * waits (the tasks it waits for may be queued behind it, on its own
+ * deque), as weft_future_result does: each record then also wakes the
+ * pool's sleepers, the waiting worker among them.
+ *
  * A future records itself through its watch list (future_int.h) under its
  * own Lock, or, if it had finished before the watch was linked, the waiter
  * records it right away. Either way each distinct future is recorded
@@ -33,6 +38,7 @@ struct waiter {
     weft_future_t *_Atomic *order;
     weft__watch_t *watches;
     weft_future_t **fs; /* distinct, in order of first appearance */
+    weft_pool_t *pool;  /* weft_wait in a worker: its pool, else NULL */
 };
 
 static void record(struct waiter *w, weft_future_t *f)
@@ -42,6 +48,8 @@ static void record(struct waiter *w, weft_future_t *f)
     size_t i = atomic_fetch_add(&w->recorded, 1);
     atomic_store_explicit(&w->order[i], f, memory_order_release);
     weft__evc_notify(&w->evc);
+    if (w->pool)
+        weft__pool_wake(w->pool);
 }
 
 static void notify(weft__watcher_t *base, weft_future_t *f)
@@ -104,14 +112,14 @@ static int copy_distinct(struct waiter *w, weft_future_t *const *fs, size_t n)
 }
 
 /* Set up w over fs and watch them all; -EINVAL or -ENOMEM. */
-static int watch_all(struct waiter *w, weft_future_t *const *fs, size_t n)
+static int watch_all(struct waiter *w, weft_future_t *const *fs, size_t n, weft_pool_t *pool)
 {
     if (!fs && n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return -EINVAL;
-    *w = (struct waiter){.base = {notify}};
+    *w = (struct waiter){.base = {notify}, .pool = pool};
     if (copy_distinct(w, fs, n))
         return -ENOMEM;
     w->order = weft__calloc(w->n ? w->n : 1, sizeof *w->order);
@@ -149,7 +157,7 @@ int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_whe
         return_when > WEFT_ALL_COMPLETED)
         return -EINVAL;
     struct waiter w;
-    int rc = watch_all(&w, fs, n);
+    int rc = watch_all(&w, fs, n, weft__worker_pool());
     if (rc < 0)
         return rc;
     struct condition c = {&w, return_when};
@@ -157,7 +165,8 @@ int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_whe
     if (rc == -EAGAIN && timeout != 0) {
         weft__deadline_t deadline;
         weft__deadline(timeout, &deadline);
-        rc = weft__evc_wait(&w.evc, satisfied, NULL, &c, deadline);
+        rc = w.pool ? weft__worker_help(satisfied, &c, deadline)
+                    : weft__evc_wait(&w.evc, satisfied, NULL, &c, deadline);
     }
     unwatch_all(&w);
     return rc < 0 ? rc : (int)atomic_load(&w.recorded);
@@ -177,7 +186,7 @@ int weft_as_completed_new(weft_as_completed_t **it, weft_future_t *const *fs, si
     weft_as_completed_t *a = weft__malloc(sizeof *a);
     if (!a)
         return -ENOMEM;
-    int rc = watch_all(&a->w, fs, n);
+    int rc = watch_all(&a->w, fs, n, NULL); /* may outlive a worker's task, and its pool */
     if (rc < 0) {
         free(a);
         return rc;

@@ -16,16 +16,21 @@
  * The stores never report "empty" while a put is half done (nor "full"
  * while a get is), so a sleeper is never left behind an item.
  *
- * Tasks and puts in flight share one 64-bit word, `tasks`: the low 40 bits
- * count unfinished tasks (items put and not yet marked done), the high 24
- * the puts between their check of `closed` and their claim of a place in
- * the store. A put adds IN_FLIGHT before it checks; the store, at the claim
+ * Tasks and puts in flight share one 64-bit word, `tasks`: the low 24 bits
+ * count the puts between their check of `closed` and their claim of a place
+ * in the store, the high 40 unfinished tasks (items put and not yet marked
+ * done). A put adds IN_FLIGHT before it checks; the store, at the claim
  * (when the put is sure to succeed, before the item becomes visible), adds
  * CLAIMED, which turns the put in flight into an unfinished task in one
  * atomic step; a put that fails takes its IN_FLIGHT back. So a consumer can
  * never mark an item done before it is counted, and a put waiting for room
  * is no unfinished task (one task_done too many is refused while a put is
- * blocked, as in Python).
+ * blocked, as in Python). Puts in flight are at most one a thread, far
+ * below 2^24; unfinished tasks grow by one a put for ever in a program that
+ * never calls task_done (a queue used as a plain channel), so they take the
+ * top bits, where passing 2^40 wraps them alone instead of carrying into
+ * the puts in flight and leaving shutdown to wait for a put that is not
+ * there.
  *
  * Shutdown (Python 3.13's rule: once shutdown has returned, every put that
  * succeeded has its item got by a later get, or discarded by an immediate
@@ -66,14 +71,16 @@
 #include <stdlib.h>
 
 size_t weft__queue_ring_max_bytes = (size_t)1 << 20;
+uint64_t weft__queue_tasks_at_new;
 
 enum store { RING, CHAIN, CHAIN_BOUNDED, LOCKED };
 enum { SHUT = 1, DRAINED = 2 };
 
-#define UNFINISHED_BITS 40
-#define UNFINISHED      ((UINT64_C(1) << UNFINISHED_BITS) - 1)
-#define IN_FLIGHT       (UINT64_C(1) << UNFINISHED_BITS)
-#define CLAIMED         (1 - IN_FLIGHT) /* added modulo 2^64: one in flight becomes a task */
+#define IN_FLIGHT_BITS 24
+#define IN_FLIGHT      UINT64_C(1)
+#define PUTS_IN_FLIGHT ((UINT64_C(1) << IN_FLIGHT_BITS) - 1)
+#define TASK           (UINT64_C(1) << IN_FLIGHT_BITS)
+#define CLAIMED        (TASK - IN_FLIGHT) /* one put in flight becomes a task */
 
 struct weft_queue {
     enum store store;
@@ -94,7 +101,9 @@ struct weft_queue {
     _Atomic size_t count; /* CHAIN_BOUNDED: items held plus puts under way */
 };
 
-/* CHAIN_BOUNDED: reserve a place below maxsize, then put. */
+/* CHAIN_BOUNDED: reserve a place below maxsize, then put. A put that
+ * fails (out of memory) gives its place back, and a putter may have found
+ * the queue full because of it and gone to sleep: it is woken as by a get. */
 static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t *tasks)
 {
     size_t n = atomic_load_explicit(&q->count, memory_order_relaxed);
@@ -103,8 +112,10 @@ static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t
             return -EAGAIN;
     } while (!atomic_compare_exchange_weak(&q->count, &n, n + 1));
     int rc = weft__chain_put(q->s.chain, item, tasks, CLAIMED);
-    if (rc)
+    if (rc) {
         atomic_fetch_sub(&q->count, 1);
+        weft__evc_notify(&q->room);
+    }
     return rc;
 }
 
@@ -193,6 +204,7 @@ static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cm
     if (!q)
         return -ENOMEM;
     q->maxsize = maxsize;
+    atomic_init(&q->tasks, weft__queue_tasks_at_new * TASK);
     if (!store_new(q, item_size, cmp, arg, lifo)) {
         free(q);
         return -ENOMEM;
@@ -242,11 +254,11 @@ static size_t finish_tasks(weft_queue_t *q, size_t n)
 {
     uint64_t word = atomic_load_explicit(&q->tasks, memory_order_relaxed), left, k;
     do {
-        left = word & UNFINISHED;
+        left = word / TASK;
         k = n < left ? n : left;
         if (k == 0)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&q->tasks, &word, word - k,
+    } while (!atomic_compare_exchange_weak_explicit(&q->tasks, &word, word - k * TASK,
                                                     memory_order_acq_rel, memory_order_relaxed));
     if (left == k)
         weft__evc_notify_all(&q->done);
@@ -372,7 +384,7 @@ int weft_queue_task_done(weft_queue_t *q)
 static int attempt_join(void *arg)
 {
     weft_queue_t *q = arg;
-    return atomic_load_explicit(&q->tasks, memory_order_acquire) & UNFINISHED ? -EAGAIN : 0;
+    return atomic_load_explicit(&q->tasks, memory_order_acquire) / TASK ? -EAGAIN : 0;
 }
 
 int weft_queue_join(weft_queue_t *q, double timeout)
@@ -398,7 +410,7 @@ int weft_queue_shutdown(weft_queue_t *q, bool immediate)
     atomic_fetch_or(&q->closed, SHUT);
     weft__evc_notify_all(&q->room); /* blocked puts fail now */
     weft__stall_t stall = WEFT__STALL_INIT;
-    while (atomic_load(&q->tasks) >> UNFINISHED_BITS) /* puts past their check */
+    while (atomic_load(&q->tasks) & PUTS_IN_FLIGHT) /* puts past their check */
         weft__stall(&stall);
     atomic_fetch_or(&q->closed, DRAINED);
     if (immediate)
