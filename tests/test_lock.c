@@ -688,6 +688,27 @@ WT_CASE(guard_failure_stops_with_its_site)
     WT_CHECK(strstr(out, "EDEADLK") != NULL);
 }
 
+/* Called without a site (a caller of its own), it still stops, saying so. */
+static int guard_fails_without_site(void *arg)
+{
+    int *fds = arg;
+    dup2(fds[1], 2);
+    weft_guard_failed(NULL, -EOWNERDEAD);
+}
+
+WT_CASE(guard_failure_without_a_site_stops_too)
+{
+    int fds[2];
+    WT_EQ(pipe(fds), 0);
+    int status = wt_fork(guard_fails_without_site, fds, 30);
+    WT_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    close(fds[1]);
+    char out[512] = "";
+    WT_CHECK(read(fds[0], out, sizeof out - 1) > 0);
+    close(fds[0]);
+    WT_CHECK(strstr(out, "weft: WEFT_GUARD at ?:0 (?): EOWNERDEAD") != NULL);
+}
+
 /* --- bad input ----------------------------------------------------------------- */
 
 WT_CASE(bad_input_matrix)

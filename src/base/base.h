@@ -186,6 +186,10 @@ void weft__sys_reset(void);
  * coverage build (WEFT_COVERAGE) the coverage counters are written first,
  * which _exit would skip. */
 _Noreturn void weft__exit_now(int code);
+/* Write the coverage counters now, in a coverage build; nothing otherwise.
+ * For every way out of the process that skips exit(): weft__exit_now, and
+ * the abort of a failed WEFT_GUARD (sync/guard.c). */
+void weft__coverage_dump(void);
 
 /* Allocation that reports failure (callers turn NULL into -ENOMEM). */
 void *weft__malloc(size_t size);

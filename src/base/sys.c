@@ -31,12 +31,17 @@ void weft__sys_reset(void)
 void __gcov_dump(void); /* libgcov's, in every --coverage link */
 #endif
 
-_Noreturn void weft__exit_now(int code)
+void weft__coverage_dump(void)
 {
 #ifdef WEFT_COVERAGE
     __gcov_dump();
 #endif
-    _exit(code);
+}
+
+_Noreturn void weft__exit_now(int code)
+{
+    weft__coverage_dump();
+    _exit(code); // GCOVR_EXCL_LINE: runs after the counters are written, so it is never counted
 }
 
 void *weft__malloc(size_t size)
