@@ -1,14 +1,20 @@
 /* Tests for the base layer: error names, deadlines, sleep, futex, CPU count,
- * fault injection. */
+ * birth ids (with pidfs, by start time, without /proc), fault injection. */
 #include "base/base.h"
+#include "birth.h"
 #include "wt.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 WT_CASE(strerror_names_every_code)
 {
@@ -199,4 +205,191 @@ WT_FAULT(allocation_failure_is_reported)
     char *s = weft__strdup("weft");
     WT_CHECK(s && strcmp(s, "weft") == 0);
     free(s);
+}
+
+/* --- birth ids ------------------------------------------------------------ */
+
+/* A thread that reports its ids and lives until told to end. */
+struct born {
+    wt_gate go;
+    _Atomic pid_t tid;
+    _Atomic uint64_t birth;
+    pthread_t th;
+};
+
+static void *live_until_told(void *arg)
+{
+    struct born *b = arg;
+    atomic_store(&b->birth, weft__birth());
+    atomic_store(&b->tid, weft__gettid());
+    wt_gate_wait(&b->go);
+    return NULL;
+}
+
+static bool has_tid(void *arg)
+{
+    return atomic_load(&((struct born *)arg)->tid) != 0;
+}
+
+static void be_born(struct born *b)
+{
+    *b = (struct born){.go = WT_GATE_INIT};
+    WT_EQ(pthread_create(&b->th, NULL, live_until_told, b), 0);
+    wt_wait_until(has_tid, b, 30);
+}
+
+static bool task_gone(void *arg)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)atomic_load((_Atomic pid_t *)arg));
+    return access(path, F_OK) != 0;
+}
+
+/* End the thread and wait until the kernel has let its id go. */
+static void end_born(struct born *b)
+{
+    wt_gate_open(&b->go);
+    WT_EQ(pthread_join(b->th, NULL), 0);
+    wt_wait_until(task_gone, &b->tid, 30);
+}
+
+/* A child process that has exited and is not reaped yet: a zombie. */
+static pid_t zombie(void)
+{
+    pid_t child = fork();
+    WT_CHECK(child >= 0);
+    if (child == 0)
+        weft__exit_now(0);
+    siginfo_t si;
+    WT_EQ(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+    return child;
+}
+
+/* What tid.c promises whichever kind of birth id the process uses: a live
+ * thread has one, the same every time, which its own thread sees too; an
+ * ended thread and a zombie are dead. `kind` is WT_TICKS_KIND for start
+ * times, which two threads born in the same tick share. */
+static void check_birth_ids(uint64_t kind)
+{
+    uint64_t me = weft__birth(), id;
+    WT_CHECK(me != 0 && (me & WT_TICKS_KIND) == kind);
+    WT_EQ(weft__birth_of(weft__gettid(), &id), 1);
+    WT_CHECK(id == me);
+    struct born b;
+    be_born(&b);
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == b.birth && (id & WT_TICKS_KIND) == kind);
+    WT_CHECK(kind ? id >= me : id != me);
+    /* A name that mimics the end of /proc's name field and a zombie's
+     * state fools nobody. */
+    WT_EQ(pthread_setname_np(b.th, "x) Z 1 2 3"), 0);
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == b.birth);
+    end_born(&b);
+    id = 1;
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    WT_CHECK(id == 0);
+    pid_t child = zombie();
+    WT_EQ(weft__birth_of(child, &id), 0);
+    WT_EQ(waitpid(child, NULL, 0), child);
+}
+
+WT_CASE(birth_ids_name_threads_for_life)
+{
+    if (weft__birth() & WT_TICKS_KIND)
+        wt_skip("the kernel has no pidfs (Linux 6.9): birth ids are start times");
+    check_birth_ids(0);
+}
+
+WT_CASE(birth_ids_fall_back_to_start_times_without_pidfs)
+{
+    wt_birth_by_start_time();
+    check_birth_ids(WT_TICKS_KIND);
+    /* Clock ticks since boot, as /proc counts them. */
+    struct timespec ts;
+    WT_EQ(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t now = (uint64_t)ts.tv_sec * (uint64_t)hz + (uint64_t)(ts.tv_nsec / (1000000000 / hz));
+    WT_CHECK((weft__birth() & ~WT_TICKS_KIND) <= now);
+}
+
+static int pidfd_out_of_fds(pid_t pid, unsigned flags)
+{
+    (void)pid, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+/* Out of descriptors for a pidfd: /proc still tells a live thread from an
+ * ended one, but its start time is no pidfs id to compare, so none. */
+WT_FAULT(birth_of_without_a_pidfd_asks_proc)
+{
+    uint64_t kind = weft__birth() & WT_TICKS_KIND, id;
+    struct born b;
+    be_born(&b);
+    weft__sys.pidfd_open = pidfd_out_of_fds;
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == (kind ? b.birth : 0));
+    end_born(&b);
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    weft__sys_reset();
+}
+
+static int proc_error;
+
+/* /proc unreadable. */
+static int no_proc(const char *path, int flags)
+{
+    (void)path, (void)flags;
+    errno = proc_error;
+    return -1;
+}
+
+/* Without /proc only kill(tid, 0) is left: a live thread counts as alive
+ * with no id to compare (so its lock is never taken from it), an ended one
+ * as dead, and a zombie, which kill cannot tell, as alive until reaped. */
+WT_FAULT(birth_of_without_proc_asks_kill)
+{
+    wt_birth_by_start_time();
+    int errors[] = {EACCES};
+    for (int i = 0; i < 1; i++) {
+        struct born b;
+        be_born(&b);
+        uint64_t id = 1;
+        proc_error = errors[i];
+        weft__sys.open = no_proc;
+        WT_EQ(weft__birth_of(b.tid, &id), 1);
+        WT_CHECK(id == 0);
+        WT_EQ(weft__birth_of(weft__gettid(), &id), 1);
+        end_born(&b);
+        WT_EQ(weft__birth_of(b.tid, &id), 0);
+        pid_t child = zombie();
+        WT_EQ(weft__birth_of(child, &id), 1);
+        WT_EQ(waitpid(child, NULL, 0), child);
+        WT_EQ(weft__birth_of(child, &id), 0);
+        weft__sys_reset();
+    }
+}
+
+static struct born *ending;
+
+/* Open the thread's stat file, then let the thread end before it is read. */
+static int open_then_end(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    end_born(ending);
+    return fd;
+}
+
+WT_FAULT(birth_of_a_thread_that_ends_while_asked)
+{
+    wt_birth_by_start_time();
+    struct born b;
+    be_born(&b);
+    ending = &b;
+    weft__sys.open = open_then_end;
+    uint64_t id = 1;
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    WT_CHECK(id == 0);
+    weft__sys_reset();
 }

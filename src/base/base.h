@@ -12,6 +12,7 @@
 #include <weft/base.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -177,6 +178,9 @@ struct weft__sys {
     int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
     int (*membarrier)(int cmd, unsigned flags, int cpu_id); /* 0, or -1 and errno */
+    int (*open)(const char *path, int flags);               /* no O_CREAT: no mode */
+    int (*pidfd_open)(pid_t pid, unsigned flags);           /* fd, or -1 and errno */
+    int (*sched_getaffinity)(pid_t pid, size_t size, cpu_set_t *set);
 };
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);
