@@ -126,14 +126,17 @@ static int from_pidfd(int fd, uint64_t *id)
 }
 
 /* From /proc/<tid>/stat: 1 and the start time if the thread lives, 0 if it
- * has ended (a zombie is dead), -1 without /proc. */
+ * has ended (a zombie is dead), -1 if /proc cannot tell. A thread missing
+ * from /proc is no proof that it ended: /proc may be unmounted (a chroot)
+ * or hide other users' threads (hidepid), and both show as ENOENT; taking
+ * that for a death would hand a live owner's lock to a waiter. */
 static int from_proc(pid_t tid, uint64_t *id)
 {
     char path[32], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
     int fd = weft__sys.open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT || errno == ESRCH ? 0 : -1;
+        return errno == ESRCH ? 0 : -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
@@ -164,7 +167,7 @@ int weft__birth_of(pid_t tid, uint64_t *id)
     }
     uint64_t ticks;
     int rc = from_proc(tid, &ticks);
-    if (rc < 0) /* no /proc */
+    if (rc < 0) /* /proc cannot tell */
         return !(kill(tid, 0) < 0 && errno == ESRCH);
     if (!have_pidfs())
         *id = ticks;
