@@ -1,6 +1,7 @@
 /* Tests for the base layer: error names, deadlines, sleep, futex, CPU count,
  * birth ids (with pidfs, by start time, without /proc), fault injection. */
 #include "base/base.h"
+#include "base/evc.h"
 #include "birth.h"
 #include "wt.h"
 
@@ -34,6 +35,10 @@ WT_CASE(strerror_names_every_code)
     WT_CHECK(strcmp(weft_strerror(-ENOSPC), "unknown error") != 0);
     WT_CHECK(strcmp(weft_strerror(-99999), "unknown error") == 0);
     WT_CHECK(strcmp(weft_strerror(INT_MIN), "unknown error") == 0);
+    /* Codes weft passes on from the system, in weft's words all the same. */
+    WT_CHECK(strncmp(weft_strerror(-EINTR), "EINTR: ", 7) == 0);
+    WT_CHECK(strncmp(weft_strerror(-ESRCH), "ESRCH: ", 7) == 0);
+    WT_CHECK(strncmp(weft_strerror(-ENOSYS), "ENOSYS: ", 8) == 0);
     WT_EQ(weft_version(),
           WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
 }
@@ -141,7 +146,8 @@ static void on_signal(int sig)
 struct interrupted {
     _Atomic bool done;
     _Atomic uint32_t word;
-    double waited_futex, waited_sleep;
+    int fds[2];
+    double waited_futex, waited_sleep, waited_poll;
 };
 
 static void *wait_through_signals(void *arg)
@@ -156,6 +162,10 @@ static void *wait_through_signals(void *arg)
     t0 = wt_now();
     weft_sleep(0.1);
     w->waited_sleep = wt_now() - t0;
+    t0 = wt_now();
+    weft__deadline(0.1, &d);
+    if (weft__poll_readable(w->fds[0], d) == 0)
+        w->waited_poll = wt_now() - t0;
     atomic_store(&w->done, true);
     return NULL;
 }
@@ -167,6 +177,7 @@ WT_FAULT(signals_do_not_shorten_waits)
     sa.sa_handler = on_signal;
     WT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
     struct interrupted w = {0};
+    WT_EQ(pipe(w.fds), 0);
     pthread_t th;
     WT_EQ(pthread_create(&th, NULL, wait_through_signals, &w), 0);
     while (!atomic_load(&w.done)) {
@@ -177,6 +188,101 @@ WT_FAULT(signals_do_not_shorten_waits)
     WT_CHECK(w.waited_futex >= 0.1);
     WT_CHECK(w.waited_sleep >= 0.1);
     WT_CHECK(w.waited_sleep < 0.1 + 2.0 * wt_slack());
+    WT_CHECK(w.waited_poll >= 0.1);
+    close(w.fds[0]);
+    close(w.fds[1]);
+}
+
+WT_CASE(poll_readable_to_a_deadline)
+{
+    int fds[2];
+    WT_EQ(pipe(fds), 0);
+    weft__deadline_t d;
+    weft__deadline(0, &d);
+    WT_EQ(weft__poll_readable(fds[0], d), 0); /* try once */
+    weft__deadline(0.03, &d);
+    WT_EQ(weft__poll_readable(fds[0], d), 0);
+    WT_CHECK(weft__now_ns() >= d); /* never early */
+    WT_EQ(write(fds[1], "x", 1), 1);
+    WT_EQ(weft__poll_readable(fds[0], WEFT__NEVER), 1);
+    /* Further away than poll's milliseconds reach (24 days). */
+    WT_EQ(weft__poll_readable(fds[0], weft__now_ns() + 30LL * 86400 * 1000000000), 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* --- eventcounts ---------------------------------------------------------- */
+
+WT_CASE(evc_notifiers_skip_while_a_wakeup_is_on_its_way)
+{
+    weft__evc_t e = {0};
+    weft__evc_notify(&e); /* nobody registered: nothing at all */
+    WT_EQ(e.seq, 0);
+    weft__evc_wake_one(&e);
+    WT_EQ(e.seq, 1);
+    WT_EQ(e.pending, 1);
+    weft__evc_wake_one(&e); /* one on its way already: no second bump */
+    WT_EQ(e.seq, 1);
+    weft__evc_wake_all(&e); /* broadcasts do not wait for it */
+    WT_EQ(e.seq, 2);
+}
+
+struct slot {
+    weft__evc_t evc;
+    _Atomic int items;
+};
+
+static int take_item(void *arg)
+{
+    struct slot *s = arg;
+    int n = atomic_load(&s->items);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&s->items, &n, n - 1))
+            return 0;
+    return -EAGAIN;
+}
+
+static bool items_left(void *arg)
+{
+    return atomic_load(&((struct slot *)arg)->items) > 0;
+}
+
+static void *put_items(void *arg)
+{
+    struct slot *s = arg;
+    for (int i = 0; i < 1000; i++) {
+        atomic_fetch_add(&s->items, 1);
+        weft__evc_notify(&s->evc);
+    }
+    return NULL;
+}
+
+/* With one CPU to run on, spinning cannot pay (the partner cannot run
+ * meanwhile): waiters go to sleep at once and still miss no item. */
+WT_CASE(one_cpu_never_spins_and_loses_nothing)
+{
+    cpu_set_t set, one;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
+        if (CPU_ISSET(cpu, &set))
+            CPU_SET(cpu, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    WT_CHECK(!weft__spin_pays());
+    struct slot s = {0};
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, put_items, &s), 0);
+    weft__deadline_t d;
+    weft__deadline(60, &d);
+    for (int i = 0; i < 1000; i++)
+        WT_EQ(weft__evc_wait(&s.evc, take_item, items_left, &s, d), 0);
+    WT_EQ(pthread_join(th, NULL), 0);
+    weft__deadline(0.01, &d);
+    WT_EQ(weft__evc_wait(&s.evc, take_item, items_left, &s, d), -ETIMEDOUT);
+    WT_EQ(s.evc.waiters, 0);
+    weft__stall_t stall = WEFT__STALL_INIT;
+    weft__stall(&stall); /* yields instead of pausing */
+    WT_EQ(stall.pauses, 1);
 }
 
 WT_CASE(cpu_count_follows_affinity)
@@ -196,6 +302,62 @@ WT_CASE(cpu_count_follows_affinity)
     WT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
 }
 
+/* A machine of 4096 CPUs, every other one ours: the kernel refuses masks
+ * smaller than its own (EINVAL), so the count must grow the mask. */
+static int affinity_of_4096(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid;
+    if (size < CPU_ALLOC_SIZE(4096)) {
+        errno = EINVAL;
+        return -1;
+    }
+    CPU_ZERO_S(size, set);
+    for (int cpu = 0; cpu < 4096; cpu += 2)
+        CPU_SET_S(cpu, size, set);
+    return 0;
+}
+
+static int affinity_refused(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid, (void)size, (void)set;
+    errno = EPERM; /* a seccomp filter, say */
+    return -1;
+}
+
+static int affinity_too_big(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid, (void)size, (void)set;
+    errno = EINVAL; /* no mask is ever big enough */
+    return -1;
+}
+
+static int affinity_empty(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid;
+    CPU_ZERO_S(size, set);
+    return 0;
+}
+
+WT_FAULT(cpu_count_grows_the_mask_and_falls_back)
+{
+    weft__sys.sched_getaffinity = affinity_of_4096;
+    WT_EQ(weft_cpu_count(), 2048);
+    /* Without a mask: the CPUs online. */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    weft__sys.sched_getaffinity = affinity_refused;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys.sched_getaffinity = affinity_too_big;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys_reset();
+    /* Never 0, whatever the kernel says. */
+    weft__sys.sched_getaffinity = affinity_empty;
+    WT_EQ(weft_cpu_count(), 1);
+    weft__sys_reset();
+}
+
 WT_FAULT(allocation_failure_is_reported)
 {
     weft__sys.malloc = wt_no_malloc;
@@ -205,6 +367,12 @@ WT_FAULT(allocation_failure_is_reported)
     char *s = weft__strdup("weft");
     WT_CHECK(s && strcmp(s, "weft") == 0);
     free(s);
+    /* A size that rounds past SIZE_MAX is refused, not wrapped to a few
+     * bytes. */
+    WT_CHECK(weft__calloc_lines(SIZE_MAX - 8) == NULL);
+    void *p = weft__calloc_lines(1);
+    WT_CHECK(p && (uintptr_t)p % WEFT__CACHE_LINE == 0);
+    free(p);
 }
 
 /* --- birth ids ------------------------------------------------------------ */
