@@ -174,6 +174,7 @@ int weft__birth_of(pid_t tid, uint64_t *id);
 struct weft__sys {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t count, size_t size);
+    void *(*realloc)(void *p, size_t size);
     void *(*aligned_alloc)(size_t alignment, size_t size);
     int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);

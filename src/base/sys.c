@@ -31,10 +31,10 @@ static int sys_pidfd_open(pid_t pid, unsigned flags)
     return (int)syscall(SYS_pidfd_open, pid, flags);
 }
 
-#define REAL_SYS                                                                                 \
-    {                                                                                            \
-        malloc, calloc, aligned_alloc, pthread_create, sys_membarrier, sys_open, sys_pidfd_open, \
-            sched_getaffinity                                                                    \
+#define REAL_SYS                                                                          \
+    {                                                                                     \
+        malloc, calloc, realloc, aligned_alloc, pthread_create, sys_membarrier, sys_open, \
+            sys_pidfd_open, sched_getaffinity                                             \
     }
 
 #ifdef WEFT_TSAN
