@@ -494,3 +494,51 @@ WT_CASE(release_of_a_lock_nobody_is_known_to_hold)
     WT_EQ(weft_lock_release(&kept), 0);
     WT_EQ(atomic_load(&reports), 0);
 }
+
+/* --- out of memory ------------------------------------------------------- */
+
+/* Take `first` then `second`, then the other way round. */
+static void both_orders(weft_lock_t *first, weft_lock_t *second)
+{
+    for (int i = 0; i < 2; i++) {
+        WT_EQ(weft_lock_acquire(i ? second : first, WEFT_FOREVER), 0);
+        WT_EQ(weft_lock_acquire(i ? first : second, WEFT_FOREVER), 0);
+        WT_EQ(weft_lock_release(i ? first : second), 0);
+        WT_EQ(weft_lock_release(i ? second : first), 0);
+    }
+}
+
+/* Every allocation of the checker failing in turn: the graph's arrays, its
+ * index, its edges, a report. The locks work on, the checker learns
+ * nothing it could not store, and a dropped report reaches nobody. */
+WT_FAULT(checker_out_of_memory_learns_nothing_and_locks_work)
+{
+    checker_on();
+    weft_lock_t a = WEFT_LOCK_INIT, b = WEFT_LOCK_INIT;
+    weft__sys.realloc = wt_no_realloc; /* no node */
+    both_orders(&a, &b);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc; /* nodes, but no index */
+    both_orders(&a, &b);
+    weft__sys_reset();
+    WT_EQ(weft_lock_acquire(&a, WEFT_FOREVER), 0); /* nodes and index */
+    weft__sys.realloc = wt_no_realloc;             /* no edge */
+    WT_EQ(weft_lock_acquire(&b, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_release(&b), 0);
+    WT_EQ(weft_lock_release(&a), 0);
+    both_orders(&b, &a);
+    weft__sys_reset();
+    WT_EQ(atomic_load(&reports), 0);
+    /* Self-deadlock needs no memory to be found; its report does. */
+    weft__sys.malloc = wt_no_malloc;
+    WT_EQ(weft_lock_acquire(&a, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_acquire(&a, WEFT_FOREVER), -EDEADLK);
+    weft__sys_reset();
+    WT_EQ(atomic_load(&reports), 0);
+    WT_EQ(weft_lock_acquire(&a, WEFT_FOREVER), -EDEADLK);
+    WT_EQ(atomic_load(&reports), 1);
+    WT_EQ(weft_lock_release(&a), 0);
+    /* With memory back, it learns again. */
+    both_orders(&a, &b);
+    WT_EQ(atomic_load(&reports), 2);
+}

@@ -246,9 +246,13 @@ static void emit_pending(void)
     n_pending = 0;
 }
 
+/* A buffer for one more report, or NULL: the report is dropped. */
 static char *new_report(void)
 {
-    return n_pending <= DEPTH ? (pending[n_pending++] = weft__malloc(REPORT_MAX)) : NULL;
+    char *buf = n_pending <= DEPTH ? weft__malloc(REPORT_MAX) : NULL;
+    if (buf)
+        pending[n_pending++] = buf;
+    return buf;
 }
 
 /* `before` is the first edge of the old path from `taking` back to `held`. */
