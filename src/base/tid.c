@@ -165,7 +165,7 @@ int weft__birth_of(pid_t tid, uint64_t *id)
             return 0;
         /* Out of descriptors, say: judge by /proc, without an id. */
     }
-    uint64_t ticks;
+    uint64_t ticks = 0; /* from_proc leaves it alone for an ended thread */
     int rc = from_proc(tid, &ticks);
     if (rc < 0) /* /proc cannot tell */
         return !(kill(tid, 0) < 0 && errno == ESRCH);
