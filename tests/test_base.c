@@ -1,14 +1,21 @@
 /* Tests for the base layer: error names, deadlines, sleep, futex, CPU count,
- * fault injection. */
+ * birth ids (with pidfs, by start time, without /proc), fault injection. */
 #include "base/base.h"
+#include "base/evc.h"
+#include "birth.h"
 #include "wt.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 WT_CASE(strerror_names_every_code)
 {
@@ -28,6 +35,10 @@ WT_CASE(strerror_names_every_code)
     WT_CHECK(strcmp(weft_strerror(-ENOSPC), "unknown error") != 0);
     WT_CHECK(strcmp(weft_strerror(-99999), "unknown error") == 0);
     WT_CHECK(strcmp(weft_strerror(INT_MIN), "unknown error") == 0);
+    /* Codes weft passes on from the system, in weft's words all the same. */
+    WT_CHECK(strncmp(weft_strerror(-EINTR), "EINTR: ", 7) == 0);
+    WT_CHECK(strncmp(weft_strerror(-ESRCH), "ESRCH: ", 7) == 0);
+    WT_CHECK(strncmp(weft_strerror(-ENOSYS), "ENOSYS: ", 8) == 0);
     WT_EQ(weft_version(),
           WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
 }
@@ -135,7 +146,8 @@ static void on_signal(int sig)
 struct interrupted {
     _Atomic bool done;
     _Atomic uint32_t word;
-    double waited_futex, waited_sleep;
+    int fds[2];
+    double waited_futex, waited_sleep, waited_poll;
 };
 
 static void *wait_through_signals(void *arg)
@@ -150,6 +162,10 @@ static void *wait_through_signals(void *arg)
     t0 = wt_now();
     weft_sleep(0.1);
     w->waited_sleep = wt_now() - t0;
+    t0 = wt_now();
+    weft__deadline(0.1, &d);
+    if (weft__poll_readable(w->fds[0], d) == 0)
+        w->waited_poll = wt_now() - t0;
     atomic_store(&w->done, true);
     return NULL;
 }
@@ -161,6 +177,7 @@ WT_FAULT(signals_do_not_shorten_waits)
     sa.sa_handler = on_signal;
     WT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
     struct interrupted w = {0};
+    WT_EQ(pipe(w.fds), 0);
     pthread_t th;
     WT_EQ(pthread_create(&th, NULL, wait_through_signals, &w), 0);
     while (!atomic_load(&w.done)) {
@@ -171,6 +188,101 @@ WT_FAULT(signals_do_not_shorten_waits)
     WT_CHECK(w.waited_futex >= 0.1);
     WT_CHECK(w.waited_sleep >= 0.1);
     WT_CHECK(w.waited_sleep < 0.1 + 2.0 * wt_slack());
+    WT_CHECK(w.waited_poll >= 0.1);
+    close(w.fds[0]);
+    close(w.fds[1]);
+}
+
+WT_CASE(poll_readable_to_a_deadline)
+{
+    int fds[2];
+    WT_EQ(pipe(fds), 0);
+    weft__deadline_t d;
+    weft__deadline(0, &d);
+    WT_EQ(weft__poll_readable(fds[0], d), 0); /* try once */
+    weft__deadline(0.03, &d);
+    WT_EQ(weft__poll_readable(fds[0], d), 0);
+    WT_CHECK(weft__now_ns() >= d); /* never early */
+    WT_EQ(write(fds[1], "x", 1), 1);
+    WT_EQ(weft__poll_readable(fds[0], WEFT__NEVER), 1);
+    /* Further away than poll's milliseconds reach (24 days). */
+    WT_EQ(weft__poll_readable(fds[0], weft__now_ns() + 30LL * 86400 * 1000000000), 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* --- eventcounts ---------------------------------------------------------- */
+
+WT_CASE(evc_notifiers_skip_while_a_wakeup_is_on_its_way)
+{
+    weft__evc_t e = {0};
+    weft__evc_notify(&e); /* nobody registered: nothing at all */
+    WT_EQ(e.seq, 0);
+    weft__evc_wake_one(&e);
+    WT_EQ(e.seq, 1);
+    WT_EQ(e.pending, 1);
+    weft__evc_wake_one(&e); /* one on its way already: no second bump */
+    WT_EQ(e.seq, 1);
+    weft__evc_wake_all(&e); /* broadcasts do not wait for it */
+    WT_EQ(e.seq, 2);
+}
+
+struct slot {
+    weft__evc_t evc;
+    _Atomic int items;
+};
+
+static int take_item(void *arg)
+{
+    struct slot *s = arg;
+    int n = atomic_load(&s->items);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&s->items, &n, n - 1))
+            return 0;
+    return -EAGAIN;
+}
+
+static bool items_left(void *arg)
+{
+    return atomic_load(&((struct slot *)arg)->items) > 0;
+}
+
+static void *put_items(void *arg)
+{
+    struct slot *s = arg;
+    for (int i = 0; i < 1000; i++) {
+        atomic_fetch_add(&s->items, 1);
+        weft__evc_notify(&s->evc);
+    }
+    return NULL;
+}
+
+/* With one CPU to run on, spinning cannot pay (the partner cannot run
+ * meanwhile): waiters go to sleep at once and still miss no item. */
+WT_CASE(one_cpu_never_spins_and_loses_nothing)
+{
+    cpu_set_t set, one;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
+        if (CPU_ISSET(cpu, &set))
+            CPU_SET(cpu, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    WT_CHECK(!weft__spin_pays());
+    struct slot s = {0};
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, put_items, &s), 0);
+    weft__deadline_t d;
+    weft__deadline(60, &d);
+    for (int i = 0; i < 1000; i++)
+        WT_EQ(weft__evc_wait(&s.evc, take_item, items_left, &s, d), 0);
+    WT_EQ(pthread_join(th, NULL), 0);
+    weft__deadline(0.01, &d);
+    WT_EQ(weft__evc_wait(&s.evc, take_item, items_left, &s, d), -ETIMEDOUT);
+    WT_EQ(s.evc.waiters, 0);
+    weft__stall_t stall = WEFT__STALL_INIT;
+    weft__stall(&stall); /* yields instead of pausing */
+    WT_EQ(stall.pauses, 1);
 }
 
 WT_CASE(cpu_count_follows_affinity)
@@ -190,6 +302,62 @@ WT_CASE(cpu_count_follows_affinity)
     WT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
 }
 
+/* A machine of 4096 CPUs, every other one ours: the kernel refuses masks
+ * smaller than its own (EINVAL), so the count must grow the mask. */
+static int affinity_of_4096(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid;
+    if (size < CPU_ALLOC_SIZE(4096)) {
+        errno = EINVAL;
+        return -1;
+    }
+    CPU_ZERO_S(size, set);
+    for (int cpu = 0; cpu < 4096; cpu += 2)
+        CPU_SET_S(cpu, size, set);
+    return 0;
+}
+
+static int affinity_refused(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid, (void)size, (void)set;
+    errno = EPERM; /* a seccomp filter, say */
+    return -1;
+}
+
+static int affinity_too_big(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid, (void)size, (void)set;
+    errno = EINVAL; /* no mask is ever big enough */
+    return -1;
+}
+
+static int affinity_empty(pid_t pid, size_t size, cpu_set_t *set)
+{
+    (void)pid;
+    CPU_ZERO_S(size, set);
+    return 0;
+}
+
+WT_FAULT(cpu_count_grows_the_mask_and_falls_back)
+{
+    weft__sys.sched_getaffinity = affinity_of_4096;
+    WT_EQ(weft_cpu_count(), 2048);
+    /* Without a mask: the CPUs online. */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    weft__sys.sched_getaffinity = affinity_refused;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys.sched_getaffinity = affinity_too_big;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_cpu_count(), online);
+    weft__sys_reset();
+    /* Never 0, whatever the kernel says. */
+    weft__sys.sched_getaffinity = affinity_empty;
+    WT_EQ(weft_cpu_count(), 1);
+    weft__sys_reset();
+}
+
 WT_FAULT(allocation_failure_is_reported)
 {
     weft__sys.malloc = wt_no_malloc;
@@ -199,4 +367,198 @@ WT_FAULT(allocation_failure_is_reported)
     char *s = weft__strdup("weft");
     WT_CHECK(s && strcmp(s, "weft") == 0);
     free(s);
+    /* A size that rounds past SIZE_MAX is refused, not wrapped to a few
+     * bytes. */
+    WT_CHECK(weft__calloc_lines(SIZE_MAX - 8) == NULL);
+    void *p = weft__calloc_lines(1);
+    WT_CHECK(p && (uintptr_t)p % WEFT__CACHE_LINE == 0);
+    free(p);
+}
+
+/* --- birth ids ------------------------------------------------------------ */
+
+/* A thread that reports its ids and lives until told to end. */
+struct born {
+    wt_gate go;
+    _Atomic pid_t tid;
+    _Atomic uint64_t birth;
+    pthread_t th;
+};
+
+static void *live_until_told(void *arg)
+{
+    struct born *b = arg;
+    atomic_store(&b->birth, weft__birth());
+    atomic_store(&b->tid, weft__gettid());
+    wt_gate_wait(&b->go);
+    return NULL;
+}
+
+static bool has_tid(void *arg)
+{
+    return atomic_load(&((struct born *)arg)->tid) != 0;
+}
+
+static void be_born(struct born *b)
+{
+    *b = (struct born){.go = WT_GATE_INIT};
+    WT_EQ(pthread_create(&b->th, NULL, live_until_told, b), 0);
+    wt_wait_until(has_tid, b, 30);
+}
+
+static bool task_gone(void *arg)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)atomic_load((_Atomic pid_t *)arg));
+    return access(path, F_OK) != 0;
+}
+
+/* End the thread and wait until the kernel has let its id go. */
+static void end_born(struct born *b)
+{
+    wt_gate_open(&b->go);
+    WT_EQ(pthread_join(b->th, NULL), 0);
+    wt_wait_until(task_gone, &b->tid, 30);
+}
+
+/* A child process that has exited and is not reaped yet: a zombie. */
+static pid_t zombie(void)
+{
+    pid_t child = fork();
+    WT_CHECK(child >= 0);
+    if (child == 0)
+        weft__exit_now(0);
+    siginfo_t si;
+    WT_EQ(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+    return child;
+}
+
+/* What tid.c promises whichever kind of birth id the process uses: a live
+ * thread has one, the same every time, which its own thread sees too; an
+ * ended thread and a zombie are dead. `kind` is WT_TICKS_KIND for start
+ * times, which two threads born in the same tick share. */
+static void check_birth_ids(uint64_t kind)
+{
+    uint64_t me = weft__birth(), id;
+    WT_CHECK(me != 0 && (me & WT_TICKS_KIND) == kind);
+    WT_EQ(weft__birth_of(weft__gettid(), &id), 1);
+    WT_CHECK(id == me);
+    struct born b;
+    be_born(&b);
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == b.birth && (id & WT_TICKS_KIND) == kind);
+    WT_CHECK(kind ? id >= me : id != me);
+    /* A name that mimics the end of /proc's name field and a zombie's
+     * state fools nobody. */
+    WT_EQ(pthread_setname_np(b.th, "x) Z 1 2 3"), 0);
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == b.birth);
+    end_born(&b);
+    id = 1;
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    WT_CHECK(id == 0);
+    pid_t child = zombie();
+    WT_EQ(weft__birth_of(child, &id), 0);
+    WT_EQ(waitpid(child, NULL, 0), child);
+}
+
+WT_CASE(birth_ids_name_threads_for_life)
+{
+    if (weft__birth() & WT_TICKS_KIND)
+        wt_skip("the kernel has no pidfs (Linux 6.9): birth ids are start times");
+    check_birth_ids(0);
+}
+
+WT_CASE(birth_ids_fall_back_to_start_times_without_pidfs)
+{
+    wt_birth_by_start_time();
+    check_birth_ids(WT_TICKS_KIND);
+    /* Clock ticks since boot, as /proc counts them. */
+    struct timespec ts;
+    WT_EQ(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t now = (uint64_t)ts.tv_sec * (uint64_t)hz + (uint64_t)(ts.tv_nsec / (1000000000 / hz));
+    WT_CHECK((weft__birth() & ~WT_TICKS_KIND) <= now);
+}
+
+static int pidfd_out_of_fds(pid_t pid, unsigned flags)
+{
+    (void)pid, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+/* Out of descriptors for a pidfd: /proc still tells a live thread from an
+ * ended one, but its start time is no pidfs id to compare, so none. */
+WT_FAULT(birth_of_without_a_pidfd_asks_proc)
+{
+    uint64_t kind = weft__birth() & WT_TICKS_KIND, id;
+    struct born b;
+    be_born(&b);
+    weft__sys.pidfd_open = pidfd_out_of_fds;
+    WT_EQ(weft__birth_of(b.tid, &id), 1);
+    WT_CHECK(id == (kind ? b.birth : 0));
+    end_born(&b);
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    weft__sys_reset();
+}
+
+static int proc_error;
+
+/* /proc unreadable (EACCES), or unmounted (a chroot, say), which shows as
+ * ENOENT, the same error as for a thread that has ended. */
+static int no_proc(const char *path, int flags)
+{
+    (void)path, (void)flags;
+    errno = proc_error;
+    return -1;
+}
+
+/* Without /proc only kill(tid, 0) is left: a live thread counts as alive
+ * with no id to compare (so its lock is never taken from it), an ended one
+ * as dead, and a zombie, which kill cannot tell, as alive until reaped. */
+WT_FAULT(birth_of_without_proc_asks_kill)
+{
+    wt_birth_by_start_time();
+    int errors[] = {EACCES, ENOENT};
+    for (int i = 0; i < 2; i++) {
+        struct born b;
+        be_born(&b);
+        uint64_t id = 1;
+        proc_error = errors[i];
+        weft__sys.open = no_proc;
+        WT_EQ(weft__birth_of(b.tid, &id), 1);
+        WT_CHECK(id == 0);
+        WT_EQ(weft__birth_of(weft__gettid(), &id), 1);
+        end_born(&b);
+        WT_EQ(weft__birth_of(b.tid, &id), 0);
+        pid_t child = zombie();
+        WT_EQ(weft__birth_of(child, &id), 1);
+        WT_EQ(waitpid(child, NULL, 0), child);
+        WT_EQ(weft__birth_of(child, &id), 0);
+        weft__sys_reset();
+    }
+}
+
+static struct born *ending;
+
+/* Open the thread's stat file, then let the thread end before it is read. */
+static int open_then_end(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    end_born(ending);
+    return fd;
+}
+
+WT_FAULT(birth_of_a_thread_that_ends_while_asked)
+{
+    wt_birth_by_start_time();
+    struct born b;
+    be_born(&b);
+    ending = &b;
+    weft__sys.open = open_then_end;
+    uint64_t id = 1;
+    WT_EQ(weft__birth_of(b.tid, &id), 0);
+    WT_CHECK(id == 0);
+    weft__sys_reset();
 }

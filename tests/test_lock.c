@@ -11,6 +11,7 @@
 #include <weft/thread.h>
 
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -414,6 +415,169 @@ WT_CASE(lock_blocks_acquirers_until_released)
     WT_EQ(atomic_load(&b.done), 5);
 }
 
+/* --- wake-ups handed on ---------------------------------------------------------- */
+
+/* A thread that takes a lock (through `take`) with a timeout, says who it
+ * is first, and keeps the result. */
+struct sleeper {
+    int (*take)(void *lock, double timeout);
+    void *lock;
+    double timeout;
+    int rc;
+    _Atomic pid_t tid;
+    pthread_t th;
+};
+
+static void *sleep_on_lock(void *arg)
+{
+    struct sleeper *s = arg;
+    atomic_store(&s->tid, weft__gettid());
+    s->rc = s->take(s->lock, s->timeout);
+    return NULL;
+}
+
+static int take_lock(void *lock, double timeout)
+{
+    return weft_lock_acquire(lock, timeout);
+}
+
+static int take_rlock(void *lock, double timeout)
+{
+    return weft_rlock_acquire(lock, timeout);
+}
+
+static bool has_tid(void *arg)
+{
+    return atomic_load(&((struct sleeper *)arg)->tid) != 0;
+}
+
+/* Start s and wait until it sleeps on `word`. */
+static void fall_asleep(struct sleeper *s, const void *word)
+{
+    WT_EQ(pthread_create(&s->th, NULL, sleep_on_lock, s), 0);
+    wt_wait_until(has_tid, s, 30);
+    wt_await_futex_sleep(s->tid, word, 30);
+}
+
+/* Two sleepers, `a` with a short timeout. A release's wake-up reaches `a`
+ * just as it times out, and a newcomer takes the lock meanwhile: so the
+ * woken bit is set while both sleep (set here by hand: the moment is too
+ * short to hit). The next release then wakes nobody, since a wake-up is on
+ * its way, and `a`, timing out, must hand it on to `b`. */
+WT_CASE(lock_sleeper_timing_out_hands_its_wakeup_on)
+{
+    weft_lock_t lock = WEFT_LOCK_INIT;
+    _Atomic uint32_t *word = (_Atomic uint32_t *)&lock.word;
+    WT_EQ(weft_lock_acquire(&lock, WEFT_FOREVER), 0);
+    struct sleeper b = {.take = take_lock, .lock = &lock, .timeout = 10 * wt_slack()},
+                   a = {.take = take_lock, .lock = &lock, .timeout = 1.0};
+    fall_asleep(&b, &lock.word);
+    fall_asleep(&a, &lock.word);
+    uint32_t held_two_asleep = 1 + 2 * 4; /* held, two sleepers */
+    WT_CHECK(atomic_compare_exchange_strong(word, &held_two_asleep, held_two_asleep | 2));
+    WT_EQ(weft_lock_release(&lock), 0);
+    WT_EQ(pthread_join(a.th, NULL), 0);
+    WT_EQ(a.rc, -ETIMEDOUT);
+    WT_EQ(pthread_join(b.th, NULL), 0);
+    WT_EQ(b.rc, 0);
+    WT_EQ(atomic_load(word), 1); /* b holds it; nobody left asleep */
+    WT_EQ(weft_lock_release(&lock), 0);
+}
+
+/* The same for an RLock, whose word names its owner. A release whose
+ * wake-up went to the sleeper `a` as it timed out leaves the word free
+ * with `b` asleep; one whose word a newcomer took at once, without the
+ * waiters bit, leaves a release to come that would wake nobody. Either
+ * way `a`, timing out, must see that `b` gets woken. */
+WT_CASE(rlock_sleeper_timing_out_hands_its_wakeup_on)
+{
+    weft_rlock_t locks[2] = {WEFT_RLOCK_INIT, WEFT_RLOCK_INIT}; /* each left to its b */
+    for (int retaken = 0; retaken < 2; retaken++) {
+        weft_rlock_t *r = &locks[retaken];
+        _Atomic uint32_t *word = (_Atomic uint32_t *)&r->word;
+        WT_EQ(weft_rlock_acquire(r, WEFT_FOREVER), 0);
+        struct sleeper b = {.take = take_rlock, .lock = r, .timeout = 10 * wt_slack()},
+                       a = {.take = take_rlock, .lock = r, .timeout = 1.0};
+        fall_asleep(&b, &r->word);
+        fall_asleep(&a, &r->word);
+        uint32_t me = (uint32_t)weft__gettid(), mine_waited = me | 0x80000000u;
+        if (!retaken) /* released by hand: as a release tells ThreadSanitizer */
+            weft__tsan_pre_unlock(r, 0);
+        WT_CHECK(atomic_compare_exchange_strong(word, &mine_waited, retaken ? me : 0));
+        if (!retaken)
+            weft__tsan_post_unlock(r, 0);
+        WT_EQ(pthread_join(a.th, NULL), 0);
+        WT_EQ(a.rc, -ETIMEDOUT);
+        if (retaken)
+            WT_EQ(weft_rlock_release(r), 0);
+        WT_EQ(pthread_join(b.th, NULL), 0);
+        WT_EQ(b.rc, 0);
+        WT_EQ(atomic_load(word) & 0x3fffffu, (uint32_t)b.tid); /* b holds it */
+    }
+}
+
+/* With one CPU to run on, spinning cannot pay (the holder cannot run while
+ * a waiter spins): every kind of waiter goes to sleep at once, and is
+ * woken by the release. */
+static int take_write(void *lock, double timeout)
+{
+    return weft_rwlock_acquire_write(lock, timeout);
+}
+
+static int take_read(void *lock, double timeout)
+{
+    return weft_rwlock_acquire_read(lock, timeout);
+}
+
+static int take_sem(void *lock, double timeout)
+{
+    return weft_sem_acquire(lock, timeout);
+}
+
+WT_CASE(one_cpu_waiters_sleep_at_once)
+{
+    cpu_set_t set, one;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
+        if (CPU_ISSET(cpu, &set))
+            CPU_SET(cpu, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    WT_CHECK(!weft__spin_pays());
+    weft_lock_t l = WEFT_LOCK_INIT;
+    weft_rlock_t r = WEFT_RLOCK_INIT;
+    weft_rwlock_t rw = WEFT_RWLOCK_INIT;
+    weft_sem_t sem;
+    WT_EQ(weft_sem_init(&sem, 0, 0), 0);
+    WT_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+    WT_EQ(weft_rlock_acquire(&r, WEFT_FOREVER), 0);
+    WT_EQ(weft_rwlock_acquire_write(&rw, WEFT_FOREVER), 0);
+    struct sleeper s[] = {{.take = take_lock, .lock = &l, .timeout = 60},
+                          {.take = take_rlock, .lock = &r, .timeout = 60},
+                          {.take = take_read, .lock = &rw, .timeout = 60},
+                          {.take = take_sem, .lock = &sem, .timeout = 60}};
+    const void *words[] = {&l.word, &r.word, &rw.state, &sem.value};
+    for (int i = 0; i < 4; i++)
+        fall_asleep(&s[i], words[i]);
+    WT_EQ(weft_lock_release(&l), 0);
+    WT_EQ(weft_rlock_release(&r), 0);
+    WT_EQ(weft_rwlock_release_write(&rw), 0);
+    WT_EQ(weft_sem_release(&sem, 1), 0);
+    for (int i = 0; i < 4; i++) {
+        WT_EQ(pthread_join(s[i].th, NULL), 0);
+        WT_EQ(s[i].rc, 0);
+    }
+    WT_EQ(weft_rwlock_readers(&rw), 1);
+    struct sleeper w = {.take = take_write, .lock = &rw, .timeout = 60};
+    WT_EQ(pthread_create(&w.th, NULL, sleep_on_lock, &w), 0);
+    wt_wait_until(has_tid, &w, 30);
+    wt_await_futex_sleep(w.tid, &rw.wseq, 30);
+    /* The reader's lock went with its thread; released for it here. */
+    WT_EQ(weft_rwlock_release_read(&rw), 0);
+    WT_EQ(pthread_join(w.th, NULL), 0);
+    WT_EQ(w.rc, 0);
+}
+
 /* --- RLock and critical section -------------------------------------------------- */
 
 struct owner_probe {
@@ -686,6 +850,27 @@ WT_CASE(guard_failure_stops_with_its_site)
     WT_CHECK(strstr(out, "weft: WEFT_GUARD at ") != NULL);
     WT_CHECK(strstr(out, "test_lock.c:") != NULL);
     WT_CHECK(strstr(out, "EDEADLK") != NULL);
+}
+
+/* Called without a site (a caller of its own), it still stops, saying so. */
+static int guard_fails_without_site(void *arg)
+{
+    int *fds = arg;
+    dup2(fds[1], 2);
+    weft_guard_failed(NULL, -EOWNERDEAD);
+}
+
+WT_CASE(guard_failure_without_a_site_stops_too)
+{
+    int fds[2];
+    WT_EQ(pipe(fds), 0);
+    int status = wt_fork(guard_fails_without_site, fds, 30);
+    WT_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    close(fds[1]);
+    char out[512] = "";
+    WT_CHECK(read(fds[0], out, sizeof out - 1) > 0);
+    close(fds[0]);
+    WT_CHECK(strstr(out, "weft: WEFT_GUARD at ?:0 (?): EOWNERDEAD") != NULL);
 }
 
 /* --- bad input ----------------------------------------------------------------- */

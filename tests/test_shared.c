@@ -12,6 +12,7 @@
  * asleep on a lock before its holder is killed.
  */
 #include "base/base.h"
+#include "birth.h"
 #include "threads.h"
 #include <weft/sync.h>
 
@@ -22,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { PROCS = 3, ITEMS = 8 };
@@ -377,6 +379,19 @@ WT_FAULT(guard_rc_hands_over_a_dead_owners_lock)
     WT_EQ(weft_lock_release(&shared->lock), 0);
 }
 
+/* Without pidfs too: a killed owner (reaped, or still a zombie) is dead. */
+WT_FAULT(dead_owner_is_dead_by_start_time)
+{
+    wt_birth_by_start_time();
+    reaped_owner(&RLOCK);
+    pid_t holder = start_holder(&LOCK);
+    WT_CHECK(shared->holder_birth & WT_TICKS_KIND);
+    WT_EQ(kill(holder, SIGKILL), 0);
+    WT_EQ(weft_lock_acquire(&shared->lock, 30), -EOWNERDEAD);
+    recover(&LOCK);
+    WT_EQ(waitpid(holder, NULL, 0), holder);
+}
+
 WT_FAULT(zombie_owner_counts_as_dead)
 {
     pid_t holder = start_holder(&LOCK);
@@ -556,6 +571,19 @@ static int newcomer(void *takes)
         pause();
 }
 
+/* Start times (birth ids without pidfs) count clock ticks, and a newcomer
+ * started within the dead holder's own tick would pass for it: the
+ * fallback's documented blind spot. Wait for the clock to leave it. */
+static bool past_holders_tick(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t now = (uint64_t)ts.tv_sec * (uint64_t)hz + (uint64_t)(ts.tv_nsec / (1000000000 / hz));
+    return now > (shared->holder_birth & ~WT_TICKS_KIND);
+}
+
 /* Kill the holder of a `k` lock, give its pid to a newcomer, and return the
  * newcomer once its birth id differs from the holder's where `k` can see
  * it (a Lock keeps 5 bits of it: retry the rare newcomer that matches
@@ -565,6 +593,8 @@ static pid_t newcomer_for(const struct kind *k, bool takes)
 {
     dead_pid = start_holder(k);
     kill_and_reap(dead_pid);
+    if (shared->holder_birth & WT_TICKS_KIND)
+        wt_wait_until(past_holders_tick, NULL, 10);
     uint64_t seen = k == &LOCK ? 31 : UINT64_MAX;
     for (int tries = 0; tries < 8; tries++) {
         pid_t pid = spawn_as(dead_pid, newcomer, takes ? &dead_pid : NULL);
@@ -588,6 +618,19 @@ static void reused_pid_waiter(const struct kind *k)
     WT_EQ(k->acquire(shared, 10 * wt_slack()), -EOWNERDEAD);
     recover(k);
     kill_and_reap(pid);
+}
+
+/* The same without pidfs: start times still tell the newcomer apart. */
+WT_FAULT(lock_owner_dead_though_its_pid_lives_on_by_start_time)
+{
+    wt_birth_by_start_time();
+    reused_pid_waiter(&LOCK);
+}
+
+WT_FAULT(rlock_owner_dead_though_its_pid_lives_on_by_start_time)
+{
+    wt_birth_by_start_time();
+    reused_pid_waiter(&RLOCK);
 }
 
 WT_FAULT(lock_owner_dead_though_its_pid_lives_on)

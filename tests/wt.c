@@ -172,6 +172,12 @@ void *wt_no_calloc(size_t count, size_t size)
     return NULL;
 }
 
+void *wt_no_realloc(void *p, size_t size)
+{
+    (void)p, (void)size;
+    return NULL;
+}
+
 void *wt_no_aligned_alloc(size_t alignment, size_t size)
 {
     (void)alignment, (void)size;

@@ -107,6 +107,7 @@ void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds);
  * set one, call, and weft__sys_reset(). */
 void *wt_no_malloc(size_t size);
 void *wt_no_calloc(size_t count, size_t size);
+void *wt_no_realloc(void *p, size_t size);
 void *wt_no_aligned_alloc(size_t alignment, size_t size);
 
 /* Descriptors open in this process (entries of /proc/self/fd). */

@@ -12,6 +12,7 @@
 #include <weft/base.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -173,10 +174,14 @@ int weft__birth_of(pid_t tid, uint64_t *id);
 struct weft__sys {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t count, size_t size);
+    void *(*realloc)(void *p, size_t size);
     void *(*aligned_alloc)(size_t alignment, size_t size);
     int (*pthread_create)(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
     int (*membarrier)(int cmd, unsigned flags, int cpu_id); /* 0, or -1 and errno */
+    int (*open)(const char *path, int flags);               /* no O_CREAT: no mode */
+    int (*pidfd_open)(pid_t pid, unsigned flags);           /* fd, or -1 and errno */
+    int (*sched_getaffinity)(pid_t pid, size_t size, cpu_set_t *set);
 };
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);
@@ -186,6 +191,10 @@ void weft__sys_reset(void);
  * coverage build (WEFT_COVERAGE) the coverage counters are written first,
  * which _exit would skip. */
 _Noreturn void weft__exit_now(int code);
+/* Write the coverage counters now, in a coverage build; nothing otherwise.
+ * For every way out of the process that skips exit(): weft__exit_now, and
+ * the abort of a failed WEFT_GUARD (sync/guard.c). */
+void weft__coverage_dump(void);
 
 /* Allocation that reports failure (callers turn NULL into -ENOMEM). */
 void *weft__malloc(size_t size);

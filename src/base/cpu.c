@@ -5,10 +5,12 @@
  * Like Python's os.process_cpu_count() this reads the affinity mask rather
  * than the number of CPUs online, so `taskset -c 0 prog` sees 1. The mask is
  * grown until the kernel accepts its size, so machines with more than the
- * 1024 CPUs of a static cpu_set_t are counted right too.
+ * 1024 CPUs of a static cpu_set_t are counted right too. Where the mask
+ * cannot be had (out of memory, a seccomp filter), the CPUs online.
  */
 #include "base/base.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -40,16 +42,16 @@ void weft__stall(weft__stall_t *s)
 int weft_cpu_count(void)
 {
     for (int ncpu = 1024; ncpu <= (1 << 20); ncpu *= 2) {
-        cpu_set_t *set = CPU_ALLOC(ncpu);
+        size_t size = CPU_ALLOC_SIZE(ncpu);
+        cpu_set_t *set = weft__calloc(1, size);
         if (!set)
             break;
-        size_t size = CPU_ALLOC_SIZE(ncpu);
-        if (sched_getaffinity(0, size, set) == 0) {
+        if (weft__sys.sched_getaffinity(0, size, set) == 0) {
             int n = CPU_COUNT_S(size, set);
-            CPU_FREE(set);
+            free(set);
             return n > 0 ? n : 1;
         }
-        CPU_FREE(set);
+        free(set);
         if (errno != EINVAL)
             break;
     }

@@ -6,37 +6,63 @@
  */
 #include "base/base.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 static int sys_membarrier(int cmd, unsigned flags, int cpu_id)
 {
     return (int)syscall(SYS_membarrier, cmd, flags, cpu_id);
 }
 
+static int sys_open(const char *path, int flags)
+{
+    return open(path, flags);
+}
+
+static int sys_pidfd_open(pid_t pid, unsigned flags)
+{
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+#define REAL_SYS                                                                          \
+    {                                                                                     \
+        malloc, calloc, realloc, aligned_alloc, pthread_create, sys_membarrier, sys_open, \
+            sys_pidfd_open, sched_getaffinity                                             \
+    }
+
 #ifdef WEFT_TSAN
 _Thread_local _Atomic uint32_t weft__fence_word;
 #endif
 
-struct weft__sys weft__sys = {malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
+struct weft__sys weft__sys = REAL_SYS;
 
 void weft__sys_reset(void)
 {
-    weft__sys = (struct weft__sys){malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
+    weft__sys = (struct weft__sys)REAL_SYS;
 }
 
 #ifdef WEFT_COVERAGE
 void __gcov_dump(void); /* libgcov's, in every --coverage link */
 #endif
 
-_Noreturn void weft__exit_now(int code)
+void weft__coverage_dump(void)
 {
 #ifdef WEFT_COVERAGE
     __gcov_dump();
 #endif
-    _exit(code);
+}
+
+_Noreturn void weft__exit_now(int code)
+{
+    weft__coverage_dump();
+    _exit(code); // GCOVR_EXCL_LINE: runs after the counters are written, so it is never counted
 }
 
 void *weft__malloc(size_t size)

@@ -27,6 +27,10 @@
  * checker on. A Lock released by another thread is still found and dropped
  * from its holder's stack.
  *
+ * Out of memory it stops learning (a report it cannot allocate is dropped),
+ * and the locks work on unchecked; its allocations go through the
+ * fault-injection table (base.h) so that tests can see that.
+ *
  * Lock identity is the address. init and destroy retire the address's node,
  * so a lock reborn at the same address starts with no history; memory reused
  * for a lock without destroy/init can cause false reports.
@@ -102,7 +106,7 @@ static bool grow(void **array, int *cap, size_t size, int need)
     if (need <= *cap)
         return true;
     int n = *cap ? *cap * 2 : 256;
-    void *p = realloc(*array, (size_t)n * size);
+    void *p = weft__sys.realloc(*array, (size_t)n * size);
     if (!p)
         return false;
     *array = p;
@@ -114,7 +118,7 @@ static bool grow(void **array, int *cap, size_t size, int need)
 static bool rehash(void)
 {
     int cap = cap_index ? cap_index * 2 : 1024;
-    int *fresh = calloc((size_t)cap, sizeof *fresh);
+    int *fresh = weft__calloc((size_t)cap, sizeof *fresh);
     if (!fresh)
         return false;
     for (int i = 0; i < n_nodes; i++) {
@@ -242,9 +246,13 @@ static void emit_pending(void)
     n_pending = 0;
 }
 
+/* A buffer for one more report, or NULL: the report is dropped. */
 static char *new_report(void)
 {
-    return n_pending <= DEPTH ? (pending[n_pending++] = malloc(REPORT_MAX)) : NULL;
+    char *buf = n_pending <= DEPTH ? weft__malloc(REPORT_MAX) : NULL;
+    if (buf)
+        pending[n_pending++] = buf;
+    return buf;
 }
 
 /* `before` is the first edge of the old path from `taking` back to `held`. */
@@ -376,8 +384,6 @@ static void push(const void *lock, int kind, const weft_site_t *site)
 int weft__lockdep_acquire(void *lock, int kind, const weft_site_t *site, double timeout,
                           int (*acquire)(void *lock, double timeout))
 {
-    if (isnan(timeout))
-        return acquire(lock, timeout); /* reports -EINVAL */
     pthread_once(&key_once, make_key);
     pthread_mutex_lock(&mu);
     list_me();

@@ -34,7 +34,8 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
  * The lock-order checker (lockdep.c). Every lock operation tests
  * WEFT__LOCKDEP_ON() once; when it is on, acquires go through
  * weft__lockdep_acquire, which checks, calls `acquire` and records the
- * lock as held, and releases call weft__lockdep_release.
+ * lock as held (its input already checked by weft__acquire_entry, NaN
+ * timeouts refused), and releases call weft__lockdep_release.
  */
 enum { WEFT__LD_LOCK, WEFT__LD_RECURSIVE, WEFT__LD_READ, WEFT__LD_WRITE };
 extern int weft__lockdep_on;
