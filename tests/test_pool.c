@@ -4,16 +4,20 @@
  * tasks, every task run exactly once under stress (from outside and from
  * inside the pool), recursive task trees with one worker, shutdown with
  * and without waiting and cancelling, the initializer and a failing one,
- * worker names, an idle pool's CPU use, parallel_for and map, and bad input.
+ * worker names, an idle pool's CPU use, parallel_for and map, bad input,
+ * and the progress bar as a terminal shows it.
  */
 #include "base/base.h"
 #include "threads.h"
 #include <weft/pool.h>
 #include <weft/sync.h>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 static weft_pool_t *make(int workers)
@@ -520,7 +524,6 @@ WT_CASE(pool_bad_input)
     WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
     weft_future_free(f);
     WT_EQ(weft_pool_free(p), 0);
-    weft_progress_bar(1, 2, NULL); /* not a terminal here: draws nothing */
 }
 
 static int no_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
@@ -739,4 +742,268 @@ WT_STRESS(submits_racing_shutdown_are_refused_or_run)
         }
         WT_EQ(weft_pool_free(p), 0);
     }
+}
+
+/*
+ * The progress bar, drawn on a pseudo-terminal that stands in for stderr
+ * (the bar draws only on a terminal). The terminal is raw, so the test
+ * reads exactly the bytes the bar wrote.
+ */
+struct tty {
+    int master, slave, saved;
+};
+
+static void tty_open(struct tty *t)
+{
+    t->master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (t->master < 0)
+        wt_skip("no pseudo-terminals");
+    WT_EQ(grantpt(t->master), 0);
+    WT_EQ(unlockpt(t->master), 0);
+    /* Non-blocking: a bar that draws too much fails the case, instead of
+     * filling the terminal's buffer and blocking before the test reads. */
+    t->slave = open(ptsname(t->master), O_RDWR | O_NOCTTY | O_NONBLOCK);
+    WT_CHECK(t->slave >= 0);
+    struct termios raw;
+    WT_EQ(tcgetattr(t->slave, &raw), 0);
+    cfmakeraw(&raw);
+    WT_EQ(tcsetattr(t->slave, TCSANOW, &raw), 0);
+    t->saved = dup(STDERR_FILENO);
+    WT_CHECK(t->saved >= 0);
+}
+
+/* stderr is the terminal between on and off; checks run with it off, so
+ * that a failing one is reported where it can be read. */
+static void tty_on(struct tty *t)
+{
+    WT_EQ(dup2(t->slave, STDERR_FILENO), STDERR_FILENO);
+}
+
+static void tty_off(struct tty *t)
+{
+    WT_EQ(dup2(t->saved, STDERR_FILENO), STDERR_FILENO);
+}
+
+/* Everything written to the terminal so far, as a string: a marker goes
+ * after it, and the master is read up to the marker. */
+static void tty_read(struct tty *t, char *out, size_t size)
+{
+    WT_EQ(write(t->slave, "\1", 1), 1);
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = {t->master, POLLIN, 0};
+        WT_EQ(poll(&pfd, 1, (int)(10000 * wt_slack())), 1);
+        WT_CHECK(n < size - 1);
+        ssize_t got = read(t->master, out + n, size - 1 - n);
+        WT_CHECK(got > 0);
+        n += (size_t)got;
+        if (out[n - 1] == '\1')
+            break;
+    }
+    out[n - 1] = 0;
+}
+
+static void tty_close(struct tty *t)
+{
+    close(t->saved);
+    close(t->slave);
+    close(t->master);
+}
+
+static int count_char(const char *s, char c)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == c;
+    return n;
+}
+
+/* Seconds from the bar's mm:ss or h:mm:ss. */
+static int clock_seconds(const char *text)
+{
+    int h, m, s;
+    if (sscanf(text, "%d:%d:%d", &h, &m, &s) == 3)
+        return h * 3600 + m * 60 + s;
+    WT_EQ(sscanf(text, "%d:%d", &m, &s), 2);
+    return m * 60 + s;
+}
+
+struct drawing {
+    int percent, filled, spent, left;
+    size_t done, total;
+    double rate;
+    char left_text[16];
+    bool final; /* ended with a newline */
+};
+
+/* Parse the last line drawn in `out`, which must start with `label: ` (or
+ * no label at all when NULL) and follow tqdm's shape. */
+static struct drawing last_drawing(const char *out, const char *label)
+{
+    const char *line = strrchr(out, '\r');
+    WT_CHECK(line != NULL);
+    line++;
+    if (label) {
+        WT_CHECK(strncmp(line, label, strlen(label)) == 0);
+        line += strlen(label);
+        WT_CHECK(strncmp(line, ": ", 2) == 0);
+        line += 2;
+    }
+    struct drawing d;
+    char bar[21], spent[16];
+    int end = 0;
+    WT_EQ(sscanf(line, "%3d%%|%20c| %zu/%zu [%15[0-9:]<%15[0-9:], %lf it/s]%n", &d.percent, bar,
+                 &d.done, &d.total, spent, d.left_text, &d.rate, &end),
+          7);
+    WT_CHECK(end > 0);
+    bar[20] = 0;
+    d.filled = (int)strspn(bar, "#");
+    WT_EQ(strspn(bar + d.filled, " "), 20 - (size_t)d.filled); /* then blanks */
+    d.spent = clock_seconds(spent);
+    d.left = clock_seconds(d.left_text);
+    d.final = strcmp(line + end, "\n") == 0;
+    WT_CHECK(d.final || line[end] == 0);
+    return d;
+}
+
+/* The estimate shown for `left` items at the shown rate (rounded to a
+ * tenth): whole seconds, shown as 0 from 100 hours on. */
+static void check_estimate(const struct drawing *d)
+{
+    WT_CHECK(d->rate > 0.05);
+    double remaining = (double)(d->total - d->done);
+    double fast = remaining / (d->rate + 0.05), slow = remaining / (d->rate - 0.05);
+    if (fast > 359999)
+        WT_EQ(d->left, 0);
+    else if (slow <= 359999)
+        WT_CHECK(d->left >= (int)fast && d->left <= (int)slow);
+}
+
+static void wait_past(double t)
+{
+    while (wt_now() < t) {
+        struct timespec pause = {0, 5000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+WT_CASE(progress_bar_draws_on_a_terminal)
+{
+    static char out[65536];
+    enum { TOTAL = 1000000 };
+    struct tty tty;
+    tty_open(&tty);
+
+    /* A burst of calls draws at most ten times a second. */
+    tty_on(&tty);
+    double t0 = wt_now();
+    weft_progress_bar(0, TOTAL, "work"); /* the bar starts: nothing to show yet */
+    double t0_after = wt_now();
+    for (size_t i = 1; i <= 1000; i++)
+        weft_progress_bar(i, TOTAL, "work");
+    double t1 = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_CHECK(count_char(out, '\r') <= 1 + (int)((t1 - t0) * 10));
+
+    /* A tenth of a second after the last draw, the next call draws: the
+     * label, the share done, counts, time spent, the estimate and the
+     * rate, measured from the bar's first call. */
+    wait_past(t1 + 0.12);
+    tty_on(&tty);
+    double t2 = wt_now();
+    weft_progress_bar(2000, TOTAL, "work");
+    double t2_after = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    struct drawing d = last_drawing(out, "work");
+    WT_EQ(d.percent, 0);
+    WT_EQ(d.filled, 0);
+    WT_EQ(d.done, 2000);
+    WT_EQ(d.total, TOTAL);
+    WT_CHECK(!d.final);
+    WT_CHECK(d.spent >= (int)(t2 - t0_after) && d.spent <= (int)(t2_after - t0));
+    WT_CHECK(d.rate >= 2000 / (t2_after - t0) - 0.05 && d.rate <= 2000 / (t2 - t0_after) + 0.05);
+    check_estimate(&d);
+
+    /* A smaller count starts a new bar: its clock starts again. A slow
+     * start makes an estimate past the hour, shown as h:mm:ss. */
+    tty_on(&tty);
+    double t3 = wt_now();
+    weft_progress_bar(10, TOTAL, "work");
+    double t3_after = wt_now();
+    tty_off(&tty);
+    wait_past(t3_after + 0.12);
+    tty_on(&tty);
+    double t4 = wt_now();
+    weft_progress_bar(20, TOTAL, "work");
+    double t4_after = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    d = last_drawing(out, "work");
+    WT_EQ(d.done, 20);
+    WT_CHECK(d.rate >= 20 / (t4_after - t3) - 0.05 && d.rate <= 20 / (t4 - t3_after) + 0.05);
+    check_estimate(&d);
+    WT_EQ(count_char(d.left_text, ':'), d.left >= 3600 ? 2 : 1); /* h:mm:ss from the hour */
+
+    /* Half done: half the bar. */
+    wait_past(t4_after + 0.12);
+    tty_on(&tty);
+    weft_progress_bar(TOTAL / 2, TOTAL, "work");
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    d = last_drawing(out, "work");
+    WT_EQ(d.percent, 50);
+    WT_EQ(d.filled, 10);
+    WT_EQ(d.done, TOTAL / 2);
+
+    /* Reaching the total draws at once, for good: a full bar and a newline. */
+    tty_on(&tty);
+    weft_progress_bar(TOTAL, TOTAL, "work");
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    d = last_drawing(out, "work");
+    WT_EQ(d.percent, 100);
+    WT_EQ(d.filled, 20);
+    WT_EQ(d.done, TOTAL);
+    WT_EQ(d.left, 0);
+    WT_CHECK(d.final);
+
+    /* Without a label; a new total is a new bar, whose first call draws
+     * only if it is already finished. */
+    tty_on(&tty);
+    weft_progress_bar(0, 0, NULL);
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_CHECK(strcmp(out, "\r100%|####################| 0/0 [00:00<00:00, 0.0 it/s]\n") == 0);
+    tty_on(&tty);
+    weft_progress_bar(3, 4, NULL);
+    weft_progress_bar(4, 4, NULL);
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    d = last_drawing(out, NULL);
+    WT_EQ(d.done, 4);
+    WT_EQ(d.total, 4);
+    WT_CHECK(d.final);
+    tty_close(&tty);
+}
+
+/* Logs and pipes stay clean: on anything but a terminal the bar is silent. */
+WT_CASE(progress_bar_stays_off_pipes)
+{
+    int fds[2], saved = dup(STDERR_FILENO);
+    WT_EQ(pipe2(fds, O_NONBLOCK), 0);
+    WT_EQ(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+    weft_progress_bar(0, 10, "quiet");
+    weft_progress_bar(10, 10, "quiet"); /* on a terminal, the final line */
+    WT_EQ(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    char c;
+    WT_EQ(read(fds[0], &c, 1), -1);
+    WT_EQ(errno, EAGAIN);
+    close(fds[0]);
+    close(fds[1]);
+    close(saved);
 }
