@@ -5,9 +5,11 @@
  * inside the pool), recursive task trees with one worker, shutdown with
  * and without waiting and cancelling, the initializer and a failing one,
  * worker names, an idle pool's CPU use, parallel_for and map, bad input,
- * and the progress bar as a terminal shows it.
+ * the progress bar as a terminal shows it, and the work-stealing deque:
+ * its growth, alone and under a task that fans out, and its races.
  */
 #include "base/base.h"
+#include "pool/deque.h"
 #include "threads.h"
 #include <weft/pool.h>
 #include <weft/sync.h>
@@ -1006,4 +1008,215 @@ WT_CASE(progress_bar_stays_off_pipes)
     close(fds[0]);
     close(fds[1]);
     close(saved);
+}
+
+/*
+ * The work-stealing deque on its own: the owner pushes and takes at the
+ * bottom, thieves steal at the top, and the array grows when full.
+ */
+static void *item(intptr_t i)
+{
+    return (void *)i;
+}
+
+static intptr_t steal_one(weft__deque_t *d)
+{
+    bool lost;
+    void *x = weft__deque_steal(d, &lost);
+    WT_CHECK(!lost); /* no other thief here */
+    return (intptr_t)x;
+}
+
+/* Growing keeps every element in place: pushes past several sizes of the
+ * array, with thieves having moved the top away from index 0 in between,
+ * so the live range wraps around the old array when it is copied. */
+WT_CASE(deque_grows_keeping_its_order)
+{
+    weft__deque_t d;
+    WT_EQ(weft__deque_init(&d), 0);
+    WT_CHECK(!weft__deque_busy(&d));
+    for (intptr_t i = 1; i <= 1000; i++)
+        WT_EQ(weft__deque_push(&d, item(i)), 0);
+    for (intptr_t i = 1; i <= 300; i++) /* the oldest first */
+        WT_EQ(steal_one(&d), i);
+    for (intptr_t i = 1001; i <= 5000; i++)
+        WT_EQ(weft__deque_push(&d, item(i)), 0);
+    WT_CHECK(weft__deque_busy(&d));
+    for (intptr_t i = 5000; i > 2000; i--) /* the newest first */
+        WT_CHECK(weft__deque_take(&d) == item(i));
+    for (intptr_t i = 301; i <= 2000; i++)
+        WT_EQ(steal_one(&d), i);
+    WT_CHECK(weft__deque_take(&d) == NULL);
+    WT_EQ(steal_one(&d), 0);
+    WT_CHECK(!weft__deque_busy(&d));
+    weft__deque_destroy(&d); /* the outgrown arrays too (ASan checks) */
+}
+
+/* A push that needs a bigger array it cannot get fails with -ENOMEM and
+ * leaves the deque as it was. */
+WT_FAULT(deque_push_fails_whole_when_it_cannot_grow)
+{
+    weft__deque_t d;
+    WT_EQ(weft__deque_init(&d), 0);
+    weft__sys.malloc = wt_no_malloc;
+    intptr_t held = 0;
+    int rc;
+    while ((rc = weft__deque_push(&d, item(held + 1))) == 0)
+        held++;
+    weft__sys_reset();
+    WT_EQ(rc, -ENOMEM);
+    WT_CHECK(held >= 1 && (held & (held - 1)) == 0); /* a full power-of-two array */
+    WT_EQ(weft__deque_push(&d, item(held + 1)), 0);  /* grows now */
+    WT_CHECK(weft__deque_take(&d) == item(held + 1));
+    for (intptr_t i = 1; i <= held; i++)
+        WT_EQ(steal_one(&d), i);
+    WT_EQ(steal_one(&d), 0);
+    weft__deque_destroy(&d);
+}
+
+/* The owner pushes and takes back, now a burst bigger than the array it
+ * has, now one to three elements, so that it often races the two thieves
+ * for the last one: each element is had exactly once, by the owner or by
+ * one thief. */
+struct heist {
+    weft__deque_t deque;
+    _Atomic unsigned char *had;
+    _Atomic int thieves;
+    _Atomic bool owner_done;
+};
+
+static void claim(struct heist *h, void *x)
+{
+    WT_CHECK(x != NULL);
+    WT_EQ(atomic_fetch_add(&h->had[(intptr_t)x - 1], 1), 0);
+}
+
+static void *thief(void *arg)
+{
+    struct heist *h = arg;
+    atomic_fetch_add(&h->thieves, 1);
+    for (;;) {
+        bool done = atomic_load(&h->owner_done), lost;
+        void *x = weft__deque_steal(&h->deque, &lost);
+        if (x)
+            claim(h, x);
+        else if (done && !lost)
+            return NULL;
+    }
+}
+
+WT_STRESS(deque_owner_and_thieves_have_each_element_once)
+{
+    enum { BURST = 700 };
+    struct heist h = {.owner_done = false};
+    long rounds = wt_sanitizer() ? 20000 : 200000, total = (rounds / 64 + 1) * BURST + 3 * rounds;
+    h.had = calloc((size_t)total, 1);
+    WT_CHECK(h.had != NULL);
+    WT_EQ(weft__deque_init(&h.deque), 0);
+    weft_thread_t *t[2] = {spawn(thief, &h), spawn(thief, &h)};
+    while (atomic_load(&h.thieves) < 2)
+        sched_yield();
+    intptr_t next = 1;
+    for (long r = 0; r < rounds; r++) {
+        for (long i = 0, n = r % 64 ? 1 + r % 3 : BURST; i < n; i++)
+            WT_EQ(weft__deque_push(&h.deque, item(next++)), 0);
+        void *x;
+        while ((x = weft__deque_take(&h.deque)) != NULL)
+            claim(&h, x);
+    }
+    atomic_store(&h.owner_done, true);
+    finish(t[0]);
+    finish(t[1]);
+    WT_CHECK(next - 1 <= total);
+    for (long i = 0; i < next - 1; i++)
+        WT_EQ(h.had[i], 1);
+    WT_CHECK(!weft__deque_busy(&h.deque));
+    weft__deque_destroy(&h.deque);
+    free((void *)h.had);
+}
+
+/* Through the pool: one task submits more sub-tasks than its deque's first
+ * array holds, while the other workers steal them; each runs exactly once
+ * and its future has its own result. */
+enum { FAN = 5000 };
+
+struct fan {
+    weft_pool_t *pool;
+    _Atomic unsigned char ran[FAN];
+};
+
+struct fan_task {
+    struct fan *fan;
+    intptr_t i;
+};
+
+static void *fan_leaf(void *arg)
+{
+    struct fan_task *t = arg;
+    atomic_fetch_add(&t->fan->ran[t->i], 1);
+    return (void *)(t->i * 3);
+}
+
+static void *fan_out(void *arg)
+{
+    struct fan *fan = arg;
+    static struct fan_task tasks[FAN];
+    static weft_future_t *f[FAN];
+    for (intptr_t i = 0; i < FAN; i++) {
+        tasks[i] = (struct fan_task){fan, i};
+        WT_EQ(weft_pool_submit(fan->pool, fan_leaf, &tasks[i], &f[i]), 0);
+    }
+    for (intptr_t i = 0; i < FAN; i++) {
+        void *v;
+        WT_EQ(weft_future_result(f[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, i * 3);
+        weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(a_task_submits_more_than_its_deque_holds)
+{
+    static struct fan fan;
+    fan.pool = make(3);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(fan.pool, fan_out, &fan, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(fan.pool), 0);
+    for (int i = 0; i < FAN; i++)
+        WT_EQ(fan.ran[i], 1);
+}
+
+/* A submit from inside a task whose deque is full and cannot grow fails
+ * with -ENOMEM and leaves nothing behind (ASan checks its future); what
+ * was accepted before still runs. One worker: nobody steals meanwhile. */
+static void *fill_own_deque(void *arg)
+{
+    weft_pool_t *p = arg;
+    static weft_future_t *f[1 << 16];
+    int n = 0, rc;
+    weft__sys.malloc = wt_no_malloc; /* the deque's next array */
+    while ((rc = weft_pool_submit(p, square, (void *)(intptr_t)n, &f[n])) == 0)
+        WT_CHECK(++n < 1 << 16);
+    weft__sys_reset();
+    WT_EQ(rc, -ENOMEM);
+    WT_CHECK(n >= 1 && (n & (n - 1)) == 0); /* the first array, full */
+    for (int i = 0; i < n; i++) {
+        void *v;
+        WT_EQ(weft_future_result(f[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, (intptr_t)i * i);
+        weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_FAULT(a_submit_from_inside_fails_when_the_deque_cannot_grow)
+{
+    weft_pool_t *p = make(1);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, fill_own_deque, p, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
 }
