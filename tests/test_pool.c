@@ -6,7 +6,10 @@
  * and without waiting and cancelling, the initializer and a failing one,
  * worker names, an idle pool's CPU use, parallel_for and map, bad input,
  * the progress bar as a terminal shows it, and the work-stealing deque:
- * its growth, alone and under a task that fans out, and its races.
+ * its growth, alone and under a task that fans out, and its races. Then
+ * the pool's failure paths: creation failing at each step, a broken pool,
+ * a worker's timed wait, pools freed out of order, a submit racing the
+ * last worker out, and a cancelling shutdown.
  */
 #include "base/base.h"
 #include "pool/deque.h"
@@ -506,12 +509,21 @@ static void *free_own_pool(void *arg)
     return NULL;
 }
 
+/* weft_task_fail takes a negative errno only; a bad one changes nothing. */
+static void *fail_with_a_bad_code(void *arg)
+{
+    WT_EQ(weft_task_fail(0), -EINVAL);
+    WT_EQ(weft_task_fail(EIO), -EINVAL);
+    return arg;
+}
+
 WT_CASE(pool_bad_input)
 {
     weft_pool_t *p;
     weft_future_t *f;
     WT_EQ(weft_pool_new(NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = -1}), -EINVAL);
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 4097}), -EINVAL);
     p = make(1);
     WT_EQ(weft_pool_submit(NULL, square, NULL, &f), -EINVAL);
     WT_EQ(weft_pool_submit(p, NULL, NULL, &f), -EINVAL);
@@ -522,6 +534,11 @@ WT_CASE(pool_bad_input)
     WT_EQ(weft_pool_map(p, times_ten, NULL, NULL, NULL, 5, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(NULL, 0, 1, 0, visit, visits, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(p, 0, 1, 0, NULL, NULL, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_submit(p, fail_with_a_bad_code, (void *)3, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 3);
+    weft_future_free(f);
     WT_EQ(weft_pool_submit(p, free_own_pool, p, &f), 0);
     WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
     weft_future_free(f);
@@ -1217,6 +1234,298 @@ WT_FAULT(a_submit_from_inside_fails_when_the_deque_cannot_grow)
     weft_future_t *f;
     WT_EQ(weft_pool_submit(p, fill_own_deque, p, &f), 0);
     WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/*
+ * Creating a pool fails whole at whichever step fails: each allocation
+ * (the pool, its workers, its injection queue, each deque, each worker's
+ * thread) and each worker's start, the first or a later one. The call
+ * reports the error, the workers already started are joined (only the
+ * main thread is left), nothing leaks (ASan), and with nothing failing
+ * the same call works. Only the test's own thread fails: the workers it
+ * started run as usual.
+ */
+static pthread_t failing_thread;
+static int fail_step, steps;
+
+static bool fail_here(void)
+{
+    return pthread_equal(pthread_self(), failing_thread) && steps++ == fail_step;
+}
+
+static void *malloc_failing_at(size_t size)
+{
+    return fail_here() ? NULL : malloc(size);
+}
+
+static void *calloc_failing_at(size_t count, size_t size)
+{
+    return fail_here() ? NULL : calloc(count, size);
+}
+
+static void *aligned_alloc_failing_at(size_t alignment, size_t size)
+{
+    return fail_here() ? NULL : aligned_alloc(alignment, size);
+}
+
+static int pthread_create_failing_at(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                                     void *arg)
+{
+    return fail_here() ? EAGAIN : pthread_create(t, attr, fn, arg);
+}
+
+static void fail_step_of(int which)
+{
+    if (which == 0)
+        weft__sys.malloc = malloc_failing_at;
+    else if (which == 1)
+        weft__sys.calloc = calloc_failing_at;
+    else if (which == 2)
+        weft__sys.aligned_alloc = aligned_alloc_failing_at;
+    else
+        weft__sys.pthread_create = pthread_create_failing_at;
+}
+
+WT_FAULT(pool_creation_fails_whole_at_each_step)
+{
+    failing_thread = pthread_self();
+    static const int expected[] = {-ENOMEM, -ENOMEM, -ENOMEM, -EAGAIN};
+    for (int which = 0; which < 4; which++) {
+        int failed = 0, rc;
+        for (fail_step = 0;; fail_step++) {
+            steps = 0;
+            fail_step_of(which);
+            weft_pool_t *p;
+            rc = weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 3});
+            weft__sys_reset();
+            if (rc == 0) {
+                WT_EQ(weft_thread_active_count(), 4);
+                WT_EQ(weft_pool_submit(p, square, (void *)(intptr_t)4, NULL), 0);
+                WT_EQ(weft_pool_free(p), 0);
+                WT_EQ(weft_thread_active_count(), 1);
+                break;
+            }
+            WT_EQ(rc, expected[which]);
+            WT_EQ(weft_thread_active_count(), 1); /* the started workers are joined */
+            failed++;
+        }
+        WT_CHECK(failed >= 3); /* one step per worker at least */
+    }
+}
+
+/* A task's timed wait for a future that does not finish in time ends with
+ * -ETIMEDOUT, after the timeout, leaving the future pending; a worker
+ * waits like any thread here, only running other tasks meanwhile. */
+static void *wait_briefly(void *arg)
+{
+    weft_future_t *never = arg;
+    double t0 = wt_now();
+    WT_EQ(weft_future_result(never, 0.05, NULL), -ETIMEDOUT);
+    WT_CHECK(wt_now() - t0 >= 0.05);
+    WT_EQ(weft_future_done(never), 0);
+    return (void *)1;
+}
+
+WT_CASE(a_worker_times_out_waiting)
+{
+    weft_pool_t *p = make(1);
+    weft_future_t *never, *f;
+    WT_EQ(weft_future_new(&never), 0);
+    WT_EQ(weft_pool_submit(p, wait_briefly, never, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 1);
+    weft_future_free(f);
+    WT_EQ(weft_future_set_result(never, NULL), 0); /* no waiter left behind on it */
+    weft_future_free(never);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* Pools freed out of the order they were made leave the others whole:
+ * the rest still run tasks, and the exit hook (in a child, whose exit is
+ * the test) still finds and joins every one still alive. */
+static int free_the_middle_pool(void *arg)
+{
+    (void)arg;
+    weft_pool_t *p[3] = {make(1), make(1), make(1)};
+    WT_EQ(weft_pool_free(p[1]), 0);
+    WT_EQ(weft_pool_free(p[0]), 0); /* the oldest, last in the list */
+    weft_pool_t *q = make(1);
+    for (int i = 0; i < 100; i++) {
+        WT_EQ(weft_pool_submit(p[2], square, NULL, NULL), 0);
+        WT_EQ(weft_pool_submit(q, square, NULL, NULL), 0);
+    }
+    return weft_thread_active_count() == 3 ? 0 : 1; /* exit: the hook joins two pools */
+}
+
+WT_FAULT(pools_freed_in_any_order)
+{
+    int status = wt_fork(free_the_middle_pool, NULL, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A submit that passed the shutdown check just before the pool shut down,
+ * and pushed its task only after the last worker had left, runs the task
+ * itself: it was accepted, so it runs. The test stops the submit between
+ * the check and the push, at the injection queue's first allocation (its
+ * first block), and shuts the pool down there, waiting for the workers.
+ */
+static weft_pool_t *closing_pool;
+static int callocs_to_pass;
+
+static void *calloc_shutting_down(size_t count, size_t size)
+{
+    if (callocs_to_pass-- == 0) {
+        weft__sys_reset();
+        WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
+        WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
+    }
+    return calloc(count, size);
+}
+
+static _Atomic long ran_on;
+
+static void *note_thread(void *arg)
+{
+    atomic_store(&ran_on, weft_thread_get_native_id());
+    return arg;
+}
+
+WT_FAULT(a_submit_racing_the_last_worker_out_runs_its_task)
+{
+    for (int with_future = 0; with_future < 2; with_future++) {
+        closing_pool = make(2);
+        atomic_store(&ran_on, 0);
+        callocs_to_pass = with_future; /* the future's allocation comes first */
+        weft__sys.calloc = calloc_shutting_down;
+        weft_future_t *f = NULL;
+        WT_EQ(weft_pool_submit(closing_pool, note_thread, (void *)7, with_future ? &f : NULL), 0);
+        WT_EQ(weft__sys.calloc, calloc); /* the shutdown did happen in between */
+        WT_EQ(atomic_load(&ran_on), weft_thread_get_native_id()); /* run by the submitter */
+        if (f) {
+            void *v;
+            WT_EQ(weft_future_result(f, 0, &v), 0);
+            WT_EQ((intptr_t)v, 7);
+            weft_future_free(f);
+        }
+        WT_EQ(weft_pool_submit(closing_pool, note_thread, NULL, NULL), WEFT_ESHUTDOWN);
+        WT_EQ(weft_pool_free(closing_pool), 0);
+    }
+}
+
+/* Shutting down with cancel_futures also cancels the sub-tasks a running
+ * task queued in its own deque, and drops queued tasks nobody has a future
+ * of: none of them runs. */
+static _Atomic int dropped_ran;
+static weft_future_t *queued_inside[3];
+static weft_event_t queued;
+
+static void *count_dropped(void *arg)
+{
+    atomic_fetch_add(&dropped_ran, 1);
+    return arg;
+}
+
+static void *queue_then_wait(void *arg)
+{
+    weft_pool_t *p = arg;
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, &queued_inside[i]), 0);
+    WT_EQ(weft_event_set(&queued), 0);
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_future_cancelled(queued_inside[i]), 1);
+    return NULL;
+}
+
+WT_CASE(cancelling_shutdown_reaches_every_queue)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    WT_EQ(weft_event_init(&queued, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *running;
+    WT_EQ(weft_pool_submit(p, queue_then_wait, p, &running), 0);
+    WT_EQ(weft_event_wait(&queued, WEFT_FOREVER), 0); /* the only worker waits at the gate */
+    for (int i = 0; i < 5; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), 0);
+    WT_EQ(weft_pool_shutdown(p, false, true), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_future_result(running, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_pool_free(p), 0);
+    WT_EQ(atomic_load(&dropped_ran), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_future_result(queued_inside[i], 0, NULL), -ECANCELED);
+        weft_future_free(queued_inside[i]);
+    }
+    weft_future_free(running);
+}
+
+/* A pool whose initializer fails is broken (Python's BrokenThreadPool),
+ * also for the tasks it accepted before: those with a future fail with
+ * WEFT_EBROKEN, those without never run, and new ones are refused. */
+static int init_fails_at_gate(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return -EIO;
+}
+
+WT_CASE(a_broken_pool_fails_what_it_accepted)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    atomic_store(&dropped_ran, 0);
+    weft_pool_t *p;
+    WT_EQ(
+        weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 1, .initializer = init_fails_at_gate}),
+        0);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, &f), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), WEFT_EBROKEN);
+    weft_future_free(f);
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), WEFT_EBROKEN);
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, &f), WEFT_EBROKEN);
+    WT_EQ(weft_pool_free(p), 0); /* the worker drops the rest before it leaves */
+    WT_EQ(atomic_load(&dropped_ran), 0);
+}
+
+/* Python lets set_result finish a running future; the task's own outcome
+ * then comes too late and is dropped, and the callbacks run once. */
+static void *return_after_gate(void *arg)
+{
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return arg;
+}
+
+static void count_callback(weft_future_t *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+WT_CASE(a_running_task_can_be_finished_from_outside)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *f;
+    static _Atomic int called;
+    WT_EQ(weft_pool_submit(p, return_after_gate, (void *)1, &f), 0);
+    WT_EQ(weft_future_add_done_callback(f, count_callback, (void *)&called), 0);
+    while (weft_future_running(f) != 1)
+        sched_yield();
+    WT_EQ(weft_future_set_result(f, (void *)2), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_pool_shutdown(p, true, false), 0); /* the task has returned */
+    void *v;
+    WT_EQ(weft_future_result(f, 0, &v), 0);
+    WT_EQ((intptr_t)v, 2);
+    WT_EQ(atomic_load(&called), 1);
     weft_future_free(f);
     WT_EQ(weft_pool_free(p), 0);
 }
