@@ -397,6 +397,10 @@ WT_CASE(parallel_for_visits_each_index_once)
             WT_EQ(visits[i], i >= 10);
         WT_EQ(atomic_load(&progress_last), 100000 - 10); /* the last report is the total */
     }
+    memset(visits, 0, sizeof visits); /* fewer indices than pieces: one each */
+    WT_EQ(weft_parallel_for(p, 0, 3, 0, visit, visits, NULL, NULL), 0);
+    for (size_t i = 0; i < 4; i++)
+        WT_EQ(visits[i], i < 3);
     WT_EQ(weft_parallel_for(p, 5, 5, 0, visit, visits, NULL, NULL), 0);
     WT_EQ(weft_parallel_for(p, 6, 5, 0, visit, visits, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_free(p), 0);
@@ -445,6 +449,10 @@ WT_CASE(map_keeps_order_and_errors_propagate)
         for (intptr_t i = 0; i < N; i++)
             WT_EQ((intptr_t)results[i], i * 10);
     }
+    memset(results, 0, sizeof results); /* fewer items than pieces */
+    WT_EQ(weft_pool_map(p, times_ten, NULL, items, results, 3, 0, NULL, NULL), 0);
+    for (intptr_t i = 0; i < 4; i++)
+        WT_EQ((intptr_t)results[i], i < 3 ? i * 10 : 0);
     WT_EQ(weft_parallel_for(p, 0, 1000, 10, fail_at_500, NULL, NULL, NULL), -ERANGE);
     /* Two failing items in one chunk: the first in item order wins. */
     WT_EQ(weft_pool_map(p, fail_items_3_and_5, NULL, items, results, 8, 8, NULL, NULL), -3);
@@ -499,6 +507,9 @@ WT_CASE(map_items_over_flat_arrays)
     WT_EQ(weft_pool_map_items(p, square_item, NULL, 1, 8, results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX, 8, results, 8, 0, NULL, NULL),
           -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, items, 1, 8, NULL, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX / 4, 0, results, 8, 0, NULL, NULL),
+          -EINVAL);
     WT_EQ(weft_pool_free(p), 0);
 }
 
@@ -532,6 +543,9 @@ WT_CASE(pool_bad_input)
     WT_EQ(weft_pool_workers(NULL), -EINVAL);
     WT_EQ(weft_pool_map(p, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map(p, times_ten, NULL, NULL, NULL, 5, 0, NULL, NULL), -EINVAL);
+    void *items[1] = {NULL}, *results[1];
+    WT_EQ(weft_pool_map(p, times_ten, NULL, items, NULL, 1, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map(NULL, times_ten, NULL, items, results, 1, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(NULL, 0, 1, 0, visit, visits, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(p, 0, 1, 0, NULL, NULL, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_submit(p, fail_with_a_bad_code, (void *)3, &f), 0);
@@ -1527,5 +1541,46 @@ WT_CASE(a_running_task_can_be_finished_from_outside)
     WT_EQ((intptr_t)v, 2);
     WT_EQ(atomic_load(&called), 1);
     weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* A range task that cannot get memory for a half's future runs the rest
+ * of its range itself: with every split failing (allocations fail on the
+ * workers' threads only), the root runs the whole range in one call, and
+ * parallel_for still succeeds. On a shut-down pool it fails at once. */
+static pthread_t main_thread;
+static _Atomic int range_calls;
+
+static void *calloc_failing_off_main(size_t count, size_t size)
+{
+    return pthread_equal(pthread_self(), main_thread) ? calloc(count, size) : NULL;
+}
+
+static void visit_counting(size_t lo, size_t hi, void *arg)
+{
+    atomic_fetch_add(&range_calls, 1);
+    visit(lo, hi, arg);
+}
+
+WT_FAULT(parallel_for_runs_what_it_cannot_split)
+{
+    main_thread = pthread_self();
+    weft_pool_t *p = make(2);
+    memset(visits, 0, sizeof visits);
+    atomic_store(&progress_last, 0);
+    atomic_store(&progress_calls, 0);
+    weft__sys.calloc = calloc_failing_off_main;
+    int rc = weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, track, &progress_last);
+    weft__sys_reset();
+    WT_EQ(rc, 0);
+    WT_EQ(atomic_load(&range_calls), 1);
+    for (size_t i = 0; i < 1000; i++)
+        WT_EQ(visits[i], 1);
+    WT_EQ(atomic_load(&progress_calls), 1);
+    WT_EQ(atomic_load(&progress_last), 1000);
+
+    WT_EQ(weft_pool_shutdown(p, true, false), 0);
+    WT_EQ(weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, NULL, NULL), WEFT_ESHUTDOWN);
+    WT_EQ(atomic_load(&range_calls), 1);
     WT_EQ(weft_pool_free(p), 0);
 }
