@@ -8,6 +8,7 @@
 #include <weft/thread.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -995,6 +996,67 @@ WT_FAULT(resource_failures_are_reported)
     WT_EQ(weft_thread_free(t), 0);
 }
 
+/*
+ * A start that fails releases whoever waits on the thread meanwhile: a
+ * native_id waiting for the kernel id gets 0 (there will be none), a
+ * timed join gets -EPERM (not started) instead of sleeping out its
+ * timeout, and the thread can be started again. The failing
+ * pthread_create holds off until both are asleep.
+ */
+static weft_thread_t *failing;
+static wt_gate waiters_go = WT_GATE_INIT;
+static _Atomic long waiter_tid[2];
+
+static void *native_id_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid[0], weft_thread_get_native_id());
+    wt_gate_wait(&waiters_go);
+    return (void *)(intptr_t)weft_thread_native_id(failing);
+}
+
+static void *timed_joiner(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid[1], weft_thread_get_native_id());
+    wt_gate_wait(&waiters_go);
+    return (void *)(intptr_t)weft_thread_join(failing, 30 * wt_slack(), NULL);
+}
+
+static int fail_once_waited_for(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                                void *arg)
+{
+    (void)t, (void)attr, (void)fn, (void)arg;
+    wt_gate_open(&waiters_go);
+    for (int i = 0; i < 2; i++)
+        wt_await_futex_sleep(atomic_load(&waiter_tid[i]), NULL, 10 * wt_slack());
+    return EAGAIN;
+}
+
+WT_FAULT(a_failed_start_releases_its_waiters)
+{
+    WT_EQ(weft_thread_new(&failing, return_arg, (void *)5, NULL), 0);
+    pthread_t waiter[2];
+    WT_EQ(pthread_create(&waiter[0], NULL, native_id_waiter, NULL), 0);
+    WT_EQ(pthread_create(&waiter[1], NULL, timed_joiner, NULL), 0);
+    while (!atomic_load(&waiter_tid[0]) || !atomic_load(&waiter_tid[1]))
+        sched_yield();
+    weft__sys.pthread_create = fail_once_waited_for;
+    WT_EQ(weft_thread_start(failing), -EAGAIN);
+    weft__sys_reset();
+    void *rc[2];
+    for (int i = 0; i < 2; i++)
+        WT_EQ(pthread_join(waiter[i], &rc[i]), 0);
+    WT_EQ((intptr_t)rc[0], 0);
+    WT_EQ((intptr_t)rc[1], -EPERM);
+    WT_EQ(weft_thread_start(failing), 0);
+    WT_CHECK(weft_thread_native_id(failing) > 0);
+    void *r;
+    WT_EQ(weft_thread_join(failing, WEFT_FOREVER, &r), 0);
+    WT_CHECK(r == (void *)5);
+    WT_EQ(weft_thread_free(failing), 0);
+}
+
 /* --- bad input ------------------------------------------------------------- */
 
 WT_CASE(bad_input_matrix)
@@ -1023,6 +1085,7 @@ WT_CASE(bad_input_matrix)
     WT_EQ(weft_thread_enumerate(NULL, 3), -EINVAL);
     WT_EQ(weft_thread_set_stack_size(-4096), -EINVAL);
     WT_EQ(weft_thread_set_stack_size(1), -EINVAL);
+    WT_EQ(weft_thread_set_stack_size(LONG_MAX), -EINVAL); /* cannot round up to a page */
     WT_EQ(weft_thread_start(weft_thread_main()), -EPERM);
     WT_EQ(weft_thread_free(weft_thread_main()), -EINVAL); /* borrowed, never freed */
 
