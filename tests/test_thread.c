@@ -337,6 +337,25 @@ WT_CASE(rename_running_thread)
     WT_EQ(weft_thread_free(t), 0);
 }
 
+/* A thread that renames itself shows the new name to the OS too. */
+static void *rename_self(void *arg)
+{
+    char *comm = arg;
+    WT_EQ(weft_thread_set_name(weft_thread_current(), "renamed-by-itself"), 0);
+    read_comm(weft_thread_get_native_id(), comm, 32);
+    return NULL;
+}
+
+WT_CASE(a_thread_renames_itself)
+{
+    char comm[32] = "";
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, rename_self, comm, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    join_free(t);
+    WT_CHECK(strcmp(comm, "renamed-by-itse") == 0);
+}
+
 struct ids {
     unsigned long ident;
     long native_id;
@@ -858,6 +877,37 @@ WT_CASE(fork_leaves_a_consistent_registry)
     join_free(forked_sibling);
 }
 
+/* A thread whose handle was freed while it ran (detached) does not exist
+ * in a forked child: it is not among the child's threads, and the child's
+ * exit does not wait for it, though it is not a daemon. */
+static int only_main_in_child(void *arg)
+{
+    (void)arg;
+    weft_thread_t *list[4];
+    int n = weft_thread_enumerate(list, 4);
+    if (n != 1 || list[0] != weft_thread_main())
+        return 4;
+    weft_thread_free(list[0]);
+    return 0;
+}
+
+WT_CASE(fork_drops_detached_threads)
+{
+    struct handshake h = {WT_GATE_INIT, WT_GATE_INIT};
+    weft_thread_t *t;
+    weft_thread_opts_t opts = {.daemon = WEFT_DAEMON_NO};
+    WT_EQ(weft_thread_new(&t, signal_then_wait, &h, &opts), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    wt_gate_wait(&h.started); /* parked before the fork (see above) */
+    WT_EQ(weft_thread_free(t), 0);
+    int status = wt_fork(only_main_in_child, NULL, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+    WT_EQ(weft_thread_active_count(), 2); /* the parent's is still there */
+    wt_gate_open(&h.release);
+    wt_wait_until(only_main_left, NULL, 10 * wt_slack());
+}
+
 static int dummy_child(void *arg)
 {
     (void)arg;
@@ -971,6 +1021,23 @@ static int fail_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
     return EAGAIN;
 }
 
+/* A foreign thread's weft_thread_current has no entry to give while its
+ * allocation fails (NULL), and makes one once it can. */
+static void *current_without_memory(void *arg)
+{
+    (void)arg;
+    weft__sys.calloc = wt_no_calloc;
+    weft_thread_t *none = weft_thread_current();
+    weft__sys_reset();
+    WT_CHECK(none == NULL);
+    WT_EQ(weft_thread_active_count(), 1);
+    weft_thread_t *self = weft_thread_current();
+    WT_CHECK(self != NULL && strncmp(weft_thread_name(self), "Dummy-", 6) == 0);
+    WT_CHECK(weft_thread_current() == self);
+    WT_EQ(weft_thread_active_count(), 2);
+    return NULL;
+}
+
 WT_FAULT(resource_failures_are_reported)
 {
     weft_thread_t *t = NULL;
@@ -993,7 +1060,17 @@ WT_FAULT(resource_failures_are_reported)
     void *r;
     WT_EQ(weft_thread_join(t, WEFT_FOREVER, &r), 0);
     WT_CHECK(r == (void *)9);
+    weft__sys.malloc = wt_no_malloc; /* a rename keeps the old name */
+    WT_EQ(weft_thread_set_name(t, "never"), -ENOMEM);
+    weft__sys_reset();
+    WT_CHECK(strncmp(weft_thread_name(t), "Thread-", 7) == 0);
     WT_EQ(weft_thread_free(t), 0);
+
+    pthread_t pt; /* a foreign thread without memory for its entry */
+    WT_EQ(pthread_create(&pt, NULL, current_without_memory, NULL), 0);
+    WT_EQ(pthread_join(pt, &r), 0);
+    WT_CHECK(r == NULL);
+    WT_EQ(weft_thread_active_count(), 1);
 }
 
 /*
