@@ -1584,3 +1584,43 @@ WT_FAULT(parallel_for_runs_what_it_cannot_split)
     WT_EQ(atomic_load(&range_calls), 1);
     WT_EQ(weft_pool_free(p), 0);
 }
+
+/* Progress reports arrive in order: each shows more done than the one
+ * before, as weft/pool.h promises (the progress bar would take a smaller
+ * count for a new bar and start its clock again), however the workers
+ * that finish ranges race each other to report. */
+struct reports {
+    pthread_mutex_t lock;
+    size_t last, calls, backwards;
+};
+
+static void check_order(size_t done, size_t total, void *arg)
+{
+    struct reports *r = arg;
+    WT_CHECK(done <= total);
+    pthread_mutex_lock(&r->lock);
+    r->backwards += done <= r->last;
+    r->last = done;
+    r->calls++;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void nothing(size_t lo, size_t hi, void *arg)
+{
+    (void)lo, (void)hi, (void)arg;
+}
+
+WT_CASE(progress_reports_only_grow)
+{
+    weft_pool_t *p = make(4);
+    struct reports r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    size_t n = wt_sanitizer() ? 20000 : 100000;
+    for (int round = 0; round < 3; round++) {
+        r.last = 0;
+        WT_EQ(weft_parallel_for(p, 0, n, 1, nothing, NULL, check_order, &r), 0);
+        WT_EQ(r.last, n);
+    }
+    WT_EQ(r.backwards, 0);
+    WT_CHECK(r.calls > 0);
+    WT_EQ(weft_pool_free(p), 0);
+}
