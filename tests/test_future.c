@@ -3,12 +3,14 @@
  * (test_future, test_wait, test_as_completed): states and transitions,
  * result with a value, an error or a cancellation, timeouts, waking a
  * waiter, callbacks exactly once (before, after and racing completion),
- * wait's three conditions, as_completed's order, and bad input.
+ * wait's three conditions, as_completed's order, waiters on one future
+ * coming and going, a future freed unfinished, and bad input.
  */
 #include "base/base.h"
 #include "threads.h"
 #include <weft/future.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -448,12 +450,54 @@ WT_CASE(future_bad_input)
     WT_EQ(weft_task_fail(-EIO), -EPERM); /* not inside a task */
     WT_EQ(weft_wait(none, 1, 0, WEFT_ALL_COMPLETED), -EINVAL);
     WT_EQ(weft_wait(&f, 1, 0, 0), -EINVAL);
+    WT_EQ(weft_wait(&f, 1, 0, WEFT_ALL_COMPLETED + 1), -EINVAL);
+    WT_EQ(weft_wait(&f, (size_t)INT_MAX + 1, 0, WEFT_ALL_COMPLETED), -EINVAL);
     WT_EQ(weft_wait(&f, 1, NAN, WEFT_ALL_COMPLETED), -EINVAL);
     WT_EQ(weft_wait(NULL, 1, 0, WEFT_ALL_COMPLETED), -EINVAL);
     WT_EQ(weft_as_completed_new(NULL, &f, 1, 0), -EINVAL);
     WT_EQ(weft_as_completed_new(&it, none, 1, 0), -EINVAL);
+    WT_EQ(weft_as_completed_new(&it, &f, 1, NAN), -EINVAL);
     WT_EQ(weft_as_completed_next(NULL, &f), -EINVAL);
+    WT_EQ(weft_as_completed_new(&it, &f, 1, 0), 0);
+    WT_EQ(weft_as_completed_next(it, NULL), -EINVAL);
+    WT_EQ(weft_as_completed_free(it), 0);
     WT_EQ(weft_as_completed_free(NULL), -EINVAL);
     WT_EQ(weft_future_done(f), 0); /* the rejected calls changed nothing */
     weft_future_free(f);
+}
+
+/* A future freed before it finishes frees its callbacks unrun (ASan
+ * checks the frees): nobody is left to finish it. */
+WT_CASE(an_unfinished_future_frees_its_callbacks)
+{
+    weft_future_t *f = pending();
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_future_add_done_callback(f, count_call, (void *)(intptr_t)i), 0);
+    WT_EQ(weft_future_free(f), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(atomic_load(&calls[i]), 0);
+}
+
+/* Several waiters watch one future; one that goes away unlinks itself from
+ * the front, the middle or the back of the future's list, and the others
+ * still see it finish. */
+WT_CASE(waiters_on_one_future_come_and_go)
+{
+    for (int gone = 0; gone < 3; gone++) {
+        weft_future_t *f = pending(), *got;
+        weft_as_completed_t *it[3];
+        for (int i = 0; i < 3; i++)
+            WT_EQ(weft_as_completed_new(&it[i], &f, 1, WEFT_FOREVER), 0);
+        WT_EQ(weft_as_completed_free(it[gone]), 0);
+        WT_EQ(weft_future_set_result(f, NULL), 0);
+        for (int i = 0; i < 3; i++) {
+            if (i == gone)
+                continue;
+            WT_EQ(weft_as_completed_next(it[i], &got), 1);
+            WT_CHECK(got == f);
+            WT_EQ(weft_as_completed_next(it[i], &got), 0);
+            WT_EQ(weft_as_completed_free(it[i]), 0);
+        }
+        weft_future_free(f);
+    }
 }

@@ -1,8 +1,10 @@
 /*
  * Tests for weft_local_t (threading.local): isolation between threads,
  * destructors exactly once and before join returns, foreign threads, many
- * locals, destroy and slot reuse, destructors that set values again.
+ * locals, destroy and slot reuse, destructors that set values again,
+ * values left behind by a destroyed local, and allocation failures.
  */
+#include "base/base.h"
 #include "wt.h"
 #include <weft/thread.h>
 
@@ -211,6 +213,98 @@ WT_CASE(foreign_destructors_see_the_thread_as_itself)
     WT_EQ(c.active, 2); /* main and this thread, nothing more */
     WT_EQ(weft_thread_active_count(), 1);
     WT_EQ(weft_local_destroy(&identity), 0);
+}
+
+/*
+ * A value another thread set through a local that is destroyed before
+ * that thread exits is never destroyed, neither by the old destructor nor
+ * by the destructor of a new local that took over the slot meanwhile.
+ */
+static weft_local_t doomed, successor;
+static _Atomic int successor_dtor_calls;
+
+static void successor_dtor(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&successor_dtor_calls, 1);
+}
+
+struct left_behind {
+    wt_gate set, go;
+};
+
+static void *set_then_wait(void *arg)
+{
+    struct left_behind *l = arg;
+    WT_EQ(weft_local_set(&doomed, (void *)5), 0);
+    wt_gate_open(&l->set);
+    wt_gate_wait(&l->go);
+    return NULL;
+}
+
+WT_CASE(values_of_a_destroyed_local_are_left_alone)
+{
+    for (int reuse = 0; reuse < 2; reuse++) {
+        atomic_store(&destroyed, 0);
+        WT_EQ(weft_local_init(&doomed, count_dtor), 0);
+        struct left_behind l = {WT_GATE_INIT, WT_GATE_INIT};
+        weft_thread_t *t;
+        WT_EQ(weft_thread_new(&t, set_then_wait, &l, NULL), 0);
+        WT_EQ(weft_thread_start(t), 0);
+        wt_gate_wait(&l.set);
+        WT_EQ(weft_local_destroy(&doomed), 0);
+        if (reuse) { /* the first free slot: the doomed one's */
+            WT_EQ(weft_local_init(&successor, successor_dtor), 0);
+            WT_EQ(weft_local_set(&successor, (void *)6), 0);
+        }
+        wt_gate_open(&l.go);
+        WT_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+        WT_EQ(weft_thread_free(t), 0);
+        WT_EQ(atomic_load(&destroyed), 0);
+        WT_EQ(atomic_load(&successor_dtor_calls), 0);
+        if (reuse) {
+            WT_CHECK(weft_local_get(&successor) == (void *)6);
+            WT_EQ(weft_local_destroy(&successor), 0);
+        }
+    }
+}
+
+/* A set that cannot get memory (for the table of slots, or for the
+ * thread's block of values) fails with -ENOMEM and stores nothing; the
+ * next set works, and its value is destroyed once at the thread's end. */
+static int fail_at, allocations;
+
+static void *calloc_failing_at(size_t count, size_t size)
+{
+    return allocations++ == fail_at ? NULL : calloc(count, size);
+}
+
+static weft_local_t fragile = WEFT_LOCAL_INIT(count_dtor);
+
+static void *set_under_failures(void *arg)
+{
+    (void)arg;
+    int rc;
+    for (fail_at = 0;; fail_at++) {
+        allocations = 0;
+        weft__sys.calloc = calloc_failing_at;
+        rc = weft_local_set(&fragile, (void *)3);
+        weft__sys_reset();
+        if (rc == 0)
+            break;
+        WT_EQ(rc, -ENOMEM);
+        WT_CHECK(weft_local_get(&fragile) == NULL);
+    }
+    WT_EQ(fail_at, 2); /* the table, then the block */
+    WT_CHECK(weft_local_get(&fragile) == (void *)3);
+    return NULL;
+}
+
+WT_FAULT(a_set_without_memory_stores_nothing)
+{
+    run_thread(set_under_failures, NULL);
+    WT_EQ(atomic_load(&destroyed_by_value[3]), 1);
+    WT_EQ(atomic_load(&destroyed), 1);
 }
 
 WT_CASE(bad_input)

@@ -4,16 +4,25 @@
  * tasks, every task run exactly once under stress (from outside and from
  * inside the pool), recursive task trees with one worker, shutdown with
  * and without waiting and cancelling, the initializer and a failing one,
- * worker names, an idle pool's CPU use, parallel_for and map, and bad input.
+ * worker names, an idle pool's CPU use, parallel_for and map, bad input,
+ * the progress bar as a terminal shows it, and the work-stealing deque:
+ * its growth, alone and under a task that fans out, and its races. Then
+ * the pool's failure paths: creation failing at each step, a broken pool,
+ * a worker's timed wait, pools freed out of order, a submit racing the
+ * last worker out, and a cancelling shutdown.
  */
 #include "base/base.h"
+#include "pool/deque.h"
 #include "threads.h"
 #include <weft/pool.h>
 #include <weft/sync.h>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 static weft_pool_t *make(int workers)
@@ -421,6 +430,10 @@ WT_CASE(parallel_for_visits_each_index_once)
             WT_EQ(visits[i], i >= 10);
         WT_EQ(atomic_load(&progress_last), 100000 - 10); /* the last report is the total */
     }
+    memset(visits, 0, sizeof visits); /* fewer indices than pieces: one each */
+    WT_EQ(weft_parallel_for(p, 0, 3, 0, visit, visits, NULL, NULL), 0);
+    for (size_t i = 0; i < 4; i++)
+        WT_EQ(visits[i], i < 3);
     WT_EQ(weft_parallel_for(p, 5, 5, 0, visit, visits, NULL, NULL), 0);
     WT_EQ(weft_parallel_for(p, 6, 5, 0, visit, visits, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_free(p), 0);
@@ -469,6 +482,10 @@ WT_CASE(map_keeps_order_and_errors_propagate)
         for (intptr_t i = 0; i < N; i++)
             WT_EQ((intptr_t)results[i], i * 10);
     }
+    memset(results, 0, sizeof results); /* fewer items than pieces */
+    WT_EQ(weft_pool_map(p, times_ten, NULL, items, results, 3, 0, NULL, NULL), 0);
+    for (intptr_t i = 0; i < 4; i++)
+        WT_EQ((intptr_t)results[i], i < 3 ? i * 10 : 0);
     WT_EQ(weft_parallel_for(p, 0, 1000, 10, fail_at_500, NULL, NULL, NULL), -ERANGE);
     /* Two failing items in one chunk: the first in item order wins. */
     WT_EQ(weft_pool_map(p, fail_items_3_and_5, NULL, items, results, 8, 8, NULL, NULL), -3);
@@ -536,6 +553,9 @@ WT_CASE(map_items_over_flat_arrays)
     WT_EQ(weft_pool_map_items(p, square_item, NULL, 1, 8, results, 8, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX, 8, results, 8, 0, NULL, NULL),
           -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, items, 1, 8, NULL, 8, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map_items(p, square_item, items, SIZE_MAX / 4, 0, results, 8, 0, NULL, NULL),
+          -EINVAL);
     WT_EQ(weft_pool_free(p), 0);
 }
 
@@ -546,12 +566,21 @@ static void *free_own_pool(void *arg)
     return NULL;
 }
 
+/* weft_task_fail takes a negative errno only; a bad one changes nothing. */
+static void *fail_with_a_bad_code(void *arg)
+{
+    WT_EQ(weft_task_fail(0), -EINVAL);
+    WT_EQ(weft_task_fail(EIO), -EINVAL);
+    return arg;
+}
+
 WT_CASE(pool_bad_input)
 {
     weft_pool_t *p;
     weft_future_t *f;
     WT_EQ(weft_pool_new(NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = -1}), -EINVAL);
+    WT_EQ(weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 4097}), -EINVAL);
     p = make(1);
     WT_EQ(weft_pool_submit(NULL, square, NULL, &f), -EINVAL);
     WT_EQ(weft_pool_submit(p, NULL, NULL, &f), -EINVAL);
@@ -560,13 +589,20 @@ WT_CASE(pool_bad_input)
     WT_EQ(weft_pool_workers(NULL), -EINVAL);
     WT_EQ(weft_pool_map(p, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_pool_map(p, times_ten, NULL, NULL, NULL, 5, 0, NULL, NULL), -EINVAL);
+    void *items[1] = {NULL}, *results[1];
+    WT_EQ(weft_pool_map(p, times_ten, NULL, items, NULL, 1, 0, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_map(NULL, times_ten, NULL, items, results, 1, 0, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(NULL, 0, 1, 0, visit, visits, NULL, NULL), -EINVAL);
     WT_EQ(weft_parallel_for(p, 0, 1, 0, NULL, NULL, NULL, NULL), -EINVAL);
+    WT_EQ(weft_pool_submit(p, fail_with_a_bad_code, (void *)3, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 3);
+    weft_future_free(f);
     WT_EQ(weft_pool_submit(p, free_own_pool, p, &f), 0);
     WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
     weft_future_free(f);
     WT_EQ(weft_pool_free(p), 0);
-    weft_progress_bar(1, 2, NULL); /* not a terminal here: draws nothing */
 }
 
 static int no_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
@@ -785,4 +821,852 @@ WT_STRESS(submits_racing_shutdown_are_refused_or_run)
         }
         WT_EQ(weft_pool_free(p), 0);
     }
+}
+
+/*
+ * The progress bar, drawn on a pseudo-terminal that stands in for stderr
+ * (the bar draws only on a terminal). The terminal is raw, so the test
+ * reads exactly the bytes the bar wrote.
+ */
+struct tty {
+    int master, slave, saved;
+};
+
+static void tty_open(struct tty *t)
+{
+    t->master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (t->master < 0)
+        wt_skip("no pseudo-terminals");
+    WT_EQ(grantpt(t->master), 0);
+    WT_EQ(unlockpt(t->master), 0);
+    /* Non-blocking: a bar that draws too much fails the case, instead of
+     * filling the terminal's buffer and blocking before the test reads. */
+    t->slave = open(ptsname(t->master), O_RDWR | O_NOCTTY | O_NONBLOCK);
+    WT_CHECK(t->slave >= 0);
+    struct termios raw;
+    WT_EQ(tcgetattr(t->slave, &raw), 0);
+    cfmakeraw(&raw);
+    WT_EQ(tcsetattr(t->slave, TCSANOW, &raw), 0);
+    t->saved = dup(STDERR_FILENO);
+    WT_CHECK(t->saved >= 0);
+}
+
+/* stderr is the terminal between on and off; checks run with it off, so
+ * that a failing one is reported where it can be read. */
+static void tty_on(struct tty *t)
+{
+    WT_EQ(dup2(t->slave, STDERR_FILENO), STDERR_FILENO);
+}
+
+static void tty_off(struct tty *t)
+{
+    WT_EQ(dup2(t->saved, STDERR_FILENO), STDERR_FILENO);
+}
+
+/* Everything written to the terminal so far, as a string: a marker goes
+ * after it, and the master is read up to the marker. */
+static void tty_read(struct tty *t, char *out, size_t size)
+{
+    WT_EQ(write(t->slave, "\1", 1), 1);
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = {t->master, POLLIN, 0};
+        WT_EQ(poll(&pfd, 1, (int)(10000 * wt_slack())), 1);
+        WT_CHECK(n < size - 1);
+        ssize_t got = read(t->master, out + n, size - 1 - n);
+        WT_CHECK(got > 0);
+        n += (size_t)got;
+        if (out[n - 1] == '\1')
+            break;
+    }
+    out[n - 1] = 0;
+}
+
+static void tty_close(struct tty *t)
+{
+    close(t->saved);
+    close(t->slave);
+    close(t->master);
+}
+
+static int count_char(const char *s, char c)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == c;
+    return n;
+}
+
+/* Seconds from the bar's mm:ss or h:mm:ss. */
+static int clock_seconds(const char *text)
+{
+    int h, m, s;
+    if (sscanf(text, "%d:%d:%d", &h, &m, &s) == 3)
+        return h * 3600 + m * 60 + s;
+    WT_EQ(sscanf(text, "%d:%d", &m, &s), 2);
+    return m * 60 + s;
+}
+
+struct drawing {
+    int percent, filled, spent, left;
+    size_t done, total;
+    double rate;
+    char left_text[16];
+    bool final; /* ended with a newline */
+};
+
+/* Parse the last line drawn in `out`, which must start with `label: ` (or
+ * no label at all when NULL) and follow tqdm's shape. */
+static struct drawing last_drawing(const char *out, const char *label)
+{
+    const char *line = strrchr(out, '\r');
+    WT_CHECK(line != NULL);
+    line++;
+    if (label) {
+        WT_CHECK(strncmp(line, label, strlen(label)) == 0);
+        line += strlen(label);
+        WT_CHECK(strncmp(line, ": ", 2) == 0);
+        line += 2;
+    }
+    struct drawing d;
+    char bar[21], spent[16];
+    int end = 0;
+    WT_EQ(sscanf(line, "%3d%%|%20c| %zu/%zu [%15[0-9:]<%15[0-9:], %lf it/s]%n", &d.percent, bar,
+                 &d.done, &d.total, spent, d.left_text, &d.rate, &end),
+          7);
+    WT_CHECK(end > 0);
+    bar[20] = 0;
+    d.filled = (int)strspn(bar, "#");
+    WT_EQ(strspn(bar + d.filled, " "), 20 - (size_t)d.filled); /* then blanks */
+    d.spent = clock_seconds(spent);
+    d.left = clock_seconds(d.left_text);
+    d.final = strcmp(line + end, "\n") == 0;
+    WT_CHECK(d.final || line[end] == 0);
+    return d;
+}
+
+/* The estimate shown for `left` items at the shown rate (rounded to a
+ * tenth): whole seconds, shown as 0 from 100 hours on. */
+static void check_estimate(const struct drawing *d)
+{
+    WT_CHECK(d->rate > 0.05);
+    double remaining = (double)(d->total - d->done);
+    double fast = remaining / (d->rate + 0.05), slow = remaining / (d->rate - 0.05);
+    if (fast > 359999)
+        WT_EQ(d->left, 0);
+    else if (slow <= 359999)
+        WT_CHECK(d->left >= (int)fast && d->left <= (int)slow);
+}
+
+static void wait_past(double t)
+{
+    while (wt_now() < t) {
+        struct timespec pause = {0, 5000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+WT_CASE(progress_bar_draws_on_a_terminal)
+{
+    static char out[65536];
+    enum { TOTAL = 1000000 };
+    struct tty tty;
+    tty_open(&tty);
+
+    /* A burst of calls draws at most ten times a second. */
+    tty_on(&tty);
+    double t0 = wt_now();
+    weft_progress_bar(0, TOTAL, "work"); /* the bar starts: nothing to show yet */
+    double t0_after = wt_now();
+    for (size_t i = 1; i <= 1000; i++)
+        weft_progress_bar(i, TOTAL, "work");
+    double t1 = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_CHECK(count_char(out, '\r') <= 1 + (int)((t1 - t0) * 10));
+
+    /* A tenth of a second after the last draw, the next call draws: the
+     * label, the share done, counts, time spent, the estimate and the
+     * rate, measured from the bar's first call. */
+    wait_past(t1 + 0.12);
+    tty_on(&tty);
+    double t2 = wt_now();
+    weft_progress_bar(2000, TOTAL, "work");
+    double t2_after = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    struct drawing d = last_drawing(out, "work");
+    WT_EQ(d.percent, 0);
+    WT_EQ(d.filled, 0);
+    WT_EQ(d.done, 2000);
+    WT_EQ(d.total, TOTAL);
+    WT_CHECK(!d.final);
+    WT_CHECK(d.spent >= (int)(t2 - t0_after) && d.spent <= (int)(t2_after - t0));
+    WT_CHECK(d.rate >= 2000 / (t2_after - t0) - 0.05 && d.rate <= 2000 / (t2 - t0_after) + 0.05);
+    check_estimate(&d);
+
+    /* A smaller count starts a new bar: its clock starts again. A slow
+     * start makes an estimate past the hour, shown as h:mm:ss. */
+    tty_on(&tty);
+    double t3 = wt_now();
+    weft_progress_bar(10, TOTAL, "work");
+    double t3_after = wt_now();
+    tty_off(&tty);
+    wait_past(t3_after + 0.12);
+    tty_on(&tty);
+    double t4 = wt_now();
+    weft_progress_bar(20, TOTAL, "work");
+    double t4_after = wt_now();
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    d = last_drawing(out, "work");
+    WT_EQ(d.done, 20);
+    WT_CHECK(d.rate >= 20 / (t4_after - t3) - 0.05 && d.rate <= 20 / (t4 - t3_after) + 0.05);
+    check_estimate(&d);
+    WT_EQ(count_char(d.left_text, ':'), d.left >= 3600 ? 2 : 1); /* h:mm:ss from the hour */
+
+    /* Half done: half the bar. */
+    wait_past(t4_after + 0.12);
+    tty_on(&tty);
+    weft_progress_bar(TOTAL / 2, TOTAL, "work");
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    d = last_drawing(out, "work");
+    WT_EQ(d.percent, 50);
+    WT_EQ(d.filled, 10);
+    WT_EQ(d.done, TOTAL / 2);
+
+    /* Reaching the total draws at once, for good: a full bar and a newline. */
+    tty_on(&tty);
+    weft_progress_bar(TOTAL, TOTAL, "work");
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    d = last_drawing(out, "work");
+    WT_EQ(d.percent, 100);
+    WT_EQ(d.filled, 20);
+    WT_EQ(d.done, TOTAL);
+    WT_EQ(d.left, 0);
+    WT_CHECK(d.final);
+
+    /* Without a label; a new total is a new bar, whose first call draws
+     * only if it is already finished. */
+    tty_on(&tty);
+    weft_progress_bar(0, 0, NULL);
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_CHECK(strcmp(out, "\r100%|####################| 0/0 [00:00<00:00, 0.0 it/s]\n") == 0);
+    tty_on(&tty);
+    weft_progress_bar(3, 4, NULL);
+    weft_progress_bar(4, 4, NULL);
+    tty_off(&tty);
+    tty_read(&tty, out, sizeof out);
+    WT_EQ(count_char(out, '\r'), 1);
+    d = last_drawing(out, NULL);
+    WT_EQ(d.done, 4);
+    WT_EQ(d.total, 4);
+    WT_CHECK(d.final);
+    tty_close(&tty);
+}
+
+/* Logs and pipes stay clean: on anything but a terminal the bar is silent. */
+WT_CASE(progress_bar_stays_off_pipes)
+{
+    int fds[2], saved = dup(STDERR_FILENO);
+    WT_EQ(pipe2(fds, O_NONBLOCK), 0);
+    WT_EQ(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+    weft_progress_bar(0, 10, "quiet");
+    weft_progress_bar(10, 10, "quiet"); /* on a terminal, the final line */
+    WT_EQ(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    char c;
+    WT_EQ(read(fds[0], &c, 1), -1);
+    WT_EQ(errno, EAGAIN);
+    close(fds[0]);
+    close(fds[1]);
+    close(saved);
+}
+
+/*
+ * The work-stealing deque on its own: the owner pushes and takes at the
+ * bottom, thieves steal at the top, and the array grows when full.
+ */
+static void *item(intptr_t i)
+{
+    return (void *)i;
+}
+
+static intptr_t steal_one(weft__deque_t *d)
+{
+    bool lost;
+    void *x = weft__deque_steal(d, &lost);
+    WT_CHECK(!lost); /* no other thief here */
+    return (intptr_t)x;
+}
+
+/* Growing keeps every element in place: pushes past several sizes of the
+ * array, with thieves having moved the top away from index 0 in between,
+ * so the live range wraps around the old array when it is copied. */
+WT_CASE(deque_grows_keeping_its_order)
+{
+    weft__deque_t d;
+    WT_EQ(weft__deque_init(&d), 0);
+    WT_CHECK(!weft__deque_busy(&d));
+    for (intptr_t i = 1; i <= 1000; i++)
+        WT_EQ(weft__deque_push(&d, item(i)), 0);
+    for (intptr_t i = 1; i <= 300; i++) /* the oldest first */
+        WT_EQ(steal_one(&d), i);
+    for (intptr_t i = 1001; i <= 5000; i++)
+        WT_EQ(weft__deque_push(&d, item(i)), 0);
+    WT_CHECK(weft__deque_busy(&d));
+    for (intptr_t i = 5000; i > 2000; i--) /* the newest first */
+        WT_CHECK(weft__deque_take(&d) == item(i));
+    for (intptr_t i = 301; i <= 2000; i++)
+        WT_EQ(steal_one(&d), i);
+    WT_CHECK(weft__deque_take(&d) == NULL);
+    WT_EQ(steal_one(&d), 0);
+    WT_CHECK(!weft__deque_busy(&d));
+    weft__deque_destroy(&d); /* the outgrown arrays too (ASan checks) */
+}
+
+/* A push that needs a bigger array it cannot get fails with -ENOMEM and
+ * leaves the deque as it was. */
+WT_FAULT(deque_push_fails_whole_when_it_cannot_grow)
+{
+    weft__deque_t d;
+    WT_EQ(weft__deque_init(&d), 0);
+    weft__sys.malloc = wt_no_malloc;
+    intptr_t held = 0;
+    int rc;
+    while ((rc = weft__deque_push(&d, item(held + 1))) == 0)
+        held++;
+    weft__sys_reset();
+    WT_EQ(rc, -ENOMEM);
+    WT_CHECK(held >= 1 && (held & (held - 1)) == 0); /* a full power-of-two array */
+    WT_EQ(weft__deque_push(&d, item(held + 1)), 0);  /* grows now */
+    WT_CHECK(weft__deque_take(&d) == item(held + 1));
+    for (intptr_t i = 1; i <= held; i++)
+        WT_EQ(steal_one(&d), i);
+    WT_EQ(steal_one(&d), 0);
+    weft__deque_destroy(&d);
+}
+
+/* The owner pushes and takes back, now a burst bigger than the array it
+ * has, now one to three elements, so that it often races the two thieves
+ * for the last one: each element is had exactly once, by the owner or by
+ * one thief. */
+struct heist {
+    weft__deque_t deque;
+    _Atomic unsigned char *had;
+    _Atomic int thieves;
+    _Atomic bool owner_done;
+};
+
+static void claim(struct heist *h, void *x)
+{
+    WT_CHECK(x != NULL);
+    WT_EQ(atomic_fetch_add(&h->had[(intptr_t)x - 1], 1), 0);
+}
+
+static void *thief(void *arg)
+{
+    struct heist *h = arg;
+    atomic_fetch_add(&h->thieves, 1);
+    for (;;) {
+        bool done = atomic_load(&h->owner_done), lost;
+        void *x = weft__deque_steal(&h->deque, &lost);
+        if (x)
+            claim(h, x);
+        else if (done && !lost)
+            return NULL;
+    }
+}
+
+WT_STRESS(deque_owner_and_thieves_have_each_element_once)
+{
+    enum { BURST = 700 };
+    struct heist h = {.owner_done = false};
+    long rounds = wt_sanitizer() ? 20000 : 200000, total = (rounds / 64 + 1) * BURST + 3 * rounds;
+    h.had = calloc((size_t)total, 1);
+    WT_CHECK(h.had != NULL);
+    WT_EQ(weft__deque_init(&h.deque), 0);
+    weft_thread_t *t[2] = {spawn(thief, &h), spawn(thief, &h)};
+    while (atomic_load(&h.thieves) < 2)
+        sched_yield();
+    intptr_t next = 1;
+    for (long r = 0; r < rounds; r++) {
+        for (long i = 0, n = r % 64 ? 1 + r % 3 : BURST; i < n; i++)
+            WT_EQ(weft__deque_push(&h.deque, item(next++)), 0);
+        void *x;
+        while ((x = weft__deque_take(&h.deque)) != NULL)
+            claim(&h, x);
+    }
+    atomic_store(&h.owner_done, true);
+    finish(t[0]);
+    finish(t[1]);
+    WT_CHECK(next - 1 <= total);
+    for (long i = 0; i < next - 1; i++)
+        WT_EQ(h.had[i], 1);
+    WT_CHECK(!weft__deque_busy(&h.deque));
+    weft__deque_destroy(&h.deque);
+    free((void *)h.had);
+}
+
+/* Through the pool: one task submits more sub-tasks than its deque's first
+ * array holds, while the other workers steal them; each runs exactly once
+ * and its future has its own result. */
+enum { FAN = 5000 };
+
+struct fan {
+    weft_pool_t *pool;
+    _Atomic unsigned char ran[FAN];
+};
+
+struct fan_task {
+    struct fan *fan;
+    intptr_t i;
+};
+
+static void *fan_leaf(void *arg)
+{
+    struct fan_task *t = arg;
+    atomic_fetch_add(&t->fan->ran[t->i], 1);
+    return (void *)(t->i * 3);
+}
+
+static void *fan_out(void *arg)
+{
+    struct fan *fan = arg;
+    static struct fan_task tasks[FAN];
+    static weft_future_t *f[FAN];
+    for (intptr_t i = 0; i < FAN; i++) {
+        tasks[i] = (struct fan_task){fan, i};
+        WT_EQ(weft_pool_submit(fan->pool, fan_leaf, &tasks[i], &f[i]), 0);
+    }
+    for (intptr_t i = 0; i < FAN; i++) {
+        void *v;
+        WT_EQ(weft_future_result(f[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, i * 3);
+        weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(a_task_submits_more_than_its_deque_holds)
+{
+    static struct fan fan;
+    fan.pool = make(3);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(fan.pool, fan_out, &fan, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(fan.pool), 0);
+    for (int i = 0; i < FAN; i++)
+        WT_EQ(fan.ran[i], 1);
+}
+
+/* A submit from inside a task whose deque is full and cannot grow fails
+ * with -ENOMEM and leaves nothing behind (ASan checks its future); what
+ * was accepted before still runs. One worker: nobody steals meanwhile. */
+static void *fill_own_deque(void *arg)
+{
+    weft_pool_t *p = arg;
+    static weft_future_t *f[1 << 16];
+    int n = 0, rc;
+    weft__sys.malloc = wt_no_malloc; /* the deque's next array */
+    while ((rc = weft_pool_submit(p, square, (void *)(intptr_t)n, &f[n])) == 0)
+        WT_CHECK(++n < 1 << 16);
+    weft__sys_reset();
+    WT_EQ(rc, -ENOMEM);
+    WT_CHECK(n >= 1 && (n & (n - 1)) == 0); /* the first array, full */
+    for (int i = 0; i < n; i++) {
+        void *v;
+        WT_EQ(weft_future_result(f[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, (intptr_t)i * i);
+        weft_future_free(f[i]);
+    }
+    return NULL;
+}
+
+WT_FAULT(a_submit_from_inside_fails_when_the_deque_cannot_grow)
+{
+    weft_pool_t *p = make(1);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, fill_own_deque, p, &f), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), 0);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/*
+ * Creating a pool fails whole at whichever step fails: each allocation
+ * (the pool, its workers, its injection queue, each deque, each worker's
+ * thread) and each worker's start, the first or a later one. The call
+ * reports the error, the workers already started are joined (only the
+ * main thread is left), nothing leaks (ASan), and with nothing failing
+ * the same call works. Only the test's own thread fails: the workers it
+ * started run as usual.
+ */
+static pthread_t failing_thread;
+static int fail_step, steps;
+
+static bool fail_here(void)
+{
+    return pthread_equal(pthread_self(), failing_thread) && steps++ == fail_step;
+}
+
+static void *malloc_failing_at(size_t size)
+{
+    return fail_here() ? NULL : malloc(size);
+}
+
+static void *calloc_failing_at(size_t count, size_t size)
+{
+    return fail_here() ? NULL : calloc(count, size);
+}
+
+static void *aligned_alloc_failing_at(size_t alignment, size_t size)
+{
+    return fail_here() ? NULL : aligned_alloc(alignment, size);
+}
+
+static int pthread_create_failing_at(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                                     void *arg)
+{
+    return fail_here() ? EAGAIN : pthread_create(t, attr, fn, arg);
+}
+
+static void fail_step_of(int which)
+{
+    if (which == 0)
+        weft__sys.malloc = malloc_failing_at;
+    else if (which == 1)
+        weft__sys.calloc = calloc_failing_at;
+    else if (which == 2)
+        weft__sys.aligned_alloc = aligned_alloc_failing_at;
+    else
+        weft__sys.pthread_create = pthread_create_failing_at;
+}
+
+WT_FAULT(pool_creation_fails_whole_at_each_step)
+{
+    failing_thread = pthread_self();
+    static const int expected[] = {-ENOMEM, -ENOMEM, -ENOMEM, -EAGAIN};
+    for (int which = 0; which < 4; which++) {
+        int failed = 0, rc;
+        for (fail_step = 0;; fail_step++) {
+            steps = 0;
+            fail_step_of(which);
+            weft_pool_t *p;
+            rc = weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 3});
+            weft__sys_reset();
+            if (rc == 0) {
+                WT_EQ(weft_thread_active_count(), 4);
+                WT_EQ(weft_pool_submit(p, square, (void *)(intptr_t)4, NULL), 0);
+                WT_EQ(weft_pool_free(p), 0);
+                WT_EQ(weft_thread_active_count(), 1);
+                break;
+            }
+            WT_EQ(rc, expected[which]);
+            WT_EQ(weft_thread_active_count(), 1); /* the started workers are joined */
+            failed++;
+        }
+        WT_CHECK(failed >= 3); /* one step per worker at least */
+    }
+}
+
+/* A task's timed wait for a future that does not finish in time ends with
+ * -ETIMEDOUT, after the timeout, leaving the future pending; a worker
+ * waits like any thread here, only running other tasks meanwhile. */
+static void *wait_briefly(void *arg)
+{
+    weft_future_t *never = arg;
+    double t0 = wt_now();
+    WT_EQ(weft_future_result(never, 0.05, NULL), -ETIMEDOUT);
+    WT_CHECK(wt_now() - t0 >= 0.05);
+    WT_EQ(weft_future_done(never), 0);
+    return (void *)1;
+}
+
+WT_CASE(a_worker_times_out_waiting)
+{
+    weft_pool_t *p = make(1);
+    weft_future_t *never, *f;
+    WT_EQ(weft_future_new(&never), 0);
+    WT_EQ(weft_pool_submit(p, wait_briefly, never, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 1);
+    weft_future_free(f);
+    WT_EQ(weft_future_set_result(never, NULL), 0); /* no waiter left behind on it */
+    weft_future_free(never);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* Pools freed out of the order they were made leave the others whole:
+ * the rest still run tasks, and the exit hook (in a child, whose exit is
+ * the test) still finds and joins every one still alive. */
+static int free_the_middle_pool(void *arg)
+{
+    (void)arg;
+    weft_pool_t *p[3] = {make(1), make(1), make(1)};
+    WT_EQ(weft_pool_free(p[1]), 0);
+    WT_EQ(weft_pool_free(p[0]), 0); /* the oldest, last in the list */
+    weft_pool_t *q = make(1);
+    for (int i = 0; i < 100; i++) {
+        WT_EQ(weft_pool_submit(p[2], square, NULL, NULL), 0);
+        WT_EQ(weft_pool_submit(q, square, NULL, NULL), 0);
+    }
+    return weft_thread_active_count() == 3 ? 0 : 1; /* exit: the hook joins two pools */
+}
+
+WT_FAULT(pools_freed_in_any_order)
+{
+    int status = wt_fork(free_the_middle_pool, NULL, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A submit that passed the shutdown check just before the pool shut down,
+ * and pushed its task only after the last worker had left, runs the task
+ * itself: it was accepted, so it runs. The test stops the submit between
+ * the check and the push, at the injection queue's first allocation (its
+ * first block), and shuts the pool down there, waiting for the workers.
+ */
+static weft_pool_t *closing_pool;
+static int callocs_to_pass;
+
+static void *calloc_shutting_down(size_t count, size_t size)
+{
+    if (callocs_to_pass-- == 0) {
+        weft__sys_reset();
+        WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
+        WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
+    }
+    return calloc(count, size);
+}
+
+static _Atomic long ran_on;
+
+static void *note_thread(void *arg)
+{
+    atomic_store(&ran_on, weft_thread_get_native_id());
+    return arg;
+}
+
+WT_FAULT(a_submit_racing_the_last_worker_out_runs_its_task)
+{
+    for (int with_future = 0; with_future < 2; with_future++) {
+        closing_pool = make(2);
+        atomic_store(&ran_on, 0);
+        callocs_to_pass = with_future; /* the future's allocation comes first */
+        weft__sys.calloc = calloc_shutting_down;
+        weft_future_t *f = NULL;
+        WT_EQ(weft_pool_submit(closing_pool, note_thread, (void *)7, with_future ? &f : NULL), 0);
+        WT_EQ(weft__sys.calloc, calloc); /* the shutdown did happen in between */
+        WT_EQ(atomic_load(&ran_on), weft_thread_get_native_id()); /* run by the submitter */
+        if (f) {
+            void *v;
+            WT_EQ(weft_future_result(f, 0, &v), 0);
+            WT_EQ((intptr_t)v, 7);
+            weft_future_free(f);
+        }
+        WT_EQ(weft_pool_submit(closing_pool, note_thread, NULL, NULL), WEFT_ESHUTDOWN);
+        WT_EQ(weft_pool_free(closing_pool), 0);
+    }
+}
+
+/* Shutting down with cancel_futures also cancels the sub-tasks a running
+ * task queued in its own deque, and drops queued tasks nobody has a future
+ * of: none of them runs. */
+static _Atomic int dropped_ran;
+static weft_future_t *queued_inside[3];
+static weft_event_t queued;
+
+static void *count_dropped(void *arg)
+{
+    atomic_fetch_add(&dropped_ran, 1);
+    return arg;
+}
+
+static void *queue_then_wait(void *arg)
+{
+    weft_pool_t *p = arg;
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, &queued_inside[i]), 0);
+    WT_EQ(weft_event_set(&queued), 0);
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_future_cancelled(queued_inside[i]), 1);
+    return NULL;
+}
+
+WT_CASE(cancelling_shutdown_reaches_every_queue)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    WT_EQ(weft_event_init(&queued, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *running;
+    WT_EQ(weft_pool_submit(p, queue_then_wait, p, &running), 0);
+    WT_EQ(weft_event_wait(&queued, WEFT_FOREVER), 0); /* the only worker waits at the gate */
+    for (int i = 0; i < 5; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), 0);
+    WT_EQ(weft_pool_shutdown(p, false, true), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_future_result(running, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_pool_free(p), 0);
+    WT_EQ(atomic_load(&dropped_ran), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_future_result(queued_inside[i], 0, NULL), -ECANCELED);
+        weft_future_free(queued_inside[i]);
+    }
+    weft_future_free(running);
+}
+
+/* A pool whose initializer fails is broken (Python's BrokenThreadPool),
+ * also for the tasks it accepted before: those with a future fail with
+ * WEFT_EBROKEN, those without never run, and new ones are refused. */
+static int init_fails_at_gate(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return -EIO;
+}
+
+WT_CASE(a_broken_pool_fails_what_it_accepted)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    atomic_store(&dropped_ran, 0);
+    weft_pool_t *p;
+    WT_EQ(
+        weft_pool_new(&p, &(weft_pool_opts_t){.max_workers = 1, .initializer = init_fails_at_gate}),
+        0);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, &f), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, NULL), WEFT_EBROKEN);
+    weft_future_free(f);
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, NULL), WEFT_EBROKEN);
+    WT_EQ(weft_pool_submit(p, count_dropped, NULL, &f), WEFT_EBROKEN);
+    WT_EQ(weft_pool_free(p), 0); /* the worker drops the rest before it leaves */
+    WT_EQ(atomic_load(&dropped_ran), 0);
+}
+
+/* Python lets set_result finish a running future; the task's own outcome
+ * then comes too late and is dropped, and the callbacks run once. */
+static void *return_after_gate(void *arg)
+{
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return arg;
+}
+
+static void count_callback(weft_future_t *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+WT_CASE(a_running_task_can_be_finished_from_outside)
+{
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_pool_t *p = make(1);
+    weft_future_t *f;
+    static _Atomic int called;
+    WT_EQ(weft_pool_submit(p, return_after_gate, (void *)1, &f), 0);
+    WT_EQ(weft_future_add_done_callback(f, count_callback, (void *)&called), 0);
+    while (weft_future_running(f) != 1)
+        sched_yield();
+    WT_EQ(weft_future_set_result(f, (void *)2), 0);
+    WT_EQ(weft_event_set(&gate), 0);
+    WT_EQ(weft_pool_shutdown(p, true, false), 0); /* the task has returned */
+    void *v;
+    WT_EQ(weft_future_result(f, 0, &v), 0);
+    WT_EQ((intptr_t)v, 2);
+    WT_EQ(atomic_load(&called), 1);
+    weft_future_free(f);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* A range task that cannot get memory for a half's future runs the rest
+ * of its range itself: with every split failing (allocations fail on the
+ * workers' threads only), the root runs the whole range in one call, and
+ * parallel_for still succeeds. On a shut-down pool it fails at once. */
+static pthread_t main_thread;
+static _Atomic int range_calls;
+
+static void *calloc_failing_off_main(size_t count, size_t size)
+{
+    return pthread_equal(pthread_self(), main_thread) ? calloc(count, size) : NULL;
+}
+
+static void visit_counting(size_t lo, size_t hi, void *arg)
+{
+    atomic_fetch_add(&range_calls, 1);
+    visit(lo, hi, arg);
+}
+
+WT_FAULT(parallel_for_runs_what_it_cannot_split)
+{
+    main_thread = pthread_self();
+    weft_pool_t *p = make(2);
+    memset(visits, 0, sizeof visits);
+    atomic_store(&progress_last, 0);
+    atomic_store(&progress_calls, 0);
+    weft__sys.calloc = calloc_failing_off_main;
+    int rc = weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, track, &progress_last);
+    weft__sys_reset();
+    WT_EQ(rc, 0);
+    WT_EQ(atomic_load(&range_calls), 1);
+    for (size_t i = 0; i < 1000; i++)
+        WT_EQ(visits[i], 1);
+    WT_EQ(atomic_load(&progress_calls), 1);
+    WT_EQ(atomic_load(&progress_last), 1000);
+
+    WT_EQ(weft_pool_shutdown(p, true, false), 0);
+    WT_EQ(weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, NULL, NULL), WEFT_ESHUTDOWN);
+    WT_EQ(atomic_load(&range_calls), 1);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
+/* Progress reports arrive in order: each shows more done than the one
+ * before, as weft/pool.h promises (the progress bar would take a smaller
+ * count for a new bar and start its clock again), however the workers
+ * that finish ranges race each other to report. */
+struct reports {
+    pthread_mutex_t lock;
+    size_t last, calls, backwards;
+};
+
+static void check_order(size_t done, size_t total, void *arg)
+{
+    struct reports *r = arg;
+    WT_CHECK(done <= total);
+    pthread_mutex_lock(&r->lock);
+    r->backwards += done <= r->last;
+    r->last = done;
+    r->calls++;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void nothing(size_t lo, size_t hi, void *arg)
+{
+    (void)lo, (void)hi, (void)arg;
+}
+
+WT_CASE(progress_reports_only_grow)
+{
+    weft_pool_t *p = make(4);
+    struct reports r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    size_t n = wt_sanitizer() ? 20000 : 100000;
+    for (int round = 0; round < 3; round++) {
+        r.last = 0;
+        WT_EQ(weft_parallel_for(p, 0, n, 1, nothing, NULL, check_order, &r), 0);
+        WT_EQ(r.last, n);
+    }
+    WT_EQ(r.backwards, 0);
+    WT_CHECK(r.calls > 0);
+    WT_EQ(weft_pool_free(p), 0);
 }

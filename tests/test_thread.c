@@ -8,6 +8,7 @@
 #include <weft/thread.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,25 @@ WT_CASE(rename_running_thread)
     WT_EQ(weft_thread_set_name(t, "finished"), 0);
     WT_CHECK(strcmp(weft_thread_name(t), "finished") == 0);
     WT_EQ(weft_thread_free(t), 0);
+}
+
+/* A thread that renames itself shows the new name to the OS too. */
+static void *rename_self(void *arg)
+{
+    char *comm = arg;
+    WT_EQ(weft_thread_set_name(weft_thread_current(), "renamed-by-itself"), 0);
+    read_comm(weft_thread_get_native_id(), comm, 32);
+    return NULL;
+}
+
+WT_CASE(a_thread_renames_itself)
+{
+    char comm[32] = "";
+    weft_thread_t *t;
+    WT_EQ(weft_thread_new(&t, rename_self, comm, NULL), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    join_free(t);
+    WT_CHECK(strcmp(comm, "renamed-by-itse") == 0);
 }
 
 struct ids {
@@ -857,6 +877,37 @@ WT_CASE(fork_leaves_a_consistent_registry)
     join_free(forked_sibling);
 }
 
+/* A thread whose handle was freed while it ran (detached) does not exist
+ * in a forked child: it is not among the child's threads, and the child's
+ * exit does not wait for it, though it is not a daemon. */
+static int only_main_in_child(void *arg)
+{
+    (void)arg;
+    weft_thread_t *list[4];
+    int n = weft_thread_enumerate(list, 4);
+    if (n != 1 || list[0] != weft_thread_main())
+        return 4;
+    weft_thread_free(list[0]);
+    return 0;
+}
+
+WT_CASE(fork_drops_detached_threads)
+{
+    struct handshake h = {WT_GATE_INIT, WT_GATE_INIT};
+    weft_thread_t *t;
+    weft_thread_opts_t opts = {.daemon = WEFT_DAEMON_NO};
+    WT_EQ(weft_thread_new(&t, signal_then_wait, &h, &opts), 0);
+    WT_EQ(weft_thread_start(t), 0);
+    wt_gate_wait(&h.started); /* parked before the fork (see above) */
+    WT_EQ(weft_thread_free(t), 0);
+    int status = wt_fork(only_main_in_child, NULL, 10 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+    WT_EQ(weft_thread_active_count(), 2); /* the parent's is still there */
+    wt_gate_open(&h.release);
+    wt_wait_until(only_main_left, NULL, 10 * wt_slack());
+}
+
 static int dummy_child(void *arg)
 {
     (void)arg;
@@ -970,6 +1021,23 @@ static int fail_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(voi
     return EAGAIN;
 }
 
+/* A foreign thread's weft_thread_current has no entry to give while its
+ * allocation fails (NULL), and makes one once it can. */
+static void *current_without_memory(void *arg)
+{
+    (void)arg;
+    weft__sys.calloc = wt_no_calloc;
+    weft_thread_t *none = weft_thread_current();
+    weft__sys_reset();
+    WT_CHECK(none == NULL);
+    WT_EQ(weft_thread_active_count(), 1);
+    weft_thread_t *self = weft_thread_current();
+    WT_CHECK(self != NULL && strncmp(weft_thread_name(self), "Dummy-", 6) == 0);
+    WT_CHECK(weft_thread_current() == self);
+    WT_EQ(weft_thread_active_count(), 2);
+    return NULL;
+}
+
 WT_FAULT(resource_failures_are_reported)
 {
     weft_thread_t *t = NULL;
@@ -992,7 +1060,78 @@ WT_FAULT(resource_failures_are_reported)
     void *r;
     WT_EQ(weft_thread_join(t, WEFT_FOREVER, &r), 0);
     WT_CHECK(r == (void *)9);
+    weft__sys.malloc = wt_no_malloc; /* a rename keeps the old name */
+    WT_EQ(weft_thread_set_name(t, "never"), -ENOMEM);
+    weft__sys_reset();
+    WT_CHECK(strncmp(weft_thread_name(t), "Thread-", 7) == 0);
     WT_EQ(weft_thread_free(t), 0);
+
+    pthread_t pt; /* a foreign thread without memory for its entry */
+    WT_EQ(pthread_create(&pt, NULL, current_without_memory, NULL), 0);
+    WT_EQ(pthread_join(pt, &r), 0);
+    WT_CHECK(r == NULL);
+    WT_EQ(weft_thread_active_count(), 1);
+}
+
+/*
+ * A start that fails releases whoever waits on the thread meanwhile: a
+ * native_id waiting for the kernel id gets 0 (there will be none), a
+ * timed join gets -EPERM (not started) instead of sleeping out its
+ * timeout, and the thread can be started again. The failing
+ * pthread_create holds off until both are asleep.
+ */
+static weft_thread_t *failing;
+static wt_gate waiters_go = WT_GATE_INIT;
+static _Atomic long waiter_tid[2];
+
+static void *native_id_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid[0], weft_thread_get_native_id());
+    wt_gate_wait(&waiters_go);
+    return (void *)(intptr_t)weft_thread_native_id(failing);
+}
+
+static void *timed_joiner(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid[1], weft_thread_get_native_id());
+    wt_gate_wait(&waiters_go);
+    return (void *)(intptr_t)weft_thread_join(failing, 30 * wt_slack(), NULL);
+}
+
+static int fail_once_waited_for(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                                void *arg)
+{
+    (void)t, (void)attr, (void)fn, (void)arg;
+    wt_gate_open(&waiters_go);
+    for (int i = 0; i < 2; i++)
+        wt_await_futex_sleep(atomic_load(&waiter_tid[i]), NULL, 10 * wt_slack());
+    return EAGAIN;
+}
+
+WT_FAULT(a_failed_start_releases_its_waiters)
+{
+    WT_EQ(weft_thread_new(&failing, return_arg, (void *)5, NULL), 0);
+    pthread_t waiter[2];
+    WT_EQ(pthread_create(&waiter[0], NULL, native_id_waiter, NULL), 0);
+    WT_EQ(pthread_create(&waiter[1], NULL, timed_joiner, NULL), 0);
+    while (!atomic_load(&waiter_tid[0]) || !atomic_load(&waiter_tid[1]))
+        sched_yield();
+    weft__sys.pthread_create = fail_once_waited_for;
+    WT_EQ(weft_thread_start(failing), -EAGAIN);
+    weft__sys_reset();
+    void *rc[2];
+    for (int i = 0; i < 2; i++)
+        WT_EQ(pthread_join(waiter[i], &rc[i]), 0);
+    WT_EQ((intptr_t)rc[0], 0);
+    WT_EQ((intptr_t)rc[1], -EPERM);
+    WT_EQ(weft_thread_start(failing), 0);
+    WT_CHECK(weft_thread_native_id(failing) > 0);
+    void *r;
+    WT_EQ(weft_thread_join(failing, WEFT_FOREVER, &r), 0);
+    WT_CHECK(r == (void *)5);
+    WT_EQ(weft_thread_free(failing), 0);
 }
 
 /* --- bad input ------------------------------------------------------------- */
@@ -1023,6 +1162,7 @@ WT_CASE(bad_input_matrix)
     WT_EQ(weft_thread_enumerate(NULL, 3), -EINVAL);
     WT_EQ(weft_thread_set_stack_size(-4096), -EINVAL);
     WT_EQ(weft_thread_set_stack_size(1), -EINVAL);
+    WT_EQ(weft_thread_set_stack_size(LONG_MAX), -EINVAL); /* cannot round up to a page */
     WT_EQ(weft_thread_start(weft_thread_main()), -EPERM);
     WT_EQ(weft_thread_free(weft_thread_main()), -EINVAL); /* borrowed, never freed */
 

@@ -83,8 +83,9 @@ WEFT_API int weft_pool_workers(weft_pool_t *pool);
  * NULL if it cannot be made. */
 WEFT_API weft_pool_t *weft_pool_default(void);
 
-/* Progress of map and parallel_for: fn(done, total, arg) after each chunk
- * (from the worker that finished it; calls may overlap, done only grows).
+/* Progress of map and parallel_for: fn(done, total, arg) after chunks
+ * finish (from a worker that finished one; one call at a time, each with
+ * more done than the call before, the last with done == total).
  * weft_progress_bar is a ready-made one: a tqdm-like bar on stderr. */
 typedef void (*weft_progress_fn)(size_t done, size_t total, void *arg);
 

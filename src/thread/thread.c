@@ -160,13 +160,17 @@ static void *trampoline(void *arg)
     return NULL;
 }
 
-/* Move from STARTING to `to`, keeping the waiters bit, unless the new thread
- * already finished; wake joiners who slept meanwhile. */
+/* Move from STARTING to `to`, unless the new thread already finished; wake
+ * joiners who slept meanwhile. To RUNNING the waiters bit stays (they sleep
+ * on until the thread is done); back to NEW, after a failed start, it goes:
+ * every joiner gives up on a thread not started, and a later start expects
+ * plain NEW. */
 static void leave_starting(struct weft_thread *t, uint32_t to)
 {
+    uint32_t keep = to == STATE_NEW ? 0 : STATE_WAITERS;
     uint32_t s = atomic_load(&t->state);
     while ((s & STATE_MASK) == STATE_STARTING &&
-           !atomic_compare_exchange_weak(&t->state, &s, to | (s & STATE_WAITERS)))
+           !atomic_compare_exchange_weak(&t->state, &s, to | (s & keep)))
         ;
     if ((s & STATE_MASK) == STATE_STARTING && (s & STATE_WAITERS))
         weft__futex_wake(&t->state, INT_MAX, false);

@@ -10,7 +10,8 @@
  *                       +-- the new thread finished before start() noticed ----+
  *
  * STATE_WAITERS is or-ed in by a joiner before it sleeps, so the thread only
- * pays for a futex wake when somebody is actually waiting.
+ * pays for a futex wake when somebody is actually waiting. A failed start
+ * wakes the joiners and clears it: back in NEW the word is plain NEW again.
  *
  * Ownership: `handles` counts the references users hold (one from _new, one
  * per entry returned by weft_thread_enumerate); a running thread holds an
