@@ -143,7 +143,8 @@ WT_CASE(destroy_forgets_values_and_slots_are_reused_safely)
     WT_EQ(weft_local_destroy(&second), 0);
     WT_EQ(weft_local_destroy(&second), 0); /* twice is harmless */
 
-    /* A value left in a thread by a destroyed local is never destroyed. */
+    /* A live local's value is destroyed at its thread's exit, and only it:
+     * values 1 and 2, left behind by destroyed locals, never are. */
     WT_EQ(weft_local_init(&first, count_dtor), 0);
     run_thread(set_first, (void *)4);
     WT_EQ(atomic_load(&destroyed), 1);
