@@ -1,13 +1,15 @@
 /*
  * The fault-injection table (see struct weft__sys in base.h) and the
  * allocation helpers built on it. In a normal run the table holds the real
- * functions and costs one indirect call, which is nothing beside a malloc or a
- * pthread_create.
+ * functions and costs one indirect call, which is nothing beside a malloc, a
+ * pthread_create or a system call.
  */
 #include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,15 +18,28 @@ static int sys_membarrier(int cmd, unsigned flags, int cpu_id)
     return (int)syscall(SYS_membarrier, cmd, flags, cpu_id);
 }
 
+static int sys_pidfd_open(pid_t pid, unsigned flags)
+{
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
 #ifdef WEFT_TSAN
 _Thread_local _Atomic uint32_t weft__fence_word;
 #endif
 
-struct weft__sys weft__sys = {malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
+#define REAL_SYS                                                                                \
+    {                                                                                           \
+        .malloc = malloc, .calloc = calloc, .aligned_alloc = aligned_alloc,                     \
+        .pthread_create = pthread_create, .membarrier = sys_membarrier, .fork = fork,           \
+        .pidfd_open = sys_pidfd_open, .posix_spawn = posix_spawn, .memfd_create = memfd_create, \
+        .mmap = mmap, .socketpair = socketpair, .sendmsg = sendmsg,                             \
+    }
+
+struct weft__sys weft__sys = REAL_SYS;
 
 void weft__sys_reset(void)
 {
-    weft__sys = (struct weft__sys){malloc, calloc, aligned_alloc, pthread_create, sys_membarrier};
+    weft__sys = (struct weft__sys)REAL_SYS;
 }
 
 #ifdef WEFT_COVERAGE

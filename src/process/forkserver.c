@@ -71,7 +71,7 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, size_
     }
     ssize_t rc;
     do
-        rc = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        rc = weft__sys.sendmsg(sock, &msg, MSG_NOSIGNAL);
     while (rc < 0 && errno == EINTR);
     return rc < 0 ? -errno : 0;
 }
@@ -121,7 +121,7 @@ static int recv_fds(int sock, void *buf, size_t *len, int *fds)
 static int server_launch(void)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    if (weft__sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     char **env = weft__child_environ('f', sv[1]);
     pid_t pid = env ? weft__spawn_self(env, &sv[1], 1) : -ENOMEM;
@@ -327,7 +327,7 @@ static int32_t fork_one(const int *fds, int n, int32_t mask, pid_t *pid, int *pi
     bool forked = false;
     if (rc == 0) {
         c.real_parent = getpid();
-        *pid = fork();
+        *pid = weft__sys.fork();
         if (*pid == 0)
             become_child(&c, fds, mask);
         forked = *pid > 0;

@@ -218,7 +218,8 @@ static int lock_when(struct shared *sh, bool (*ready)(struct shared *, const voi
 static int map_queue(weft_mpqueue_t **out, int fd, size_t size)
 {
     weft_mpqueue_t *q = weft__calloc(1, sizeof *q);
-    void *m = q ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    void *m =
+        q ? weft__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
     if (m == MAP_FAILED) {
         free(q);
         return -ENOMEM;
@@ -238,7 +239,7 @@ int weft_mpqueue_new(weft_mpqueue_t **out, const weft_mpqueue_opts_t *opts)
     if (!out || o.maxsize > MAX_SIZE || o.capacity > MAX_SIZE || (o.capacity && o.capacity < 64))
         return -EINVAL;
     uint64_t cap = round8(o.capacity ? o.capacity : 1u << 20);
-    int fd = memfd_create("weft-mpqueue", MFD_CLOEXEC);
+    int fd = weft__sys.memfd_create("weft-mpqueue", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     int rc =

@@ -62,7 +62,7 @@ static _Atomic int default_method = WEFT_START_DEFAULT;
 
 int weft__pidfd_open(pid_t pid)
 {
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = weft__sys.pidfd_open(pid, 0);
     return fd < 0 ? -errno : fd;
 }
 
@@ -310,7 +310,7 @@ static int start_fork(weft_process_t *p)
         .real_parent = getpid(),
     };
     fflush(NULL); /* or both copies of a buffer would be written */
-    pid_t pid = fork();
+    pid_t pid = weft__sys.fork();
     if (pid == 0)
         weft__child_run(&c);
     if (pid < 0)

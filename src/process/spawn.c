@@ -117,7 +117,7 @@ int weft__request_encode(const weft_process_t *p, int lifeline)
     memcpy(buf + off + p->len, p->fn_name, fn_len);
     memcpy(buf + off + p->len + fn_len, p->name, name_len);
     write_gifts(p, buf, buf + off + p->len + fn_len + name_len);
-    int fd = memfd_create("weft-request", MFD_CLOEXEC);
+    int fd = weft__sys.memfd_create("weft-request", MFD_CLOEXEC);
     int rc = fd < 0 ? -errno : write_all(fd, buf, size);
     free(buf);
     if (rc < 0 && fd >= 0)
@@ -253,7 +253,7 @@ pid_t weft__spawn_self(char **envp, const int *fds, size_t n)
     char *argv[] = {program_invocation_name, NULL};
     pid_t pid = -1;
     if (rc == 0)
-        rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+        rc = weft__sys.posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     return rc ? -rc : pid;
 }
