@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -733,11 +734,249 @@ WT_CASE(process_bad_input)
     WT_EQ(weft_process_terminate(p), -EPERM);
     WT_EQ(weft_process_sentinel(p), -EPERM);
     WT_EQ(weft_process_exitcode(p, &code), 0);
+    WT_EQ(weft_process_exitcode(weft_process_current(), &code), 0); /* it runs */
+    WT_EQ(weft_process_pid(NULL), -EINVAL);
     WT_EQ(weft_process_is_alive(p), 0);
     WT_EQ(weft_process_daemon(p), 0);
     WT_EQ(weft_process_start(p), 0);
     WT_EQ(weft_process_start(p), -EPERM); /* once only */
     WT_EQ(finished(p), 0);
+}
+
+/* Ends a fifth of a second after it starts: outlives a parent that
+ * returns at once, unless that parent waits for it. */
+static int nap_then_end(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    weft_sleep(0.2);
+    return 0;
+}
+WEFT_PROCESS_REGISTER(nap_then_end);
+
+/* The middle process of the exit test: starts a daemon child that would
+ * run forever and a child that ends by itself a little later, notes their
+ * pids, and returns without joining either. */
+static int leave_children(void *arg)
+{
+    pid_t *pids = arg;
+    weft_process_t *d =
+        started(wait_forever, NULL, 0, &(weft_process_opts_t){.daemon = WEFT_DAEMON_YES});
+    weft_process_t *c = started(nap_then_end, NULL, 0, NULL);
+    pids[0] = weft_process_pid(d);
+    pids[1] = weft_process_pid(c);
+    return 0;
+}
+
+/* At exit, as in Python: daemon children are terminated and every child
+ * is joined, so the program ends without leaving orphans or zombies (both
+ * are gone, reaped, once it has ended). */
+WT_CASE(exit_terminates_daemon_children_and_joins_the_rest)
+{
+    pid_t *pids = wt_shared_map(2 * sizeof(pid_t));
+    FOR_EACH_METHOD {
+        int status = wt_fork(leave_children, pids, 30 * wt_slack());
+        WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 2; i++)
+            WT_CHECK(pids[i] > 0 && kill(pids[i], 0) == -1 && errno == ESRCH);
+    }
+}
+
+/* --- system calls that fail ---------------------------------------------- */
+
+/* Stand-ins for weft__sys entries: each fails the way its call can. */
+static pid_t fork_eagain(void)
+{
+    errno = EAGAIN;
+    return -1;
+}
+
+static pid_t fork_enomem(void)
+{
+    errno = ENOMEM;
+    return -1;
+}
+
+static int no_pidfd(pid_t pid, unsigned flags)
+{
+    (void)pid, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int no_memfd(const char *name, unsigned flags)
+{
+    (void)name, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int no_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    (void)pid, (void)path, (void)fa, (void)attr, (void)argv, (void)envp;
+    return EAGAIN;
+}
+
+static int no_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    (void)domain, (void)type, (void)protocol, (void)sv;
+    errno = ENFILE;
+    return -1;
+}
+
+static ssize_t sendmsg_enobufs(int fd, const struct msghdr *msg, int flags)
+{
+    (void)fd, (void)msg, (void)flags;
+    errno = ENOBUFS;
+    return -1;
+}
+
+/* One start that meets `fault` (installed by set, undone by
+ * weft__sys_reset) fails with `error`, leaving no descriptor, child or
+ * zombie behind and the handle as it was: it starts at the next try. */
+static void start_fails_cleanly(weft_start_method_t m, void (*set)(void), int error)
+{
+    int fds = wt_count_fds();
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, return_arg, &(int){5}, sizeof(int),
+                           &(weft_process_opts_t){.method = m}),
+          0);
+    set();
+    int rc = weft_process_start(p);
+    weft__sys_reset();
+    WT_EQ(rc, error);
+    WT_EQ(wt_count_fds(), fds);
+    WT_CHECK(waitpid(-1, NULL, WNOHANG) <= 0); /* no zombie (the server, if any, lives) */
+    WT_EQ(weft_process_is_alive(p), 0);
+    WT_EQ(weft_process_join(p, 0), -EPERM); /* never started */
+    WT_EQ(weft_process_start(p), 0);
+    WT_EQ(finished(p), 5);
+}
+
+static void set_fork_eagain(void)
+{
+    weft__sys.fork = fork_eagain;
+}
+
+static void set_fork_enomem(void)
+{
+    weft__sys.fork = fork_enomem;
+}
+
+static void set_no_pidfd(void)
+{
+    weft__sys.pidfd_open = no_pidfd;
+}
+
+static void set_no_memfd(void)
+{
+    weft__sys.memfd_create = no_memfd;
+}
+
+static void set_no_spawn(void)
+{
+    weft__sys.posix_spawn = no_spawn;
+}
+
+static void set_sendmsg_enobufs(void)
+{
+    weft__sys.sendmsg = sendmsg_enobufs;
+}
+
+/* A child started but not watchable (no pidfd) is killed and reaped, not
+ * left running unseen: the zombie check in start_fails_cleanly. */
+WT_FAULT(a_start_whose_system_calls_fail_leaves_nothing_behind)
+{
+    WT_EQ(weft_process_forkserver_start(), 0); /* its socket is no leak */
+    start_fails_cleanly(WEFT_START_FORK, set_fork_eagain, -EAGAIN);
+    start_fails_cleanly(WEFT_START_FORK, set_fork_enomem, -ENOMEM);
+    start_fails_cleanly(WEFT_START_FORK, set_no_pidfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_memfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_spawn, -EAGAIN);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_pidfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_no_memfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_sendmsg_enobufs, -ENOBUFS);
+}
+
+/* A forkserver that cannot be started fails the start (or
+ * weft_process_forkserver_start) with the reason, and is started at the
+ * next try. */
+WT_FAULT(a_forkserver_that_cannot_start_fails_the_start_cleanly)
+{
+    int fds = wt_count_fds();
+    weft__sys.socketpair = no_socketpair;
+    WT_EQ(weft_process_forkserver_start(), -ENFILE);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_no_spawn, -EAGAIN);
+}
+
+/* sendmsg that stops the forkserver, hands it the request, and kills it:
+ * the server dies with the request in flight, certainly before it could
+ * act on it. */
+static pid_t doomed_server;
+
+static ssize_t send_then_kill_server(int fd, const struct msghdr *msg, int flags)
+{
+    WT_EQ(kill(doomed_server, SIGSTOP), 0); /* pending before the send: it runs no more */
+    ssize_t n = sendmsg(fd, msg, flags);
+    WT_EQ(kill(doomed_server, SIGKILL), 0);
+    return n;
+}
+
+/* A server that dies between a request and its reply fails that start
+ * with -EAGAIN (it may have forked the child, so the start is not
+ * repeated); it is reaped, nothing is left open, and the next start gets
+ * a new server. */
+WT_FAULT(a_forkserver_lost_mid_request_fails_that_start_only)
+{
+    int fds = wt_count_fds();
+    WT_EQ(weft_process_forkserver_start(), 0);
+    pid_t server = doomed_server = forkserver_pid();
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, return_arg, &(int){6}, sizeof(int),
+                           &(weft_process_opts_t){.method = WEFT_START_FORKSERVER}),
+          0);
+    weft__sys.sendmsg = send_then_kill_server;
+    int rc = weft_process_start(p);
+    weft__sys_reset();
+    WT_EQ(rc, -EAGAIN);
+    WT_EQ(wt_count_fds(), fds);                /* the dead server's socket too */
+    WT_EQ(waitpid(server, NULL, WNOHANG), -1); /* reaped */
+    WT_EQ(weft_process_start(p), 0);
+    WT_CHECK(forkserver_pid() != server);
+    WT_EQ(finished(p), 6);
+}
+
+static pid_t test_pid;
+
+/* pidfd_open that fails in children only. */
+static int no_pidfd_in_children(pid_t pid, unsigned flags)
+{
+    return getpid() == test_pid ? (int)syscall(SYS_pidfd_open, pid, flags) : no_pidfd(pid, flags);
+}
+
+/* In a child: whether it has a parent handle (1) that tells the parent
+ * lives (2), cannot be joined (4) and has no sentinel (8). */
+static int parent_without_pidfd(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    weft_process_t *parent = weft_process_parent();
+    return (parent != NULL) + (weft_process_is_alive(parent) == 1) * 2 +
+           (weft_process_join(parent, 0) == -EPERM) * 4 + (weft_process_sentinel(parent) < 0) * 8;
+}
+
+/* A forked child that cannot open a pidfd for its parent falls back on
+ * its parent's pid, which cannot be reused while the parent lives. */
+WT_FAULT(a_child_without_a_pidfd_for_its_parent_still_knows_it)
+{
+    test_pid = getpid();
+    weft__sys.pidfd_open = no_pidfd_in_children;
+    weft_process_t *p =
+        started(parent_without_pidfd, NULL, 0, &(weft_process_opts_t){.method = WEFT_START_FORK});
+    int code = finished(p);
+    weft__sys_reset();
+    WT_EQ(code, 15);
 }
 
 /* --- Pipe ------------------------------------------------------------------ */

@@ -497,9 +497,7 @@ int weft_process_close(weft_process_t *p)
     unlink_child(p);
     pthread_mutex_unlock(&children_lock);
     if (p->pidfd >= 0)
-        close(p->pidfd);
-    if (p->statusfd >= 0)
-        close(p->statusfd);
+        close(p->pidfd); /* a forkserver child's status pipe went when it was reaped */
     free(p->name);
     free(p->arg);
     weft__gifts_release(p);
