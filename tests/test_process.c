@@ -279,6 +279,34 @@ WT_CASE(children_keep_only_the_descriptors_they_are_meant_to)
     }
 }
 
+/* In a child: 10 if its stdin is closed, 11 if open. */
+static int stdin_state(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    return 10 + is_open(0);
+}
+WEFT_PROCESS_REGISTER(stdin_state);
+
+/* A process whose stdin is closed starts children with theirs closed, as
+ * fork does, under every method: the descriptors a start opens (a spawn's
+ * request, the forkserver's socket, which take the lowest free number)
+ * neither pose as a child's stdin nor are refused by the child's boot for
+ * their number, which made it run main instead of its function. */
+WT_CASE(children_of_a_process_without_stdin_have_none)
+{
+    WT_EQ(weft_process_forkserver_start(), 0); /* its stdin is open: its children close it */
+    WT_EQ(close(0), 0);
+    FOR_EACH_METHOD
+        WT_EQ(finished(started(stdin_state, NULL, 0, NULL)), 10);
+    /* A server started now, with 0 closed, keeps its socket elsewhere. */
+    pid_t server = forkserver_pid();
+    WT_EQ(kill(server, SIGKILL), 0);
+    wt_reap(server, 10 * wt_slack());
+    method = WEFT_START_FORKSERVER;
+    WT_EQ(finished(started(stdin_state, NULL, 0, NULL)), 10);
+    WT_EQ(is_open(0), 0);
+}
+
 /* The middle process of the daemon test: starts a daemon child that
  * reports its pid through shared memory, then waits to be killed. */
 struct daemon_test {

@@ -226,7 +226,7 @@ _Noreturn void weft__child_run(const struct weft__child *c)
     weft__gifts_receive(c->gifts, c->ngifts, c->inherit_all);
     parent.name = current.name;
     parent.pid = c->parent;
-    parent.pidfd = weft__pidfd_open(c->parent);
+    parent.pidfd = weft__fd_above_stdio(weft__pidfd_open(c->parent));
     has_parent = true;
     current.name = (char *)c->name;
     current.daemon = c->daemon; /* what its own children inherit */
