@@ -1004,6 +1004,74 @@ WT_FAULT(a_pool_that_cannot_be_built_fails_cleanly)
     weft__sys_reset();
 }
 
+/* fork in this process fails while forks_to_fail is above 0; forks_tried
+ * counts the attempts. */
+static _Atomic int forks_to_fail, forks_tried;
+
+static pid_t fork_failing_for_a_while(void)
+{
+    if (getpid() == fault_pid) {
+        atomic_fetch_add(&forks_tried, 1);
+        if (atomic_fetch_sub(&forks_to_fail, 1) > 0)
+            return errno = EAGAIN, -1;
+    }
+    return fork();
+}
+
+/* A dead worker's replacement that cannot be started (fork fails) is
+ * tried again soon, by the manager alone, and the pool's tasks wait for it
+ * rather than fail. */
+WT_FAULT(a_replacement_that_cannot_start_is_tried_again)
+{
+    fault_pid = getpid();
+    weft__sys.fork = fork_failing_for_a_while; /* before the pool's threads */
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    long x = 7, y = 0;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    atomic_store(&forks_tried, 0);
+    atomic_store(&forks_to_fail, 2);
+    struct job j = {.what = EXIT3};
+    weft_future_t *f;
+    int code = 0;
+    WT_EQ(weft_ppool_submit(p, misbehave, &j, sizeof j, &f), 0);
+    WT_EQ(weft_ppool_result(f, 30 * wt_slack(), NULL, NULL, &code), WEFT_ECRASHED);
+    WT_EQ(code, 3);
+    weft_future_free(f);
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    WT_EQ(y, 49);
+    WT_EQ(atomic_load(&forks_tried), 3); /* two that failed, and the one that ran it */
+    WT_EQ(weft_ppool_workers(p), 1);
+    WT_EQ(weft_ppool_free(p), 0);
+    weft__sys_reset();
+}
+
+/* Shared: how many more of the workers' mmaps fail. */
+static _Atomic int *worker_maps_to_fail;
+
+static void *mmap_failing_in_workers(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (getpid() != fault_pid && atomic_fetch_sub(worker_maps_to_fail, 1) > 0)
+        return errno = ENOMEM, MAP_FAILED;
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+/* A worker that cannot map the pool's memory ends before it takes its
+ * first task: the task is not its to fail, and runs on the replacement. */
+WT_FAULT(a_worker_that_cannot_map_the_pool_leaves_its_task_to_the_next)
+{
+    fault_pid = getpid();
+    worker_maps_to_fail = wt_shared_map(sizeof *worker_maps_to_fail);
+    atomic_store(worker_maps_to_fail, 1);
+    weft__sys.mmap = mmap_failing_in_workers; /* forked workers inherit it */
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    long x = 8, y = 0;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    WT_EQ(y, 64);
+    WT_EQ(atomic_load(worker_maps_to_fail), -1); /* two workers mapped it, the first failed */
+    WT_EQ(weft_ppool_free(p), 0);
+    weft__sys_reset();
+}
+
 enum { MAP_N = 100, MAP_CHUNK = 10 };
 
 /* One map, map_async or imap (ordered or not) over items, checked; 0 or
