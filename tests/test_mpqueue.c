@@ -12,6 +12,7 @@
 #include "wt.h"
 #include <weft/mpqueue.h>
 #include <weft/process.h>
+#include <weft/sync.h>
 
 #include <math.h>
 #include <signal.h>
@@ -387,6 +388,49 @@ WT_FAULT(a_consumer_killed_while_waiting_strands_no_one)
     WT_EQ(weft_mpqueue_put(shared_q, "\x09", 1, 0), 0);
     int status = wt_reap(alive, 10 * wt_slack());
     WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 9);
+    WT_EQ(weft_mpqueue_close(shared_q), 0);
+}
+
+/* --- a lock left unrecoverable ---------------------------------------------- */
+
+weft_rlock_t *weft__mpqueue_lock(weft_mpqueue_t *q);
+
+static int take_lock_and_die(void *arg)
+{
+    (void)arg;
+    return weft_rlock_acquire(weft__mpqueue_lock(shared_q), WEFT_FOREVER); /* never released */
+}
+
+static int get_meets_unrecoverable(void *arg)
+{
+    (void)arg;
+    char b[16];
+    return weft_mpqueue_get(shared_q, b, sizeof b, WEFT_FOREVER) == -ENOTRECOVERABLE ? 0 : 1;
+}
+
+/* A process takes the queue's lock over a dead holder and releases it
+ * without repair (weft never does; a foreign or broken one may): every
+ * waiter, asleep for a message or for the lock, and every later call
+ * gets -ENOTRECOVERABLE at once instead of waiting for ever. */
+WT_FAULT(waits_end_when_the_lock_is_left_unrecoverable)
+{
+    shared_q = queue(0, 0, true);
+    pid_t for_message = wt_spawn(get_meets_unrecoverable, NULL);
+    wt_await_child_futex_sleep(for_message, NULL, 10 * wt_slack());
+    WT_EQ(wt_fork(take_lock_and_die, NULL, 10 * wt_slack()), 0);
+    weft_rlock_t *lock = weft__mpqueue_lock(shared_q);
+    WT_EQ(weft_rlock_acquire(lock, WEFT_FOREVER), -EOWNERDEAD);
+    pid_t for_lock = wt_spawn(get_meets_unrecoverable, NULL);
+    wt_await_child_futex_sleep(for_lock, NULL, 10 * wt_slack());
+    WT_EQ(weft_rlock_release(lock), 0); /* unrepaired: unrecoverable */
+    WT_EQ(wt_reap(for_lock, 10 * wt_slack()), 0);
+    WT_EQ(wt_reap(for_message, 10 * wt_slack()), 0);
+    char b[16];
+    WT_EQ(weft_mpqueue_put(shared_q, "x", 1, WEFT_FOREVER), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_get(shared_q, b, sizeof b, 0), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_qsize(shared_q), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_task_done(shared_q), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_join(shared_q, WEFT_FOREVER), -ENOTRECOVERABLE);
     WT_EQ(weft_mpqueue_close(shared_q), 0);
 }
 
