@@ -488,6 +488,48 @@ WT_FAULT(timeouts_hold_while_another_process_holds_the_lock)
     WT_EQ(weft_mpqueue_close(shared_q), 0);
 }
 
+static int no_memfd(const char *name, unsigned flags)
+{
+    (void)name, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static void *no_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    (void)addr, (void)len, (void)prot, (void)flags, (void)fd, (void)off;
+    errno = ENOMEM;
+    return MAP_FAILED;
+}
+
+/* A queue that cannot have its memfd, mapping or handle is not made, and
+ * leaves nothing open; one that cannot be mapped from a descriptor leaves
+ * the descriptor to the caller. */
+WT_FAULT(a_queue_without_resources_fails_cleanly)
+{
+    int fds = wt_count_fds();
+    weft_mpqueue_t *q;
+    weft__sys.memfd_create = no_memfd;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -EMFILE);
+    weft__sys_reset();
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -ENOMEM);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+    q = queue(0, 0, false);
+    int fd = weft_mpqueue_fd(q);
+    weft_mpqueue_t *other;
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_mpqueue_from_fd(&other, fd), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_mpqueue_put(q, "x", 1, 0), 0); /* untouched */
+    WT_EQ(weft_mpqueue_close(q), 0);
+    WT_EQ(wt_count_fds(), fds);
+}
+
 WT_CASE(mpqueue_bad_input)
 {
     weft_mpqueue_t *q;
@@ -499,7 +541,10 @@ WT_CASE(mpqueue_bad_input)
     int junk = memfd_create("junk", MFD_CLOEXEC);
     WT_EQ(ftruncate(junk, 4096), 0);
     WT_EQ(weft_mpqueue_from_fd(&q, junk), -EINVAL); /* not a queue */
+    WT_EQ(ftruncate(junk, 64), 0);
+    WT_EQ(weft_mpqueue_from_fd(&q, junk), -EINVAL); /* too small to be one */
     close(junk);
+    WT_EQ(weft_mpqueue_from_fd(&q, junk), -EBADF);
     WT_EQ(weft_mpqueue_fd(NULL), -EINVAL);
     WT_EQ(weft_mpqueue_close(NULL), -EINVAL);
     WT_EQ(weft_mpqueue_qsize(NULL), -EINVAL);

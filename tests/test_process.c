@@ -1119,6 +1119,38 @@ WT_FAULT(pipe_rejects_hostile_headers_without_allocating)
     WT_EQ(weft_conn_send_bytes(conn_a, "01234567890", 11), 0);
     WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
     close_pipe();
+    /* With no maximum to speak of, a length past what ssize_t holds. */
+    open_pipe(true);
+    WT_EQ(weft_conn_set_max_message(conn_b, SIZE_MAX), 0);
+    raw_send(conn_a, ~(uint64_t)0, NULL, 0);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
+    close_pipe();
+}
+
+/* A message that cannot be taken (no memory for it, or bigger than the
+ * caller's buffer, by many reads' worth) is read and dropped: the next one
+ * comes out whole. */
+WT_FAULT(pipe_drops_a_message_it_cannot_take_and_stays_in_step)
+{
+    static char big[20000];
+    char small[8];
+    void *m;
+    memset(big, 'b', sizeof big);
+    open_pipe(true);
+    WT_EQ(weft_conn_send_bytes(conn_a, big, sizeof big), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "next", 4), 0);
+    weft__sys.malloc = wt_no_malloc;
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), 4);
+    WT_CHECK(memcmp(m, "next", 4) == 0);
+    free(m);
+    WT_EQ(weft_conn_send_bytes(conn_a, big, sizeof big), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "after", 5), 0);
+    WT_EQ(weft_conn_recv_bytes_into(conn_b, small, sizeof small), -EMSGSIZE);
+    WT_EQ(weft_conn_recv_bytes_into(conn_b, small, sizeof small), 5);
+    WT_CHECK(memcmp(small, "after", 5) == 0);
+    close_pipe();
 }
 
 /* The child end of a pipe: echo each message back reversed, until the
@@ -1189,6 +1221,9 @@ WT_CASE(pipe_bad_input)
     WT_EQ(weft_conn_recv_bytes(conn_a, NULL), -EINVAL);
     WT_EQ(weft_conn_recv_bytes_into(conn_a, NULL, 4), -EINVAL);
     WT_EQ(weft_conn_poll(conn_a, NAN), -EINVAL);
+    close_pipe();
+    open_pipe(false); /* a receives, b sends */
+    WT_EQ(weft_conn_poll(conn_b, 0), -EPERM);
     close_pipe();
 }
 
@@ -1346,6 +1381,67 @@ WT_CASE(shared_memory_bad_input)
     WT_EQ(weft_shared_new(&v, 0), -EINVAL);
     WT_EQ(weft_shared_new(NULL, 8), -EINVAL);
     WT_EQ(weft_shared_free(NULL), -EINVAL);
+    int empty = memfd_create("empty", MFD_CLOEXEC);
+    WT_EQ(weft_shared_from_fd(&v, empty), -EINVAL); /* too small to be one */
+    WT_EQ(weft_shm_from_fd(&s, empty), -EINVAL);    /* nothing to map: and it took the fd */
+    WT_EQ(is_open(empty), 0);
+    WT_EQ(weft_shared_from_fd(&v, empty), -EBADF);
+}
+
+static void *no_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    (void)addr, (void)len, (void)prot, (void)flags, (void)fd, (void)off;
+    errno = ENOMEM;
+    return MAP_FAILED;
+}
+
+/* Pipes, segments and shared values that cannot have their descriptors,
+ * mappings or handles fail with the reason and leave nothing open, and a
+ * named segment that could not be made is not left behind. */
+WT_FAULT(pipes_and_shared_memory_without_resources_fail_cleanly)
+{
+    int fds = wt_count_fds();
+    weft_conn_t *a, *b;
+    weft__sys.socketpair = no_socketpair;
+    WT_EQ(weft_pipe(&a, &b, true), -ENFILE);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_pipe(&a, &b, false), -ENOMEM);
+    WT_EQ(weft_conn_from_fd(&a, 1), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+
+    char name[32];
+    snprintf(name, sizeof name, "/weft-nores-%d", (int)getpid());
+    weft_shm_t *s;
+    weft_shared_t *v;
+    weft__sys.memfd_create = no_memfd;
+    WT_EQ(weft_shm_create(&s, NULL, 4096), -EMFILE);
+    WT_EQ(weft_shared_new(&v, 8), -EMFILE);
+    weft__sys_reset();
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_shm_create(&s, NULL, 4096), -ENOMEM);
+    WT_EQ(weft_shm_create(&s, name, 4096), -ENOMEM);
+    WT_EQ(weft_shared_new(&v, 8), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_shm_attach(&s, name), -ENOENT); /* not left behind */
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_shm_create(&s, name, 4096), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_shm_attach(&s, name), -ENOENT);
+    WT_EQ(wt_count_fds(), fds);
+
+    WT_EQ(weft_shared_new(&v, 8), 0);
+    int fd = dup(weft_shared_fd(v));
+    weft_shared_t *again;
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_shared_from_fd(&again, fd), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(is_open(fd), 1); /* still the caller's */
+    WT_EQ(weft_shared_from_fd(&again, fd), 0);
+    WT_EQ(weft_shared_free(again), 0);
+    WT_EQ(weft_shared_free(v), 0);
+    WT_EQ(wt_count_fds(), fds);
 }
 
 /* --- fork while other threads use weft ---------------------------------------- */
