@@ -12,6 +12,7 @@
 #include "wt.h"
 #include <weft/mpqueue.h>
 #include <weft/process.h>
+#include <weft/sync.h>
 
 #include <math.h>
 #include <signal.h>
@@ -390,6 +391,49 @@ WT_FAULT(a_consumer_killed_while_waiting_strands_no_one)
     WT_EQ(weft_mpqueue_close(shared_q), 0);
 }
 
+/* --- a lock left unrecoverable ---------------------------------------------- */
+
+weft_rlock_t *weft__mpqueue_lock(weft_mpqueue_t *q);
+
+static int take_lock_and_die(void *arg)
+{
+    (void)arg;
+    return weft_rlock_acquire(weft__mpqueue_lock(shared_q), WEFT_FOREVER); /* never released */
+}
+
+static int get_meets_unrecoverable(void *arg)
+{
+    (void)arg;
+    char b[16];
+    return weft_mpqueue_get(shared_q, b, sizeof b, WEFT_FOREVER) == -ENOTRECOVERABLE ? 0 : 1;
+}
+
+/* A process takes the queue's lock over a dead holder and releases it
+ * without repair (weft never does; a foreign or broken one may): every
+ * waiter, asleep for a message or for the lock, and every later call
+ * gets -ENOTRECOVERABLE at once instead of waiting for ever. */
+WT_FAULT(waits_end_when_the_lock_is_left_unrecoverable)
+{
+    shared_q = queue(0, 0, true);
+    pid_t for_message = wt_spawn(get_meets_unrecoverable, NULL);
+    wt_await_child_futex_sleep(for_message, NULL, 10 * wt_slack());
+    WT_EQ(wt_fork(take_lock_and_die, NULL, 10 * wt_slack()), 0);
+    weft_rlock_t *lock = weft__mpqueue_lock(shared_q);
+    WT_EQ(weft_rlock_acquire(lock, WEFT_FOREVER), -EOWNERDEAD);
+    pid_t for_lock = wt_spawn(get_meets_unrecoverable, NULL);
+    wt_await_child_futex_sleep(for_lock, NULL, 10 * wt_slack());
+    WT_EQ(weft_rlock_release(lock), 0); /* unrepaired: unrecoverable */
+    WT_EQ(wt_reap(for_lock, 10 * wt_slack()), 0);
+    WT_EQ(wt_reap(for_message, 10 * wt_slack()), 0);
+    char b[16];
+    WT_EQ(weft_mpqueue_put(shared_q, "x", 1, WEFT_FOREVER), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_get(shared_q, b, sizeof b, 0), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_qsize(shared_q), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_task_done(shared_q), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_join(shared_q, WEFT_FOREVER), -ENOTRECOVERABLE);
+    WT_EQ(weft_mpqueue_close(shared_q), 0);
+}
+
 /* --- a holder that stops ------------------------------------------------ */
 
 static void stop_here(int point)
@@ -444,6 +488,48 @@ WT_FAULT(timeouts_hold_while_another_process_holds_the_lock)
     WT_EQ(weft_mpqueue_close(shared_q), 0);
 }
 
+static int no_memfd(const char *name, unsigned flags)
+{
+    (void)name, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static void *no_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    (void)addr, (void)len, (void)prot, (void)flags, (void)fd, (void)off;
+    errno = ENOMEM;
+    return MAP_FAILED;
+}
+
+/* A queue that cannot have its memfd, mapping or handle is not made, and
+ * leaves nothing open; one that cannot be mapped from a descriptor leaves
+ * the descriptor to the caller. */
+WT_FAULT(a_queue_without_resources_fails_cleanly)
+{
+    int fds = wt_count_fds();
+    weft_mpqueue_t *q;
+    weft__sys.memfd_create = no_memfd;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -EMFILE);
+    weft__sys_reset();
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -ENOMEM);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_mpqueue_new(&q, NULL), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+    q = queue(0, 0, false);
+    int fd = weft_mpqueue_fd(q);
+    weft_mpqueue_t *other;
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_mpqueue_from_fd(&other, fd), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_mpqueue_put(q, "x", 1, 0), 0); /* untouched */
+    WT_EQ(weft_mpqueue_close(q), 0);
+    WT_EQ(wt_count_fds(), fds);
+}
+
 WT_CASE(mpqueue_bad_input)
 {
     weft_mpqueue_t *q;
@@ -455,7 +541,10 @@ WT_CASE(mpqueue_bad_input)
     int junk = memfd_create("junk", MFD_CLOEXEC);
     WT_EQ(ftruncate(junk, 4096), 0);
     WT_EQ(weft_mpqueue_from_fd(&q, junk), -EINVAL); /* not a queue */
+    WT_EQ(ftruncate(junk, 64), 0);
+    WT_EQ(weft_mpqueue_from_fd(&q, junk), -EINVAL); /* too small to be one */
     close(junk);
+    WT_EQ(weft_mpqueue_from_fd(&q, junk), -EBADF);
     WT_EQ(weft_mpqueue_fd(NULL), -EINVAL);
     WT_EQ(weft_mpqueue_close(NULL), -EINVAL);
     WT_EQ(weft_mpqueue_qsize(NULL), -EINVAL);

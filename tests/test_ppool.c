@@ -11,6 +11,7 @@
  * descriptor left behind, and bad input.
  */
 #include "base/base.h"
+#include "process/ppool_parent.h"
 #include "wt.h"
 #include <weft/mpqueue.h>
 #include <weft/ppool.h>
@@ -21,7 +22,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -537,6 +542,131 @@ WT_CASE(a_task_queued_behind_a_long_one_goes_to_an_idle_worker)
     WT_EQ(weft_ppool_free(p), 0);
 }
 
+/* --- the take-back race ----------------------------------------------------- */
+
+/* A task queued behind a long one is taken back for an idle worker by one
+ * compare-and-swap on its claim word, which its worker races for when it
+ * gets to the task: whichever side wins, the task runs exactly once. */
+
+/* Shared with the workers (a fork keeps the mapping): gates[i] opens to
+ * end holder i; runs of the contested task. */
+static _Atomic uint32_t *gates;
+static _Atomic int *ran;
+static pid_t worker_of[2]; /* the pids of the holders' workers */
+
+static void share_contest_words(void)
+{
+    gates = wt_shared_map(2 * sizeof *gates);
+    ran = wt_shared_map(sizeof *ran);
+}
+
+/* Holds its worker until gates[*arg] opens; its worker's pid. */
+static ssize_t hold_until_open(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    _Atomic uint32_t *gate = &gates[*(const int *)arg];
+    while (!atomic_load(gate))
+        weft__futex_wait(gate, 0, WEFT__NEVER, true);
+    return my_pid(NULL, 0, out, cap);
+}
+
+static ssize_t contested(const void *arg, size_t len, void *out, size_t cap)
+{
+    atomic_fetch_add(ran, 1);
+    return my_pid(arg, len, out, cap);
+}
+
+static void release(int i)
+{
+    atomic_store(&gates[i], 1);
+    weft__futex_wake(&gates[i], INT32_MAX, true);
+}
+
+static pid_t pid_result(weft_future_t *f)
+{
+    const void *data;
+    size_t len;
+    WT_EQ(weft_ppool_result(f, 30 * wt_slack(), &data, &len, NULL), 0);
+    WT_EQ(len, sizeof(pid_t));
+    pid_t pid;
+    memcpy(&pid, data, sizeof pid);
+    weft_future_free(f);
+    return pid;
+}
+
+/* Two workers each hold a task; the contested one is queued behind
+ * holder 0 (dispatch sends it to the first of the least busy). Holder 1
+ * is released, which leaves its worker idle. Returns the contested
+ * task's future. */
+static weft_future_t *contest(weft_ppool_t *p, weft_future_t *holder[2])
+{
+    for (int i = 0; i < 2; i++)
+        WT_EQ(weft_ppool_submit(p, hold_until_open, &i, sizeof i, &holder[i]), 0);
+    weft_future_t *f;
+    WT_EQ(weft_ppool_submit(p, contested, NULL, 0, &f), 0);
+    release(1);
+    worker_of[1] = pid_result(holder[1]);
+    return f;
+}
+
+static void end_contest(weft_ppool_t *p)
+{
+    WT_EQ(weft_ppool_close(p), 0);                 /* the workers stop by themselves, */
+    WT_EQ(weft_ppool_join(p, 30 * wt_slack()), 0); /* having skipped what they lost */
+    WT_EQ(weft_ppool_free(p), 0);
+    WT_EQ(atomic_load(ran), 1);
+}
+
+/* The parent wins: the task runs on the idle worker while holder 0 still
+ * runs, and holder 0's worker, when it gets to the task, finds it taken
+ * and skips it. */
+WT_CASE(a_task_taken_back_runs_once_on_the_idle_worker)
+{
+    share_contest_words();
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORK);
+    weft_future_t *holder[2];
+    weft_future_t *f = contest(p, holder);
+    WT_EQ(pid_result(f), worker_of[1]); /* while holder 0 still holds */
+    release(0);
+    worker_of[0] = pid_result(holder[0]);
+    WT_CHECK(worker_of[0] != worker_of[1]);
+    end_contest(p);
+}
+
+static _Atomic int hook_calls;
+
+static bool claimed(void *claim)
+{
+    return atomic_load((_Atomic uint32_t *)claim) != 0; /* no longer POSTED */
+}
+
+/* Just before the parent's compare-and-swap: let holder 0 end, and wait
+ * until its worker has claimed the task. */
+static void worker_claims_first(_Atomic uint32_t *claim)
+{
+    if (atomic_fetch_add(&hook_calls, 1) == 0) {
+        release(0);
+        wt_wait_until(claimed, claim, 30 * wt_slack());
+    }
+}
+
+/* The worker wins: the parent's take-back fails, and the task runs where
+ * it was posted, behind holder 0. */
+WT_CASE(a_task_its_worker_claims_first_is_not_taken_back)
+{
+    share_contest_words();
+    weft__ppool_take_back_hook = worker_claims_first; /* before the pool's threads */
+    weft_ppool_t *p = pool_of(2, WEFT_START_FORK);
+    weft_future_t *holder[2];
+    weft_future_t *f = contest(p, holder);
+    pid_t ran_on = pid_result(f);
+    worker_of[0] = pid_result(holder[0]);
+    WT_EQ(ran_on, worker_of[0]);
+    WT_CHECK(atomic_load(&hook_calls) >= 1);
+    end_contest(p);
+    weft__ppool_take_back_hook = NULL;
+}
+
 /* --- regressions ------------------------------------------------------------ */
 
 static ssize_t result_of_its_size(const void *arg, size_t len, void *out, size_t cap)
@@ -760,12 +890,57 @@ static int nth_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*
     return fail_this_call() ? EAGAIN : pthread_create(t, attr, fn, arg);
 }
 
+/* The system calls fail as they can when the machine is short of memory
+ * or processes. */
+static pid_t nth_fork(void)
+{
+    return fail_this_call() ? (errno = EAGAIN, -1) : fork();
+}
+
+static int nth_pidfd_open(pid_t pid, unsigned flags)
+{
+    return fail_this_call() ? (errno = ENOMEM, -1) : (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+static int nth_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return fail_this_call() ? EAGAIN : posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+static int nth_memfd_create(const char *name, unsigned flags)
+{
+    return fail_this_call() ? (errno = ENOMEM, -1) : memfd_create(name, flags);
+}
+
+static void *nth_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return fail_this_call() ? (errno = ENOMEM, MAP_FAILED) : mmap(addr, len, prot, flags, fd, off);
+}
+
+static int nth_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    return fail_this_call() ? (errno = ENOMEM, -1) : socketpair(domain, type, protocol, sv);
+}
+
+static ssize_t nth_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return fail_this_call() ? (errno = ENOMEM, -1) : sendmsg(fd, msg, flags);
+}
+
 static void install_faults(void)
 {
     fault_pid = getpid();
     weft__sys.malloc = nth_malloc;
     weft__sys.calloc = nth_calloc;
     weft__sys.pthread_create = nth_pthread_create;
+    weft__sys.fork = nth_fork;
+    weft__sys.pidfd_open = nth_pidfd_open;
+    weft__sys.posix_spawn = nth_posix_spawn;
+    weft__sys.memfd_create = nth_memfd_create;
+    weft__sys.mmap = nth_mmap;
+    weft__sys.socketpair = nth_socketpair;
+    weft__sys.sendmsg = nth_sendmsg;
 }
 
 static void fail_call(long n)
@@ -793,10 +968,12 @@ static void check_whole(weft_ppool_t *p)
     weft_future_free(f);
 }
 
-/* Every allocation and thread start of a pool's making fails in turn: the
- * pool, or its first task, fails with -ENOMEM or -EAGAIN, and the pool is
- * then whole at the next try, never running without its manager (which
- * once allocated its own poll set and, when that failed, quietly ended). */
+/* Every allocation, thread start and system call of a pool's making
+ * (its shared memory, the workers' starts, the forkserver's) fails in
+ * turn: the pool, or its first task, fails with -ENOMEM or -EAGAIN, and
+ * the pool is then whole at the next try, never running without its
+ * manager (which once allocated its own poll set and, when that failed,
+ * quietly ended) or with some of its workers. */
 WT_FAULT(a_pool_that_cannot_be_built_fails_cleanly)
 {
     install_faults();
@@ -817,12 +994,81 @@ WT_FAULT(a_pool_that_cannot_be_built_fails_cleanly)
                 WT_EQ(rc, sizeof y);
                 WT_EQ(y, 144);
                 check_whole(p);
+                WT_EQ(weft_ppool_workers(p), 2);
                 WT_EQ(weft_ppool_free(p), 0);
             }
             if (!reached)
                 break;
         }
     }
+    weft__sys_reset();
+}
+
+/* fork in this process fails while forks_to_fail is above 0; forks_tried
+ * counts the attempts. */
+static _Atomic int forks_to_fail, forks_tried;
+
+static pid_t fork_failing_for_a_while(void)
+{
+    if (getpid() == fault_pid) {
+        atomic_fetch_add(&forks_tried, 1);
+        if (atomic_fetch_sub(&forks_to_fail, 1) > 0)
+            return errno = EAGAIN, -1;
+    }
+    return fork();
+}
+
+/* A dead worker's replacement that cannot be started (fork fails) is
+ * tried again soon, by the manager alone, and the pool's tasks wait for it
+ * rather than fail. */
+WT_FAULT(a_replacement_that_cannot_start_is_tried_again)
+{
+    fault_pid = getpid();
+    weft__sys.fork = fork_failing_for_a_while; /* before the pool's threads */
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    long x = 7, y = 0;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    atomic_store(&forks_tried, 0);
+    atomic_store(&forks_to_fail, 2);
+    struct job j = {.what = EXIT3};
+    weft_future_t *f;
+    int code = 0;
+    WT_EQ(weft_ppool_submit(p, misbehave, &j, sizeof j, &f), 0);
+    WT_EQ(weft_ppool_result(f, 30 * wt_slack(), NULL, NULL, &code), WEFT_ECRASHED);
+    WT_EQ(code, 3);
+    weft_future_free(f);
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    WT_EQ(y, 49);
+    WT_EQ(atomic_load(&forks_tried), 3); /* two that failed, and the one that ran it */
+    WT_EQ(weft_ppool_workers(p), 1);
+    WT_EQ(weft_ppool_free(p), 0);
+    weft__sys_reset();
+}
+
+/* Shared: how many more of the workers' mmaps fail. */
+static _Atomic int *worker_maps_to_fail;
+
+static void *mmap_failing_in_workers(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (getpid() != fault_pid && atomic_fetch_sub(worker_maps_to_fail, 1) > 0)
+        return errno = ENOMEM, MAP_FAILED;
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+/* A worker that cannot map the pool's memory ends before it takes its
+ * first task: the task is not its to fail, and runs on the replacement. */
+WT_FAULT(a_worker_that_cannot_map_the_pool_leaves_its_task_to_the_next)
+{
+    fault_pid = getpid();
+    worker_maps_to_fail = wt_shared_map(sizeof *worker_maps_to_fail);
+    atomic_store(worker_maps_to_fail, 1);
+    weft__sys.mmap = mmap_failing_in_workers; /* forked workers inherit it */
+    weft_ppool_t *p = pool_of(1, WEFT_START_FORK);
+    long x = 8, y = 0;
+    WT_EQ(weft_ppool_apply(p, square, &x, sizeof x, &y, sizeof y), sizeof y);
+    WT_EQ(y, 64);
+    WT_EQ(atomic_load(worker_maps_to_fail), -1); /* two workers mapped it, the first failed */
+    WT_EQ(weft_ppool_free(p), 0);
     weft__sys_reset();
 }
 

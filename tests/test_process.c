@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -276,6 +277,34 @@ WT_CASE(children_keep_only_the_descriptors_they_are_meant_to)
         close(pipes[0]);
         close(pipes[1]);
     }
+}
+
+/* In a child: 10 if its stdin is closed, 11 if open. */
+static int stdin_state(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    return 10 + is_open(0);
+}
+WEFT_PROCESS_REGISTER(stdin_state);
+
+/* A process whose stdin is closed starts children with theirs closed, as
+ * fork does, under every method: the descriptors a start opens (a spawn's
+ * request, the forkserver's socket, which take the lowest free number)
+ * neither pose as a child's stdin nor are refused by the child's boot for
+ * their number, which made it run main instead of its function. */
+WT_CASE(children_of_a_process_without_stdin_have_none)
+{
+    WT_EQ(weft_process_forkserver_start(), 0); /* its stdin is open: its children close it */
+    WT_EQ(close(0), 0);
+    FOR_EACH_METHOD
+        WT_EQ(finished(started(stdin_state, NULL, 0, NULL)), 10);
+    /* A server started now, with 0 closed, keeps its socket elsewhere. */
+    pid_t server = forkserver_pid();
+    WT_EQ(kill(server, SIGKILL), 0);
+    wt_reap(server, 10 * wt_slack());
+    method = WEFT_START_FORKSERVER;
+    WT_EQ(finished(started(stdin_state, NULL, 0, NULL)), 10);
+    WT_EQ(is_open(0), 0);
 }
 
 /* The middle process of the daemon test: starts a daemon child that
@@ -733,11 +762,249 @@ WT_CASE(process_bad_input)
     WT_EQ(weft_process_terminate(p), -EPERM);
     WT_EQ(weft_process_sentinel(p), -EPERM);
     WT_EQ(weft_process_exitcode(p, &code), 0);
+    WT_EQ(weft_process_exitcode(weft_process_current(), &code), 0); /* it runs */
+    WT_EQ(weft_process_pid(NULL), -EINVAL);
     WT_EQ(weft_process_is_alive(p), 0);
     WT_EQ(weft_process_daemon(p), 0);
     WT_EQ(weft_process_start(p), 0);
     WT_EQ(weft_process_start(p), -EPERM); /* once only */
     WT_EQ(finished(p), 0);
+}
+
+/* Ends a fifth of a second after it starts: outlives a parent that
+ * returns at once, unless that parent waits for it. */
+static int nap_then_end(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    weft_sleep(0.2);
+    return 0;
+}
+WEFT_PROCESS_REGISTER(nap_then_end);
+
+/* The middle process of the exit test: starts a daemon child that would
+ * run forever and a child that ends by itself a little later, notes their
+ * pids, and returns without joining either. */
+static int leave_children(void *arg)
+{
+    pid_t *pids = arg;
+    weft_process_t *d =
+        started(wait_forever, NULL, 0, &(weft_process_opts_t){.daemon = WEFT_DAEMON_YES});
+    weft_process_t *c = started(nap_then_end, NULL, 0, NULL);
+    pids[0] = weft_process_pid(d);
+    pids[1] = weft_process_pid(c);
+    return 0;
+}
+
+/* At exit, as in Python: daemon children are terminated and every child
+ * is joined, so the program ends without leaving orphans or zombies (both
+ * are gone, reaped, once it has ended). */
+WT_CASE(exit_terminates_daemon_children_and_joins_the_rest)
+{
+    pid_t *pids = wt_shared_map(2 * sizeof(pid_t));
+    FOR_EACH_METHOD {
+        int status = wt_fork(leave_children, pids, 30 * wt_slack());
+        WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 2; i++)
+            WT_CHECK(pids[i] > 0 && kill(pids[i], 0) == -1 && errno == ESRCH);
+    }
+}
+
+/* --- system calls that fail ---------------------------------------------- */
+
+/* Stand-ins for weft__sys entries: each fails the way its call can. */
+static pid_t fork_eagain(void)
+{
+    errno = EAGAIN;
+    return -1;
+}
+
+static pid_t fork_enomem(void)
+{
+    errno = ENOMEM;
+    return -1;
+}
+
+static int no_pidfd(pid_t pid, unsigned flags)
+{
+    (void)pid, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int no_memfd(const char *name, unsigned flags)
+{
+    (void)name, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int no_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    (void)pid, (void)path, (void)fa, (void)attr, (void)argv, (void)envp;
+    return EAGAIN;
+}
+
+static int no_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    (void)domain, (void)type, (void)protocol, (void)sv;
+    errno = ENFILE;
+    return -1;
+}
+
+static ssize_t sendmsg_enobufs(int fd, const struct msghdr *msg, int flags)
+{
+    (void)fd, (void)msg, (void)flags;
+    errno = ENOBUFS;
+    return -1;
+}
+
+/* One start that meets `fault` (installed by set, undone by
+ * weft__sys_reset) fails with `error`, leaving no descriptor, child or
+ * zombie behind and the handle as it was: it starts at the next try. */
+static void start_fails_cleanly(weft_start_method_t m, void (*set)(void), int error)
+{
+    int fds = wt_count_fds();
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, return_arg, &(int){5}, sizeof(int),
+                           &(weft_process_opts_t){.method = m}),
+          0);
+    set();
+    int rc = weft_process_start(p);
+    weft__sys_reset();
+    WT_EQ(rc, error);
+    WT_EQ(wt_count_fds(), fds);
+    WT_CHECK(waitpid(-1, NULL, WNOHANG) <= 0); /* no zombie (the server, if any, lives) */
+    WT_EQ(weft_process_is_alive(p), 0);
+    WT_EQ(weft_process_join(p, 0), -EPERM); /* never started */
+    WT_EQ(weft_process_start(p), 0);
+    WT_EQ(finished(p), 5);
+}
+
+static void set_fork_eagain(void)
+{
+    weft__sys.fork = fork_eagain;
+}
+
+static void set_fork_enomem(void)
+{
+    weft__sys.fork = fork_enomem;
+}
+
+static void set_no_pidfd(void)
+{
+    weft__sys.pidfd_open = no_pidfd;
+}
+
+static void set_no_memfd(void)
+{
+    weft__sys.memfd_create = no_memfd;
+}
+
+static void set_no_spawn(void)
+{
+    weft__sys.posix_spawn = no_spawn;
+}
+
+static void set_sendmsg_enobufs(void)
+{
+    weft__sys.sendmsg = sendmsg_enobufs;
+}
+
+/* A child started but not watchable (no pidfd) is killed and reaped, not
+ * left running unseen: the zombie check in start_fails_cleanly. */
+WT_FAULT(a_start_whose_system_calls_fail_leaves_nothing_behind)
+{
+    WT_EQ(weft_process_forkserver_start(), 0); /* its socket is no leak */
+    start_fails_cleanly(WEFT_START_FORK, set_fork_eagain, -EAGAIN);
+    start_fails_cleanly(WEFT_START_FORK, set_fork_enomem, -ENOMEM);
+    start_fails_cleanly(WEFT_START_FORK, set_no_pidfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_memfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_spawn, -EAGAIN);
+    start_fails_cleanly(WEFT_START_SPAWN, set_no_pidfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_no_memfd, -EMFILE);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_sendmsg_enobufs, -ENOBUFS);
+}
+
+/* A forkserver that cannot be started fails the start (or
+ * weft_process_forkserver_start) with the reason, and is started at the
+ * next try. */
+WT_FAULT(a_forkserver_that_cannot_start_fails_the_start_cleanly)
+{
+    int fds = wt_count_fds();
+    weft__sys.socketpair = no_socketpair;
+    WT_EQ(weft_process_forkserver_start(), -ENFILE);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+    start_fails_cleanly(WEFT_START_FORKSERVER, set_no_spawn, -EAGAIN);
+}
+
+/* sendmsg that stops the forkserver, hands it the request, and kills it:
+ * the server dies with the request in flight, certainly before it could
+ * act on it. */
+static pid_t doomed_server;
+
+static ssize_t send_then_kill_server(int fd, const struct msghdr *msg, int flags)
+{
+    WT_EQ(kill(doomed_server, SIGSTOP), 0); /* pending before the send: it runs no more */
+    ssize_t n = sendmsg(fd, msg, flags);
+    WT_EQ(kill(doomed_server, SIGKILL), 0);
+    return n;
+}
+
+/* A server that dies between a request and its reply fails that start
+ * with -EAGAIN (it may have forked the child, so the start is not
+ * repeated); it is reaped, nothing is left open, and the next start gets
+ * a new server. */
+WT_FAULT(a_forkserver_lost_mid_request_fails_that_start_only)
+{
+    int fds = wt_count_fds();
+    WT_EQ(weft_process_forkserver_start(), 0);
+    pid_t server = doomed_server = forkserver_pid();
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, return_arg, &(int){6}, sizeof(int),
+                           &(weft_process_opts_t){.method = WEFT_START_FORKSERVER}),
+          0);
+    weft__sys.sendmsg = send_then_kill_server;
+    int rc = weft_process_start(p);
+    weft__sys_reset();
+    WT_EQ(rc, -EAGAIN);
+    WT_EQ(wt_count_fds(), fds);                /* the dead server's socket too */
+    WT_EQ(waitpid(server, NULL, WNOHANG), -1); /* reaped */
+    WT_EQ(weft_process_start(p), 0);
+    WT_CHECK(forkserver_pid() != server);
+    WT_EQ(finished(p), 6);
+}
+
+static pid_t test_pid;
+
+/* pidfd_open that fails in children only. */
+static int no_pidfd_in_children(pid_t pid, unsigned flags)
+{
+    return getpid() == test_pid ? (int)syscall(SYS_pidfd_open, pid, flags) : no_pidfd(pid, flags);
+}
+
+/* In a child: whether it has a parent handle (1) that tells the parent
+ * lives (2), cannot be joined (4) and has no sentinel (8). */
+static int parent_without_pidfd(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    weft_process_t *parent = weft_process_parent();
+    return (parent != NULL) + (weft_process_is_alive(parent) == 1) * 2 +
+           (weft_process_join(parent, 0) == -EPERM) * 4 + (weft_process_sentinel(parent) < 0) * 8;
+}
+
+/* A forked child that cannot open a pidfd for its parent falls back on
+ * its parent's pid, which cannot be reused while the parent lives. */
+WT_FAULT(a_child_without_a_pidfd_for_its_parent_still_knows_it)
+{
+    test_pid = getpid();
+    weft__sys.pidfd_open = no_pidfd_in_children;
+    weft_process_t *p =
+        started(parent_without_pidfd, NULL, 0, &(weft_process_opts_t){.method = WEFT_START_FORK});
+    int code = finished(p);
+    weft__sys_reset();
+    WT_EQ(code, 15);
 }
 
 /* --- Pipe ------------------------------------------------------------------ */
@@ -852,6 +1119,38 @@ WT_FAULT(pipe_rejects_hostile_headers_without_allocating)
     WT_EQ(weft_conn_send_bytes(conn_a, "01234567890", 11), 0);
     WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
     close_pipe();
+    /* With no maximum to speak of, a length past what ssize_t holds. */
+    open_pipe(true);
+    WT_EQ(weft_conn_set_max_message(conn_b, SIZE_MAX), 0);
+    raw_send(conn_a, ~(uint64_t)0, NULL, 0);
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -EBADMSG);
+    close_pipe();
+}
+
+/* A message that cannot be taken (no memory for it, or bigger than the
+ * caller's buffer, by many reads' worth) is read and dropped: the next one
+ * comes out whole. */
+WT_FAULT(pipe_drops_a_message_it_cannot_take_and_stays_in_step)
+{
+    static char big[20000];
+    char small[8];
+    void *m;
+    memset(big, 'b', sizeof big);
+    open_pipe(true);
+    WT_EQ(weft_conn_send_bytes(conn_a, big, sizeof big), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "next", 4), 0);
+    weft__sys.malloc = wt_no_malloc;
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_conn_recv_bytes(conn_b, &m), 4);
+    WT_CHECK(memcmp(m, "next", 4) == 0);
+    free(m);
+    WT_EQ(weft_conn_send_bytes(conn_a, big, sizeof big), 0);
+    WT_EQ(weft_conn_send_bytes(conn_a, "after", 5), 0);
+    WT_EQ(weft_conn_recv_bytes_into(conn_b, small, sizeof small), -EMSGSIZE);
+    WT_EQ(weft_conn_recv_bytes_into(conn_b, small, sizeof small), 5);
+    WT_CHECK(memcmp(small, "after", 5) == 0);
+    close_pipe();
 }
 
 /* The child end of a pipe: echo each message back reversed, until the
@@ -922,6 +1221,9 @@ WT_CASE(pipe_bad_input)
     WT_EQ(weft_conn_recv_bytes(conn_a, NULL), -EINVAL);
     WT_EQ(weft_conn_recv_bytes_into(conn_a, NULL, 4), -EINVAL);
     WT_EQ(weft_conn_poll(conn_a, NAN), -EINVAL);
+    close_pipe();
+    open_pipe(false); /* a receives, b sends */
+    WT_EQ(weft_conn_poll(conn_b, 0), -EPERM);
     close_pipe();
 }
 
@@ -1079,6 +1381,67 @@ WT_CASE(shared_memory_bad_input)
     WT_EQ(weft_shared_new(&v, 0), -EINVAL);
     WT_EQ(weft_shared_new(NULL, 8), -EINVAL);
     WT_EQ(weft_shared_free(NULL), -EINVAL);
+    int empty = memfd_create("empty", MFD_CLOEXEC);
+    WT_EQ(weft_shared_from_fd(&v, empty), -EINVAL); /* too small to be one */
+    WT_EQ(weft_shm_from_fd(&s, empty), -EINVAL);    /* nothing to map: and it took the fd */
+    WT_EQ(is_open(empty), 0);
+    WT_EQ(weft_shared_from_fd(&v, empty), -EBADF);
+}
+
+static void *no_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    (void)addr, (void)len, (void)prot, (void)flags, (void)fd, (void)off;
+    errno = ENOMEM;
+    return MAP_FAILED;
+}
+
+/* Pipes, segments and shared values that cannot have their descriptors,
+ * mappings or handles fail with the reason and leave nothing open, and a
+ * named segment that could not be made is not left behind. */
+WT_FAULT(pipes_and_shared_memory_without_resources_fail_cleanly)
+{
+    int fds = wt_count_fds();
+    weft_conn_t *a, *b;
+    weft__sys.socketpair = no_socketpair;
+    WT_EQ(weft_pipe(&a, &b, true), -ENFILE);
+    weft__sys_reset();
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_pipe(&a, &b, false), -ENOMEM);
+    WT_EQ(weft_conn_from_fd(&a, 1), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(wt_count_fds(), fds);
+
+    char name[32];
+    snprintf(name, sizeof name, "/weft-nores-%d", (int)getpid());
+    weft_shm_t *s;
+    weft_shared_t *v;
+    weft__sys.memfd_create = no_memfd;
+    WT_EQ(weft_shm_create(&s, NULL, 4096), -EMFILE);
+    WT_EQ(weft_shared_new(&v, 8), -EMFILE);
+    weft__sys_reset();
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_shm_create(&s, NULL, 4096), -ENOMEM);
+    WT_EQ(weft_shm_create(&s, name, 4096), -ENOMEM);
+    WT_EQ(weft_shared_new(&v, 8), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_shm_attach(&s, name), -ENOENT); /* not left behind */
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_shm_create(&s, name, 4096), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(weft_shm_attach(&s, name), -ENOENT);
+    WT_EQ(wt_count_fds(), fds);
+
+    WT_EQ(weft_shared_new(&v, 8), 0);
+    int fd = dup(weft_shared_fd(v));
+    weft_shared_t *again;
+    weft__sys.mmap = no_mmap;
+    WT_EQ(weft_shared_from_fd(&again, fd), -ENOMEM);
+    weft__sys_reset();
+    WT_EQ(is_open(fd), 1); /* still the caller's */
+    WT_EQ(weft_shared_from_fd(&again, fd), 0);
+    WT_EQ(weft_shared_free(again), 0);
+    WT_EQ(weft_shared_free(v), 0);
+    WT_EQ(wt_count_fds(), fds);
 }
 
 /* --- fork while other threads use weft ---------------------------------------- */

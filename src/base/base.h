@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -171,6 +172,7 @@ int weft__birth_of(pid_t tid, uint64_t *id);
  * test build can make them fail on purpose (SQLite's approach to fault
  * injection). weft__sys_reset() restores the real functions.
  */
+struct msghdr; /* <sys/socket.h>'s, for those that use sendmsg */
 struct weft__sys {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t count, size_t size);
@@ -182,6 +184,16 @@ struct weft__sys {
     int (*open)(const char *path, int flags);               /* no O_CREAT: no mode */
     int (*pidfd_open)(pid_t pid, unsigned flags);           /* fd, or -1 and errno */
     int (*sched_getaffinity)(pid_t pid, size_t size, cpu_set_t *set);
+    /* The process layer's: starting children, and the memory and sockets
+     * shared with them. As the C library's: -1 and errno (mmap: MAP_FAILED;
+     * posix_spawn: the error number). */
+    pid_t (*fork)(void);
+    int (*posix_spawn)(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+    int (*memfd_create)(const char *name, unsigned flags);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t offset);
+    int (*socketpair)(int domain, int type, int protocol, int sv[2]);
+    ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
 };
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);

@@ -1,14 +1,16 @@
 /*
  * The fault-injection table (see struct weft__sys in base.h) and the
  * allocation helpers built on it. In a normal run the table holds the real
- * functions and costs one indirect call, which is nothing beside a malloc or a
- * pthread_create.
+ * functions and costs one indirect call, which is nothing beside a malloc, a
+ * pthread_create or a system call.
  */
 #include "base/base.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,15 +33,18 @@ static int sys_pidfd_open(pid_t pid, unsigned flags)
     return (int)syscall(SYS_pidfd_open, pid, flags);
 }
 
-#define REAL_SYS                                                                          \
-    {                                                                                     \
-        malloc, calloc, realloc, aligned_alloc, pthread_create, sys_membarrier, sys_open, \
-            sys_pidfd_open, sched_getaffinity                                             \
-    }
-
 #ifdef WEFT_TSAN
 _Thread_local _Atomic uint32_t weft__fence_word;
 #endif
+
+#define REAL_SYS                                                                                \
+    {                                                                                           \
+        .malloc = malloc, .calloc = calloc, .realloc = realloc, .aligned_alloc = aligned_alloc, \
+        .pthread_create = pthread_create, .membarrier = sys_membarrier, .open = sys_open,       \
+        .pidfd_open = sys_pidfd_open, .sched_getaffinity = sched_getaffinity, .fork = fork,     \
+        .posix_spawn = posix_spawn, .memfd_create = memfd_create, .mmap = mmap,                 \
+        .socketpair = socketpair, .sendmsg = sendmsg,                                           \
+    }
 
 struct weft__sys weft__sys = REAL_SYS;
 

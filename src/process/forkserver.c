@@ -71,7 +71,7 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, size_
     }
     ssize_t rc;
     do
-        rc = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        rc = weft__sys.sendmsg(sock, &msg, MSG_NOSIGNAL);
     while (rc < 0 && errno == EINTR);
     return rc < 0 ? -errno : 0;
 }
@@ -121,12 +121,19 @@ static int recv_fds(int sock, void *buf, size_t *len, int *fds)
 static int server_launch(void)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    if (weft__sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+    /* Ours must not pass for our stdin in the children we fork, the
+     * server's is found by its number. */
+    sv[0] = weft__fd_above_stdio(sv[0]);
+    sv[1] = weft__fd_above_stdio(sv[1]);
     char **env = weft__child_environ('f', sv[1]);
-    pid_t pid = env ? weft__spawn_self(env, &sv[1], 1) : -ENOMEM;
+    pid_t pid = sv[0] < 0   ? sv[0]
+                : sv[1] < 0 ? sv[1]
+                : env       ? weft__spawn_self(env, &sv[1], 1)
+                            : -ENOMEM;
     free(env);
-    close(sv[1]);
+    close(sv[1]); /* close(-1) is harmless */
     if (pid < 0) {
         close(sv[0]);
         return (int)pid;
@@ -152,17 +159,25 @@ int weft_process_forkserver_start(void)
     return rc;
 }
 
+/* Which of 0, 1 and 2 are open (bits 0-2): looked at before a start
+ * opens anything, which would take the number of one that is closed. */
+static int32_t stdio_open(void)
+{
+    int32_t mask = 0;
+    for (int fd = 0; fd < 3; fd++)
+        mask |= (fcntl(fd, F_GETFD) >= 0) << fd;
+    return mask;
+}
+
 /* One request and its reply; -EPIPE when the request found no server. */
-static int exchange(int req, int status_w, const weft_process_t *p, pid_t *pid, int *pidfd)
+static int exchange(int req, int status_w, int32_t mask, const weft_process_t *p, pid_t *pid,
+                    int *pidfd)
 {
     int fds[MAX_FDS] = {req, status_w};
     size_t n = 2;
-    int32_t mask = 0;
     for (int fd = 0; fd < 3; fd++)
-        if (fcntl(fd, F_GETFD) >= 0) {
-            mask |= 1 << fd;
+        if (mask & (1 << fd))
             fds[n++] = fd;
-        }
     for (size_t i = 0; i < p->nkeep; i++)
         fds[n++] = p->keep[i];
     int rc = send_fds(server_sock, &mask, sizeof mask, fds, n);
@@ -197,7 +212,8 @@ int weft__start_forkserver(weft_process_t *p)
 {
     for (size_t i = 0; i < p->nkeep; i++)
         if (fcntl(p->keep[i], F_GETFD) < 0)
-            return -EBADF;                 /* a descriptor to keep that is not open */
+            return -EBADF; /* a descriptor to keep that is not open */
+    int32_t mask = stdio_open();
     int req = weft__request_encode(p, -1); /* the server's children need no lifeline */
     if (req < 0)
         return req;
@@ -214,7 +230,7 @@ int weft__start_forkserver(weft_process_t *p)
     for (int attempt = 0; attempt < 2 && rc == -EPIPE; attempt++) {
         if (server_sock < 0 && (rc = server_launch()) < 0)
             break;
-        rc = exchange(req, st[1], p, &pid, &pidfd);
+        rc = exchange(req, st[1], mask, p, &pid, &pidfd);
         if (rc == -EPIPE)
             server_drop();
     }
@@ -327,7 +343,7 @@ static int32_t fork_one(const int *fds, int n, int32_t mask, pid_t *pid, int *pi
     bool forked = false;
     if (rc == 0) {
         c.real_parent = getpid();
-        *pid = fork();
+        *pid = weft__sys.fork();
         if (*pid == 0)
             become_child(&c, fds, mask);
         forked = *pid > 0;

@@ -20,7 +20,11 @@
  * holder died is told -EOWNERDEAD: it finishes a commit that was under way
  * (redo_valid) or there was none to finish, so the dead process's step
  * happened entirely or not at all, and it marks the lock consistent. It
- * also wakes every sleeper, in case the dead process was about to.
+ * also wakes every sleeper, in case the dead process was about to. A lock
+ * left unrecoverable (taken over a dead holder and released unrepaired,
+ * which only a process outside this protocol does) fails every call with
+ * -ENOTRECOVERABLE, and each call that meets it wakes every sleeper, so
+ * that none waits for a change that will never come.
  *
  * Waiting. put_seq, get_seq and done_seq are futex words bumped under the
  * lock by every put, every get and the task_done that finishes the last
@@ -97,6 +101,15 @@ struct weft_mpqueue {
  * can kill the process there. */
 void (*weft__mpqueue_crash_point)(int point);
 
+/* Test hook: the queue's lock, for a test to play a process that breaks
+ * the protocol (takes the lock over a dead holder and releases it
+ * unrepaired). */
+weft_rlock_t *weft__mpqueue_lock(weft_mpqueue_t *q); /* declared by the tests that use it */
+weft_rlock_t *weft__mpqueue_lock(weft_mpqueue_t *q)
+{
+    return &q->sh->lock;
+}
+
 static void crash_point(int point)
 {
     if (weft__mpqueue_crash_point)
@@ -127,18 +140,25 @@ static void wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
         weft__futex_wake(seq, n, true);
 }
 
-/* A holder died: finish its commit, if it began one, and wake everyone. */
-static void repair(struct shared *sh)
+/* Wake every sleeper, whatever it waits for. */
+static void wake_all(struct shared *sh)
 {
-    if (sh->redo_valid)
-        sh->st = sh->redo;
-    sh->redo_valid = 0;
     atomic_fetch_add(&sh->put_seq, 1);
     atomic_fetch_add(&sh->get_seq, 1);
     atomic_fetch_add(&sh->done_seq, 1);
     weft__futex_wake(&sh->put_seq, INT32_MAX, true);
     weft__futex_wake(&sh->get_seq, INT32_MAX, true);
     weft__futex_wake(&sh->done_seq, INT32_MAX, true);
+}
+
+/* A holder died: finish its commit, if it began one, and wake everyone, in
+ * case it was about to. */
+static void repair(struct shared *sh)
+{
+    if (sh->redo_valid)
+        sh->st = sh->redo;
+    sh->redo_valid = 0;
+    wake_all(sh);
 }
 
 /* The shortest wait for the lock: a try that still looks once at whether
@@ -163,6 +183,8 @@ static int lock_queue(struct shared *sh, weft__deadline_t deadline, double timeo
         repair(sh);
         rc = weft_rlock_consistent(&sh->lock);
     }
+    if (rc == -ENOTRECOVERABLE)
+        wake_all(sh); /* a sleeper would wait for a change that never comes */
     return rc;
 }
 
@@ -218,7 +240,8 @@ static int lock_when(struct shared *sh, bool (*ready)(struct shared *, const voi
 static int map_queue(weft_mpqueue_t **out, int fd, size_t size)
 {
     weft_mpqueue_t *q = weft__calloc(1, sizeof *q);
-    void *m = q ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    void *m =
+        q ? weft__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
     if (m == MAP_FAILED) {
         free(q);
         return -ENOMEM;
@@ -238,7 +261,7 @@ int weft_mpqueue_new(weft_mpqueue_t **out, const weft_mpqueue_opts_t *opts)
     if (!out || o.maxsize > MAX_SIZE || o.capacity > MAX_SIZE || (o.capacity && o.capacity < 64))
         return -EINVAL;
     uint64_t cap = round8(o.capacity ? o.capacity : 1u << 20);
-    int fd = memfd_create("weft-mpqueue", MFD_CLOEXEC);
+    int fd = weft__sys.memfd_create("weft-mpqueue", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     int rc =

@@ -119,10 +119,14 @@ static struct weft__ptask *stuck_behind(struct weft__pworker *w, int64_t now, in
     return NULL;
 }
 
+void (*weft__ppool_take_back_hook)(_Atomic uint32_t *claim);
+
 /* Take t, the last of w's tasks, back to the front of the pending list;
  * false if the worker claimed it first. */
 static bool take_back(struct weft_ppool *pool, struct weft__pworker *w, struct weft__ptask *t)
 {
+    if (weft__ppool_take_back_hook)
+        weft__ppool_take_back_hook(t->claim);
     uint32_t posted = WEFT__PT_POSTED;
     if (!atomic_compare_exchange_strong(t->claim, &posted, WEFT__PT_REVOKED))
         return false;

@@ -92,7 +92,7 @@ int weft_pipe(weft_conn_t **a, weft_conn_t **b, bool duplex)
     if (!a || !b)
         return -EINVAL;
     int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+    if (weft__sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return -errno;
     if (!duplex) { /* a receives, b sends */
         shutdown(fds[0], SHUT_WR);

@@ -75,13 +75,14 @@ static int make_memory(struct weft_ppool *pool)
     pool->slot_size = (hdr + pool->in_cap + pool->out_cap + WEFT__PPOOL_PAGE - 1) /
                       WEFT__PPOOL_PAGE * WEFT__PPOOL_PAGE;
     pool->map_size = WEFT__PPOOL_PAGE + (size_t)pool->n * pool->slot_size;
-    pool->memfd = memfd_create("weft-ppool", MFD_CLOEXEC);
+    pool->memfd = weft__sys.memfd_create("weft-ppool", MFD_CLOEXEC);
     pool->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pool->memfd < 0 || pool->eventfd < 0)
         return -errno;
     if (ftruncate(pool->memfd, (off_t)pool->map_size) < 0)
         return -ENOMEM;
-    void *m = mmap(NULL, pool->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, pool->memfd, 0);
+    void *m =
+        weft__sys.mmap(NULL, pool->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, pool->memfd, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     pool->map = m;

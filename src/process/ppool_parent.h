@@ -150,6 +150,10 @@ static inline void weft__ptask_conclude(struct weft__ptask **done, struct weft__
 void weft__ppool_dispatch(struct weft_ppool *pool, struct weft__ptask **done);
 int64_t weft__ppool_head_began(struct weft__pworker *w);
 int64_t weft__ppool_rebalance(struct weft_ppool *pool);
+/* Test hook: called (lock held) just before the compare-and-swap by which
+ * the parent takes a posted task back, with the task's claim word, so
+ * that a test can let the worker claim the task first. */
+extern void (*weft__ppool_take_back_hook)(_Atomic uint32_t *claim);
 
 /* pcollect.c: collect what one worker or every worker has published (and
  * dispatch after); whether any result waits; finish a done list; free a

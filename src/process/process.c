@@ -62,7 +62,7 @@ static _Atomic int default_method = WEFT_START_DEFAULT;
 
 int weft__pidfd_open(pid_t pid)
 {
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = weft__sys.pidfd_open(pid, 0);
     return fd < 0 ? -errno : fd;
 }
 
@@ -226,7 +226,7 @@ _Noreturn void weft__child_run(const struct weft__child *c)
     weft__gifts_receive(c->gifts, c->ngifts, c->inherit_all);
     parent.name = current.name;
     parent.pid = c->parent;
-    parent.pidfd = weft__pidfd_open(c->parent);
+    parent.pidfd = weft__fd_above_stdio(weft__pidfd_open(c->parent));
     has_parent = true;
     current.name = (char *)c->name;
     current.daemon = c->daemon; /* what its own children inherit */
@@ -310,7 +310,7 @@ static int start_fork(weft_process_t *p)
         .real_parent = getpid(),
     };
     fflush(NULL); /* or both copies of a buffer would be written */
-    pid_t pid = fork();
+    pid_t pid = weft__sys.fork();
     if (pid == 0)
         weft__child_run(&c);
     if (pid < 0)
@@ -497,9 +497,7 @@ int weft_process_close(weft_process_t *p)
     unlink_child(p);
     pthread_mutex_unlock(&children_lock);
     if (p->pidfd >= 0)
-        close(p->pidfd);
-    if (p->statusfd >= 0)
-        close(p->statusfd);
+        close(p->pidfd); /* a forkserver child's status pipe went when it was reaped */
     free(p->name);
     free(p->arg);
     weft__gifts_release(p);

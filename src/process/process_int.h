@@ -99,6 +99,12 @@ unsigned weft__registered_count(void);
  * -EBADMSG when anything in it does not add up.
  */
 int weft__request_encode(const weft_process_t *p, int lifeline);
+/* fd, moved above 0, 1 and 2 if it is one of them (the original closed),
+ * or -errno: a descriptor that a child finds by its number, or that this
+ * process keeps, must not pose as standard input or output, which a
+ * process that has closed them hands out next (and boot.c takes no
+ * request or socket below 3). A negative fd is returned as it is. */
+int weft__fd_above_stdio(int fd);
 int weft__request_decode(int fd, struct weft__child *c, void **mem);
 /* The environment of a spawned helper: environ without any WEFT_CHILD,
  * plus WEFT_CHILD=<mode>:<fd>:<pid>:<registered count>. NULL: no memory;

@@ -135,7 +135,8 @@ int weft__pworker_main(const void *argp, size_t len)
     const struct weft__pworker_arg *a = argp;
     if (len < sizeof *a || len != sizeof *a + a->initarg_len)
         return 2;
-    unsigned char *map = mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
+    unsigned char *map =
+        weft__sys.mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
     unsigned char *out = malloc(a->max_result ? a->max_result : 1);
     if (map == MAP_FAILED || !out)
         return 2;

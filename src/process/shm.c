@@ -54,7 +54,7 @@ static int adopt(weft_shm_t **out, int fd, size_t size, const char *name)
     int rc = !s || (name && !copy) ? -ENOMEM : 0;
     void *buf = MAP_FAILED;
     if (rc == 0 &&
-        (buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        (buf = weft__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
         rc = -errno;
     if (rc < 0) {
         free(s);
@@ -72,7 +72,7 @@ int weft_shm_create(weft_shm_t **s, const char *name, size_t size)
     if (!s || size == 0 || (name && !valid_name(name)) || size > (size_t)INT64_MAX)
         return -EINVAL;
     int fd = name ? shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-                  : memfd_create("weft-shm", MFD_CLOEXEC);
+                  : weft__sys.memfd_create("weft-shm", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     if (ftruncate(fd, (off_t)size) < 0) {
@@ -204,12 +204,12 @@ int weft_shared_new(weft_shared_t **out, size_t size)
     if (!out || size == 0 || size > SIZE_MAX / 2 - sizeof(weft_shared_t))
         return -EINVAL;
     size_t mapped = sizeof(weft_shared_t) + size;
-    int fd = memfd_create("weft-shared", MFD_CLOEXEC);
+    int fd = weft__sys.memfd_create("weft-shared", MFD_CLOEXEC);
     struct stat st;
     if (fd < 0)
         return -errno;
     weft_shared_t *v = ftruncate(fd, (off_t)mapped) == 0 && fstat(fd, &st) == 0
-                           ? mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                           ? weft__sys.mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
                            : MAP_FAILED;
     if (v == MAP_FAILED) {
         close(fd);
@@ -242,7 +242,8 @@ int weft_shared_from_fd(weft_shared_t **out, int fd)
         return -EBADF;
     if (st.st_size < (off_t)sizeof(weft_shared_t))
         return -EINVAL;
-    weft_shared_t *v = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    weft_shared_t *v =
+        weft__sys.mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (v == MAP_FAILED)
         return -ENOMEM;
     if (v->magic != SHARED_MAGIC || v->mapped != (size_t)st.st_size) {

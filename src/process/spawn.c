@@ -30,6 +30,7 @@
  */
 #include "process/process_int.h"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,16 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int weft__fd_above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int rc = moved < 0 ? -errno : moved;
+    close(fd);
+    return rc;
+}
+
 int weft__request_encode(const weft_process_t *p, int lifeline)
 {
     size_t fn_len = strlen(p->fn_name) + 1, name_len = strlen(p->name) + 1;
@@ -117,8 +128,9 @@ int weft__request_encode(const weft_process_t *p, int lifeline)
     memcpy(buf + off + p->len, p->fn_name, fn_len);
     memcpy(buf + off + p->len + fn_len, p->name, name_len);
     write_gifts(p, buf, buf + off + p->len + fn_len + name_len);
-    int fd = memfd_create("weft-request", MFD_CLOEXEC);
-    int rc = fd < 0 ? -errno : write_all(fd, buf, size);
+    int fd = weft__sys.memfd_create("weft-request", MFD_CLOEXEC);
+    fd = fd < 0 ? -errno : weft__fd_above_stdio(fd);
+    int rc = fd < 0 ? fd : write_all(fd, buf, size);
     free(buf);
     if (rc < 0 && fd >= 0)
         close(fd);
@@ -253,7 +265,7 @@ pid_t weft__spawn_self(char **envp, const int *fds, size_t n)
     char *argv[] = {program_invocation_name, NULL};
     pid_t pid = -1;
     if (rc == 0)
-        rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+        rc = weft__sys.posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     return rc ? -rc : pid;
 }
