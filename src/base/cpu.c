@@ -15,6 +15,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* More than one CPU to run on? Asked first with a mask on the stack, which
+ * holds 1024 CPUs: this runs lazily, in whichever thread stalls first (a
+ * pool's worker, say), so it keeps away from the allocator and the
+ * fault-injection table, which a test may be changing meanwhile. Only a
+ * larger machine needs weft_cpu_count's grown mask. */
+static bool several_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set) > 1;
+    return weft_cpu_count() > 1;
+}
+
 bool weft__spin_pays(void)
 {
     /* Read once: 0 unknown, 1 no, 2 yes. A later change of affinity only
@@ -22,7 +35,7 @@ bool weft__spin_pays(void)
     static _Atomic int pays;
     int p = atomic_load_explicit(&pays, memory_order_relaxed);
     if (WEFT__UNLIKELY(p == 0)) {
-        p = weft_cpu_count() > 1 ? 2 : 1;
+        p = several_cpus() ? 2 : 1;
         atomic_store_explicit(&pays, p, memory_order_relaxed);
     }
     return p == 2;
