@@ -12,13 +12,13 @@
  *
  * The root range is a task too, so that fn can always raise with
  * weft_task_fail; a range whose halves raised passes the first error up.
- * Progress goes out under a lock, one report at a time, each showing more
- * done than the one before (report()).
+ * Progress goes out in order (report.h).
  * map is parallel_for over the item indices, one chunk per grain; map_items
  * is the same over flat arrays of items and results, with the process
  * pool's task shape (bytes in, bytes out, a length or an error back).
  */
 #include "pool/future_int.h"
+#include "pool/report.h"
 #include <weft/pool.h>
 
 #include <stdlib.h>
@@ -26,14 +26,10 @@
 
 struct job {
     weft_pool_t *pool;
-    size_t grain, total;
+    size_t grain;
     void (*fn)(size_t lo, size_t hi, void *arg);
     void *arg;
-    weft_progress_fn progress;
-    void *progress_arg;
-    _Atomic size_t done;
-    weft_lock_t report_lock;
-    size_t reported; /* the most done shown, under report_lock */
+    weft__report_t progress;
 };
 
 struct range {
@@ -44,21 +40,6 @@ struct range {
 /* Depth of splitting: halving a size_t range more than 64 times leaves
  * nothing to split. */
 enum { MAX_SPLITS = 64 };
-
-/* Report `done` unless a report showing more has gone out already. Ranges
- * finish in any order, and the worker that counted more done may report
- * first: without the lock a report could show less than the one before
- * (the progress bar takes that for a new bar), and the last one need not
- * be the total. */
-static void report(struct job *job, size_t done)
-{
-    weft_lock_acquire(&job->report_lock, WEFT_FOREVER);
-    if (done > job->reported) {
-        job->reported = done;
-        job->progress(done, job->total, job->progress_arg);
-    }
-    weft_lock_release(&job->report_lock);
-}
 
 static void *run_range(void *arg)
 {
@@ -79,9 +60,7 @@ static void *run_range(void *arg)
     }
     job->fn(lo, hi, job->arg);
     error = weft__task_error(); /* this range comes first in item order */
-    size_t done = atomic_fetch_add(&job->done, hi - lo) + (hi - lo);
-    if (job->progress)
-        report(job, done);
+    weft__report_add(&job->progress, hi - lo);
     while (n-- > 0) { /* the halves, left to right */
         int rc = weft_future_result(futures[n], WEFT_FOREVER, NULL);
         if (rc < 0 && !error)
@@ -106,7 +85,8 @@ int weft_parallel_for(weft_pool_t *pool, size_t begin, size_t end, size_t grain,
         size_t pieces = 8 * (size_t)weft_pool_workers(pool);
         grain = total / pieces ? total / pieces : 1;
     }
-    struct job job = {pool, grain, total, fn, arg, progress, progress_arg, 0, WEFT_LOCK_INIT, 0};
+    struct job job = {.pool = pool, .grain = grain, .fn = fn, .arg = arg};
+    weft__report_init(&job.progress, progress, progress_arg, total);
     struct range root = {&job, begin, end};
     weft_future_t *f;
     int rc = weft_pool_submit(pool, run_range, &root, &f);

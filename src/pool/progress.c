@@ -9,9 +9,10 @@
  * terminal, so logs and pipes stay clean. A call with a smaller `done` or
  * another `total` than the last starts a new bar. Calls from several
  * workers at once are serialised by a mutex, taken only to draw.
+ *
+ * Also the ordered reports the maps make (report.h).
  */
-#include "base/base.h"
-#include <weft/pool.h>
+#include "pool/report.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -75,4 +76,22 @@ void weft_progress_bar(size_t done, size_t total, void *arg)
 WEFT__CONSTRUCTOR static void progress_init(void)
 {
     weft__fork_guard(&bar_lock, WEFT__RANK_PROGRESS, NULL);
+}
+
+void weft__report_init(weft__report_t *r, weft_progress_fn fn, void *arg, size_t total)
+{
+    *r = (weft__report_t){fn, arg, total, 0, WEFT_LOCK_INIT, 0};
+}
+
+void weft__report_add(weft__report_t *r, size_t n)
+{
+    if (!r->fn)
+        return;
+    size_t done = atomic_fetch_add(&r->done, n) + n;
+    weft_lock_acquire(&r->lock, WEFT_FOREVER);
+    if (done > r->shown) {
+        r->shown = done;
+        r->fn(done, r->total, r->arg);
+    }
+    weft_lock_release(&r->lock);
 }

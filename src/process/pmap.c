@@ -19,6 +19,7 @@
  * finishes first (weft_wait). Either hands out one item's result per call.
  */
 #include "pool/future_int.h"
+#include "pool/report.h"
 #include "process/ppool_int.h"
 
 #include <math.h>
@@ -35,12 +36,11 @@ struct job {
     weft_future_t *all;
     unsigned char *results;
     size_t n, item_size, result_size, chunk, nchunks;
-    _Atomic size_t left, done_items;
+    _Atomic size_t left;
     int *errors;
     weft_future_t **futures;
     struct chunk *chunks;
-    weft_progress_fn progress;
-    void *progress_arg;
+    weft__report_t progress;
 };
 
 static size_t count_of(size_t n, size_t chunk, size_t index)
@@ -109,9 +109,7 @@ static void chunk_done(weft_future_t *f, void *arg)
     else if (rc == 0 && len != count * j->result_size)
         rc = -EBADMSG;
     j->errors[c->index] = rc;
-    size_t done = atomic_fetch_add(&j->done_items, count) + count;
-    if (j->progress)
-        j->progress(done, j->n, j->progress_arg);
+    weft__report_add(&j->progress, count);
     chunks_left(j, 1);
 }
 
@@ -183,8 +181,7 @@ int weft_ppool_map_async(weft_ppool_t *pool, weft_ptask_fn fn, const void *items
     if (!j)
         return -ENOMEM;
     j->results = results;
-    j->progress = progress;
-    j->progress_arg = progress_arg;
+    weft__report_init(&j->progress, progress, progress_arg, n);
     weft__future_ref(j->all);
     *f = j->all;
     atomic_store(&j->left, j->nchunks + 1); /* +1: ours, until every chunk is in */
