@@ -261,13 +261,7 @@ static void *put_items(void *arg)
  * meanwhile): waiters go to sleep at once and still miss no item. */
 WT_CASE(one_cpu_never_spins_and_loses_nothing)
 {
-    cpu_set_t set, one;
-    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    CPU_ZERO(&one);
-    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
-        if (CPU_ISSET(cpu, &set))
-            CPU_SET(cpu, &one);
-    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    wt_pin_to_one_cpu();
     WT_CHECK(!weft__spin_pays());
     struct slot s = {0};
     pthread_t th;

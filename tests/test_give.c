@@ -9,6 +9,7 @@
  */
 #include "base/base.h"
 #include "process/process_int.h"
+#include "request.h"
 #include "wt.h"
 #include <weft/mpqueue.h>
 #include <weft/process.h>
@@ -302,13 +303,9 @@ WT_CASE(a_request_carries_the_gifts_and_refuses_bad_ones)
     weft_process_t *p;
     weft_process_opts_t opts = {.method = WEFT_START_SPAWN, .give = give, .ngive = 2};
     WT_EQ(weft_process_new(&p, use_gifts, NULL, 0, &opts), 0);
-    int fd = weft__request_encode(p, -1);
-    WT_CHECK(fd >= 0);
-    struct stat st;
-    WT_EQ(fstat(fd, &st), 0);
-    size_t size = (size_t)st.st_size;
-    char *good = malloc(size);
-    WT_EQ(pread(fd, good, size, 0), (ssize_t)size);
+    int fd;
+    size_t size;
+    char *good = wt_request_bytes(p, &fd, &size);
     struct weft__child c;
     void *mem;
     WT_EQ(weft__request_decode(fd, &c, &mem), 0);
@@ -333,8 +330,7 @@ WT_CASE(a_request_carries_the_gifts_and_refuses_bad_ones)
         int junk = 1000;
         memcpy((char *)&g + fields[i], &junk, sizeof junk);
         memcpy(bad + at, &g, sizeof g);
-        fd = memfd_create("weft-request", MFD_CLOEXEC);
-        WT_EQ(write(fd, bad, size), (ssize_t)size);
+        fd = wt_request_fd(bad, size);
         WT_EQ(weft__request_decode(fd, &c, &mem), -EBADMSG);
         close(fd);
         free(bad);

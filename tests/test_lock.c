@@ -536,13 +536,7 @@ static int take_sem(void *lock, double timeout)
 
 WT_CASE(one_cpu_waiters_sleep_at_once)
 {
-    cpu_set_t set, one;
-    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    CPU_ZERO(&one);
-    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
-        if (CPU_ISSET(cpu, &set))
-            CPU_SET(cpu, &one);
-    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    wt_pin_to_one_cpu();
     WT_CHECK(!weft__spin_pays());
     weft_lock_t l = WEFT_LOCK_INIT;
     weft_rlock_t r = WEFT_RLOCK_INIT;

@@ -11,6 +11,7 @@
  */
 #include "base/base.h"
 #include "process/process_int.h"
+#include "request.h"
 #include "threads.h"
 #include <weft/process.h>
 #include <weft/shm.h>
@@ -622,14 +623,6 @@ WT_FAULT(a_killed_forkserver_is_replaced)
 }
 
 /* A request memfd holding `len` bytes of `data`. */
-static int request_fd(const void *data, size_t len)
-{
-    int fd = memfd_create("weft-request", MFD_CLOEXEC);
-    WT_CHECK(fd >= 0);
-    WT_EQ(write(fd, data, len), (ssize_t)len);
-    return fd;
-}
-
 WT_CASE(requests_that_do_not_add_up_are_refused)
 {
     weft_process_t *p;
@@ -637,13 +630,9 @@ WT_CASE(requests_that_do_not_add_up_are_refused)
     WT_EQ(weft_process_new(&p, return_arg, &x, sizeof x,
                            &(weft_process_opts_t){.method = WEFT_START_SPAWN, .name = "n"}),
           0);
-    int fd = weft__request_encode(p, -1);
-    WT_CHECK(fd >= 0);
-    struct stat st;
-    WT_EQ(fstat(fd, &st), 0);
-    size_t size = (size_t)st.st_size;
-    char *good = malloc(size);
-    WT_EQ(pread(fd, good, size, 0), (ssize_t)size);
+    int fd;
+    size_t size;
+    char *good = wt_request_bytes(p, &fd, &size);
     struct weft__child c;
     void *mem;
     WT_EQ(weft__request_decode(fd, &c, &mem), 0);
@@ -654,7 +643,7 @@ WT_CASE(requests_that_do_not_add_up_are_refused)
     /* Every truncation, and a flipped byte anywhere in the header or the
      * names, is refused; nothing is run and nothing crashes. */
     for (size_t cut = 0; cut < size; cut++) {
-        fd = request_fd(good, cut);
+        fd = wt_request_fd(good, cut);
         WT_EQ(weft__request_decode(fd, &c, &mem), -EBADMSG);
         close(fd);
     }
@@ -662,7 +651,7 @@ WT_CASE(requests_that_do_not_add_up_are_refused)
     for (size_t i = 0; i < size; i++) {
         memcpy(bad, good, size);
         bad[i] ^= 0x40;
-        fd = request_fd(bad, size);
+        fd = wt_request_fd(bad, size);
         int rc = weft__request_decode(fd, &c, &mem);
         close(fd);
         if (rc == 0) { /* the argument bytes, or a name that still reads */
@@ -673,7 +662,7 @@ WT_CASE(requests_that_do_not_add_up_are_refused)
     }
     memcpy(bad, good, size);
     bad[size] = 0; /* one byte too many */
-    fd = request_fd(bad, size + 1);
+    fd = wt_request_fd(bad, size + 1);
     WT_EQ(weft__request_decode(fd, &c, &mem), -EBADMSG);
     close(fd);
     free(bad);
@@ -723,7 +712,7 @@ WT_CASE(a_stray_weft_child_variable_is_ignored)
     WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(file);
     /* A request that cannot be read ends the child, rather than run main. */
-    int req = request_fd("garbage", 7);
+    int req = wt_request_fd("garbage", 7);
     snprintf(v, sizeof v, "s:%d:%d:0", req, (int)getpid());
     status = run_self_with(v, req, "--list");
     WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 127);

@@ -215,6 +215,17 @@ pid_t wt_spawn(int (*fn)(void *arg), void *arg)
     return pid;
 }
 
+void wt_pin_to_one_cpu(void)
+{
+    cpu_set_t set, one;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; !CPU_COUNT(&one); cpu++)
+        if (CPU_ISSET(cpu, &set))
+            CPU_SET(cpu, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+}
+
 int wt_fork(int (*fn)(void *arg), void *arg, double seconds)
 {
     return wt_reap(wt_spawn(fn, arg), seconds);

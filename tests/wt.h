@@ -103,6 +103,10 @@ pid_t wt_spawn(int (*fn)(void *arg), void *arg);
 int wt_reap(pid_t pid, double seconds);
 /* wt_await_futex_sleep for the main thread of child process `pid`. */
 void wt_await_child_futex_sleep(pid_t pid, const void *addr, double seconds);
+/* Pin the calling thread (and the threads it starts later) to the first
+ * CPU it may run on: a one-CPU machine, as far as it can tell. */
+void wt_pin_to_one_cpu(void);
+
 /* Allocators that always fail, for weft's fault-injection table (weft__sys):
  * set one, call, and weft__sys_reset(). */
 void *wt_no_malloc(size_t size);
