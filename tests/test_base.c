@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -495,6 +497,33 @@ WT_FAULT(birth_of_without_a_pidfd_asks_proc)
     end_born(&b);
     WT_EQ(weft__birth_of(b.tid, &id), 0);
     weft__sys_reset();
+}
+
+/* Whether this kernel's pidfds carry birth ids (pidfs, Linux 6.9). */
+static bool kernel_has_pidfs(void)
+{
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    struct statfs fs;
+    bool ok = fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == 0x50494446;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Out of descriptors at the first look says nothing about the kernel: the
+ * process must not settle on start times then, while every other process
+ * names threads by pidfs inodes (each side would take the other's live
+ * lock owners for dead, the two kinds never matching). */
+WT_FAULT(birth_kind_is_not_decided_out_of_descriptors)
+{
+    if (!kernel_has_pidfs())
+        wt_skip("the kernel has no pidfs (Linux 6.9)");
+    uint64_t id;
+    weft__sys.pidfd_open = pidfd_out_of_fds;
+    WT_EQ(weft__birth_of(weft__gettid(), &id), 1);
+    WT_CHECK(id == 0);
+    weft__sys_reset();
+    WT_CHECK(weft__birth() != 0 && !(weft__birth() & WT_TICKS_KIND));
 }
 
 static int proc_error;

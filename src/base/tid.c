@@ -97,14 +97,20 @@ static int open_pidfd(pid_t tid)
     return weft__sys.pidfd_open(tid, PIDFD_THREAD_FLAG);
 }
 
-/* Whether pidfds carry birth ids here: decided once per process (every
- * process of a system decides alike). */
-static bool have_pidfs(void)
+/* Whether pidfds carry birth ids here: 1 or 0, decided once per process
+ * (every process of a system decides alike), or -1 while a pidfd cannot be
+ * opened for want of descriptors or memory. Such a failure says nothing
+ * about the kernel: deciding on it would give this process start times
+ * while every other process uses pidfs inodes, and as the two never match,
+ * each side would take the other's live threads for dead. */
+static int have_pidfs(void)
 {
     static _Atomic int known = -1;
     int ok = atomic_load_explicit(&known, memory_order_relaxed);
     if (ok < 0) {
         int fd = open_pidfd(weft__gettid());
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
+            return -1;
         struct statfs fs;
         ok = fd >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type == PIDFS_MAGIC_FS;
         if (fd >= 0)
@@ -157,19 +163,21 @@ static int from_proc(pid_t tid, uint64_t *id)
 int weft__birth_of(pid_t tid, uint64_t *id)
 {
     *id = 0;
-    if (have_pidfs()) {
+    int pidfs = have_pidfs();
+    if (pidfs > 0) {
         int fd = open_pidfd(tid);
         if (fd >= 0)
             return from_pidfd(fd, id);
         if (errno == ESRCH)
             return 0;
-        /* Out of descriptors, say: judge by /proc, without an id. */
     }
+    /* Out of descriptors, say, or no pidfs: judge by /proc, with an id
+     * only where start times are the kind of birth id. */
     uint64_t ticks = 0; /* from_proc leaves it alone for an ended thread */
     int rc = from_proc(tid, &ticks);
     if (rc < 0) /* /proc cannot tell */
         return !(kill(tid, 0) < 0 && errno == ESRCH);
-    if (!have_pidfs())
+    if (pidfs == 0)
         *id = ticks;
     return rc;
 }
