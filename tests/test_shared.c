@@ -16,6 +16,7 @@
 #include "threads.h"
 #include <weft/sync.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
@@ -390,6 +391,59 @@ WT_FAULT(dead_owner_is_dead_by_start_time)
     WT_EQ(weft_lock_acquire(&shared->lock, 30), -EOWNERDEAD);
     recover(&LOCK);
     WT_EQ(waitpid(holder, NULL, 0), holder);
+}
+
+/* An owner that could not learn its own birth id (out of descriptors when
+ * it first asked) is still the owner while its thread lives: a waiter must
+ * not take its lock for a dead owner's, and its release must work. */
+static int no_fds_open(const char *path, int flags)
+{
+    (void)path, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int no_fds_pidfd_open(pid_t pid, unsigned flags)
+{
+    (void)pid, (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+struct blind_owner {
+    const struct kind *k;
+    wt_gate holding, release;
+    _Atomic int released;
+};
+
+static void *hold_without_birth(void *arg)
+{
+    struct blind_owner *b = arg;
+    WT_EQ(b->k->acquire(shared, WEFT_FOREVER), 0);
+    wt_gate_open(&b->holding);
+    wt_gate_wait(&b->release);
+    atomic_store(&b->released, b->k->release(shared));
+    return NULL;
+}
+
+WT_FAULT(an_owner_without_a_birth_id_is_still_the_owner)
+{
+    const struct kind *kinds[] = {&LOCK, &RLOCK};
+    for (size_t i = 0; i < 2; i++) {
+        shared = region();
+        struct blind_owner b = {kinds[i], WT_GATE_INIT, WT_GATE_INIT, 1};
+        weft__sys.open = no_fds_open;
+        weft__sys.pidfd_open = no_fds_pidfd_open;
+        weft_thread_t *t = spawn(hold_without_birth, &b);
+        wt_gate_wait(&b.holding);
+        weft__sys_reset();
+        WT_EQ(b.k->acquire(shared, 0.2), -ETIMEDOUT); /* not -EOWNERDEAD */
+        wt_gate_open(&b.release);
+        finish(t);
+        WT_EQ(atomic_load(&b.released), 0);
+        WT_EQ(b.k->acquire(shared, 0), 0);
+        WT_EQ(b.k->release(shared), 0);
+    }
 }
 
 WT_FAULT(zombie_owner_counts_as_dead)

@@ -59,10 +59,13 @@ extern "C" {
  * thread on Linux 6.9 and later, else its start time): a newcomer with a
  * dead owner's id is not taken for the owner. A shared RLock or critical
  * section keeps the whole birth id, and tells every reuse. A shared Lock has
- * only its 4 bytes and keeps 5 bits of it: it tells a reuse within 31
+ * only its 4 bytes and keeps 5 bits of it: it tells a reuse within 30
  * thread creations of the owner's (every deliberate one, such as a write to
- * ns_last_pid) and 31 in 32 of the others. Share an RLock where the data
- * must survive any crash.
+ * ns_last_pid) and 30 in 31 of the others. Share an RLock where the data
+ * must survive any crash. A thread that could not learn its own birth id
+ * (it was out of descriptors when it first asked) is judged by its id
+ * alone, as owners were before birth ids: never taken for dead while it
+ * lives.
  *
  * ABI change: weft_rlock_t grew from 16 to 24 bytes (and weft_critsec_t and
  * weft_cond_t with it) for the birth id, and shared words carry the birth

@@ -154,10 +154,14 @@ static inline pid_t weft__gettid(void)
  * Birth ids (tid.c): a number that names one thread and that no other
  * thread of the system ever gets, unlike its id, which the kernel hands out
  * again once the thread has gone. weft__birth() is the calling thread's,
- * cached like its id (0 where the kernel shows none); weft__birth_of(tid,
- * &id) tells whether thread `tid` lives (1) or has ended (0: no such
- * thread, or a zombie) and, if it lives, its birth id (0 if unknown).
+ * cached like its id; WEFT__BIRTH_UNKNOWN where it could not be learnt
+ * (the kernel shows none, or the thread was out of descriptors when it
+ * first asked), cached too, so that a thread names itself the same way for
+ * as long as it lives. weft__birth_of(tid, &id) tells whether thread `tid`
+ * lives (1) or has ended (0: no such thread, or a zombie) and, if it
+ * lives, its birth id (0 if it cannot be learnt now).
  */
+#define WEFT__BIRTH_UNKNOWN UINT64_MAX
 extern _Thread_local uint64_t weft__cached_birth WEFT__TLS_FAST;
 uint64_t weft__birth_slow(void);
 static inline uint64_t weft__birth(void)

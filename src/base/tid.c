@@ -184,6 +184,8 @@ int weft__birth_of(pid_t tid, uint64_t *id)
 
 uint64_t weft__birth_slow(void)
 {
-    weft__birth_of(weft__gettid(), &weft__cached_birth);
+    uint64_t id;
+    weft__birth_of(weft__gettid(), &id);
+    weft__cached_birth = id ? id : WEFT__BIRTH_UNKNOWN;
     return weft__cached_birth;
 }

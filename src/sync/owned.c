@@ -84,15 +84,17 @@ static bool take(const struct weft__owner *o, uint32_t *v, uint32_t me, uint32_t
 /* Whether the owner named by v has ended: no thread has its id any more
  * (or a zombie has), or the thread that has it was born later, as its
  * birth id shows against the tag in the word and the full id beside it.
- * A thread whose birth id cannot be known counts as the owner. */
+ * A thread whose birth id cannot be known now counts as the owner, and so
+ * does any thread with the id of an owner that named itself without one
+ * (tag 0, owned.h). */
 static bool owner_gone(const struct weft__owner *o, uint32_t v)
 {
     uint64_t id;
     if (!weft__birth_of((pid_t)(v & OWNER_TID), &id))
         return true;
-    if (id == 0)
+    if (id == 0 || !(v & OWNER_TAG))
         return false;
-    if (((uint32_t)id << 22 & OWNER_TAG) != (v & OWNER_TAG))
+    if (weft__owner_tag(id) != (v & OWNER_TAG))
         return true;
     if (!o->birth || (v & OWNER_PENDING))
         return false;

@@ -5,8 +5,9 @@
  * Word layout (32 bits, the futex the waiters sleep on):
  *
  *     bits 0-21  the owner's kernel thread id, 0 when free
- *     bits 22-26 OWNER_TAG (shared only): the low bits of the owner's
- *                birth id (base/tid.c)
+ *     bits 22-26 OWNER_TAG (shared only): 1 + the owner's birth id
+ *                modulo 31 (base/tid.c), or 0 when the owner could not
+ *                learn its birth id
  *     bit  27    OWNER_PENDING (shared RLock only): the birth id beside the
  *                word is not yet the owner's
  *     bit  28    OWNER_MARK: always set in a process-shared word, so that
@@ -27,10 +28,15 @@
  * its owner takes the word with OWNER_PENDING set, writes its birth id, and
  * clears the bit, so a waiter compares the birth id only when it is the
  * owner's. The shared Lock has to stay 4 bytes, as the private one is the
- * same type; its word keeps the birth id's low 5 bits (OWNER_TAG). That
- * catches every reuse within 31 thread creations of the owner's own (the
- * deliberate kind: ns_last_pid, clone3's set_tid), and 31 in 32 of the
- * rest; for data that must survive any crash, share an RLock.
+ * same type; its word keeps 5 bits of the birth id (OWNER_TAG, the id
+ * modulo 31, plus 1). That catches every reuse within 30 thread creations
+ * of the owner's own (the deliberate kind: ns_last_pid, clone3's set_tid),
+ * and 30 in 31 of the rest; for data that must survive any crash, share an
+ * RLock. A thread that could not learn its own birth id (it was out of
+ * descriptors when it first asked) names itself with tag 0, and a birth id
+ * of WEFT__BIRTH_UNKNOWN beside an RLock: a waiter then judges that owner
+ * by whether its thread id lives, as before birth ids, never by a
+ * comparison that would take a live owner for a newcomer.
  *
  * Beside the word, a counter of registered sleepers (when the lock has room
  * for one) keeps the waiters bit exact. A sleeper that takes the lock sets
@@ -79,10 +85,16 @@ struct weft__owner {
     bool shared;                /* process-shared futex, and robust */
 };
 
+/* The tag of birth id `id` in a shared word: never 0 for a known id. */
+static inline uint32_t weft__owner_tag(uint64_t id)
+{
+    return id == WEFT__BIRTH_UNKNOWN ? 0 : (uint32_t)(id % 31 + 1) << 22;
+}
+
 /* The calling thread as a shared word names it: id and tag. */
 static inline uint32_t weft__owner_me(void)
 {
-    return (uint32_t)weft__gettid() | ((uint32_t)weft__birth() << 22 & OWNER_TAG);
+    return (uint32_t)weft__gettid() | weft__owner_tag(weft__birth());
 }
 
 /* Take the word for the calling thread `me` (its id, or weft__owner_me()
