@@ -620,6 +620,31 @@ static void never_called(weft_future_t *f, void *arg)
 /* Every allocation and thread start the pool and futures make can fail:
  * the call reports it, leaves nothing behind (ASan checks), and the next
  * call works. */
+/* A default pool that could not be made is not NULL for good: the next
+ * call, once threads can be had, makes it. */
+static int no_default_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                             void *arg)
+{
+    (void)t, (void)attr, (void)fn, (void)arg;
+    return EAGAIN;
+}
+
+WT_FAULT(default_pool_is_made_once_it_can_be)
+{
+    weft__sys.pthread_create = no_default_thread;
+    WT_CHECK(weft_pool_default() == NULL);
+    weft__sys_reset();
+    weft_pool_t *p = weft_pool_default();
+    WT_CHECK(p != NULL);
+    WT_CHECK(weft_pool_default() == p);
+    weft_future_t *f;
+    WT_EQ(weft_pool_submit(p, square, (void *)7, &f), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_CHECK(v == (void *)49);
+    weft_future_free(f);
+}
+
 WT_FAULT(pool_and_futures_survive_failed_allocations)
 {
     weft_pool_t *p;

@@ -80,7 +80,7 @@ WEFT_API int weft_pool_workers(weft_pool_t *pool);
 
 /* A pool with one worker per CPU, made at the first call and shut down
  * (finishing its queued work) when the program exits. Never free it.
- * NULL if it cannot be made. */
+ * NULL if it cannot be made now; a later call tries again. */
 WEFT_API weft_pool_t *weft_pool_default(void);
 
 /* Progress of map and parallel_for: fn(done, total, arg) after chunks

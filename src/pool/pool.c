@@ -582,21 +582,26 @@ int weft_pool_free(weft_pool_t *p)
     return 0;
 }
 
-static weft_once_t default_once = WEFT_ONCE_INIT;
-static weft_pool_t *default_pool;
-
-static void make_default(void *arg)
-{
-    (void)arg;
-    weft_pool_t *p;
-    if (weft_pool_new(&p, &(weft_pool_opts_t){.thread_name_prefix = "weftpool"}) == 0)
-        default_pool = p;
-}
+/* The default pool, made by the first call that can make it: a failure
+ * (out of memory, no threads to be had) is not remembered, so a later call
+ * tries again rather than getting NULL for the rest of the process. */
+static weft_lock_t default_lock = WEFT_LOCK_INIT;
+static weft_pool_t *_Atomic default_pool;
 
 weft_pool_t *weft_pool_default(void)
 {
-    weft_once_call(&default_once, make_default, NULL);
-    return default_pool;
+    weft_pool_t *p = atomic_load_explicit(&default_pool, memory_order_acquire);
+    if (WEFT__LIKELY(p != NULL))
+        return p;
+    weft_lock_acquire(&default_lock, WEFT_FOREVER);
+    p = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    weft_pool_t *made;
+    if (!p && weft_pool_new(&made, &(weft_pool_opts_t){.thread_name_prefix = "weftpool"}) == 0) {
+        p = made;
+        atomic_store_explicit(&default_pool, p, memory_order_release);
+    }
+    weft_lock_release(&default_lock);
+    return p;
 }
 
 /* In a forked child the parent's pools have no workers: forget them (their
@@ -604,8 +609,8 @@ weft_pool_t *weft_pool_default(void)
 static void forget_pools(void)
 {
     pools = NULL;
-    default_pool = NULL;
-    default_once = (weft_once_t)WEFT_ONCE_INIT;
+    atomic_store_explicit(&default_pool, NULL, memory_order_relaxed);
+    default_lock = (weft_lock_t)WEFT_LOCK_INIT; /* perhaps held by a thread gone */
 }
 
 WEFT__CONSTRUCTOR static void pool_init(void)
