@@ -11,9 +11,10 @@
  * Crash safety. Everything happens under `lock`, a robust process-shared
  * RLock (never taken recursively: an RLock because its owner is named by
  * its full birth id, so a dead holder is noticed even when the kernel has
- * given its thread id to a newcomer; a shared Lock keeps only 5 bits). A put writes its message (and a WRAP header if needed) beyond the
- * tail, where nobody looks, and only then commits; a get copies its message
- * out, then commits. A commit is a redo log of one record: write the new
+ * given its thread id to a newcomer; a shared Lock keeps only 5 bits).
+ * A put writes its message (and a WRAP header if needed) beyond the tail,
+ * where nobody looks, and only then commits; a get copies its message out,
+ * then commits. A commit is a redo log of one record: write the new
  * state to `redo`, set `redo_valid`, write the state, clear `redo_valid`
  * (compiler barriers keep that order; the stores of a killed process that
  * were issued are not lost). The next process to take the lock after a

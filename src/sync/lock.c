@@ -38,10 +38,11 @@
  * The process-shared Lock must name its holder to be robust, and 4 bytes
  * have no room for both a holder and a sleeper count: its word is an owner
  * word (owned.h) with OWNER_MARK always set, naming the holder by id and
- * by the tag of its birth id (no room for all of it either). Since sleepers are fewer than
- * threads (under 2^22), the private count never reaches that bit, and the
- * fast paths, which only ever see 0 and HELD, send every shared-lock call to
- * the slow paths below, which tell the two layouts apart by the mark.
+ * by the tag of its birth id (no room for all of it either). Since
+ * sleepers are fewer than threads (under 2^22), the private count never
+ * reaches that bit, and the fast paths, which only ever see 0 and HELD,
+ * send every shared-lock call to the slow paths below, which tell the two
+ * layouts apart by the mark.
  */
 #include "sync/owned.h"
 
