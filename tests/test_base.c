@@ -2,6 +2,7 @@
  * birth ids (with pidfs, by start time, without /proc), fault injection. */
 #include "base/base.h"
 #include "base/evc.h"
+#include "base/park.h"
 #include "birth.h"
 #include "wt.h"
 
@@ -92,26 +93,26 @@ WT_CASE(sleep_bad_input)
     WT_EQ(weft_sleep(INFINITY), -EINVAL);
 }
 
-WT_CASE(futex_wait_value_mismatch_returns_at_once)
+WT_CASE(park_value_mismatch_returns_at_once)
 {
     _Atomic uint32_t word = 5;
-    WT_EQ(weft__futex_wait(&word, 4, WEFT__NEVER, false), 0);
-    WT_EQ(weft__futex_wait(&word, 4, WEFT__NEVER, true), 0);
+    WT_EQ(weft__park(&word, 4, WEFT__NEVER, 0), 0);
+    WT_EQ(weft__park(&word, 4, WEFT__NEVER, WEFT__PARK_SHARED), 0);
 }
 
-WT_CASE(futex_wait_deadline_never_early)
+WT_CASE(park_deadline_never_early)
 {
     _Atomic uint32_t word = 0;
     weft__deadline_t d;
     weft__deadline(0.03, &d);
     int rc;
     /* Loop as callers do: spurious returns are allowed, early timeouts not. */
-    while ((rc = weft__futex_wait(&word, 0, d, false)) == 0)
+    while ((rc = weft__park(&word, 0, d, 0)) == 0)
         ;
     WT_EQ(rc, -ETIMEDOUT);
     WT_CHECK(weft__now_ns() >= d);
     weft__deadline(0, &d);
-    WT_EQ(weft__futex_wait(&word, 0, d, true), -ETIMEDOUT);
+    WT_EQ(weft__park(&word, 0, d, WEFT__PARK_SHARED), -ETIMEDOUT);
 }
 
 struct waker {
@@ -123,18 +124,18 @@ static void *wake_later(void *arg)
 {
     struct waker *w = arg;
     atomic_store(&w->word, 1);
-    weft__futex_wake(&w->word, 1, w->shared);
+    weft__unpark(&w->word, 1, w->shared ? WEFT__PARK_SHARED : 0);
     return NULL;
 }
 
-WT_CASE(futex_wake_releases_waiter)
+WT_CASE(unpark_releases_parked_thread)
 {
     for (int shared = 0; shared < 2; shared++) {
         struct waker w = {0, shared};
         pthread_t th;
         WT_EQ(pthread_create(&th, NULL, wake_later, &w), 0);
         while (atomic_load(&w.word) == 0)
-            weft__futex_wait(&w.word, 0, WEFT__NEVER, shared);
+            weft__park(&w.word, 0, WEFT__NEVER, shared ? WEFT__PARK_SHARED : 0);
         pthread_join(th, NULL);
     }
 }
@@ -158,7 +159,7 @@ static void *wait_through_signals(void *arg)
     double t0 = wt_now(); /* before the deadline is set, never after */
     weft__deadline_t d;
     weft__deadline(0.1, &d);
-    while (weft__futex_wait(&w->word, 0, d, false) == 0)
+    while (weft__park(&w->word, 0, d, 0) == 0)
         ;
     w->waited_futex = wt_now() - t0;
     t0 = wt_now();
@@ -166,7 +167,7 @@ static void *wait_through_signals(void *arg)
     w->waited_sleep = wt_now() - t0;
     t0 = wt_now();
     weft__deadline(0.1, &d);
-    if (weft__poll_readable(w->fds[0], d) == 0)
+    if (weft__park_fd(w->fds[0], d, 0) == 0)
         w->waited_poll = wt_now() - t0;
     atomic_store(&w->done, true);
     return NULL;
@@ -195,20 +196,20 @@ WT_FAULT(signals_do_not_shorten_waits)
     close(w.fds[1]);
 }
 
-WT_CASE(poll_readable_to_a_deadline)
+WT_CASE(park_fd_to_a_deadline)
 {
     int fds[2];
     WT_EQ(pipe(fds), 0);
     weft__deadline_t d;
     weft__deadline(0, &d);
-    WT_EQ(weft__poll_readable(fds[0], d), 0); /* try once */
+    WT_EQ(weft__park_fd(fds[0], d, 0), 0); /* try once */
     weft__deadline(0.03, &d);
-    WT_EQ(weft__poll_readable(fds[0], d), 0);
+    WT_EQ(weft__park_fd(fds[0], d, 0), 0);
     WT_CHECK(weft__now_ns() >= d); /* never early */
     WT_EQ(write(fds[1], "x", 1), 1);
-    WT_EQ(weft__poll_readable(fds[0], WEFT__NEVER), 1);
+    WT_EQ(weft__park_fd(fds[0], WEFT__NEVER, 0), 1);
     /* Further away than poll's milliseconds reach (24 days). */
-    WT_EQ(weft__poll_readable(fds[0], weft__now_ns() + 30LL * 86400 * 1000000000), 1);
+    WT_EQ(weft__park_fd(fds[0], weft__now_ns() + 30LL * 86400 * 1000000000, 0), 1);
     close(fds[0]);
     close(fds[1]);
 }

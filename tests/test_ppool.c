@@ -10,7 +10,7 @@
  * kill_workers, wait and callbacks on pool futures, no zombie or
  * descriptor left behind, and bad input.
  */
-#include "base/base.h"
+#include "base/park.h"
 #include "process/ppool_parent.h"
 #include "wt.h"
 #include <weft/mpqueue.h>
@@ -572,7 +572,7 @@ static ssize_t hold_until_open(const void *arg, size_t len, void *out, size_t ca
     (void)len;
     _Atomic uint32_t *gate = &gates[*(const int *)arg];
     while (!atomic_load(gate))
-        weft__futex_wait(gate, 0, WEFT__NEVER, true);
+        weft__park(gate, 0, WEFT__NEVER, WEFT__PARK_SHARED);
     return my_pid(NULL, 0, out, cap);
 }
 
@@ -585,7 +585,7 @@ static ssize_t contested(const void *arg, size_t len, void *out, size_t cap)
 static void release(int i)
 {
     atomic_store(&gates[i], 1);
-    weft__futex_wake(&gates[i], INT32_MAX, true);
+    weft__unpark(&gates[i], INT32_MAX, WEFT__PARK_SHARED);
 }
 
 static pid_t pid_result(weft_future_t *f)

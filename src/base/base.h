@@ -1,6 +1,6 @@
 /*
  * Internal base layer: what the public weft/base.h does not show. Deadlines
- * as absolute CLOCK_MONOTONIC nanoseconds, the futex wrapper, the table of
+ * as absolute CLOCK_MONOTONIC nanoseconds, the table of
  * system calls that tests can redirect to inject faults, and small helpers.
  *
  * Nothing here is exported: names are weft__ and the library is built with
@@ -36,22 +36,6 @@ int weft__deadline_from(int64_t start, double timeout, weft__deadline_t *out);
 /* The error a wait that gave up at its deadline reports: -EAGAIN when the
  * timeout was 0 (try once, as the conventions say), -ETIMEDOUT otherwise. */
 int weft__timeout_error(double timeout);
-
-/* Wait until fd is readable (1) or the deadline passes (0), across EINTR
- * and poll's millisecond steps; -errno if poll fails. */
-int weft__poll_readable(int fd, weft__deadline_t deadline);
-
-/*
- * Futex wrapper. weft__futex_wait sleeps while *word == expected, until a
- * wake or the deadline; it returns 0 when woken, when the word had already
- * changed or when a signal interrupted the sleep (callers always re-check
- * their condition in a loop), and -ETIMEDOUT once the deadline has passed.
- * `shared` selects a process-shared futex (the word may be in shared memory);
- * otherwise the cheaper private futex is used.
- */
-int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
-                     bool shared);
-void weft__futex_wake(_Atomic uint32_t *word, int count, bool shared);
 
 /* Bounded spinning: the CPU hint for a busy-wait iteration, and whether
  * spinning can pay at all (never with a single CPU to run on: the holder

@@ -10,13 +10,13 @@ void weft__evc_wake_one(weft__evc_t *e)
     if (atomic_exchange(&e->pending, 1))
         return; /* another notifier got there first */
     atomic_fetch_add(&e->seq, 1);
-    weft__futex_wake(&e->seq, 1, false);
+    weft__unpark(&e->seq, 1, e->kind);
 }
 
 void weft__evc_wake_all(weft__evc_t *e)
 {
     atomic_fetch_add(&e->seq, 1);
-    weft__futex_wake(&e->seq, INT_MAX, false);
+    weft__unpark(&e->seq, INT_MAX, e->kind);
 }
 
 /*
@@ -80,7 +80,7 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
         clear_pending(e);
         if ((rc = attempt(arg)) != -EAGAIN)
             break;
-        if (weft__futex_wait(&e->seq, key, deadline, false) == -ETIMEDOUT) {
+        if (weft__park(&e->seq, key, deadline, e->kind) == -ETIMEDOUT) {
             clear_pending(e);
             if ((rc = attempt(arg)) == -EAGAIN)
                 rc = -ETIMEDOUT;

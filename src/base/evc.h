@@ -46,13 +46,20 @@
 #ifndef WEFT_SRC_BASE_EVC_H
 #define WEFT_SRC_BASE_EVC_H
 
-#include "base/base.h"
+#include "base/park.h"
 
 typedef struct weft__evc {
     _Atomic uint32_t seq;
     _Atomic uint32_t waiters;
     _Atomic uint32_t pending;
+    uint32_t kind; /* what its waits are for: a WEFT__WAIT_ kind (park.h) */
 } weft__evc_t;
+
+/* An eventcount for waits of `kind`, in memory that was zeroed. */
+static inline void weft__evc_init(weft__evc_t *e, uint32_t kind)
+{
+    e->kind = kind;
+}
 
 void weft__evc_wake_one(weft__evc_t *e);
 void weft__evc_wake_all(weft__evc_t *e);

@@ -7,11 +7,9 @@
  * never longer than asked for, and never shorter: a wait only reports
  * -ETIMEDOUT after reading the clock past the deadline.
  */
-#include "base/base.h"
+#include "base/park.h"
 
-#include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <time.h>
 
 #define NS_PER_SEC 1000000000LL
@@ -64,27 +62,10 @@ int weft_sleep(double seconds)
         return -EINVAL;
     weft__deadline_t deadline;
     weft__deadline(seconds, &deadline);
-    struct timespec ts = {.tv_sec = deadline / NS_PER_SEC, .tv_nsec = deadline % NS_PER_SEC};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    /* Parked on a word that nobody unparks, so that only the deadline ends
+     * the sleep, and a task's sleep suspends the task alone. */
+    _Atomic uint32_t never = 0;
+    while (weft__park(&never, 0, deadline, WEFT__WAIT_SLEEP) != -ETIMEDOUT)
         ;
     return 0;
-}
-
-int weft__poll_readable(int fd, weft__deadline_t deadline)
-{
-    for (;;) {
-        int ms = -1;
-        if (deadline != WEFT__NEVER) {
-            int64_t left = (deadline - weft__now_ns() + 999999) / 1000000; /* round up */
-            ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-        }
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int n = poll(&pfd, 1, ms);
-        if (n > 0)
-            return 1;
-        if (n == 0 && ms == 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
 }

@@ -101,7 +101,7 @@ static void finish(weft_future_t *f, uint32_t state, void *value, int error)
     f->watches = NULL;
     weft_lock_release(&f->lock);
     if (atomic_load(&f->sleepers))
-        weft__futex_wake(&f->state, INT_MAX, false);
+        weft__unpark(&f->state, INT_MAX, WEFT__WAIT_FUTURE);
     if (f->notify)
         f->notify(f);
     for (struct weft__callback *c = callbacks, *next; c; c = next) {
@@ -251,7 +251,7 @@ static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
         uint32_t s = atomic_load(&f->state);
         if (s >= F_CANCELLED)
             break;
-        if (weft__futex_wait(&f->state, s, deadline, false) == -ETIMEDOUT) {
+        if (weft__park(&f->state, s, deadline, WEFT__WAIT_FUTURE) == -ETIMEDOUT) {
             rc = weft__future_finished(f) ? 0 : -ETIMEDOUT;
             break;
         }

@@ -14,7 +14,7 @@
 #ifndef WEFT_SRC_POOL_FUTURE_INT_H
 #define WEFT_SRC_POOL_FUTURE_INT_H
 
-#include "base/base.h"
+#include "base/park.h"
 #include <weft/future.h>
 #include <weft/pool.h>
 #include <weft/sync.h>

@@ -421,6 +421,7 @@ static int pool_alloc(weft_pool_t **out, int n)
     weft_pool_t *p = weft__calloc_lines(sizeof *p);
     if (!p)
         return -ENOMEM;
+    weft__evc_init(&p->work, WEFT__WAIT_POOL);
     p->workers = weft__calloc_lines((size_t)n * sizeof *p->workers);
     p->inject = weft__chain_new(sizeof(struct task));
     bool ok = p->workers && p->inject;

@@ -120,6 +120,7 @@ static int watch_all(struct waiter *w, weft_future_t *const *fs, size_t n, weft_
         if (!fs[i])
             return -EINVAL;
     *w = (struct waiter){.base = {notify}, .pool = pool};
+    weft__evc_init(&w->evc, WEFT__WAIT_POOL);
     if (copy_distinct(w, fs, n))
         return -ENOMEM;
     w->order = weft__calloc(w->n ? w->n : 1, sizeof *w->order);

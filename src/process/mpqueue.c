@@ -51,7 +51,7 @@
  * what it is given. Closing a stale handle unmaps and frees it and leaves
  * the descriptor number alone.
  */
-#include "base/base.h"
+#include "base/park.h"
 #include "process/give.h"
 #include <weft/mpqueue.h>
 #include <weft/sync.h>
@@ -138,7 +138,7 @@ static void commit(struct shared *sh, struct state next)
 static void wake(_Atomic uint32_t *seq, _Atomic uint32_t *sleepers, int n)
 {
     if (atomic_load_explicit(sleepers, memory_order_relaxed))
-        weft__futex_wake(seq, n, true);
+        weft__unpark(seq, n, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
 }
 
 /* Wake every sleeper, whatever it waits for. */
@@ -147,9 +147,9 @@ static void wake_all(struct shared *sh)
     atomic_fetch_add(&sh->put_seq, 1);
     atomic_fetch_add(&sh->get_seq, 1);
     atomic_fetch_add(&sh->done_seq, 1);
-    weft__futex_wake(&sh->put_seq, INT32_MAX, true);
-    weft__futex_wake(&sh->get_seq, INT32_MAX, true);
-    weft__futex_wake(&sh->done_seq, INT32_MAX, true);
+    weft__unpark(&sh->put_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
+    weft__unpark(&sh->get_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
+    weft__unpark(&sh->done_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
 }
 
 /* A holder died: finish its commit, if it began one, and wake everyone, in
@@ -205,7 +205,7 @@ static int sleep_on(struct shared *sh, _Atomic uint32_t *seq, _Atomic uint32_t *
     uint32_t s = atomic_load(seq);
     atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
     weft_rlock_release(&sh->lock);
-    int rc = weft__futex_wait(seq, s, deadline, true);
+    int rc = weft__park(seq, s, deadline, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
     atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
     int locked = lock_queue(sh, deadline, timeout);
     return locked < 0 ? locked : rc == -ETIMEDOUT;

@@ -67,7 +67,7 @@ void weft__ppool_collect_worker(struct weft__pworker *w, struct weft__ptask **do
     weft__fence(); /* the heads published before the look at wants_room */
     if (any && atomic_load(&w->slot->wants_room)) {
         atomic_fetch_add(&w->slot->room_seq, 1);
-        weft__futex_wake(&w->slot->room_seq, 1, true);
+        weft__unpark(&w->slot->room_seq, 1, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
     }
 }
 
@@ -118,7 +118,7 @@ int weft__ppool_assist(weft_future_t *f, weft__deadline_t deadline)
         uint32_t seq = atomic_load(&page->results_seq);
         atomic_fetch_add(&page->collectors, 1); /* a full barrier before the looks */
         if (!weft__ppool_results_waiting(pool) && !weft__future_finished(f))
-            weft__futex_wait(&page->results_seq, seq, deadline, true);
+            weft__park(&page->results_seq, seq, deadline, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
         atomic_fetch_sub(&page->collectors, 1);
     }
 }
@@ -131,7 +131,7 @@ static void notify(weft_future_t *f)
     struct weft_ppool *pool = f->arg;
     if (atomic_load(&pool->page->collectors)) {
         atomic_fetch_add(&pool->page->results_seq, 1);
-        weft__futex_wake(&pool->page->results_seq, INT32_MAX, true);
+        weft__unpark(&pool->page->results_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
     }
 }
 

@@ -29,7 +29,7 @@ static void wake_worker(struct weft__pslot *s)
 {
     atomic_fetch_add(&s->task_seq, 1); /* a full barrier before the read of asleep */
     if (atomic_load(&s->asleep))
-        weft__futex_wake(&s->task_seq, 1, true);
+        weft__unpark(&s->task_seq, 1, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
 }
 
 /* Post t to w's in-ring; false if it has no room now. */

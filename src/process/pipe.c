@@ -18,7 +18,7 @@
  * epoch): every call is -EBADF and close frees it without closing the
  * descriptor number, which is no longer its own.
  */
-#include "base/base.h"
+#include "base/park.h"
 #include "process/give.h"
 #include <weft/process.h>
 #include <weft/sync.h>
@@ -280,5 +280,5 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
         return -EPERM; /* its read side is shut down: always "readable" */
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    return weft__poll_readable(c->fd, deadline);
+    return weft__park_fd(c->fd, deadline, WEFT__WAIT_PROCESS);
 }

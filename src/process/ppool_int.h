@@ -28,7 +28,7 @@
 #ifndef WEFT_PPOOL_INT_H
 #define WEFT_PPOOL_INT_H
 
-#include "base/base.h"
+#include "base/park.h"
 #include <weft/ppool.h>
 
 #include <stddef.h>

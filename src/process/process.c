@@ -362,7 +362,7 @@ static bool reap_served(weft_process_t *p)
     int code = 255;
     if (p->statusfd >= 0) {
         if (gone)
-            weft__poll_readable(p->statusfd, WEFT__NEVER);
+            weft__park_fd(p->statusfd, WEFT__NEVER, WEFT__WAIT_PROCESS);
         ssize_t n = read(p->statusfd, &code, sizeof code);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return false;
@@ -454,7 +454,7 @@ int weft_process_join(weft_process_t *p, double timeout)
             return 0;
         if (expired) /* looked once more after the deadline */
             return weft__timeout_error(timeout);
-        expired = weft__poll_readable(fd, deadline) == 0;
+        expired = weft__park_fd(fd, deadline, WEFT__WAIT_PROCESS) == 0;
     }
 }
 

@@ -6,7 +6,7 @@
 #ifndef WEFT_PROCESS_INT_H
 #define WEFT_PROCESS_INT_H
 
-#include "base/base.h"
+#include "base/park.h"
 #include "process/give.h"
 #include <weft/process.h>
 #include <weft/sync.h>

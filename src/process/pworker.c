@@ -39,7 +39,7 @@ static void *next_task(struct weft__pslot *slot, uint32_t *len)
         atomic_store(&slot->asleep, 1);
         weft__fence(); /* the parent bumps task_seq, then reads asleep */
         if ((m = weft__ring_peek(&slot->in, len)) == NULL)
-            weft__futex_wait(&slot->task_seq, seq, WEFT__NEVER, true);
+            weft__park(&slot->task_seq, seq, WEFT__NEVER, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
         atomic_store(&slot->asleep, 0);
         if (!m)
             m = weft__ring_peek(&slot->in, len);
@@ -51,7 +51,7 @@ static void ring_doorbell(struct weft__ppage *page, int eventfd)
 {
     atomic_fetch_add(&page->results_seq, 1); /* a full barrier before the reads */
     if (atomic_load(&page->collectors))
-        weft__futex_wake(&page->results_seq, INT32_MAX, true);
+        weft__unpark(&page->results_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
     if (atomic_load(&page->manager_listening)) {
         uint64_t one = 1;
         ssize_t n = write(eventfd, &one, sizeof one);
@@ -67,7 +67,7 @@ static void post_result(struct weft__pslot *slot, struct weft__ppage *page, int 
         atomic_store(&slot->wants_room, 1);
         ring_doorbell(page, eventfd); /* the parent collects, then bumps room_seq */
         if (!weft__ring_put(&slot->out, h, sizeof *h, data, h->len))
-            weft__futex_wait(&slot->room_seq, seq, WEFT__NEVER, true);
+            weft__park(&slot->room_seq, seq, WEFT__NEVER, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
         else
             break;
     }

@@ -204,6 +204,9 @@ static int create(weft_queue_t **out, size_t item_size, size_t maxsize, weft__cm
     if (!q)
         return -ENOMEM;
     q->maxsize = maxsize;
+    weft__evc_init(&q->items, WEFT__WAIT_QUEUE);
+    weft__evc_init(&q->room, WEFT__WAIT_QUEUE);
+    weft__evc_init(&q->done, WEFT__WAIT_QUEUE);
     atomic_init(&q->tasks, weft__queue_tasks_at_new * TASK);
     if (!store_new(q, item_size, cmp, arg, lifo)) {
         free(q);

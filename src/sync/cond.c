@@ -195,7 +195,8 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
             continue;
         }
         atomic_fetch_add(sleepers, 1);
-        timed_out = weft__futex_wait(seq, s, deadline, shared(c)) == -ETIMEDOUT;
+        timed_out = weft__park(seq, s, deadline, weft__park_flags(WEFT__WAIT_COND, shared(c))) ==
+                    -ETIMEDOUT;
         atomic_fetch_sub(sleepers, 1);
     }
     int rc = reacquire_lock(c, saved);
@@ -255,8 +256,8 @@ int weft_cond_notify(weft_cond_t *cond, int n)
     atomic_fetch_add_explicit(WEFT__ATOMIC(&cond->tokens), granted, memory_order_release);
     atomic_fetch_add(WEFT__ATOMIC(&cond->seq), 1);
     if (atomic_load(WEFT__ATOMIC(&cond->sleepers)))
-        weft__futex_wake(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted,
-                         shared(cond));
+        weft__unpark(WEFT__ATOMIC(&cond->seq), granted > INT_MAX ? INT_MAX : (int)granted,
+                     weft__park_flags(WEFT__WAIT_COND, shared(cond)));
     return (int)granted;
 }
 

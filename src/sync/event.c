@@ -45,7 +45,7 @@ int weft_event_set(weft_event_t *event)
             return 0;
     } while (!atomic_compare_exchange_weak(w, &v, ((v & ~EV_WAITERS) + EV_GEN_ONE) | EV_SET));
     if (v & EV_WAITERS)
-        weft__futex_wake(w, INT_MAX, event->flags & WEFT_SHARED);
+        weft__unpark(w, INT_MAX, weft__park_flags(WEFT__WAIT_EVENT, event->flags & WEFT_SHARED));
     return 0;
 }
 
@@ -75,7 +75,8 @@ int weft_event_wait(weft_event_t *event, double timeout)
             return -EAGAIN;
         if (!(v & EV_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | EV_WAITERS))
             continue;
-        if (weft__futex_wait(w, v | EV_WAITERS, deadline, event->flags & WEFT_SHARED) ==
+        if (weft__park(w, v | EV_WAITERS, deadline,
+                       weft__park_flags(WEFT__WAIT_EVENT, event->flags & WEFT_SHARED)) ==
             -ETIMEDOUT) {
             v = atomic_load(w);
             if (!(v & EV_SET) && v / EV_GEN_ONE == gen)

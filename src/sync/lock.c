@@ -107,7 +107,7 @@ static void wake_one(_Atomic uint32_t *w, uint32_t v)
     while (v >= SLEEPER && !(v & (WOKEN | HELD))) {
         if (atomic_compare_exchange_weak_explicit(w, &v, v | WOKEN, memory_order_relaxed,
                                                   memory_order_relaxed)) {
-            weft__futex_wake(w, 1, false);
+            weft__unpark(w, 1, WEFT__WAIT_LOCK);
             return;
         }
     }
@@ -151,7 +151,7 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
         if ((v & WOKEN) && !atomic_compare_exchange_weak_explicit(
                                w, &v, v & ~WOKEN, memory_order_relaxed, memory_order_relaxed))
             continue;
-        if (weft__futex_wait(w, v & ~WOKEN, deadline, false) == -ETIMEDOUT)
+        if (weft__park(w, v & ~WOKEN, deadline, WEFT__WAIT_LOCK) == -ETIMEDOUT)
             break;
         if (spin(w, SLEEPER | WOKEN))
             return 0;

@@ -37,7 +37,7 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
         fn(arg);
         weft__tsan_release(once);
         if (atomic_exchange_explicit(w, ONCE_DONE, memory_order_release) & ONCE_WAITERS)
-            weft__futex_wake(w, INT_MAX, once->flags & WEFT_SHARED);
+            weft__unpark(w, INT_MAX, weft__park_flags(WEFT__WAIT_ONCE, once->flags & WEFT_SHARED));
         return 0;
     }
     while (v != ONCE_DONE) {
@@ -45,7 +45,8 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
             return -EDEADLK;
         if (!(v & ONCE_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | ONCE_WAITERS))
             continue;
-        weft__futex_wait(w, v | ONCE_WAITERS, WEFT__NEVER, once->flags & WEFT_SHARED);
+        weft__park(w, v | ONCE_WAITERS, WEFT__NEVER,
+                   weft__park_flags(WEFT__WAIT_ONCE, once->flags & WEFT_SHARED));
         v = atomic_load_explicit(w, memory_order_acquire);
     }
     weft__tsan_acquire(once);

@@ -165,7 +165,8 @@ static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t d
             if (deadline - now > slice)
                 until = now + slice;
         }
-        if (weft__futex_wait(o->word, v | OWNER_WAITERS, until, o->shared) == -ETIMEDOUT) {
+        if (weft__park(o->word, v | OWNER_WAITERS, until,
+                       weft__park_flags(WEFT__WAIT_OWNED, o->shared)) == -ETIMEDOUT) {
             if (o->shared) {
                 check = true;
                 last = until == deadline;
@@ -188,7 +189,7 @@ static void pass_on(const struct weft__owner *o)
     uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
     for (;;) {
         if (is_free(v)) {
-            weft__futex_wake(o->word, 1, o->shared);
+            weft__unpark(o->word, 1, weft__park_flags(WEFT__WAIT_OWNED, o->shared));
             return;
         }
         if (v & (OWNER_WAITERS | OWNER_NOTREC))
@@ -228,9 +229,9 @@ void weft__owner_unlock(const struct weft__owner *o)
     uint32_t next = o->mark | (v & OWNER_DIED ? OWNER_NOTREC : 0);
     v = atomic_exchange_explicit(o->word, next, memory_order_release);
     if (next & OWNER_NOTREC)
-        weft__futex_wake(o->word, INT32_MAX, o->shared);
+        weft__unpark(o->word, INT32_MAX, weft__park_flags(WEFT__WAIT_OWNED, o->shared));
     else if (v & OWNER_WAITERS)
-        weft__futex_wake(o->word, 1, o->shared);
+        weft__unpark(o->word, 1, weft__park_flags(WEFT__WAIT_OWNED, o->shared));
 }
 
 static bool is_shared(weft_rlock_t *r)
@@ -316,7 +317,7 @@ int weft__owned_release_checked(weft_rlock_t *r, const void *key)
 /* A fence-free release found a registered sleeper (private lock). */
 int weft__owned_wake(weft_rlock_t *r)
 {
-    weft__futex_wake(WEFT__ATOMIC(&r->word), 1, false);
+    weft__unpark(WEFT__ATOMIC(&r->word), 1, WEFT__WAIT_OWNED);
     return 0;
 }
 

@@ -98,7 +98,7 @@ int weft_rwlock_destroy(weft_rwlock_t *rw)
 static void wake_writer(weft_rwlock_t *rw)
 {
     atomic_fetch_add(WEFT__ATOMIC(&rw->wseq), 1);
-    weft__futex_wake(WEFT__ATOMIC(&rw->wseq), 1, shared(rw));
+    weft__unpark(WEFT__ATOMIC(&rw->wseq), 1, weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw)));
 }
 
 /* Clear READERS_WAITING and wake every reader, unless a writer holds the
@@ -111,7 +111,7 @@ static void wake_readers(weft_rwlock_t *rw)
         if (!(s & READERS_WAITING) || write_locked(s))
             return;
     } while (!atomic_compare_exchange_weak(state, &s, s & ~READERS_WAITING));
-    weft__futex_wake(state, INT_MAX, shared(rw));
+    weft__unpark(state, INT_MAX, weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw)));
 }
 
 /* The lock has just become free and has waiters: a writer first. */
@@ -178,7 +178,8 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
             continue;
         if (!(s & READERS_WAITING) && !atomic_compare_exchange_weak(state, &s, s | READERS_WAITING))
             continue;
-        if (weft__futex_wait(state, s | READERS_WAITING, deadline, shared(rw)) == -ETIMEDOUT)
+        if (weft__park(state, s | READERS_WAITING, deadline,
+                       weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw))) == -ETIMEDOUT)
             return try_read(state) ? 0 : -ETIMEDOUT;
     }
 }
@@ -277,7 +278,8 @@ static int write_sleep(weft_rwlock_t *rw, weft__deadline_t deadline)
         uint32_t seq = atomic_load(wseq);
         if (atomic_load(state) != (s | WRITERS_WAITING))
             continue; /* changed since: maybe an unlock that saw our bit */
-        if (weft__futex_wait(wseq, seq, deadline, shared(rw)) == -ETIMEDOUT) {
+        if (weft__park(wseq, seq, deadline, weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw))) ==
+            -ETIMEDOUT) {
             writer_gives_up(rw);
             return -ETIMEDOUT;
         }

@@ -74,7 +74,8 @@ WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
     atomic_fetch_add(waiters, 1);
     int rc = 0;
     while (!try_down(value)) {
-        if (weft__futex_wait(value, 0, deadline, sem->flags & WEFT_SHARED) == -ETIMEDOUT) {
+        if (weft__park(value, 0, deadline,
+                       weft__park_flags(WEFT__WAIT_SEM, sem->flags & WEFT_SHARED)) == -ETIMEDOUT) {
             rc = try_down(value) ? 0 : -ETIMEDOUT;
             break;
         }
@@ -121,7 +122,7 @@ int weft_sem_release(weft_sem_t *sem, int n)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak(value, &v, v + (uint32_t)n));
     if (atomic_load(WEFT__ATOMIC(&sem->waiters)))
-        weft__futex_wake(value, n, sem->flags & WEFT_SHARED);
+        weft__unpark(value, n, weft__park_flags(WEFT__WAIT_SEM, sem->flags & WEFT_SHARED));
     return 0;
 }
 

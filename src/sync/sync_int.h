@@ -14,7 +14,7 @@
 #ifndef WEFT_SRC_SYNC_INT_H
 #define WEFT_SRC_SYNC_INT_H
 
-#include "base/base.h"
+#include "base/park.h"
 #include <weft/sync.h>
 
 #include <math.h>

@@ -39,7 +39,7 @@ int weft_waitgroup_add(weft_waitgroup_t *wg, int n)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak(count, &v, (uint32_t)next));
     if (next == 0 && atomic_load(WEFT__ATOMIC(&wg->waiters)))
-        weft__futex_wake(count, INT_MAX, wg->flags & WEFT_SHARED);
+        weft__unpark(count, INT_MAX, weft__park_flags(WEFT__WAIT_GROUP, wg->flags & WEFT_SHARED));
     return 0;
 }
 
@@ -60,7 +60,9 @@ int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout)
             return -EAGAIN;
         atomic_fetch_add(WEFT__ATOMIC(&wg->waiters), 1);
         while ((v = atomic_load(count)) != 0)
-            if (weft__futex_wait(count, v, deadline, wg->flags & WEFT_SHARED) == -ETIMEDOUT)
+            if (weft__park(count, v, deadline,
+                           weft__park_flags(WEFT__WAIT_GROUP, wg->flags & WEFT_SHARED)) ==
+                -ETIMEDOUT)
                 break;
         atomic_fetch_sub(WEFT__ATOMIC(&wg->waiters), 1);
         if (v != 0 && (v = atomic_load(count)) != 0)

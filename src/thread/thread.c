@@ -125,7 +125,7 @@ void weft__os_name(const char *name, char out[16])
 void weft__publish_tid(struct weft_thread *t, uint32_t tid)
 {
     if (atomic_exchange(&t->tid, tid) == TID_WAITING)
-        weft__futex_wake(&t->tid, INT_MAX, false);
+        weft__unpark(&t->tid, INT_MAX, WEFT__WAIT_THREAD);
 }
 
 /* Cleanup handler: runs when the function returns and on pthread_exit. */
@@ -173,7 +173,7 @@ static void leave_starting(struct weft_thread *t, uint32_t to)
            !atomic_compare_exchange_weak(&t->state, &s, to | (s & keep)))
         ;
     if ((s & STATE_MASK) == STATE_STARTING && (s & STATE_WAITERS))
-        weft__futex_wake(&t->state, INT_MAX, false);
+        weft__unpark(&t->state, INT_MAX, WEFT__WAIT_THREAD);
 }
 
 static int start_pthread(struct weft_thread *t, pthread_t *pt)
@@ -208,7 +208,7 @@ int weft_thread_start(weft_thread_t *t)
         leave_starting(t, STATE_NEW);
         uint32_t mark = TID_WAITING;
         if (atomic_compare_exchange_strong(&t->tid, &mark, 0))
-            weft__futex_wake(&t->tid, INT_MAX, false);
+            weft__unpark(&t->tid, INT_MAX, WEFT__WAIT_THREAD);
         return -rc;
     }
     atomic_store_explicit(&t->ident, (unsigned long)pt, memory_order_relaxed);
@@ -250,7 +250,7 @@ static int wait_done(struct weft_thread *t, weft__deadline_t deadline)
             return -EPERM;
         if (!(s & STATE_WAITERS) && !atomic_compare_exchange_weak(&t->state, &s, s | STATE_WAITERS))
             continue;
-        if (weft__futex_wait(&t->state, s | STATE_WAITERS, deadline, false) == -ETIMEDOUT)
+        if (weft__park(&t->state, s | STATE_WAITERS, deadline, WEFT__WAIT_THREAD) == -ETIMEDOUT)
             return -ETIMEDOUT;
     }
 }
@@ -317,7 +317,7 @@ bool weft__thread_mark_done(struct weft_thread *t)
     uint32_t old = atomic_exchange(&t->state, STATE_DONE);
     /* Woken under the lock: once it is dropped a joiner may free the struct. */
     if (old & STATE_WAITERS)
-        weft__futex_wake(&t->state, INT_MAX, false);
+        weft__unpark(&t->state, INT_MAX, WEFT__WAIT_THREAD);
     bool orphan = t->handles == 0;
     if (orphan)
         weft__registry_unlink(t);
@@ -400,7 +400,7 @@ long weft_thread_native_id(weft_thread_t *t)
         uint32_t s = atomic_load(&t->state) & STATE_MASK;
         if (s == STATE_NEW || s == STATE_DONE)
             return 0;
-        weft__futex_wait(&t->tid, TID_WAITING, WEFT__NEVER, false);
+        weft__park(&t->tid, TID_WAITING, WEFT__NEVER, WEFT__WAIT_THREAD);
     }
 }
 

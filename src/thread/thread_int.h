@@ -28,7 +28,7 @@
 #ifndef WEFT_SRC_THREAD_INT_H
 #define WEFT_SRC_THREAD_INT_H
 
-#include "base/base.h"
+#include "base/park.h"
 #include <weft/thread.h>
 
 #include <stdalign.h>

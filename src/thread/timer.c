@@ -35,7 +35,7 @@ static void *timer_run(weft_thread_t *self)
     weft__deadline_t deadline;
     weft__deadline(tm->interval, &deadline);
     while (atomic_load(&tm->state) == TIMER_WAITING)
-        if (weft__futex_wait(&tm->state, TIMER_WAITING, deadline, false) == -ETIMEDOUT)
+        if (weft__park(&tm->state, TIMER_WAITING, deadline, WEFT__WAIT_TIMER) == -ETIMEDOUT)
             break;
     return leave_waiting(tm, TIMER_FIRED) ? tm->fn(tm->arg) : NULL;
 }
@@ -64,6 +64,6 @@ int weft_timer_cancel(weft_thread_t *t)
     struct timer *tm = weft_thread_data(t);
     if (!leave_waiting(tm, TIMER_CANCELLED))
         return 0;
-    weft__futex_wake(&tm->state, INT_MAX, false);
+    weft__unpark(&tm->state, INT_MAX, WEFT__WAIT_TIMER);
     return 1;
 }

@@ -1,0 +1,128 @@
+/*
+ * Parking (design in park.h): the futex underneath, the hooks around it.
+ *
+ * A thread's park is a FUTEX_WAIT_BITSET, because it is the one futex wait
+ * that takes an absolute timeout, and without FUTEX_CLOCK_REALTIME that
+ * timeout is on CLOCK_MONOTONIC: exactly weft's deadline. A plain
+ * FUTEX_WAIT would take a relative timeout that we would have to recompute
+ * (and could get wrong) on every spurious wake-up. Private futexes
+ * (FUTEX_PRIVATE_FLAG) let the kernel skip the mm lookup; the shared form is
+ * for words in memory mapped by several processes.
+ *
+ * A park never loops: a wake, a changed word (EAGAIN) and a signal (EINTR)
+ * all return 0, and the caller re-checks its own condition, which is the
+ * only correct reaction to any of them.
+ */
+#include "base/park.h"
+
+#include "base/hooks.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
+_Atomic uint32_t weft__parked_tasks;
+int (*_Atomic weft__task_unpark)(_Atomic uint32_t *word, int n, unsigned flags);
+
+static long sys_futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts,
+                      uint32_t val3)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, val3);
+}
+
+static int futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
+                      unsigned flags)
+{
+    int op = FUTEX_WAIT_BITSET | (flags & WEFT__PARK_SHARED ? 0 : FUTEX_PRIVATE_FLAG);
+    struct timespec ts, *tsp = NULL;
+    if (deadline != WEFT__NEVER) {
+        if (deadline <= weft__now_ns())
+            return -ETIMEDOUT;
+        ts.tv_sec = deadline / 1000000000LL;
+        ts.tv_nsec = deadline % 1000000000LL;
+        tsp = &ts;
+    }
+    if (sys_futex(word, op, expected, tsp, FUTEX_BITSET_MATCH_ANY) == -1 && errno == ETIMEDOUT)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+/* Wait for fd to be readable, across EINTR and poll's millisecond steps. */
+static int poll_readable(int fd, weft__deadline_t deadline)
+{
+    for (;;) {
+        int ms = -1;
+        if (deadline != WEFT__NEVER) {
+            int64_t left = (deadline - weft__now_ns() + 999999) / 1000000; /* round up */
+            ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int n = poll(&pfd, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0 && ms == 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+WEFT__COLD static void trace_begin(const struct weft__hooks *h, const void *word, unsigned flags)
+{
+    if (h->park_begin)
+        h->park_begin(word, flags);
+}
+
+WEFT__COLD static void trace_end(const struct weft__hooks *h, const void *word, unsigned flags,
+                                 int rc)
+{
+    if (h->park_end)
+        h->park_end(word, flags, rc);
+}
+
+int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline, unsigned flags)
+{
+    const struct weft__hooks *h = weft__hooks_get();
+    if (WEFT__UNLIKELY(h))
+        trace_begin(h, word, flags);
+    struct weft__parker *p = weft__parker;
+    int rc = WEFT__UNLIKELY(p) ? p->park(p, word, expected, deadline, flags)
+                               : futex_wait(word, expected, deadline, flags);
+    if (WEFT__UNLIKELY(h))
+        trace_end(h, word, flags, rc);
+    return rc;
+}
+
+int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
+{
+    const struct weft__hooks *h = weft__hooks_get();
+    if (WEFT__UNLIKELY(h))
+        trace_begin(h, NULL, flags);
+    struct weft__parker *p = weft__parker;
+    int rc = WEFT__UNLIKELY(p) ? p->park_fd(p, fd, deadline, flags) : poll_readable(fd, deadline);
+    if (WEFT__UNLIKELY(h))
+        trace_end(h, NULL, flags, rc);
+    return rc;
+}
+
+/* Tasks first: they are counted, so that n covers tasks and threads. */
+WEFT__COLD static int unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    int (*unpark)(_Atomic uint32_t *, int, unsigned) =
+        atomic_load_explicit(&weft__task_unpark, memory_order_acquire);
+    return unpark ? unpark(word, n, flags) : 0;
+}
+
+void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    weft__fence();
+    if (WEFT__UNLIKELY(atomic_load_explicit(&weft__parked_tasks, memory_order_relaxed)) &&
+        (n -= unpark_tasks(word, n, flags)) <= 0)
+        return;
+    int op = FUTEX_WAKE | (flags & WEFT__PARK_SHARED ? 0 : FUTEX_PRIVATE_FLAG);
+    sys_futex(word, op, (uint32_t)n, NULL, 0);
+}

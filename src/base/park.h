@@ -1,0 +1,100 @@
+/*
+ * Parking: the one place where every blocking wait in weft sleeps.
+ *
+ * A primitive keeps its state in words of its own and decides by itself
+ * whether to wait (Lock's held bit and sleeper count, a semaphore's value,
+ * a future's state). When it must wait it parks on one of those words,
+ * and whoever changes the word in a way a waiter needs unparks it: the
+ * contract of Linux's futex, and of WebKit's ParkingLot, which the design
+ * follows.
+ *
+ *     weft__park(word, expected, deadline, flags)
+ *         sleep while *word == expected (checked atomically against
+ *         unparks), until an unpark, the deadline or a spurious wake-up:
+ *         0, or -ETIMEDOUT once the deadline has passed. The caller
+ *         re-checks its own condition either way.
+ *     weft__unpark(word, n, flags)
+ *         wake up to n threads (or tasks) parked on word.
+ *     weft__park_fd(fd, deadline)
+ *         the same for a descriptor: sleep until it is readable (a
+ *         process's pidfd or status pipe, a Pipe end).
+ *
+ * Why one place: it is where the async layer hooks in. A thread that runs
+ * an event loop fills the per-thread slot `weft__parker`, and a park from
+ * one of its tasks then suspends the task alone; tasks parked so are
+ * counted in `weft__parked_tasks`, and while any are, an unpark asks that
+ * layer (`weft__task_unpark`) to wake tasks first and the futex only for
+ * the rest, so n counts tasks and threads together. Plain threads (the
+ * slot empty, no task parked) sleep on the futex as before, and an unpark
+ * costs one fence and one load more than the futex wake it makes. The
+ * fence pairs with the one a parking task makes between counting itself
+ * and checking its word, as the kernel's futex hash does: without it, a
+ * waker whose word change still sits in its store buffer could miss a task
+ * that is about to find the old value.
+ *
+ * The trace layer's hooks (base/hooks.h) see every park that sleeps, with
+ * the kind of wait in the flags, so a trace shows waits that slept and the
+ * objects they were for. The fast paths of the primitives (an uncontended
+ * acquire or release) never come here.
+ *
+ * Spinning before parking is decided in one place too: see base/spin.h.
+ */
+#ifndef WEFT_SRC_BASE_PARK_H
+#define WEFT_SRC_BASE_PARK_H
+
+#include "base/base.h"
+
+/* Flags: the word may be in memory shared by several processes; and what
+ * the wait is for, in bits 8-15 (for tracing and tests). */
+#define WEFT__PARK_SHARED      1u
+#define WEFT__PARK_KIND(flags) (((flags) >> 8) & 0xffu)
+enum weft__wait_kind {
+    WEFT__WAIT_LOCK = 1 << 8,   /* Lock */
+    WEFT__WAIT_OWNED = 2 << 8,  /* RLock, critical section, shared Lock */
+    WEFT__WAIT_COND = 3 << 8,   /* Condition */
+    WEFT__WAIT_SEM = 4 << 8,    /* Semaphore */
+    WEFT__WAIT_EVENT = 5 << 8,  /* Event */
+    WEFT__WAIT_GROUP = 6 << 8,  /* WaitGroup */
+    WEFT__WAIT_ONCE = 7 << 8,   /* once */
+    WEFT__WAIT_RWLOCK = 8 << 8, /* RWLock */
+    WEFT__WAIT_QUEUE = 9 << 8,  /* Queue: an item, room, all tasks done */
+    WEFT__WAIT_POOL = 10 << 8,  /* pool: an idle worker, weft_wait, as_completed */
+    WEFT__WAIT_FUTURE = 11 << 8,
+    WEFT__WAIT_THREAD = 12 << 8,  /* a thread's join, its id */
+    WEFT__WAIT_TIMER = 13 << 8,   /* Timer */
+    WEFT__WAIT_PROCESS = 14 << 8, /* process join, Pipe, process pool, process Queue */
+    WEFT__WAIT_SLEEP = 15 << 8,   /* weft_sleep */
+};
+
+/* The flags of a wait of `kind` on a word that is process-shared or not. */
+static inline unsigned weft__park_flags(unsigned kind, bool shared)
+{
+    return kind | (shared ? WEFT__PARK_SHARED : 0);
+}
+
+int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
+               unsigned flags);
+void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags);
+/* 1 once fd is readable, 0 at the deadline, -errno if it cannot be waited on. */
+int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags);
+
+/*
+ * The async layer's side. A parker parks the calling task on a word (with
+ * weft__park's contract: it must check *word == expected after counting
+ * the task in weft__parked_tasks and a full fence, and under the same lock
+ * as its unpark, so that no wake-up is lost) or on a descriptor.
+ */
+struct weft__parker {
+    int (*park)(struct weft__parker *self, _Atomic uint32_t *word, uint32_t expected,
+                weft__deadline_t deadline, unsigned flags);
+    int (*park_fd)(struct weft__parker *self, int fd, weft__deadline_t deadline, unsigned flags);
+};
+/* The calling thread's parker: NULL for a plain thread. */
+extern _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
+/* Tasks parked now, in the whole process. */
+extern _Atomic uint32_t weft__parked_tasks;
+/* Wakes up to n tasks parked on word, returns how many it woke. Set before
+ * the first task parks. */
+extern int (*_Atomic weft__task_unpark)(_Atomic uint32_t *word, int n, unsigned flags);
+
+#endif /* WEFT_SRC_BASE_PARK_H */
