@@ -267,18 +267,17 @@ int weft_thread_join(weft_thread_t *t, double timeout, void **result)
     uint32_t s = atomic_load(&t->state) & STATE_MASK;
     if (s == STATE_NEW)
         return -EPERM;
-    if (s == STATE_RUNNING && deadline == WEFT__NEVER && claim_reap(t)) {
+    /* Parked until DONE, even with no timeout, where pthread_join alone
+     * would do: every wait goes through the parking layer, so that a task
+     * joining a thread suspends only itself. */
+    int rc = wait_done(t, deadline);
+    if (rc == -ETIMEDOUT)
+        return weft__timeout_error(timeout);
+    if (rc < 0)
+        return rc;
+    /* Past DONE the thread only has its return left: this is brief. */
+    if (claim_reap(t))
         pthread_join((pthread_t)atomic_load_explicit(&t->ident, memory_order_relaxed), NULL);
-    } else {
-        int rc = wait_done(t, deadline);
-        if (rc == -ETIMEDOUT)
-            return weft__timeout_error(timeout);
-        if (rc < 0)
-            return rc;
-        /* Past DONE the thread only has its return left: this is brief. */
-        if (claim_reap(t))
-            pthread_join((pthread_t)atomic_load_explicit(&t->ident, memory_order_relaxed), NULL);
-    }
     weft__tsan_acquire(t);
     if (result)
         *result = t->result;
