@@ -192,7 +192,8 @@ __attribute__((constructor)) static void size_uv_pool(void)
     setenv("UV_THREADPOOL_SIZE", "2", 1); /* read when libuv starts its pool */
 }
 
-BENCH_CASE(pool, pool_empty_tasks, "glib_thread_pool", weft_empty_tasks, glib_empty_tasks, 3.0)
+BENCH_CASE(pool, pool_empty_tasks, "glib_thread_pool", weft_empty_tasks, glib_empty_tasks, 3.0,
+           .loaded_bar = 3.0)
 BENCH_CASE(pool, pool_empty_tasks_uv, "uv_queue_work", weft_empty_tasks, uv_empty_tasks, 2.0)
 BENCH_CASE(pool, pool_fib_30, "openmp_tasks", weft_fib_30, omp_fib_30, 1.0)
 BENCH_CASE(pool, executor_submit, "python_thread_pool_executor", weft_submit_result,
