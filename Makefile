@@ -10,9 +10,11 @@
 #                        coverage of src/ per layer (installs gcovr)
 #   make check-all       the before-release check: everything CI runs, plus
 #                        coverage and the stress tests repeated
-#   make bench           install the baselines (Debian packages), then run every
-#                        benchmark suite; SUITES="thread" picks some,
-#                        JSON=1 also writes build/bench.jsonl
+#   make bench           install the baselines (Debian packages), run every
+#                        benchmark suite, then the hand-off suites (sync,
+#                        queue, pool) again beside LOAD busy threads (2;
+#                        LOAD=0 skips that pass); SUITES="thread" picks
+#                        some, JSON=1 also writes build/bench.jsonl
 #   make install         install to PREFIX (default /usr/local)
 #   make format          reformat the sources; make format-check only checks
 #   make clean           remove build/
@@ -20,6 +22,7 @@
 PREFIX ?= /usr/local
 SUITES ?=
 JSON ?=
+LOAD ?= 2
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null || \
                  find src include tests bench examples -name '*.[ch]' -o -name '*.cpp')
@@ -80,15 +83,17 @@ check-all:
 	$(MAKE) coverage
 	ctest --preset release -L stress --repeat until-fail:5
 
+# The loaded pass: the suites whose cases wait, among those SUITES picks.
+BENCH = build/release/bench/weft-bench $(if $(JSON),--json)
+LOADED_SUITES = $(if $(SUITES),$(filter sync queue pool,$(SUITES)),sync queue pool)
+
 bench:
 	sh bench/deps.sh
 	cmake --preset release >/dev/null
 	cmake --build build/release -j $(JOBS)
-	@if [ -n "$(JSON)" ]; then \
-	    build/release/bench/weft-bench --json $(SUITES) | tee build/bench.jsonl; \
-	else \
-	    build/release/bench/weft-bench $(SUITES); \
-	fi
+	$(BENCH) $(SUITES) $(if $(JSON),| tee build/bench.jsonl)
+	$(if $(filter-out 0,$(LOAD)),$(if $(LOADED_SUITES),$(BENCH) --load $(LOAD) \
+	    $(LOADED_SUITES) $(if $(JSON),| tee -a build/bench.jsonl)))
 
 install: build
 	cmake --install build/release --prefix $(PREFIX)

@@ -1,15 +1,18 @@
 #!/bin/sh
 # Install what weft-bench's baselines need, from Debian's packages: GLib
-# (GAsyncQueue, GThreadPool), libuv (uv_queue_work), Go (buffered channels)
-# and Python (ThreadPoolExecutor). Only missing ones are installed; nothing
-# is fetched from anywhere but the distribution.
+# (GAsyncQueue, GThreadPool), libuv (uv_queue_work), Go (buffered channels),
+# Python (ThreadPoolExecutor) and oneTBB (task_group, with a C++ compiler
+# to build against it). Only missing ones are installed; nothing is fetched
+# from anywhere but the distribution.
 set -e
 missing=""
 pkg-config --exists glib-2.0 2>/dev/null || missing="$missing libglib2.0-dev"
 pkg-config --exists libuv 2>/dev/null || missing="$missing libuv1-dev"
+pkg-config --exists tbb 2>/dev/null || missing="$missing libtbb-dev"
 command -v go >/dev/null 2>&1 || missing="$missing golang-go"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+command -v g++ >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 || missing="$missing g++"
 [ -z "$missing" ] && exit 0
 echo "weft-bench baselines: installing$missing"
 if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

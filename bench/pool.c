@@ -1,7 +1,8 @@
 /*
  * Suite "pool": weft's thread pool against the pools C programmers use:
- * GLib's GThreadPool, libuv's uv_queue_work, OpenMP tasks (GCC's libgomp)
- * and, for reference, Python's ThreadPoolExecutor.
+ * GLib's GThreadPool, libuv's uv_queue_work, OpenMP tasks (GCC's libgomp),
+ * oneTBB's task_group when it is installed (bench/pool_tbb.cpp), and, for
+ * reference, Python's ThreadPoolExecutor.
  *
  * pool_empty_tasks: iters empty tasks submitted from the main thread to a
  * pool of 2 workers, then waited for. Each side in its own idiom: weft
@@ -10,11 +11,13 @@
  * (g_thread_pool_free(pool, FALSE, TRUE)), libuv queues a uv_work_t per
  * task and runs its loop until every completion callback has run (its
  * thread pool sized 2 by UV_THREADPOOL_SIZE). Time per task, pool start-up
- * included on every side.
+ * included on every side but TBB's (pool_empty_tasks_tbb: run on one
+ * task_group, one wait; TBB's workers outlive a call).
  *
  * pool_fib_30: fib(30) with a task per call, two child tasks and a wait
  * each (OpenMP's textbook task example: task, task, taskwait), 2 workers.
- * Time per fib(30).
+ * Time per fib(30). pool_fib_30_tbb: the same against a task_group per
+ * call (TBB's own example), TBB's arena at its default size (every CPU).
  *
  * executor_submit: submit a task that returns its argument and collect
  * every result through its future, as a Python program does with
@@ -23,6 +26,9 @@
  */
 #include "bench.h"
 #include "pool_omp.h"
+#ifdef WEFT_BENCH_TBB
+#include "pool_tbb.h"
+#endif
 
 #include <weft/pool.h>
 
@@ -192,8 +198,16 @@ __attribute__((constructor)) static void size_uv_pool(void)
     setenv("UV_THREADPOOL_SIZE", "2", 1); /* read when libuv starts its pool */
 }
 
-BENCH_CASE(pool, pool_empty_tasks, "glib_thread_pool", weft_empty_tasks, glib_empty_tasks, 3.0)
+BENCH_CASE(pool, pool_empty_tasks, "glib_thread_pool", weft_empty_tasks, glib_empty_tasks, 3.0,
+           .loaded_bar = 3.0)
 BENCH_CASE(pool, pool_empty_tasks_uv, "uv_queue_work", weft_empty_tasks, uv_empty_tasks, 2.0)
 BENCH_CASE(pool, pool_fib_30, "openmp_tasks", weft_fib_30, omp_fib_30, 1.0)
 BENCH_CASE(pool, executor_submit, "python_thread_pool_executor", weft_submit_result,
            python_submit_result, 0)
+
+#ifdef WEFT_BENCH_TBB
+BENCH_CASE(pool, pool_empty_tasks_tbb, "tbb_task_group", weft_empty_tasks, bench_tbb_empty_tasks,
+           1.0, .loaded_bar = 1.0)
+BENCH_CASE(pool, pool_fib_30_tbb, "tbb_task_group", weft_fib_30, bench_tbb_fib_30, 1.0,
+           .loaded_bar = 1.0)
+#endif

@@ -229,7 +229,8 @@ static double glib_pingpong(long iters)
 BENCH_CASE(queue, queue_spsc, "glib_async_queue", weft_spsc, glib_spsc, 2.0)
 BENCH_CASE(queue, queue_spsc_unbounded, "glib_async_queue", weft_spsc_unbounded, glib_spsc, 2.0)
 BENCH_CASE(queue, queue_mpmc_2x2, "glib_async_queue", weft_mpmc, glib_mpmc, 2.0)
-BENCH_CASE(queue, queue_pingpong, "glib_async_queue", weft_pingpong, glib_pingpong, 0)
+BENCH_CASE(queue, queue_pingpong, "glib_async_queue", weft_pingpong, glib_pingpong, 1.0,
+           .loaded_bar = 0.9, .cpu = true, .cpu_bar = 0.9)
 
 #ifdef WEFT_BENCH_GO_CHAN
 /* --- Go ------------------------------------------------------------------- */
@@ -241,5 +242,6 @@ static double go_spsc(long iters)
     return bench_run_timed(cmd);
 }
 
-BENCH_CASE(queue, queue_spsc_go, "go_chan_buffered", weft_spsc, go_spsc, 1.0)
+BENCH_CASE(queue, queue_spsc_go, "go_chan_buffered", weft_spsc, go_spsc, 1.0, .loaded_bar = 0.9,
+           .cpu = true)
 #endif

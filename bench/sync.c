@@ -131,7 +131,8 @@ static double pthread_mutex_pair(long iters)
     return run_pair(pthread_mutex_loop, &pmutex, iters);
 }
 
-BENCH_CASE(sync, lock_contended_2t, "pthread_mutex", weft_lock_pair, pthread_mutex_pair, 1.5)
+BENCH_CASE(sync, lock_contended_2t, "pthread_mutex", weft_lock_pair, pthread_mutex_pair, 1.5,
+           .loaded_bar = 1.0, .cpu = true)
 
 /* --- RLock ------------------------------------------------------------------------ */
 
@@ -201,7 +202,8 @@ static double adaptive_pair(long iters)
     return run_pair(pthread_mutex_loop, &padaptive, iters);
 }
 
-BENCH_CASE(sync, critsec_short, "pthread_mutex_adaptive", critsec_pair_default, adaptive_pair, 1.0)
+BENCH_CASE(sync, critsec_short, "pthread_mutex_adaptive", critsec_pair_default, adaptive_pair, 1.0,
+           .loaded_bar = 1.0, .cpu = true)
 BENCH_CASE(sync, critsec_spin_0, "pthread_mutex_adaptive", critsec_pair_0, adaptive_pair, 0)
 BENCH_CASE(sync, critsec_spin_4000, "pthread_mutex_adaptive", critsec_pair_4000, adaptive_pair, 0)
 
@@ -330,7 +332,8 @@ static double posix_sem_pingpong(long iters)
     return pingpong(posix_sem_responder, posix_sem_ask, NULL, iters);
 }
 
-BENCH_CASE(sync, sem_pingpong, "sem_t", weft_sem_pingpong, posix_sem_pingpong, 1.0)
+BENCH_CASE(sync, sem_pingpong, "sem_t", weft_sem_pingpong, posix_sem_pingpong, 1.0,
+           .loaded_bar = 0.9, .cpu = true, .cpu_bar = 0.9)
 
 /* A turn counter under a lock and a condition: wait while it is not my turn,
  * take the turn, notify the other side. */
@@ -401,7 +404,8 @@ static double pthread_cond_pingpong(long iters)
     return pingpong(pthread_cond_responder, pthread_cond_ask, NULL, iters);
 }
 
-BENCH_CASE(sync, cond_pingpong, "pthread_cond", weft_cond_pingpong, pthread_cond_pingpong, 1.0)
+BENCH_CASE(sync, cond_pingpong, "pthread_cond", weft_cond_pingpong, pthread_cond_pingpong, 1.0,
+           .loaded_bar = 0.9, .cpu = true, .cpu_bar = 0.9)
 
 /* --- barrier: two threads meeting again and again ---------------------------- */
 
@@ -450,4 +454,5 @@ static double pthread_barrier_2t(long iters)
     return dt;
 }
 
-BENCH_CASE(sync, barrier_2t, "pthread_barrier", weft_barrier_2t, pthread_barrier_2t, 1.0)
+BENCH_CASE(sync, barrier_2t, "pthread_barrier", weft_barrier_2t, pthread_barrier_2t, 1.0,
+           .loaded_bar = 0.9, .cpu = true, .cpu_bar = 0.9)

@@ -2,7 +2,7 @@
  * weft-bench: runs benchmark suites and prints weft's figure beside a
  * baseline measured in the same run.
  *
- *     weft-bench [--json] [--rounds N] [SUITE...]
+ *     weft-bench [--json] [--rounds N] [--load N] [SUITE...]
  *
  * Method: calibrate each side until one round takes about 0.1 s, then run
  * ROUNDS rounds alternating weft and baseline (so drift in machine load hits
@@ -11,6 +11,23 @@
  * With --json, stdout carries one JSON object per result (DESIGN.md's
  * contract) and the human-readable table goes to stderr.
  *
+ * Rows and bars (bench.h): each case prints a row of wall time per op, and
+ * the cases that hand off between waiting threads (bench_case.cpu) a row
+ * <case>_cpu of the process's CPU time per op as well: user + system of
+ * the process and of the children it reaped during the call (a baseline
+ * run as a program, through bench_run_timed), setup included. A row is
+ * marked met or NOT MET against its bar: `bar` idle, `loaded_bar` and
+ * `cpu_bar` under --load; an idle _cpu row has none.
+ *
+ * --load N measures waiting on a busy machine: before each case the driver
+ * starts N threads spinning in a separate process (weft-bench itself run
+ * again with the hidden arguments `--busy N PID`), and kills and reaps it
+ * after the case, so both sides of a case, calibration included, run beside
+ * the same load. Reaped only after the last measurement, its CPU time never
+ * enters RUSAGE_CHILDREN within one. Every row's case name gets `_loaded`
+ * (before `_cpu`). The load process dies with the driver (PR_SET_PDEATHSIG)
+ * and, at Ctrl-C, with the rest of the foreground process group.
+ *
  * The driver starts one idle thread before any case runs. glibc skips atomic
  * instructions in mutexes while a process has never had a second thread; a
  * program that takes locks has threads, so every case is measured the way
@@ -18,17 +35,26 @@
  */
 #include "bench.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_CASES     128
 #define MAX_ROUNDS    64
+#define MAX_LOAD      256
 #define ROUND_SECONDS 0.1
+
+extern char **environ;
 
 static const struct bench_case *cases[MAX_CASES];
 static int ncases;
@@ -67,6 +93,94 @@ void bench_sink(const void *p)
     __asm__ volatile("" : : "r"(p) : "memory");
 }
 
+_Noreturn static void die(const char *what)
+{
+    fprintf(stderr, "weft-bench: %s\n", what);
+    exit(1);
+}
+
+/* --- the load process ------------------------------------------------------- */
+
+static void *spin(void *arg)
+{
+    volatile unsigned long counter = 0;
+    for (;;)
+        counter++;
+    return arg;
+}
+
+/* `weft-bench --busy N PID`: N threads spinning until killed. The death
+ * signal is asked for first; a driver that died before that cannot send it,
+ * so the parent is checked after: if it is no longer PID, the load stops. */
+static int busy(int n, pid_t driver)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != driver)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, spin, NULL) != 0)
+            return 1;
+    }
+    if (write(STDOUT_FILENO, "+", 1) != 1) /* spinning: the driver may go on */
+        return 1;
+    for (;;)
+        pause();
+}
+
+/* Start the load and wait until its threads spin. It is a new program, not
+ * a fork: the driver has threads, and a fork would copy only one of them
+ * and whatever locks the others held. PR_SET_PDEATHSIG fires when the
+ * thread that started the child ends, so it is started from main's thread,
+ * which lives as long as the driver. */
+static pid_t start_load(int n)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        die("cannot make the load's pipe");
+    char nbuf[16], pidbuf[24];
+    snprintf(nbuf, sizeof nbuf, "%d", n);
+    snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
+    char *argv[] = {"weft-bench", "--busy", nbuf, pidbuf, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO); /* its report */
+    pid_t pid;
+    int err = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    char ready;
+    if (err != 0 || read(fds[0], &ready, 1) != 1)
+        die("the load process did not start");
+    close(fds[0]);
+    return pid;
+}
+
+/* Only this waitpid may reap the load: one elsewhere (a wait for any child)
+ * could have reaped it within a measurement and added its CPU time there. */
+static void stop_load(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    if (waitpid(pid, NULL, 0) != pid)
+        die("the load process was reaped elsewhere: CPU figures may count it");
+}
+
+/* --- measuring --------------------------------------------------------------- */
+
+static double tv_seconds(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* User + system seconds of this process and of its reaped children. */
+static double cpu_seconds(void)
+{
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    return tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime) + tv_seconds(children.ru_utime) +
+           tv_seconds(children.ru_stime);
+}
+
 /* Iterations for one round of about ROUND_SECONDS. */
 static long calibrate(bench_fn fn)
 {
@@ -77,6 +191,20 @@ static long calibrate(bench_fn fn)
             return t > 0 ? (long)((double)iters * ROUND_SECONDS / t) + 1 : iters;
         iters *= t < ROUND_SECONDS / 100 ? 10 : 2;
     }
+}
+
+/* One side's rounds: nanoseconds per op, wall and CPU. */
+struct side {
+    bench_fn fn;
+    long iters;
+    double wall[MAX_ROUNDS], cpu[MAX_ROUNDS];
+};
+
+static void measure(struct side *s, int round)
+{
+    double cpu0 = cpu_seconds();
+    s->wall[round] = s->fn(s->iters) / (double)s->iters * 1e9;
+    s->cpu[round] = (cpu_seconds() - cpu0) / (double)s->iters * 1e9;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -106,29 +234,57 @@ static const char *unit_for(double ns, double *scale)
     return "ns/op";
 }
 
-static void run_case(const struct bench_case *c, int rounds, bool json)
+/* --- reporting --------------------------------------------------------------- */
+
+struct options {
+    bool json;
+    int rounds;
+    int load; /* busy threads beside each case; 0 = none */
+};
+
+/* One row: the case's name with `suffix`, weft's and the baseline's median
+ * (ns per op), checked against `bar` unless it is 0. */
+static void report(const struct bench_case *c, const char *suffix, double wm, double bm, double bar,
+                   bool json)
 {
-    long wi = calibrate(c->weft), bi = calibrate(c->base);
-    double w[MAX_ROUNDS], b[MAX_ROUNDS];
-    for (int r = 0; r < rounds; r++) {
-        w[r] = c->weft(wi) / (double)wi * 1e9;
-        b[r] = c->base(bi) / (double)bi * 1e9;
-    }
-    double wm = median(w, rounds), bm = median(b, rounds);
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", c->name, suffix);
     double speedup = bm / wm, scale;
     const char *unit = unit_for(wm < bm ? wm : bm, &scale);
     FILE *human = json ? stderr : stdout;
-    fprintf(human, "%-8s %-22s weft %10.2f %s   %-16s %10.2f %s   speedup %5.2f", c->suite, c->name,
+    fprintf(human, "%-8s %-28s weft %10.2f %s   %-16s %10.2f %s   speedup %5.2f", c->suite, name,
             wm * scale, unit, c->baseline, bm * scale, unit, speedup);
-    if (c->bar > 0)
-        fprintf(human, "   (bar >= %.2f: %s)", c->bar, speedup >= c->bar ? "met" : "NOT MET");
+    if (bar > 0)
+        fprintf(human, "   (bar >= %.2f: %s)", bar, speedup >= bar ? "met" : "NOT MET");
     fputc('\n', human);
     if (json)
         printf("{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"%s\",\"weft\":%.4g,"
                "\"baseline\":\"%s\",\"baseline_value\":%.4g,\"speedup\":%.3f}\n",
-               c->suite, c->name, unit, wm * scale, c->baseline, bm * scale, speedup);
+               c->suite, name, unit, wm * scale, c->baseline, bm * scale, speedup);
     fflush(NULL);
 }
+
+static void run_case(const struct bench_case *c, const struct options *o)
+{
+    pid_t load = o->load ? start_load(o->load) : 0;
+    struct side w = {.fn = c->weft}, b = {.fn = c->base};
+    w.iters = calibrate(w.fn);
+    b.iters = calibrate(b.fn);
+    for (int r = 0; r < o->rounds; r++) {
+        measure(&w, r);
+        measure(&b, r);
+    }
+    if (load)
+        stop_load(load);
+    bool loaded = o->load > 0;
+    report(c, loaded ? "_loaded" : "", median(w.wall, o->rounds), median(b.wall, o->rounds),
+           loaded ? c->loaded_bar : c->bar, o->json);
+    if (c->cpu)
+        report(c, loaded ? "_loaded_cpu" : "_cpu", median(w.cpu, o->rounds),
+               median(b.cpu, o->rounds), loaded ? c->cpu_bar : 0, o->json);
+}
+
+/* --- main ---------------------------------------------------------------------- */
 
 static void *idle(void *arg)
 {
@@ -158,42 +314,60 @@ static bool known_suite(const char *name)
     return false;
 }
 
+/* A numeric option's value in [lo, hi], or exit with the usage error. */
+static int option_value(const char *option, const char *text, int lo, int hi)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "%s takes %d to %d\n", option, lo, hi);
+        exit(2);
+    }
+    return (int)v;
+}
+
+_Noreturn static void usage(void)
+{
+    fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [--load N] [SUITE...]\nsuites:");
+    for (int j = 0; j < ncases; j++)
+        if (j == 0 || strcmp(cases[j]->suite, cases[j - 1]->suite) != 0)
+            fprintf(stderr, " %s", cases[j]->suite);
+    fputc('\n', stderr);
+    exit(2);
+}
+
 int main(int argc, char **argv)
 {
-    bool json = false;
-    int rounds = 9, nsuites = 0;
+    if (argc == 4 && strcmp(argv[1], "--busy") == 0)
+        return busy(option_value("--busy", argv[2], 1, MAX_LOAD), (pid_t)atol(argv[3]));
+    struct options o = {.json = false, .rounds = 9, .load = 0};
+    int nsuites = 0;
     char *suites[MAX_CASES];
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            rounds = atoi(argv[++i]);
-            if (rounds < 1 || rounds > MAX_ROUNDS) {
-                fprintf(stderr, "--rounds takes 1 to %d\n", MAX_ROUNDS);
-                return 2;
-            }
-        } else if (known_suite(argv[i]) && nsuites < MAX_CASES) {
+        if (strcmp(argv[i], "--json") == 0)
+            o.json = true;
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            o.rounds = option_value("--rounds", argv[++i], 1, MAX_ROUNDS);
+        else if (strcmp(argv[i], "--load") == 0 && i + 1 < argc)
+            o.load = option_value("--load", argv[++i], 1, MAX_LOAD);
+        else if (known_suite(argv[i]) && nsuites < MAX_CASES)
             suites[nsuites++] = argv[i];
-        } else {
-            fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [SUITE...]\nsuites:");
-            for (int j = 0; j < ncases; j++)
-                if (j == 0 || strcmp(cases[j]->suite, cases[j - 1]->suite) != 0)
-                    fprintf(stderr, " %s", cases[j]->suite);
-            fputc('\n', stderr);
-            return 2;
-        }
+        else
+            usage();
     }
     pthread_t idler;
-    if (pthread_create(&idler, NULL, idle, NULL) != 0) {
-        fputs("weft-bench: cannot start its idle thread\n", stderr);
-        return 1;
-    }
+    if (pthread_create(&idler, NULL, idle, NULL) != 0)
+        die("cannot start its idle thread");
     struct utsname u;
     uname(&u);
-    fprintf(json ? stderr : stdout, "weft-bench: %s %s, %ld CPUs, medians of %d rounds\n",
-            u.sysname, u.machine, sysconf(_SC_NPROCESSORS_ONLN), rounds);
+    FILE *human = o.json ? stderr : stdout;
+    fprintf(human, "weft-bench: %s %s, %ld CPUs, medians of %d rounds", u.sysname, u.machine,
+            sysconf(_SC_NPROCESSORS_ONLN), o.rounds);
+    if (o.load)
+        fprintf(human, ", %d busy threads beside each case", o.load);
+    fputc('\n', human);
     for (int i = 0; i < ncases; i++)
         if (selected(cases[i]->suite, suites, nsuites))
-            run_case(cases[i], rounds, json);
+            run_case(cases[i], &o);
     return 0;
 }
