@@ -67,6 +67,10 @@ static inline void weft__cpu_relax(void)
 #endif
 }
 bool weft__spin_pays(void);
+/* The cgroup CPU quota as CPUs (quota/period, 1.5 for 150000 over 100000):
+ * the tightest from the process's cgroup up to the top of its mount;
+ * INFINITY where there is none or it cannot be read (quota.c). */
+double weft__cpu_quota(int (*open_file)(const char *path, int flags));
 
 /*
  * Waiting out another thread that is between two steps of a lock-free
