@@ -6,7 +6,8 @@
  * sched_getaffinity a mask of 4 CPUs. v2 and v1 quotas rounded up, a
  * parent's tighter quota, the mount's root field and escapes, hybrid
  * systems, files that are missing, empty, garbage or read a few bytes at a
- * time; and this machine, whose count must not change.
+ * time; spinning under a quota; and this machine, whose count must not
+ * change.
  */
 #include "base/base.h"
 #include "wt.h"
@@ -330,6 +331,27 @@ WT_FAULT(quota_partial_reads_are_joined)
     teardown();
 }
 
+/* Spinning needs 2 whole CPUs of quota: 1.5 counts as 2 CPUs for pools,
+ * but not for spinning. */
+WT_FAULT(quota_under_two_cpus_never_spins)
+{
+    cpu_set_t set;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) < 2)
+        wt_skip("one CPU: no spinning to turn off");
+    setup();
+    v2_app();
+    put("fs/app/cpu.max", "200000 100000\n");
+    WT_CHECK(weft__several_cpus(fake_open));
+    put("fs/app/cpu.max", "150000 100000\n");
+    WT_CHECK(!weft__several_cpus(fake_open));
+    put("fs/app/cpu.max", "50000 100000\n");
+    WT_CHECK(!weft__several_cpus(fake_open));
+    put("fs/app/cpu.max", "max 100000\n");
+    WT_CHECK(weft__several_cpus(fake_open));
+    teardown();
+}
+
 /* This machine: with no quota tighter than its mask, the count is the
  * mask's, as before. */
 WT_CASE(quota_leaves_this_machine_alone)
@@ -340,4 +362,5 @@ WT_CASE(quota_leaves_this_machine_alone)
     if (quota < CPU_COUNT(&set))
         wt_skip("this machine's cgroup has a CPU quota");
     WT_EQ(weft_cpu_count(), CPU_COUNT(&set));
+    WT_EQ(weft__spin_pays(), CPU_COUNT(&set) > 1 && quota >= 2);
 }

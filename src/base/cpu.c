@@ -49,27 +49,33 @@ static int whole_cpus(double cpus)
     return n < cpus ? n + 1 : n > 0 ? n : 1;
 }
 
-/* More than one CPU to run on? Asked first with a mask on the stack, which
- * holds 1024 CPUs: this runs lazily, in whichever thread stalls first (a
- * pool's worker, say), so it keeps away from the allocator and the
- * fault-injection table, which a test may be changing meanwhile. Only a
- * larger machine needs affinity_count's grown mask. */
-static bool several_cpus(void)
+/* Asked first with a mask on the stack, which holds 1024 CPUs: this runs
+ * lazily, in whichever thread stalls first (a pool's worker, say), so it
+ * keeps away from the allocator and the fault-injection table, which a test
+ * may be changing meanwhile; hence weft__spin_pays passes the C library's
+ * open, not the table's. The quota's reader allocates nothing either (its
+ * buffers are on the stack) and, cached by weft__spin_pays, runs once. Only
+ * a larger machine needs affinity_count's grown mask.
+ *
+ * The quota must allow 2 whole CPUs, not the rounded count's 2: with 1.5, a
+ * spinner burns time the holder needs, and once the period's quota is spent
+ * the whole cgroup waits for the next period, holder and all. */
+bool weft__several_cpus(int (*open_file)(const char *path, int flags))
 {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return CPU_COUNT(&set) > 1;
-    return affinity_count() > 1;
+    bool several =
+        sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) > 1 : affinity_count() > 1;
+    return several && weft__cpu_quota(open_file) >= 2;
 }
 
 bool weft__spin_pays(void)
 {
-    /* Read once: 0 unknown, 1 no, 2 yes. A later change of affinity only
-     * makes spinning a little less useful, never incorrect. */
+    /* Read once: 0 unknown, 1 no, 2 yes. A later change of affinity or
+     * quota only makes spinning a little less useful, never incorrect. */
     static _Atomic int pays;
     int p = atomic_load_explicit(&pays, memory_order_relaxed);
     if (WEFT__UNLIKELY(p == 0)) {
-        p = several_cpus() ? 2 : 1;
+        p = weft__several_cpus(weft__real_open) ? 2 : 1;
         atomic_store_explicit(&pays, p, memory_order_relaxed);
     }
     return p == 2;
