@@ -78,8 +78,13 @@ WEFT_API double weft_monotonic(void);
  * time.sleep). Negative, NaN or infinite durations are -EINVAL. */
 WEFT_API int weft_sleep(double seconds);
 
-/* The number of CPUs this process may run on: the affinity mask, not the
- * machine's total (Python's os.process_cpu_count). Always at least 1. */
+/* The number of CPUs this process may use: the smaller of the affinity
+ * mask (not the machine's total, as Python's os.process_cpu_count) and,
+ * unlike Python but as Go's GOMAXPROCS and the JVM, the cgroup CPU quota:
+ * quota/period CPUs (cgroup v2's cpu.max, v1's cpu.cfs_quota_us over
+ * cpu.cfs_period_us), the tightest of the process's cgroup and its
+ * ancestors, rounded up, so a container allowed 1.5 CPUs counts 2. A quota
+ * that cannot be read counts as none. Always at least 1. */
 WEFT_API int weft_cpu_count(void);
 
 #ifdef __cplusplus

@@ -51,6 +51,13 @@ static inline void weft__cpu_relax(void)
 #endif
 }
 bool weft__spin_pays(void);
+/* What weft__spin_pays caches: more than one CPU in the affinity mask and at
+ * least 2 CPUs of cgroup quota (quota.c's files opened with open_file). */
+bool weft__several_cpus(int (*open_file)(const char *path, int flags));
+/* The cgroup CPU quota as CPUs (quota/period, 1.5 for 150000 over 100000):
+ * the tightest from the process's cgroup up to the top of its mount;
+ * INFINITY where there is none or it cannot be read (quota.c). */
+double weft__cpu_quota(int (*open_file)(const char *path, int flags));
 
 /*
  * Waiting out another thread that is between two steps of a lock-free
@@ -185,6 +192,9 @@ struct weft__sys {
 };
 extern struct weft__sys weft__sys;
 void weft__sys_reset(void);
+/* The C library's open, which the table holds unless a test changes it:
+ * for callers that must not read the table (cpu.c's spin decision). */
+int weft__real_open(const char *path, int flags);
 
 /* End the calling process at once with `code`, as _exit does (a forked
  * child must not run the parent's atexit handlers or flush its stdio). In a

@@ -23,7 +23,7 @@ static int sys_membarrier(int cmd, unsigned flags, int cpu_id)
     return (int)syscall(SYS_membarrier, cmd, flags, cpu_id);
 }
 
-static int sys_open(const char *path, int flags)
+int weft__real_open(const char *path, int flags)
 {
     return open(path, flags);
 }
@@ -37,13 +37,13 @@ static int sys_pidfd_open(pid_t pid, unsigned flags)
 _Thread_local _Atomic uint32_t weft__fence_word;
 #endif
 
-#define REAL_SYS                                                                                \
-    {                                                                                           \
-        .malloc = malloc, .calloc = calloc, .realloc = realloc, .aligned_alloc = aligned_alloc, \
-        .pthread_create = pthread_create, .membarrier = sys_membarrier, .open = sys_open,       \
-        .pidfd_open = sys_pidfd_open, .sched_getaffinity = sched_getaffinity, .fork = fork,     \
-        .posix_spawn = posix_spawn, .memfd_create = memfd_create, .mmap = mmap,                 \
-        .socketpair = socketpair, .sendmsg = sendmsg,                                           \
+#define REAL_SYS                                                                                 \
+    {                                                                                            \
+        .malloc = malloc, .calloc = calloc, .realloc = realloc, .aligned_alloc = aligned_alloc,  \
+        .pthread_create = pthread_create, .membarrier = sys_membarrier, .open = weft__real_open, \
+        .pidfd_open = sys_pidfd_open, .sched_getaffinity = sched_getaffinity, .fork = fork,      \
+        .posix_spawn = posix_spawn, .memfd_create = memfd_create, .mmap = mmap,                  \
+        .socketpair = socketpair, .sendmsg = sendmsg,                                            \
     }
 
 struct weft__sys weft__sys = REAL_SYS;
