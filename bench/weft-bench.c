@@ -2,7 +2,7 @@
  * weft-bench: runs benchmark suites and prints weft's figure beside a
  * baseline measured in the same run.
  *
- *     weft-bench [--json] [--rounds N] [--load N] [SUITE...]
+ *     weft-bench [--json] [--rounds N] [--load N] [SUITE|CASE...]
  *
  * Method: calibrate each side until one round takes about 0.1 s, then run
  * ROUNDS rounds alternating weft and baseline (so drift in machine load hits
@@ -296,20 +296,21 @@ static void *idle(void *arg)
     return arg;
 }
 
-static bool selected(const char *suite, char **names, int n)
+/* Picked by its suite's name or its own. */
+static bool selected(const struct bench_case *c, char **names, int n)
 {
     if (n == 0)
         return true;
     for (int i = 0; i < n; i++)
-        if (strcmp(names[i], suite) == 0)
+        if (strcmp(names[i], c->suite) == 0 || strcmp(names[i], c->name) == 0)
             return true;
     return false;
 }
 
-static bool known_suite(const char *name)
+static bool known_name(const char *name)
 {
     for (int i = 0; i < ncases; i++)
-        if (strcmp(cases[i]->suite, name) == 0)
+        if (strcmp(cases[i]->suite, name) == 0 || strcmp(cases[i]->name, name) == 0)
             return true;
     return false;
 }
@@ -328,7 +329,7 @@ static int option_value(const char *option, const char *text, int lo, int hi)
 
 _Noreturn static void usage(void)
 {
-    fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [--load N] [SUITE...]\nsuites:");
+    fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [--load N] [SUITE|CASE...]\nsuites:");
     for (int j = 0; j < ncases; j++)
         if (j == 0 || strcmp(cases[j]->suite, cases[j - 1]->suite) != 0)
             fprintf(stderr, " %s", cases[j]->suite);
@@ -350,7 +351,7 @@ int main(int argc, char **argv)
             o.rounds = option_value("--rounds", argv[++i], 1, MAX_ROUNDS);
         else if (strcmp(argv[i], "--load") == 0 && i + 1 < argc)
             o.load = option_value("--load", argv[++i], 1, MAX_LOAD);
-        else if (known_suite(argv[i]) && nsuites < MAX_CASES)
+        else if (known_name(argv[i]) && nsuites < MAX_CASES)
             suites[nsuites++] = argv[i];
         else
             usage();
@@ -367,7 +368,7 @@ int main(int argc, char **argv)
         fprintf(human, ", %d busy threads beside each case", o.load);
     fputc('\n', human);
     for (int i = 0; i < ncases; i++)
-        if (selected(cases[i]->suite, suites, nsuites))
+        if (selected(cases[i], suites, nsuites))
             run_case(cases[i], &o);
     return 0;
 }

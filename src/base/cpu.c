@@ -1,6 +1,6 @@
 /*
  * weft_cpu_count(): how many CPUs this process may use; and whether
- * spinning pays (weft__spin_pays, weft__stall).
+ * spinning can pay at all (weft__spin_pays).
  *
  * The count is the smaller of two limits:
  *   - the affinity mask, as Python's os.process_cpu_count() reads it, rather
@@ -79,17 +79,6 @@ bool weft__spin_pays(void)
         atomic_store_explicit(&pays, p, memory_order_relaxed);
     }
     return p == 2;
-}
-
-void weft__stall(weft__stall_t *s)
-{
-    if (s->pauses > 256 || !weft__spin_pays()) {
-        sched_yield();
-        return;
-    }
-    for (uint32_t i = 0; i < s->pauses; i++)
-        weft__cpu_relax();
-    s->pauses *= 2;
 }
 
 int weft_cpu_count(void)

@@ -3,6 +3,8 @@
  */
 #include "base/evc.h"
 
+#include "base/spin.h"
+
 #include <limits.h>
 
 void weft__evc_wake_one(weft__evc_t *e)
@@ -20,35 +22,25 @@ void weft__evc_wake_all(weft__evc_t *e)
 }
 
 /*
- * Poll before registering, a few microseconds apart: the partner (a
- * producer for an empty queue, a consumer for a full one) is usually
- * running on another CPU and about to make the condition true, and looking
- * again costs neither side a system call, where sleeping costs the waiter
- * one and its waker another.
- *
- * The first look comes only after STALL_FIRST pauses (about 3.6 us on a
- * 28 ns pause), and that is what makes a queue fast: a consumer that finds
- * the queue empty and looks again at once takes each item the moment it
- * lands, and the two threads then trade the cache lines of every cell and
- * counter item by item; one that looks a few microseconds later finds a
- * batch and takes it while the producer writes further ahead. Measured on a
- * 2-CPU machine (one producer, one consumer, a queue of 1024): polling from
- * the first pause on, 450 ns per item; sleeping at once, 100-140 ns; this
- * schedule, 40-50 ns.
+ * Poll before registering: the partner (a producer for an empty queue, a
+ * consumer for a full one) is usually running on another CPU and about to
+ * make the condition true, and looking again costs neither side a system
+ * call, where sleeping costs the waiter one and its waker another. The
+ * looks come late (WEFT__SPIN_BATCH, spin.h), and that is what makes a
+ * queue fast: a consumer that finds the queue empty and looks again at once
+ * takes each item the moment it lands, and the two threads then trade the
+ * cache lines of every cell and counter item by item; one that looks a few
+ * microseconds later finds a batch and takes it while the producer writes
+ * further ahead. Measured on a 2-CPU machine (one producer, one consumer, a
+ * queue of 1024): polling from the first pause on, 450 ns per item;
+ * sleeping at once, 100-140 ns; this schedule, 40-50 ns.
  */
-#define SPIN_POLLS  2
-#define STALL_FIRST 128
-
 static int spin(int (*attempt)(void *arg), void *arg)
 {
     int rc = -EAGAIN;
-    if (!weft__spin_pays())
-        return rc;
-    weft__stall_t stall = {STALL_FIRST};
-    for (int i = 0; i < SPIN_POLLS && rc == -EAGAIN; i++) {
-        weft__stall(&stall);
+    weft__spin_t s;
+    for (weft__spin_begin(&s, WEFT__SPIN_BATCH); rc == -EAGAIN && weft__spin_next(&s);)
         rc = attempt(arg);
-    }
     return rc;
 }
 

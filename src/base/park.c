@@ -16,6 +16,7 @@
 #include "base/park.h"
 
 #include "base/hooks.h"
+#include "base/spin.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -90,8 +91,13 @@ int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadl
     if (WEFT__UNLIKELY(h))
         trace_begin(h, word, flags);
     struct weft__parker *p = weft__parker;
-    int rc = WEFT__UNLIKELY(p) ? p->park(p, word, expected, deadline, flags)
-                               : futex_wait(word, expected, deadline, flags);
+    int rc;
+    if (WEFT__UNLIKELY(p)) {
+        rc = p->park(p, word, expected, deadline, flags);
+    } else {
+        weft__spin_sample(); /* about to sleep: the moment to look at the load */
+        rc = futex_wait(word, expected, deadline, flags);
+    }
     if (WEFT__UNLIKELY(h))
         trace_end(h, word, flags, rc);
     return rc;

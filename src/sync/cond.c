@@ -184,16 +184,15 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
     release_lock(c, &saved);
     _Atomic uint32_t *sleepers = WEFT__ATOMIC(&c->sleepers);
     bool notified = false, timed_out = false;
-    uint32_t polls = weft__spin_pays() && deadline > weft__now_ns() ? SPIN_POLLS : 0, pause = 1;
+    weft__spin_t sp = {0, 0, 0, 0};
+    if (deadline > weft__now_ns())
+        weft__spin_begin(&sp, WEFT__SPIN_HANDOFF);
     for (;;) {
         uint32_t s = atomic_load(seq);
         if ((notified = take_token(c, ticket)) || timed_out)
             break;
-        if (polls > 0) {
-            polls--;
-            weft__backoff(&pause);
+        if (weft__spin_next(&sp))
             continue;
-        }
         atomic_fetch_add(sleepers, 1);
         timed_out = weft__park(seq, s, deadline, weft__park_flags(WEFT__WAIT_COND, shared(c))) ==
                     -ETIMEDOUT;

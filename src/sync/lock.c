@@ -122,9 +122,8 @@ static void wake_one(_Atomic uint32_t *w, uint32_t v)
  * per round. */
 static bool spin(_Atomic uint32_t *w, uint32_t leave)
 {
-    if (!weft__spin_pays())
-        return false;
-    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
+    weft__spin_t s;
+    for (weft__spin_begin(&s, WEFT__SPIN_MUTEX); weft__spin_next(&s);) {
         uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
         if (take(w, v, leave))
             return true;
@@ -170,7 +169,7 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
 {
     if (is_shared(atomic_load_explicit(w, memory_order_relaxed))) {
         struct weft__owner o = shared_owner(w);
-        return weft__owner_lock(&o, weft__owner_me(), SPIN_POLLS, timeout);
+        return weft__owner_lock(&o, weft__owner_me(), WEFT_CRITSEC_DEFAULT_SPIN, timeout);
     }
     if (timeout == 0)
         return -EAGAIN;

@@ -116,9 +116,8 @@ static int try_once(const struct weft__owner *o, uint32_t me)
 
 static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
 {
-    if (!weft__spin_pays())
-        return false;
-    for (uint32_t i = 0, pause = SPIN_FIRST_PAUSE; i < spin; i++, weft__backoff(&pause)) {
+    weft__spin_t s;
+    for (weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, spin); weft__spin_next(&s);) {
         uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
         if (is_free(v) && take(o, &v, me, 0))
             return true;

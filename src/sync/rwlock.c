@@ -164,10 +164,10 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
     _Atomic uint32_t *state = WEFT__ATOMIC(&rw->state);
     if (timeout == 0)
         return -EAGAIN;
-    if (weft__spin_pays())
-        for (uint32_t i = 0, pause = 1; i < SPIN_POLLS; i++, weft__backoff(&pause))
-            if (try_read(state))
-                return 0;
+    weft__spin_t sp;
+    for (weft__spin_begin(&sp, WEFT__SPIN_HANDOFF); weft__spin_next(&sp);)
+        if (try_read(state))
+            return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
     for (;;) {
@@ -294,14 +294,13 @@ WEFT__NOINLINE static int write_slow(weft_rwlock_t *rw, double timeout)
         return 0;
     if (timeout == 0)
         return -EAGAIN;
-    if (weft__spin_pays()) {
-        for (uint32_t i = 0, pause = 1; i < SPIN_POLLS; i++, weft__backoff(&pause)) {
-            s = atomic_load_explicit(state, memory_order_relaxed);
-            if (s & (READERS_WAITING | WRITERS_WAITING))
-                break; /* others sleep already: the holder is slow */
-            if (take_write(state, s, 0))
-                return 0;
-        }
+    weft__spin_t sp;
+    for (weft__spin_begin(&sp, WEFT__SPIN_HANDOFF); weft__spin_next(&sp);) {
+        s = atomic_load_explicit(state, memory_order_relaxed);
+        if (s & (READERS_WAITING | WRITERS_WAITING))
+            break; /* others sleep already: the holder is slow */
+        if (take_write(state, s, 0))
+            return 0;
     }
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);

@@ -55,9 +55,8 @@ static bool try_down(_Atomic uint32_t *value)
  * a releaser only wakes when a waiter has registered. */
 static bool spin_down(_Atomic uint32_t *value)
 {
-    if (!weft__spin_pays())
-        return false;
-    for (uint32_t i = 0, pause = 1; i < SPIN_POLLS; i++, weft__backoff(&pause))
+    weft__spin_t s;
+    for (weft__spin_begin(&s, WEFT__SPIN_HANDOFF); weft__spin_next(&s);)
         if (try_down(value))
             return true;
     return false;

@@ -15,6 +15,7 @@
 #define WEFT_SRC_SYNC_INT_H
 
 #include "base/park.h"
+#include "base/spin.h"
 #include <weft/sync.h>
 
 #include <math.h>
@@ -57,41 +58,6 @@ static inline int weft__acquire_entry(void *lock, int kind, const weft_site_t *s
     if (WEFT__LOCKDEP_ON())
         return weft__lockdep_acquire(lock, kind, site, timeout, acquire);
     return acquire(lock, timeout);
-}
-
-/*
- * Bounded spinning with exponential backoff, the common part of every spin
- * loop in sync (each primitive decides what "free" and "take" mean): between
- * polls wait 1, 2, 4 ... up to SPIN_BACKOFF_MAX pause instructions, for at
- * most SPIN_POLLS polls. The backoff is what makes spinning pay under
- * contention: a waiter that polled constantly would pull the lock's cache
- * line away from the holder on every poll, so each of the holder's
- * acquisitions would miss; polled rarely, the holder runs many acquisitions
- * from its own cache between two polls.
- */
-#define SPIN_BACKOFF_MAX 64
-
-/* How many polls every blocking primitive makes before it sleeps: with the
- * backoff, about 18 us, the cost of one sleep and wake-up. */
-#define SPIN_POLLS 16
-
-/* Where the backoff of a waiter for mutual exclusion (a Lock, an owner
- * word) starts: after one immediate poll it waits at least this many pauses
- * between polls. Each poll pulls the lock's cache line away from the holder,
- * and a holder that takes the lock again and again (a short critical
- * section in a loop) then misses on every acquisition; polling from the
- * first microsecond on instead of every few nanoseconds doubled the
- * throughput of two threads hammering one Lock. Hand-offs (semaphores,
- * conditions) start at 1: there the partner answers and a quick look pays. */
-#define SPIN_FIRST_PAUSE 32
-
-/* One backoff step: wait *pause pause instructions, then double it. */
-static inline void weft__backoff(uint32_t *pause)
-{
-    for (uint32_t k = 0; k < *pause; k++)
-        weft__cpu_relax();
-    if (*pause < SPIN_BACKOFF_MAX)
-        *pause *= 2;
 }
 
 #endif /* WEFT_SRC_SYNC_INT_H */

@@ -1,0 +1,302 @@
+/* Tests for the spin policy (base/spin.h): polls follow the machine's load
+ * as sampled from /proc/loadavg (here a file of the test's own), and the
+ * hand-offs lose no wake-up and stay quick on a machine kept busy. */
+#include "base/park.h"
+#include "base/spin.h"
+#include "threads.h"
+#include "wt.h"
+#include <weft/queue.h>
+#include <weft/sync.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* --- the sampled load ------------------------------------------------------ */
+
+static char loadavg[64] = "/tmp/weft-loadavg-XXXXXX";
+static _Atomic int opens;
+
+static int open_fake(const char *path, int flags)
+{
+    WT_CHECK(strcmp(path, "/proc/loadavg") == 0);
+    atomic_fetch_add(&opens, 1);
+    return open(loadavg, flags);
+}
+
+/* Make the fake say that `runnable` threads are runnable. */
+static void set_runnable(long runnable)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "1.00 0.50 0.25 %ld/300 4242\n", runnable);
+    int fd = open(loadavg, O_WRONLY | O_TRUNC);
+    WT_CHECK(fd >= 0 && write(fd, text, (size_t)n) == n);
+    close(fd);
+}
+
+/* Sample once the interval (20 ms) has surely passed on the coarse clock. */
+static void sample_later(void)
+{
+    WT_EQ(weft_sleep(0.03), 0);
+    weft__spin_sample();
+}
+
+static uint16_t polls(enum weft__spin_kind kind)
+{
+    weft__spin_t s;
+    weft__spin_begin(&s, kind);
+    return s.polls;
+}
+
+static long online(void)
+{
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static void fake_loadavg(void)
+{
+    if (!weft__spin_pays())
+        exit(WT_SKIP_CODE); /* one CPU: never polls, nothing to decide */
+    int fd = mkstemp(loadavg);
+    WT_CHECK(fd >= 0);
+    close(fd);
+    weft__spin_open = open_fake;
+}
+
+WT_CASE(polls_stop_when_the_machine_is_busy_and_resume_when_idle)
+{
+    fake_loadavg();
+    set_runnable(1); /* the sampler alone */
+    sample_later();
+    WT_CHECK(!weft__spin_busy());
+    WT_EQ(polls(WEFT__SPIN_HANDOFF), 16);
+    WT_EQ(polls(WEFT__SPIN_MUTEX), 16);
+    WT_EQ(polls(WEFT__SPIN_BATCH), 2);
+    /* As many others runnable as CPUs: a poller would take one's place. */
+    set_runnable(online() + 1);
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    WT_EQ(polls(WEFT__SPIN_HANDOFF), 0);
+    WT_EQ(polls(WEFT__SPIN_BATCH), 0);
+    WT_CHECK(polls(WEFT__SPIN_MUTEX) > 0 && polls(WEFT__SPIN_MUTEX) < 16);
+    /* One idle sample is not enough to poll again, two are. */
+    set_runnable(online());
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    sample_later();
+    WT_CHECK(!weft__spin_busy());
+    WT_EQ(polls(WEFT__SPIN_HANDOFF), 16);
+    unlink(loadavg);
+}
+
+WT_CASE(a_caller_spin_count_is_capped_only_when_busy)
+{
+    fake_loadavg();
+    weft__spin_t s;
+    set_runnable(1);
+    sample_later();
+    weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, 4000);
+    WT_EQ(s.polls, 4000);
+    weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, 0);
+    WT_EQ(s.polls, 0);
+    set_runnable(2 * online() + 1);
+    sample_later();
+    weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, 4000);
+    WT_EQ(s.polls, polls(WEFT__SPIN_MUTEX));
+    unlink(loadavg);
+}
+
+WT_CASE(the_load_is_sampled_by_parks_at_most_every_interval)
+{
+    fake_loadavg();
+    set_runnable(1);
+    _Atomic uint32_t word = 0;
+    weft__deadline_t d;
+    weft__deadline(0.03, &d);
+    WT_EQ(weft__park(&word, 0, d, 0), -ETIMEDOUT); /* may wake early: loop */
+    while (weft__park(&word, 0, d, 0) != -ETIMEDOUT)
+        ;
+    int first = atomic_load(&opens);
+    WT_CHECK(first >= 1);
+    /* Parks in quick succession do not read it again. */
+    for (int i = 0; i < 100; i++)
+        weft__park(&word, 1, WEFT__NEVER, 0); /* word differs: returns at once */
+    WT_CHECK(atomic_load(&opens) <= first + 1);
+    unlink(loadavg);
+}
+
+WT_CASE(an_unreadable_load_changes_nothing)
+{
+    fake_loadavg();
+    set_runnable(2 * online() + 1);
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    int fd = open(loadavg, O_WRONLY | O_TRUNC);
+    WT_CHECK(fd >= 0 && write(fd, "garbage\n", 8) == 8);
+    close(fd);
+    sample_later();
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    unlink(loadavg);
+    sample_later(); /* the file is gone */
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+}
+
+/* --- hand-offs on a busy machine ------------------------------------------ */
+
+/* Busy-loop until killed, or until the parent goes. */
+_Noreturn static void spin_forever(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    for (volatile unsigned long n = 0;; n++)
+        ;
+}
+
+/* Processes that keep every CPU busy until stop_load. */
+static pid_t start_load(void)
+{
+    pid_t self = getpid(), pid = fork();
+    WT_CHECK(pid >= 0);
+    if (pid == 0) {
+        pid_t first = getpid();
+        for (long i = 1; i < online(); i++)
+            if (fork() == 0)
+                spin_forever(first);
+        spin_forever(self);
+    }
+    return pid;
+}
+
+/* The first busy process; the others follow it (their parent death signal). */
+static void stop_load(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+#define ROUNDS (wt_sanitizer() ? 300 : 2000)
+
+static weft_sem_t ping, pong;
+static weft_lock_t lock;
+static weft_cond_t cond;
+static long turn;
+static weft_barrier_t barrier;
+static weft_queue_t *there, *back;
+
+static void *sem_partner(void *arg)
+{
+    for (int i = 0; i < ROUNDS; i++) {
+        WT_EQ(weft_sem_acquire(&ping, WEFT_FOREVER), 0);
+        WT_EQ(weft_sem_release(&pong, 1), 0);
+    }
+    return arg;
+}
+
+static void take_turns(long parity)
+{
+    weft_lock_acquire(&lock, WEFT_FOREVER);
+    for (int i = 0; i < ROUNDS; i++) {
+        while (turn % 2 != parity)
+            WT_EQ(weft_cond_wait(&cond, WEFT_FOREVER), 0);
+        turn++;
+        weft_cond_notify(&cond, 1);
+    }
+    weft_lock_release(&lock);
+}
+
+static void *cond_partner(void *arg)
+{
+    take_turns(1);
+    return arg;
+}
+
+static void *barrier_partner(void *arg)
+{
+    for (int i = 0; i < ROUNDS; i++)
+        WT_CHECK(weft_barrier_wait(&barrier, WEFT_FOREVER) >= 0);
+    return arg;
+}
+
+static void *queue_partner(void *arg)
+{
+    for (long i = 0, v; i < ROUNDS; i++) {
+        WT_EQ(weft_queue_get(there, &v, WEFT_FOREVER), 0);
+        WT_EQ(v, i);
+        WT_EQ(weft_queue_put(back, &v, WEFT_FOREVER), 0);
+    }
+    return arg;
+}
+
+static long counter;
+static void *lock_partner(void *arg)
+{
+    for (int i = 0; i < 50 * ROUNDS; i++) {
+        WT_EQ(weft_lock_acquire(&lock, WEFT_FOREVER), 0);
+        counter++;
+        WT_EQ(weft_lock_release(&lock), 0);
+    }
+    return arg;
+}
+
+WT_STRESS(hand_offs_lose_no_wake_up_on_a_busy_machine)
+{
+    pid_t load = start_load();
+    double t0 = wt_now();
+    weft_sem_init(&ping, 0, 0);
+    weft_sem_init(&pong, 0, 0);
+    weft_thread_t *t = spawn(sem_partner, NULL);
+    for (int i = 0; i < ROUNDS; i++) {
+        WT_EQ(weft_sem_release(&ping, 1), 0);
+        WT_EQ(weft_sem_acquire(&pong, WEFT_FOREVER), 0);
+    }
+    finish(t);
+
+    weft_lock_init(&lock, 0);
+    weft_cond_init(&cond, &lock, 0);
+    t = spawn(cond_partner, NULL);
+    take_turns(0);
+    finish(t);
+    WT_EQ(turn, 2 * ROUNDS);
+
+    weft_barrier_init(&barrier, 2, NULL, NULL, WEFT_FOREVER, 0);
+    t = spawn(barrier_partner, NULL);
+    for (int i = 0; i < ROUNDS; i++)
+        WT_CHECK(weft_barrier_wait(&barrier, WEFT_FOREVER) >= 0);
+    finish(t);
+
+    WT_EQ(weft_queue_new(&there, sizeof(long), 1), 0);
+    WT_EQ(weft_queue_new(&back, sizeof(long), 1), 0);
+    t = spawn(queue_partner, NULL);
+    for (long i = 0, v; i < ROUNDS; i++) {
+        WT_EQ(weft_queue_put(there, &i, WEFT_FOREVER), 0);
+        WT_EQ(weft_queue_get(back, &v, WEFT_FOREVER), 0);
+    }
+    finish(t);
+    weft_queue_free(there);
+    weft_queue_free(back);
+
+    t = spawn(lock_partner, NULL);
+    lock_partner(NULL);
+    finish(t);
+    WT_EQ(counter, 100 * ROUNDS);
+
+    bool busy = weft__spin_busy();
+    stop_load(load);
+    /* About 10 ms per hand-off would be a convoy: on a loaded 2-CPU machine
+     * each takes tens of microseconds. */
+    double took = wt_now() - t0;
+    if (took > 30 * wt_slack())
+        fprintf(stderr, "hand-offs took %.1f s\n", took);
+    WT_CHECK(took < 30 * wt_slack());
+    /* The load was seen, wherever /proc/loadavg can be read. */
+    if (weft__spin_pays() && access("/proc/loadavg", R_OK) == 0)
+        WT_CHECK(busy);
+}
