@@ -298,6 +298,7 @@ WT_CASE(reset_then_straight_back_in_meets_in_a_fresh_cycle)
         for (int i = 0; i < 2; i++)
             t[i] = spawn(wait_again_when_broken, &b);
         await_waiting(&b, 2);
+        WT_EQ(weft_barrier_destroy(&b), -EBUSY);
         WT_EQ(weft_barrier_reset(&b), 0);
         int sum = weft_barrier_wait(&b, WEFT_FOREVER);
         WT_CHECK(sum >= 0);
