@@ -556,7 +556,7 @@ static const struct scenario scenarios[] = {
     {"once", WEFT__WAIT_ONCE, setup_once, wait_once, wake_once},
     {"rwlock read", WEFT__WAIT_RWLOCK, setup_rw_read, wait_rw_read, wake_rw_read},
     {"rwlock write", WEFT__WAIT_RWLOCK, setup_rw_write, wait_rw_write, wake_rw_write},
-    {"barrier", WEFT__WAIT_COND, setup_barrier, wait_barrier, wake_barrier},
+    {"barrier", WEFT__WAIT_BARRIER, setup_barrier, wait_barrier, wake_barrier},
     {"queue get", WEFT__WAIT_QUEUE, setup_queue_get, wait_queue_get, wake_queue_get},
     {"queue put", WEFT__WAIT_QUEUE, setup_queue_put, wait_queue_put, wake_queue_put},
     {"queue join", WEFT__WAIT_QUEUE, setup_queue_put, wait_queue_join, wake_queue_join},

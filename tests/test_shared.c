@@ -4,8 +4,9 @@
  * every waiting primitive; and robustness: a holder killed with SIGKILL
  * (reaped, or still a zombie), a waiter asleep when the holder dies, a
  * holder thread that exits, an unrepaired lock becoming unrecoverable, a
- * condition wait whose lock's next holder dies, and a dead holder whose
- * pid a new process has been given (through ns_last_pid).
+ * condition wait whose lock's next holder dies, a barrier whose last
+ * arrival dies in the action, and a dead holder whose pid a new process
+ * has been given (through ns_last_pid).
  *
  * Ordering between processes is deterministic: semaphores in the region for
  * hand-offs, and /proc (wt_await_child_futex_sleep) to know that a child is
@@ -575,6 +576,71 @@ WT_FAULT(cond_wait_reports_a_dead_lock_holder)
     WT_EQ(weft_lock_consistent(&shared->lock), 0);
     WT_EQ(weft_lock_release(&shared->lock), 0);
     WT_EQ(waitpid(child, NULL, 0), child);
+}
+
+/* The last arrival of a shared barrier is killed inside its action, holding
+ * the barrier's lock. A waiter whose timeout expires meanwhile notices and
+ * breaks the barrier, one without a timeout is released broken with it, and
+ * the barrier stays broken: its cycle was under way, so its counts cannot
+ * be trusted. The child arrives after the waiters; should a waiter's timeout
+ * expire first (a slow machine), the round is tried again with a longer one. */
+static int signal_then_wait_to_die(void *arg)
+{
+    (void)arg;
+    if (weft_sem_release(&shared->ready, 1) != 0)
+        return -1;
+    for (;;)
+        pause();
+}
+
+static int arrive_last(void *arg)
+{
+    (void)arg;
+    shared->flag = weft_barrier_wait(&shared->barrier, WEFT_FOREVER) == WEFT_EBROKEN; /* late */
+    weft_sem_release(&shared->ready, 1);
+    return 0;
+}
+
+static void *wait_barrier_for(void *arg)
+{
+    return (void *)(intptr_t)weft_barrier_wait(&shared->barrier, *(double *)arg);
+}
+
+static bool two_waiting(void *arg)
+{
+    (void)arg;
+    return weft_barrier_n_waiting(&shared->barrier) == 2;
+}
+
+WT_FAULT(barrier_breaks_for_good_when_its_last_arrival_dies_in_the_action)
+{
+    shared = region();
+    double forever = WEFT_FOREVER;
+    for (double timeout = 0.05;; timeout *= 2) {
+        WT_CHECK(timeout < 60);
+        WT_EQ(weft_barrier_init(&shared->barrier, 3, signal_then_wait_to_die, NULL, forever,
+                                WEFT_SHARED),
+              0);
+        shared->flag = 0;
+        weft_thread_t *timed = spawn(wait_barrier_for, &timeout);
+        weft_thread_t *untimed = spawn(wait_barrier_for, &forever);
+        wt_wait_until(two_waiting, NULL, 10 * wt_slack());
+        pid_t child = wt_spawn(arrive_last, NULL);
+        WT_EQ(weft_sem_acquire(&shared->ready, 60), 0);
+        if (shared->flag) { /* the timeout came first: no action, nobody died */
+            WT_EQ(wt_reap(child, 60), 0);
+        } else {
+            kill_and_reap(child);
+        }
+        WT_EQ((intptr_t)finish(timed), WEFT_EBROKEN);
+        WT_EQ((intptr_t)finish(untimed), WEFT_EBROKEN);
+        if (!shared->flag)
+            break;
+    }
+    WT_EQ(weft_barrier_broken(&shared->barrier), 1);
+    WT_EQ(weft_barrier_wait(&shared->barrier, WEFT_FOREVER), WEFT_EBROKEN);
+    WT_EQ(weft_barrier_reset(&shared->barrier), WEFT_EBROKEN);
+    WT_EQ(weft_barrier_broken(&shared->barrier), 1);
 }
 
 /* --- robustness: the dead holder's pid is reused --------------------------- */

@@ -288,14 +288,15 @@ WEFT_API int weft_event_wait(weft_event_t *event, double timeout);
  * Python's BrokenBarrierError, until reset() makes it usable again.
  */
 typedef struct weft_barrier {
-    weft_lock_t lock; /* internal */
-    int32_t state;    /* internal: filling, draining, resetting or broken */
-    uint32_t count;   /* internal: threads inside wait() */
+    weft_lock_t lock; /* internal: arrivals and the end of each cycle */
+    uint32_t seq;     /* internal: the cycle's number; waiters sleep on it */
+    uint32_t count;   /* internal: arrivals in the current cycle */
+    uint32_t leaving; /* internal: released threads still inside wait() */
+    uint32_t state;   /* internal: broken, how the last cycle ended, shared */
     uint32_t parties;
     double timeout; /* the default timeout */
     int (*action)(void *arg);
     void *arg;
-    weft_cond_t cond; /* internal */
 } weft_barrier_t;
 
 /* Pass as the timeout of weft_barrier_wait to use the barrier's default. */
@@ -313,6 +314,8 @@ WEFT_API int weft_barrier_destroy(weft_barrier_t *barrier);
 /* The arrival index, or WEFT_EBROKEN, -EINVAL. */
 WEFT_API int weft_barrier_wait(weft_barrier_t *barrier, double timeout);
 WEFT_API int weft_barrier_abort(weft_barrier_t *barrier);
+/* WEFT_EBROKEN if the barrier cannot be repaired: a shared one whose
+ * process died inside it while a cycle was under way. */
 WEFT_API int weft_barrier_reset(weft_barrier_t *barrier);
 WEFT_API int weft_barrier_parties(weft_barrier_t *barrier);
 /* Threads waiting in the current cycle. */

@@ -64,6 +64,7 @@ enum weft__wait_kind {
     WEFT__WAIT_TIMER = 13 << 8,   /* Timer */
     WEFT__WAIT_PROCESS = 14 << 8, /* process join, Pipe, process pool, process Queue */
     WEFT__WAIT_SLEEP = 15 << 8,   /* weft_sleep */
+    WEFT__WAIT_BARRIER = 16 << 8, /* Barrier */
 };
 
 /* The flags of a wait of `kind` on a word that is process-shared or not. */
