@@ -36,8 +36,9 @@
  * tasks, threads' start and end) with release/acquire on the object; the
  * owner-checked locks (RLock, the critical section, RWLock) as mutexes
  * (pre/post lock and unlock), so that TSan's reports name the locks held
- * and its deadlock detector sees them. Condition and Barrier need nothing
- * of their own: they hand off through their lock. The queue stores
+ * and its deadlock detector sees them. A Condition needs nothing of its
+ * own: it hands off through its lock; a Barrier's waiters leave without
+ * the lock, so the end of a cycle is released on its sequence word. The queue stores
  * annotate each cell (ring.c, chain.c) or hand off under a Lock (locked.c).
  */
 #ifndef WEFT_SRC_BASE_TSAN_H

@@ -215,19 +215,15 @@ int weft_barrier_destroy(weft_barrier_t *b)
     return busy ? -EBUSY : 0;
 }
 
-/* Poll for the end of cycle `id` before sleeping, with the bounded backoff
- * of the other primitives: a partner arriving within microseconds then
- * costs neither side a system call. The one place where a barrier decides
- * to spin. Returns seq as last seen. */
+/* Poll for the end of cycle `id` before sleeping, as a hand-off
+ * (base/spin.h): a partner arriving within microseconds then costs neither
+ * side a system call. Returns seq as last seen. */
 static uint32_t spin(_Atomic uint32_t *seq, uint32_t id)
 {
     uint32_t v = atomic_load_explicit(seq, memory_order_acquire);
-    if (!weft__spin_pays())
-        return v;
-    for (uint32_t i = 0, pause = 1; i < SPIN_POLLS && cycle(v) == id; i++) {
-        weft__backoff(&pause);
+    weft__spin_t s;
+    for (weft__spin_begin(&s, WEFT__SPIN_HANDOFF); cycle(v) == id && weft__spin_next(&s);)
         v = atomic_load_explicit(seq, memory_order_acquire);
-    }
     return v;
 }
 
