@@ -259,8 +259,8 @@ static void report(const struct bench_case *c, const char *suffix, double wm, do
     fputc('\n', human);
     if (json)
         printf("{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"%s\",\"weft\":%.4g,"
-               "\"baseline\":\"%s\",\"baseline_value\":%.4g,\"speedup\":%.3f}\n",
-               c->suite, name, unit, wm * scale, c->baseline, bm * scale, speedup);
+               "\"baseline\":\"%s\",\"baseline_value\":%.4g,\"speedup\":%.3f,\"bar\":%.2f}\n",
+               c->suite, name, unit, wm * scale, c->baseline, bm * scale, speedup, bar);
     fflush(NULL);
 }
 
