@@ -84,6 +84,11 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags);
  * weft__park's contract: it must check *word == expected after counting
  * the task in weft__parked_tasks and a full fence, and under the same lock
  * as its unpark, so that no wake-up is lost) or on a descriptor.
+ *
+ * A word parked on with WEFT__PARK_SHARED may be unparked by another
+ * process, whose weft__unpark counts only its own tasks and so wakes the
+ * futex alone: a parker must also end such a park on a futex wake of the
+ * word (or let the thread sleep on the futex), else that wake-up is lost.
  */
 struct weft__parker {
     int (*park)(struct weft__parker *self, _Atomic uint32_t *word, uint32_t expected,

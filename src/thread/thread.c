@@ -6,9 +6,10 @@
  * operations, and does not wait for the new thread to begin (Python's start()
  * does; here the values that wait would provide, ident and is_alive, are
  * published by start() itself, and the kernel tid is waited for only if
- * asked). A forever join claims the reap and calls pthread_join directly, so
- * the common create/start/join/free cycle sleeps exactly once, as the raw
- * pthread one does.
+ * asked). Every join parks on the state word until the thread is DONE (so
+ * that a task joining a thread suspends only itself, base/park.h), then the
+ * joiner that claims the reap calls pthread_join, which may sleep a second
+ * time for the few steps the thread has left after it marked itself DONE.
  *
  * Exit paths. The trampoline runs the thread's function inside a pthread
  * cleanup handler, so a thread that leaves through pthread_exit() (Python's
