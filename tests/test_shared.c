@@ -874,3 +874,50 @@ WT_CASE(shared_sizes_unchanged)
     WT_EQ(weft_lock_locked(&lock), 1);
     WT_EQ(weft_lock_release(&lock), 0);
 }
+
+/* A party of a shared barrier is killed asleep in wait(); the others trip
+ * that cycle without it, but it never leaves. The next break must drain the
+ * cycle's leavers: it gives up on the dead one and wrecks the barrier,
+ * rather than hold the barrier's lock for ever (which hung both waiters'
+ * timeouts and every later call). */
+static int wait_to_be_killed(void *arg)
+{
+    (void)arg;
+    weft_barrier_wait(&shared->barrier, WEFT_FOREVER);
+    return 0;
+}
+
+static void *meet_then_time_out(void *arg)
+{
+    (void)arg;
+    intptr_t first = weft_barrier_wait(&shared->barrier, WEFT_FOREVER);
+    if (first < 0)
+        return (void *)first;
+    return (void *)(intptr_t)weft_barrier_wait(&shared->barrier, 0.1);
+}
+
+static bool one_waiting(void *arg)
+{
+    (void)arg;
+    return weft_barrier_n_waiting(&shared->barrier) == 1;
+}
+
+WT_FAULT(barrier_party_killed_asleep_leaves_it_wrecked_not_hung)
+{
+    shared = region();
+    WT_EQ(weft_barrier_init(&shared->barrier, 3, NULL, NULL, WEFT_FOREVER, WEFT_SHARED), 0);
+    pid_t child = wt_spawn(wait_to_be_killed, NULL);
+    wt_wait_until(one_waiting, NULL, 10 * wt_slack());
+    wt_await_child_futex_sleep(child, &shared->barrier.seq, 10 * wt_slack());
+    kill_and_reap(child);
+    double t0 = wt_now();
+    weft_thread_t *a = spawn(meet_then_time_out, NULL);
+    weft_thread_t *b = spawn(meet_then_time_out, NULL);
+    WT_EQ((intptr_t)finish(a), WEFT_EBROKEN);
+    WT_EQ((intptr_t)finish(b), WEFT_EBROKEN);
+    WT_CHECK(wt_now() - t0 < 10 * wt_slack()); /* the patience is 2 s */
+    WT_EQ(weft_barrier_broken(&shared->barrier), 1);
+    WT_EQ(weft_barrier_reset(&shared->barrier), WEFT_EBROKEN);
+    WT_EQ(weft_barrier_wait(&shared->barrier, 0.01), WEFT_EBROKEN);
+    WT_EQ(weft_barrier_destroy(&shared->barrier), 0);
+}

@@ -305,8 +305,9 @@ typedef struct weft_barrier {
 /* parties >= 1 (else -EINVAL); action may be NULL; timeout: the default
  * for waits, negative for none. Shared between processes, the action must
  * be valid in all of them (processes forked from one parent), and a party
- * that dies while waiting holds the others until their timeout: give the
- * barrier a default timeout. */
+ * that dies inside wait() breaks it for good (WEFT_EBROKEN, which reset()
+ * cannot undo): the others' waits end broken at their timeout, or a few
+ * seconds after the next break, so give the barrier a default timeout. */
 WEFT_API int weft_barrier_init(weft_barrier_t *barrier, unsigned parties, int (*action)(void *arg),
                                void *arg, double timeout, unsigned flags);
 /* -EBUSY while threads wait on it. */

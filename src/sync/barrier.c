@@ -58,8 +58,10 @@
  * anything was in flight it is WRECKED: broken for good, since an ender
  * could otherwise wait for ever for the dead to leave. A cycle claimed on
  * timeout is left to its claimer, which has yet to take the lock. A party
- * killed inside wait() at the wrong moment can still hold up the next
- * change of OUTCOME, as it held up CPython's draining state.
+ * killed inside wait() after its cycle ended never leaves: the next ender
+ * that must drain waits DRAIN_PATIENCE_NS for leavers that make no
+ * progress, then wrecks the barrier rather than hold its lock for ever
+ * (CPython's draining state would hang on such a party for good).
  */
 #include "sync/sync_int.h"
 
@@ -116,15 +118,31 @@ int weft_barrier_init(weft_barrier_t *b, unsigned parties, int (*action)(void *a
     return weft_lock_init(&b->lock, flags);
 }
 
+/* How long the ender of a shared barrier waits for leavers that make no
+ * progress before it takes them for dead: a process killed inside wait()
+ * never leaves, and the lock, which the ender holds, would otherwise be
+ * held for ever, hanging every later call. Live leavers are awake already
+ * and leave within microseconds (a whole slice on a loaded machine). */
+#define DRAIN_PATIENCE_NS 2000000000LL
+
 /* Wait until every waiter released so far has read OUTCOME. The lock is
- * held, so no cycle ends meanwhile and the count only falls. */
+ * held, so no cycle ends meanwhile and the count only falls. A shared
+ * barrier whose leavers stop leaving is WRECKED instead. */
 static void drain(weft_barrier_t *b)
 {
     _Atomic uint32_t *leaving = LEAVING(b);
+    bool shared = state(b) & SHARED;
     uint32_t v = atomic_fetch_or(leaving, DRAINER) | DRAINER;
+    weft__deadline_t give_up = shared ? weft__now_ns() + DRAIN_PATIENCE_NS : WEFT__NEVER;
     while (v != DRAINER) {
-        weft__park(leaving, v, WEFT__NEVER, park_flags(b));
-        v = atomic_load(leaving);
+        if (weft__park(leaving, v, give_up, park_flags(b)) == -ETIMEDOUT &&
+            atomic_load(leaving) == v) {
+            set_state(b, state(b) | BROKEN | WRECKED);
+            break;
+        }
+        uint32_t seen = v;
+        if ((v = atomic_load(leaving)) != seen && shared)
+            give_up = weft__now_ns() + DRAIN_PATIENCE_NS; /* someone left: patience again */
     }
     atomic_fetch_and(leaving, ~DRAINER);
 }
@@ -136,7 +154,7 @@ static void set_outcome(weft_barrier_t *b, bool broken)
         return;
     if (!(s & WRECKED)) /* else the count may include the dead */
         drain(b);
-    set_state(b, s ^ OUTCOME);
+    set_state(b, state(b) ^ OUTCOME); /* drain may have wrecked it */
 }
 
 /* End the current cycle (lock held, the cycle claimed): publish how it
@@ -210,7 +228,8 @@ int weft_barrier_destroy(weft_barrier_t *b)
         return -EINVAL;
     if (!lock_barrier(b))
         return 0;
-    int busy = b->count > 0 || atomic_load(LEAVING(b)) != 0;
+    /* A wrecked barrier's count of leavers may include the dead. */
+    int busy = b->count > 0 || (atomic_load(LEAVING(b)) != 0 && !(state(b) & WRECKED));
     weft_lock_release(&b->lock);
     return busy ? -EBUSY : 0;
 }
