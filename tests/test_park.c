@@ -101,8 +101,8 @@ static int fake_park_fd(struct weft__parker *self, int fd, weft__deadline_t dead
     struct pollfd pfd = {fd, POLLIN, 0};
     int n;
     do {
-        int64_t left = deadline == WEFT__NEVER ? -1 : (deadline - weft__now_ns()) / 1000000 + 1;
-        n = poll(&pfd, 1, left < 0 ? -1 : (int)left);
+        int64_t left = (deadline - weft__now_ns()) / 1000000 + 1; /* ms, rounded up */
+        n = poll(&pfd, 1, deadline == WEFT__NEVER ? -1 : left < 0 ? 0 : (int)left);
     } while (n < 0 && errno == EINTR);
     atomic_fetch_sub(&parked_now, 1);
     return n;
