@@ -37,7 +37,10 @@
  * is about to park anyway (weft__spin_sample, from the park path), at most
  * every 20 ms, so it costs a poller nothing and a sleeper one read of the
  * coarse clock. One busy sample stops polling; two idle ones in a row
- * restart it. Parking is also what ends a stale verdict:
+ * restart it. The count is the whole machine's against all its CPUs, so a
+ * process pinned to a few idle CPUs of a busy host polls less than it
+ * could, and one whose cgroup quota is spent on an idle host more: the
+ * kernel offers no cheap count per CPU set or per cgroup. Parking is also what ends a stale verdict:
  * while polls succeed nobody parks and nothing needs to change; once the
  * machine fills, polls fail, waiters park, and the next sample says busy.
  * The alternatives weighed, and why not them:
