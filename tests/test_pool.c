@@ -1114,19 +1114,43 @@ WT_CASE(progress_bar_stays_off_pipes)
 
 /*
  * The work-stealing deque on its own: the owner pushes and takes at the
- * bottom, thieves steal at the top, and the array grows when full.
+ * bottom, thieves steal at the top, and the array grows when full. An
+ * element is a task by value, three words; element i has i in its
+ * argument and ~i as its owner, so a torn copy would show.
  */
-static void *item(intptr_t i)
+static void *item_fn(void *arg)
 {
-    return (void *)i;
+    return arg;
+}
+
+static int push_item(weft__deque_t *d, intptr_t i)
+{
+    return weft__deque_push(d, &(weft__task_t){item_fn, (void *)i, ~(uintptr_t)i});
+}
+
+/* The element's number, checked whole; 0 for none. */
+static intptr_t item_of(bool got, const weft__task_t *t)
+{
+    if (!got)
+        return 0;
+    WT_CHECK(t->fn == item_fn);
+    WT_EQ(t->owner, ~(uintptr_t)t->arg);
+    return (intptr_t)t->arg;
+}
+
+static intptr_t take_one(weft__deque_t *d)
+{
+    weft__task_t t;
+    return item_of(weft__deque_take(d, &t), &t);
 }
 
 static intptr_t steal_one(weft__deque_t *d)
 {
     bool lost;
-    void *x = weft__deque_steal(d, &lost);
+    weft__task_t t;
+    intptr_t i = item_of(weft__deque_steal(d, &t, &lost), &t);
     WT_CHECK(!lost); /* no other thief here */
-    return (intptr_t)x;
+    return i;
 }
 
 /* Growing keeps every element in place: pushes past several sizes of the
@@ -1138,17 +1162,17 @@ WT_CASE(deque_grows_keeping_its_order)
     WT_EQ(weft__deque_init(&d), 0);
     WT_CHECK(!weft__deque_busy(&d));
     for (intptr_t i = 1; i <= 1000; i++)
-        WT_EQ(weft__deque_push(&d, item(i)), 0);
+        WT_EQ(push_item(&d, i), 0);
     for (intptr_t i = 1; i <= 300; i++) /* the oldest first */
         WT_EQ(steal_one(&d), i);
     for (intptr_t i = 1001; i <= 5000; i++)
-        WT_EQ(weft__deque_push(&d, item(i)), 0);
+        WT_EQ(push_item(&d, i), 0);
     WT_CHECK(weft__deque_busy(&d));
     for (intptr_t i = 5000; i > 2000; i--) /* the newest first */
-        WT_CHECK(weft__deque_take(&d) == item(i));
+        WT_EQ(take_one(&d), i);
     for (intptr_t i = 301; i <= 2000; i++)
         WT_EQ(steal_one(&d), i);
-    WT_CHECK(weft__deque_take(&d) == NULL);
+    WT_EQ(take_one(&d), 0);
     WT_EQ(steal_one(&d), 0);
     WT_CHECK(!weft__deque_busy(&d));
     weft__deque_destroy(&d); /* the outgrown arrays too (ASan checks) */
@@ -1163,13 +1187,13 @@ WT_FAULT(deque_push_fails_whole_when_it_cannot_grow)
     weft__sys.malloc = wt_no_malloc;
     intptr_t held = 0;
     int rc;
-    while ((rc = weft__deque_push(&d, item(held + 1))) == 0)
+    while ((rc = push_item(&d, held + 1)) == 0)
         held++;
     weft__sys_reset();
     WT_EQ(rc, -ENOMEM);
     WT_CHECK(held >= 1 && (held & (held - 1)) == 0); /* a full power-of-two array */
-    WT_EQ(weft__deque_push(&d, item(held + 1)), 0);  /* grows now */
-    WT_CHECK(weft__deque_take(&d) == item(held + 1));
+    WT_EQ(push_item(&d, held + 1), 0);               /* grows now */
+    WT_EQ(take_one(&d), held + 1);
     for (intptr_t i = 1; i <= held; i++)
         WT_EQ(steal_one(&d), i);
     WT_EQ(steal_one(&d), 0);
@@ -1187,10 +1211,10 @@ struct heist {
     _Atomic bool owner_done;
 };
 
-static void claim(struct heist *h, void *x)
+static void claim(struct heist *h, intptr_t i)
 {
-    WT_CHECK(x != NULL);
-    WT_EQ(atomic_fetch_add(&h->had[(intptr_t)x - 1], 1), 0);
+    WT_CHECK(i != 0);
+    WT_EQ(atomic_fetch_add(&h->had[i - 1], 1), 0);
 }
 
 static void *thief(void *arg)
@@ -1199,9 +1223,10 @@ static void *thief(void *arg)
     atomic_fetch_add(&h->thieves, 1);
     for (;;) {
         bool done = atomic_load(&h->owner_done), lost;
-        void *x = weft__deque_steal(&h->deque, &lost);
-        if (x)
-            claim(h, x);
+        weft__task_t t;
+        intptr_t i = item_of(weft__deque_steal(&h->deque, &t, &lost), &t);
+        if (i)
+            claim(h, i);
         else if (done && !lost)
             return NULL;
     }
@@ -1221,10 +1246,10 @@ WT_STRESS(deque_owner_and_thieves_have_each_element_once)
     intptr_t next = 1;
     for (long r = 0; r < rounds; r++) {
         for (long i = 0, n = r % 64 ? 1 + r % 3 : BURST; i < n; i++)
-            WT_EQ(weft__deque_push(&h.deque, item(next++)), 0);
-        void *x;
-        while ((x = weft__deque_take(&h.deque)) != NULL)
-            claim(&h, x);
+            WT_EQ(push_item(&h.deque, next++), 0);
+        intptr_t i;
+        while ((i = take_one(&h.deque)) != 0)
+            claim(&h, i);
     }
     atomic_store(&h.owner_done, true);
     finish(t[0]);

@@ -311,8 +311,9 @@ int weft_task_fail(int error)
     return 0;
 }
 
-/* Stands for the current task when nobody waits for its outcome, so
- * that weft_task_fail still works there (and its error is dropped). */
+/* Stands for the current task when no future waits for its outcome (a
+ * task submitted without one, a group's), so that weft_task_fail works
+ * there too. */
 static weft_future_t orphan;
 
 /* Call fn(arg) as task f: returns the value, *error what it raised. */
@@ -338,8 +339,9 @@ void weft__future_run(weft_future_t *f)
         finish(f, F_DONE, error ? NULL : value, error);
 }
 
-void weft__task_run(void *(*fn)(void *arg), void *arg)
+int weft__task_run(void *(*fn)(void *arg), void *arg)
 {
     int error;
     call_as(&orphan, fn, arg, &error);
+    return error;
 }
