@@ -660,7 +660,7 @@ WT_FAULT(pool_and_futures_survive_failed_allocations)
     weft__sys_reset();
 
     p = make(2);
-    weft__sys.calloc = wt_no_calloc; /* futures and the injection queue's blocks */
+    weft__sys.malloc = wt_no_malloc; /* futures */
     WT_EQ(weft_pool_submit(p, square, NULL, &f), -ENOMEM);
     WT_EQ(weft_future_new(&f), -ENOMEM);
     weft__sys_reset();
@@ -1318,12 +1318,17 @@ WT_CASE(a_task_submits_more_than_its_deque_holds)
 /* A submit from inside a task whose deque is full and cannot grow fails
  * with -ENOMEM and leaves nothing behind (ASan checks its future); what
  * was accepted before still runs. One worker: nobody steals meanwhile. */
+static void *malloc_small(size_t size)
+{
+    return size <= 1024 ? malloc(size) : NULL; /* a future, not an array */
+}
+
 static void *fill_own_deque(void *arg)
 {
     weft_pool_t *p = arg;
     static weft_future_t *f[1 << 16];
     int n = 0, rc;
-    weft__sys.malloc = wt_no_malloc; /* the deque's next array */
+    weft__sys.malloc = malloc_small; /* not the deque's next array */
     while ((rc = weft_pool_submit(p, square, (void *)(intptr_t)n, &f[n])) == 0)
         WT_CHECK(++n < 1 << 16);
     weft__sys_reset();
@@ -1485,15 +1490,12 @@ WT_FAULT(pools_freed_in_any_order)
  * first block), and shuts the pool down there, waiting for the workers.
  */
 static weft_pool_t *closing_pool;
-static int callocs_to_pass;
 
 static void *calloc_shutting_down(size_t count, size_t size)
 {
-    if (callocs_to_pass-- == 0) {
-        weft__sys_reset();
-        WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
-        WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
-    }
+    weft__sys_reset();
+    WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
+    WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
     return calloc(count, size);
 }
 
@@ -1510,8 +1512,7 @@ WT_FAULT(a_submit_racing_the_last_worker_out_runs_its_task)
     for (int with_future = 0; with_future < 2; with_future++) {
         closing_pool = make(2);
         atomic_store(&ran_on, 0);
-        callocs_to_pass = with_future; /* the future's allocation comes first */
-        weft__sys.calloc = calloc_shutting_down;
+        weft__sys.calloc = calloc_shutting_down; /* (a future is malloc'd) */
         weft_future_t *f = NULL;
         WT_EQ(weft_pool_submit(closing_pool, note_thread, (void *)7, with_future ? &f : NULL), 0);
         WT_EQ(weft__sys.calloc, calloc); /* the shutdown did happen in between */
@@ -1647,9 +1648,9 @@ WT_CASE(a_running_task_can_be_finished_from_outside)
 static pthread_t main_thread;
 static _Atomic int range_calls;
 
-static void *calloc_failing_off_main(size_t count, size_t size)
+static void *malloc_failing_off_main(size_t size)
 {
-    return pthread_equal(pthread_self(), main_thread) ? calloc(count, size) : NULL;
+    return pthread_equal(pthread_self(), main_thread) ? malloc(size) : NULL;
 }
 
 static void visit_counting(size_t lo, size_t hi, void *arg)
@@ -1665,7 +1666,7 @@ WT_FAULT(parallel_for_runs_what_it_cannot_split)
     memset(visits, 0, sizeof visits);
     atomic_store(&progress_last, 0);
     atomic_store(&progress_calls, 0);
-    weft__sys.calloc = calloc_failing_off_main;
+    weft__sys.malloc = malloc_failing_off_main;
     int rc = weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, track, &progress_last);
     weft__sys_reset();
     WT_EQ(rc, 0);

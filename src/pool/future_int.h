@@ -6,10 +6,13 @@
  *
  * The state word is also the futex that result() sleeps on: PENDING and
  * RUNNING below CANCELLED and DONE, so "finished" is state >= CANCELLED.
- * Leaving PENDING or RUNNING happens under the future's Lock, which also
- * guards the callbacks and the watchers; the finishing thread publishes the
- * outcome (value, error) before the state with a release store, so a
- * reader that sees the state finished needs no lock.
+ * Finishing (leaving PENDING or RUNNING for CANCELLED or DONE) happens
+ * under the future's Lock, which also guards the callbacks and the
+ * watchers; only PENDING to RUNNING is a compare-and-swap without it,
+ * which cancel's own compare-and-swap from PENDING settles. The
+ * finishing thread publishes the outcome (value, error) before the state
+ * with a release store, so a reader that sees the state finished needs
+ * no lock.
  */
 #ifndef WEFT_SRC_POOL_FUTURE_INT_H
 #define WEFT_SRC_POOL_FUTURE_INT_H
