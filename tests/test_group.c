@@ -197,6 +197,40 @@ WT_CASE(a_wait_in_a_worker_times_out_and_is_woken)
     WT_EQ(weft_pool_free(in.pool), 0);
 }
 
+/* A worker's timed wait returns at its deadline even while its own deque
+ * still holds tasks of the group to run (it looks at the clock between
+ * them): 100 tasks of 10 ms, a wait of 20 ms. */
+static void *nap(void *arg)
+{
+    WT_EQ(weft_sleep(0.01), 0);
+    atomic_fetch_add((_Atomic long *)arg, 1);
+    return NULL;
+}
+
+static void *wait_briefly_among_tasks(void *arg)
+{
+    (void)arg;
+    _Atomic long ran = 0;
+    weft_group_t g;
+    group_on(&g, NULL);
+    for (int i = 0; i < 100; i++)
+        WT_EQ(weft_group_run(&g, nap, &ran), 0);
+    WT_EQ(weft_group_wait(&g, 0.02), -ETIMEDOUT);
+    WT_CHECK(atomic_load(&ran) < 100);
+    WT_EQ(weft_group_wait(&g, WEFT_FOREVER), 0);
+    WT_EQ(atomic_load(&ran), 100);
+    return NULL;
+}
+
+WT_CASE(a_worker_times_out_while_it_has_tasks_to_run)
+{
+    weft_pool_t *p = make(1);
+    weft_group_t g;
+    WT_EQ(weft_group_run(group_on(&g, p), wait_briefly_among_tasks, NULL), 0);
+    WT_EQ(weft_group_wait(&g, WEFT_FOREVER), 0);
+    WT_EQ(weft_pool_free(p), 0);
+}
+
 /* A worker of one pool waits for a group of another: it runs its own
  * pool's tasks meanwhile, among them one that the group's task waits for,
  * and the group's end wakes it through its own pool. One worker each. */

@@ -274,6 +274,13 @@ void weft__pool_wake(weft_pool_t *p)
     weft__evc_notify_all(&p->work);
 }
 
+/* A timed wait also looks at the clock between the tasks it runs, so that
+ * a stream of them cannot hold it past its deadline. */
+static bool past(weft__deadline_t deadline)
+{
+    return deadline != WEFT__NEVER && weft__now_ns() >= deadline;
+}
+
 int weft__worker_help(const weft__until_t *u, weft__deadline_t deadline)
 {
     struct worker *w = self;
@@ -284,6 +291,8 @@ int weft__worker_help(const weft__until_t *u, weft__deadline_t deadline)
         weft__task_t t;
         if (find_work(w, &t)) {
             run(w->pool, &t);
+            if (past(deadline) && (rc = u->done(u->arg)) == -EAGAIN)
+                return -ETIMEDOUT;
             continue;
         }
         if (!armed) {

@@ -57,8 +57,9 @@ typedef struct weft__until {
 } weft__until_t;
 
 /* As a worker (weft__worker_pool() not NULL), run the pool's tasks until
- * u is done, and return its result, or -ETIMEDOUT at the deadline (after
- * arm, if any, has been called). */
+ * u is done, and return its result, or -ETIMEDOUT once the deadline has
+ * passed (seen between two tasks, or asleep; arm may not have been
+ * called). */
 int weft__worker_help(const weft__until_t *u, weft__deadline_t deadline);
 
 /* Wait for f as a worker, running other tasks meanwhile. -ENOENT if the
