@@ -554,6 +554,10 @@ WT_CASE(group_bad_input)
     WT_EQ(weft_group_cancel(NULL), -EINVAL);
     WT_EQ(weft_group_destroy(NULL), -EINVAL);
     WT_EQ(weft_group_wait(&g, 0), 0); /* empty: done at once */
+    g.state = 1u << 31;               /* as if 2^30 tasks were unfinished */
+    WT_EQ(weft_group_run(&g, add_one, NULL), -EOVERFLOW);
+    WT_EQ(g.state, 1u << 31); /* nothing counted */
+    g.state = 0;
     WT_EQ(weft_group_destroy(&g), 0);
     WT_EQ(weft_group_run(&g, add_one, NULL), -EINVAL); /* destroyed */
     WT_EQ(weft_group_wait(&g, WEFT_FOREVER), -EINVAL);
