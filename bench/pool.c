@@ -18,6 +18,9 @@
  * each (OpenMP's textbook task example: task, task, taskwait), 2 workers.
  * Time per fib(30). pool_fib_30_tbb: the same against a task_group per
  * call (TBB's own example), TBB's arena at its default size (every CPU).
+ * pool_fib_30_group and pool_fib_30_group_tbb: weft's fork-join form, a
+ * weft_group_t per call on the stack (TBB's example, written with weft),
+ * against the same two.
  *
  * executor_submit: submit a task that returns its argument and collect
  * every result through its future, as a Python program does with
@@ -151,6 +154,42 @@ static double weft_fib_30(long iters)
     return secs;
 }
 
+struct fib {
+    long n, result;
+};
+
+static void *group_fib(void *arg)
+{
+    struct fib *f = arg;
+    if (f->n < 2) {
+        f->result = f->n;
+        return NULL;
+    }
+    struct fib a = {f->n - 1, 0}, b = {f->n - 2, 0};
+    weft_group_t g;
+    if (weft_group_init(&g, fib_pool) != 0 || weft_group_run(&g, group_fib, &a) != 0 ||
+        weft_group_run(&g, group_fib, &b) != 0 || weft_group_wait(&g, WEFT_FOREVER) != 0)
+        die("weft_group");
+    f->result = a.result + b.result;
+    return NULL;
+}
+
+static double weft_group_fib_30(long iters)
+{
+    fib_pool = weft_pool_of_2();
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        struct fib f = {30, 0};
+        weft_group_t g;
+        if (weft_group_init(&g, fib_pool) != 0 || weft_group_run(&g, group_fib, &f) != 0 ||
+            weft_group_wait(&g, WEFT_FOREVER) != 0 || f.result != 832040)
+            die("weft group fib(30)");
+    }
+    double secs = bench_now() - t0;
+    weft_pool_free(fib_pool);
+    return secs;
+}
+
 static double omp_fib_30(long iters)
 {
     double t0 = bench_now();
@@ -202,6 +241,8 @@ BENCH_CASE(pool, pool_empty_tasks, "glib_thread_pool", weft_empty_tasks, glib_em
            .loaded_bar = 3.0)
 BENCH_CASE(pool, pool_empty_tasks_uv, "uv_queue_work", weft_empty_tasks, uv_empty_tasks, 2.0)
 BENCH_CASE(pool, pool_fib_30, "openmp_tasks", weft_fib_30, omp_fib_30, 1.0)
+BENCH_CASE(pool, pool_fib_30_group, "openmp_tasks", weft_group_fib_30, omp_fib_30, 1.0,
+           .loaded_bar = 1.0)
 BENCH_CASE(pool, executor_submit, "python_thread_pool_executor", weft_submit_result,
            python_submit_result, 0)
 
@@ -209,5 +250,7 @@ BENCH_CASE(pool, executor_submit, "python_thread_pool_executor", weft_submit_res
 BENCH_CASE(pool, pool_empty_tasks_tbb, "tbb_task_group", weft_empty_tasks, bench_tbb_empty_tasks,
            1.0, .loaded_bar = 1.0)
 BENCH_CASE(pool, pool_fib_30_tbb, "tbb_task_group", weft_fib_30, bench_tbb_fib_30, 1.0,
+           .loaded_bar = 1.0)
+BENCH_CASE(pool, pool_fib_30_group_tbb, "tbb_task_group", weft_group_fib_30, bench_tbb_fib_30, 1.0,
            .loaded_bar = 1.0)
 #endif

@@ -13,6 +13,7 @@
 #include "wt.h"
 #include <weft/future.h>
 #include <weft/mpqueue.h>
+#include <weft/pool.h>
 #include <weft/process.h>
 #include <weft/queue.h>
 #include <weft/sync.h>
@@ -438,6 +439,33 @@ static void wake_future(void)
     weft_future_set_result(future, &future);
 }
 
+/* A group whose one task waits at a gate, waited for from outside. */
+static weft_pool_t *group_pool;
+static weft_group_t group;
+static wt_gate group_gate;
+
+static void *at_group_gate(void *arg)
+{
+    wt_gate_wait(arg);
+    return NULL;
+}
+static void setup_group(void)
+{
+    WT_EQ(weft_pool_new(&group_pool, &(weft_pool_opts_t){.max_workers = 1}), 0);
+    group_gate = (wt_gate)WT_GATE_INIT;
+    WT_EQ(weft_group_init(&group, group_pool), 0);
+    WT_EQ(weft_group_run(&group, at_group_gate, &group_gate), 0);
+}
+static int wait_group(void)
+{
+    int rc = weft_group_wait(&group, WEFT_FOREVER);
+    return rc ? rc : weft_group_destroy(&group);
+}
+static void wake_group(void)
+{
+    wt_gate_open(&group_gate);
+}
+
 static int wait_futures(void)
 {
     int rc = weft_wait(&future, 1, WEFT_FOREVER, WEFT_ALL_COMPLETED);
@@ -563,6 +591,7 @@ static const struct scenario scenarios[] = {
     {"future", WEFT__WAIT_FUTURE, setup_future, wait_future, wake_future},
     {"wait", WEFT__WAIT_POOL, setup_future, wait_futures, wake_future},
     {"as_completed", WEFT__WAIT_POOL, setup_future, wait_as_completed, wake_future},
+    {"group", WEFT__WAIT_POOL, setup_group, wait_group, wake_group},
     {"thread join", WEFT__WAIT_THREAD, setup_join, wait_join, wake_join},
     {"sleep", WEFT__WAIT_SLEEP, NULL, wait_sleep, wake_nothing},
     {"process join", WEFT__WAIT_PROCESS, setup_process, wait_process, wake_process},
@@ -610,6 +639,7 @@ WT_CASE(every_blocking_wait_parks_through_the_layer)
         run(&scenarios[i]);
     WT_EQ(atomic_load(&weft__parked_tasks), 0);
     weft_mpqueue_close(mpq);
+    weft_pool_free(group_pool);
     weft_conn_close(conn_a);
     weft_conn_close(conn_b);
 }

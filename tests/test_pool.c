@@ -660,7 +660,7 @@ WT_FAULT(pool_and_futures_survive_failed_allocations)
     weft__sys_reset();
 
     p = make(2);
-    weft__sys.calloc = wt_no_calloc; /* futures and the injection queue's blocks */
+    weft__sys.malloc = wt_no_malloc; /* futures */
     WT_EQ(weft_pool_submit(p, square, NULL, &f), -ENOMEM);
     WT_EQ(weft_future_new(&f), -ENOMEM);
     weft__sys_reset();
@@ -1114,19 +1114,43 @@ WT_CASE(progress_bar_stays_off_pipes)
 
 /*
  * The work-stealing deque on its own: the owner pushes and takes at the
- * bottom, thieves steal at the top, and the array grows when full.
+ * bottom, thieves steal at the top, and the array grows when full. An
+ * element is a task by value, three words; element i has i in its
+ * argument and ~i as its owner, so a torn copy would show.
  */
-static void *item(intptr_t i)
+static void *item_fn(void *arg)
 {
-    return (void *)i;
+    return arg;
+}
+
+static int push_item(weft__deque_t *d, intptr_t i)
+{
+    return weft__deque_push(d, &(weft__task_t){item_fn, (void *)i, ~(uintptr_t)i});
+}
+
+/* The element's number, checked whole; 0 for none. */
+static intptr_t item_of(bool got, const weft__task_t *t)
+{
+    if (!got)
+        return 0;
+    WT_CHECK(t->fn == item_fn);
+    WT_EQ(t->owner, ~(uintptr_t)t->arg);
+    return (intptr_t)t->arg;
+}
+
+static intptr_t take_one(weft__deque_t *d)
+{
+    weft__task_t t;
+    return item_of(weft__deque_take(d, &t), &t);
 }
 
 static intptr_t steal_one(weft__deque_t *d)
 {
     bool lost;
-    void *x = weft__deque_steal(d, &lost);
+    weft__task_t t;
+    intptr_t i = item_of(weft__deque_steal(d, &t, &lost), &t);
     WT_CHECK(!lost); /* no other thief here */
-    return (intptr_t)x;
+    return i;
 }
 
 /* Growing keeps every element in place: pushes past several sizes of the
@@ -1138,17 +1162,17 @@ WT_CASE(deque_grows_keeping_its_order)
     WT_EQ(weft__deque_init(&d), 0);
     WT_CHECK(!weft__deque_busy(&d));
     for (intptr_t i = 1; i <= 1000; i++)
-        WT_EQ(weft__deque_push(&d, item(i)), 0);
+        WT_EQ(push_item(&d, i), 0);
     for (intptr_t i = 1; i <= 300; i++) /* the oldest first */
         WT_EQ(steal_one(&d), i);
     for (intptr_t i = 1001; i <= 5000; i++)
-        WT_EQ(weft__deque_push(&d, item(i)), 0);
+        WT_EQ(push_item(&d, i), 0);
     WT_CHECK(weft__deque_busy(&d));
     for (intptr_t i = 5000; i > 2000; i--) /* the newest first */
-        WT_CHECK(weft__deque_take(&d) == item(i));
+        WT_EQ(take_one(&d), i);
     for (intptr_t i = 301; i <= 2000; i++)
         WT_EQ(steal_one(&d), i);
-    WT_CHECK(weft__deque_take(&d) == NULL);
+    WT_EQ(take_one(&d), 0);
     WT_EQ(steal_one(&d), 0);
     WT_CHECK(!weft__deque_busy(&d));
     weft__deque_destroy(&d); /* the outgrown arrays too (ASan checks) */
@@ -1163,13 +1187,13 @@ WT_FAULT(deque_push_fails_whole_when_it_cannot_grow)
     weft__sys.malloc = wt_no_malloc;
     intptr_t held = 0;
     int rc;
-    while ((rc = weft__deque_push(&d, item(held + 1))) == 0)
+    while ((rc = push_item(&d, held + 1)) == 0)
         held++;
     weft__sys_reset();
     WT_EQ(rc, -ENOMEM);
     WT_CHECK(held >= 1 && (held & (held - 1)) == 0); /* a full power-of-two array */
-    WT_EQ(weft__deque_push(&d, item(held + 1)), 0);  /* grows now */
-    WT_CHECK(weft__deque_take(&d) == item(held + 1));
+    WT_EQ(push_item(&d, held + 1), 0);               /* grows now */
+    WT_EQ(take_one(&d), held + 1);
     for (intptr_t i = 1; i <= held; i++)
         WT_EQ(steal_one(&d), i);
     WT_EQ(steal_one(&d), 0);
@@ -1187,10 +1211,10 @@ struct heist {
     _Atomic bool owner_done;
 };
 
-static void claim(struct heist *h, void *x)
+static void claim(struct heist *h, intptr_t i)
 {
-    WT_CHECK(x != NULL);
-    WT_EQ(atomic_fetch_add(&h->had[(intptr_t)x - 1], 1), 0);
+    WT_CHECK(i != 0);
+    WT_EQ(atomic_fetch_add(&h->had[i - 1], 1), 0);
 }
 
 static void *thief(void *arg)
@@ -1199,9 +1223,10 @@ static void *thief(void *arg)
     atomic_fetch_add(&h->thieves, 1);
     for (;;) {
         bool done = atomic_load(&h->owner_done), lost;
-        void *x = weft__deque_steal(&h->deque, &lost);
-        if (x)
-            claim(h, x);
+        weft__task_t t;
+        intptr_t i = item_of(weft__deque_steal(&h->deque, &t, &lost), &t);
+        if (i)
+            claim(h, i);
         else if (done && !lost)
             return NULL;
     }
@@ -1221,10 +1246,10 @@ WT_STRESS(deque_owner_and_thieves_have_each_element_once)
     intptr_t next = 1;
     for (long r = 0; r < rounds; r++) {
         for (long i = 0, n = r % 64 ? 1 + r % 3 : BURST; i < n; i++)
-            WT_EQ(weft__deque_push(&h.deque, item(next++)), 0);
-        void *x;
-        while ((x = weft__deque_take(&h.deque)) != NULL)
-            claim(&h, x);
+            WT_EQ(push_item(&h.deque, next++), 0);
+        intptr_t i;
+        while ((i = take_one(&h.deque)) != 0)
+            claim(&h, i);
     }
     atomic_store(&h.owner_done, true);
     finish(t[0]);
@@ -1293,12 +1318,17 @@ WT_CASE(a_task_submits_more_than_its_deque_holds)
 /* A submit from inside a task whose deque is full and cannot grow fails
  * with -ENOMEM and leaves nothing behind (ASan checks its future); what
  * was accepted before still runs. One worker: nobody steals meanwhile. */
+static void *malloc_small(size_t size)
+{
+    return size <= 1024 ? malloc(size) : NULL; /* a future, not an array */
+}
+
 static void *fill_own_deque(void *arg)
 {
     weft_pool_t *p = arg;
     static weft_future_t *f[1 << 16];
     int n = 0, rc;
-    weft__sys.malloc = wt_no_malloc; /* the deque's next array */
+    weft__sys.malloc = malloc_small; /* not the deque's next array */
     while ((rc = weft_pool_submit(p, square, (void *)(intptr_t)n, &f[n])) == 0)
         WT_CHECK(++n < 1 << 16);
     weft__sys_reset();
@@ -1460,15 +1490,12 @@ WT_FAULT(pools_freed_in_any_order)
  * first block), and shuts the pool down there, waiting for the workers.
  */
 static weft_pool_t *closing_pool;
-static int callocs_to_pass;
 
 static void *calloc_shutting_down(size_t count, size_t size)
 {
-    if (callocs_to_pass-- == 0) {
-        weft__sys_reset();
-        WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
-        WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
-    }
+    weft__sys_reset();
+    WT_EQ(weft_pool_shutdown(closing_pool, true, false), 0);
+    WT_EQ(weft_thread_active_count(), 1); /* every worker has left */
     return calloc(count, size);
 }
 
@@ -1485,8 +1512,7 @@ WT_FAULT(a_submit_racing_the_last_worker_out_runs_its_task)
     for (int with_future = 0; with_future < 2; with_future++) {
         closing_pool = make(2);
         atomic_store(&ran_on, 0);
-        callocs_to_pass = with_future; /* the future's allocation comes first */
-        weft__sys.calloc = calloc_shutting_down;
+        weft__sys.calloc = calloc_shutting_down; /* (a future is malloc'd) */
         weft_future_t *f = NULL;
         WT_EQ(weft_pool_submit(closing_pool, note_thread, (void *)7, with_future ? &f : NULL), 0);
         WT_EQ(weft__sys.calloc, calloc); /* the shutdown did happen in between */
@@ -1622,9 +1648,9 @@ WT_CASE(a_running_task_can_be_finished_from_outside)
 static pthread_t main_thread;
 static _Atomic int range_calls;
 
-static void *calloc_failing_off_main(size_t count, size_t size)
+static void *malloc_failing_off_main(size_t size)
 {
-    return pthread_equal(pthread_self(), main_thread) ? calloc(count, size) : NULL;
+    return pthread_equal(pthread_self(), main_thread) ? malloc(size) : NULL;
 }
 
 static void visit_counting(size_t lo, size_t hi, void *arg)
@@ -1640,7 +1666,7 @@ WT_FAULT(parallel_for_runs_what_it_cannot_split)
     memset(visits, 0, sizeof visits);
     atomic_store(&progress_last, 0);
     atomic_store(&progress_calls, 0);
-    weft__sys.calloc = calloc_failing_off_main;
+    weft__sys.malloc = malloc_failing_off_main;
     int rc = weft_parallel_for(p, 0, 1000, 10, visit_counting, visits, track, &progress_last);
     weft__sys_reset();
     WT_EQ(rc, 0);

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,6 +595,89 @@ static void case_pool_stolen(void)
     CHECK(weft_pool_free(nested_pool) == 0);
 }
 
+/* --- task groups ---------------------------------------------------------- */
+
+/* From outside: each task reads what was written before its run (through
+ * the injection queue's slot) and writes what the waiter reads after the
+ * wait (each finisher releases the group, the wait acquires it). */
+static void case_group(void)
+{
+    weft_pool_t *pool;
+    CHECK(weft_pool_new(&pool, &(weft_pool_opts_t){.max_workers = 2}) == 0);
+    for (int k = 0; k < N; k += ROUNDS) {
+        weft_group_t g;
+        CHECK(weft_group_init(&g, pool) == 0);
+        for (int j = k; j < k + ROUNDS && j < N; j++) {
+            data[j] = j;
+            CHECK(weft_group_run(&g, square, &data[j]) == 0);
+        }
+        CHECK(weft_group_wait(&g, WEFT_FOREVER) == 0);
+        for (long j = k; j < k + ROUNDS && j < N; j++)
+            CHECK(data[j] == j * j);
+    }
+    CHECK(weft_pool_free(pool) == 0);
+}
+
+/* From inside: a task's sub-tasks go to its deque, where the other worker
+ * steals some while the task waits (the deque slot's hand-off). */
+static void *group_parent(void *arg)
+{
+    long *p = arg, sum = 0;
+    weft_group_t g;
+    CHECK(weft_group_init(&g, NULL) == 0);
+    for (int j = 0; j < 4; j++) {
+        p[j] = j + 2;
+        CHECK(weft_group_run(&g, square, &p[j]) == 0);
+    }
+    CHECK(weft_group_wait(&g, WEFT_FOREVER) == 0);
+    for (int j = 0; j < 4; j++)
+        sum += p[j];
+    CHECK(sum == 4 + 9 + 16 + 25);
+    return NULL;
+}
+
+static void case_group_nested(void)
+{
+    weft_pool_t *pool;
+    CHECK(weft_pool_new(&pool, &(weft_pool_opts_t){.max_workers = 2}) == 0);
+    weft_group_t g;
+    CHECK(weft_group_init(&g, pool) == 0);
+    for (int k = 0; k < ROUNDS; k++)
+        CHECK(weft_group_run(&g, group_parent, &data[4 * k]) == 0);
+    CHECK(weft_group_wait(&g, WEFT_FOREVER) == 0);
+    CHECK(weft_pool_free(pool) == 0);
+}
+
+/* Two tasks of one group, running at once on the two workers (each waits,
+ * through relaxed atomics that order nothing, until the other has
+ * started), write the same variable: the group orders its tasks before
+ * its wait, never one before another, so TSan must report it. */
+static _Atomic int sibling_started[2];
+static long sibling_data;
+
+static void *sibling(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    atomic_store_explicit(&sibling_started[me], 1, memory_order_relaxed);
+    while (!atomic_load_explicit(&sibling_started[!me], memory_order_relaxed))
+        sched_yield();
+    sibling_data = me;
+    return NULL;
+}
+
+static void case_race_group_siblings(void)
+{
+    weft_pool_t *pool;
+    CHECK(weft_pool_new(&pool, &(weft_pool_opts_t){.max_workers = 2}) == 0);
+    weft_group_t g;
+    CHECK(weft_group_init(&g, pool) == 0);
+    CHECK(weft_group_run(&g, sibling, (void *)0) == 0);
+    CHECK(weft_group_run(&g, sibling, (void *)1) == 0);
+    CHECK(weft_group_wait(&g, WEFT_FOREVER) == 0);
+    CHECK(sibling_data == 0 || sibling_data == 1); /* read, so the writes stay */
+    CHECK(weft_pool_free(pool) == 0);
+}
+
 /* --- threads ------------------------------------------------------------- */
 
 static void *read_and_write(void *arg)
@@ -710,10 +794,13 @@ TSAN_CASE(pool)
 TSAN_CASE(pool_nofuture)
 TSAN_CASE(pool_nested)
 TSAN_CASE(pool_stolen)
+TSAN_CASE(group)
+TSAN_CASE(group_nested)
 TSAN_CASE(thread)
 TSAN_CASE(thread_joiners)
 TSAN_CASE(race_two_locks)
 TSAN_CASE(race_after_put)
+TSAN_CASE(race_group_siblings)
     // clang-format on
 };
 

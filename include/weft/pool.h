@@ -13,6 +13,8 @@
  *     ex.shutdown(wait, cancel_futures)           weft_pool_shutdown(ex, wait, cancel_futures)
  *     with ThreadPoolExecutor() as ex: ...        weft_pool_free(ex) at the end (shuts down, waits)
  *     (no Python equivalent)                      weft_parallel_for(ex, begin, end, grain, fn, arg)
+ *     asyncio.TaskGroup, for threads (tg.create_ weft_group_t: weft_group_init, weft_group_run,
+ *         task, leaving `async with`)             weft_group_wait (below)
  *
  * Scheduling. Every worker has a deque of its own; a task submitted by a
  * worker goes to that worker's deque, a task submitted from outside to a
@@ -36,6 +38,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -122,6 +125,84 @@ WEFT_API int weft_pool_map_items(weft_pool_t *pool, weft_bytes_fn fn, const void
 WEFT_API int weft_parallel_for(weft_pool_t *pool, size_t begin, size_t end, size_t grain,
                                void (*fn)(size_t lo, size_t hi, void *arg), void *arg,
                                weft_progress_fn progress, void *progress_arg);
+
+/*
+ * Task groups: structured fork-join, after oneTBB's task_group, Go's
+ * errgroup and Rayon's scope; for threads what asyncio.TaskGroup is for
+ * coroutines.
+ *
+ *     weft_group_t g;
+ *     weft_group_init(&g, pool);
+ *     weft_group_run(&g, left, &l);
+ *     weft_group_run(&g, right, &r);
+ *     int rc = weft_group_wait(&g, WEFT_FOREVER);   (0, or the first error)
+ *
+ * A group is a value of the caller's, usually on its stack, that counts
+ * the tasks run in it and not yet finished. It costs what a task costs and
+ * no more: run allocates nothing (the task is queued by value: on the
+ * calling worker's own deque, or the pool's injection queue from outside),
+ * there is no future, and a wait in a worker runs the pool's tasks (its
+ * own deque first, so usually the group's own) until the group is done,
+ * so recursive groups never deadlock, whatever the number of workers. A
+ * wait from outside the pool sleeps until the last task finishes. Results
+ * go wherever arg points: a task's return value is ignored.
+ *
+ * Errors, as errgroup and TBB report them: a task that calls
+ * weft_task_fail(error) fails the group. The first error wins; the
+ * group's tasks not started yet are then skipped (cancelled, as TBB and
+ * asyncio.TaskGroup do), and wait returns that error once every task that
+ * did start has finished. weft_group_cancel does the same with
+ * -ECANCELED. Errors do not cross groups by themselves: a task that waits
+ * for a group of its own passes a failure on with weft_task_fail.
+ *
+ * Rules. Wait for a group before it goes out of scope, until wait returns
+ * anything but -ETIMEDOUT or -EAGAIN: until then its tasks still use it.
+ * (weft_group_destroy checks: -EBUSY while any task may use it.) After
+ * such a wait the group is empty and clean, and may be used again. Tasks
+ * are run by the group's owner or by its tasks (not by another thread
+ * while the owner waits), and one thread waits at a time; a task never
+ * waits for its own group (it would wait for itself).
+ *
+ * Shutdown. After weft_pool_shutdown a run from outside the pool is
+ * refused (WEFT_ESHUTDOWN), while the tasks of the pool may still run
+ * more, so a group already under way finishes; shutdown's cancel_futures
+ * skips the group tasks not yet started, and their group's wait returns
+ * -ECANCELED.
+ */
+typedef struct weft_group {
+    weft_pool_t *pool; /* internal */
+    void *waker;       /* internal */
+    uint32_t state;    /* internal */
+    int32_t error;     /* internal */
+} weft_group_t;
+
+/* A group on pool; pool NULL: the pool whose worker the calling thread
+ * is, else weft_pool_default(). -EINVAL, -ENOMEM (no pool given, and the
+ * default pool cannot be made). */
+WEFT_API int weft_group_init(weft_group_t *g, weft_pool_t *pool);
+
+/* Queue fn(arg) in the group; allocates nothing (but a queue growing now
+ * and then). Errors, with nothing queued: -EINVAL, -ECANCELED (the group
+ * has failed or was cancelled), WEFT_ESHUTDOWN (from outside the pool,
+ * after shutdown), WEFT_EBROKEN, -ENOMEM (the queue could not grow),
+ * -EOVERFLOW (2^30 tasks unfinished). */
+WEFT_API int weft_group_run(weft_group_t *g, void *(*fn)(void *arg), void *arg);
+
+/* Wait until every task of the group has finished, then return 0 or the
+ * group's first error (-ECANCELED if cancelled first). A worker of a pool
+ * runs tasks while it waits. While waiting: -ETIMEDOUT, -EAGAIN (timeout
+ * 0); the tasks go on. -EINVAL. */
+WEFT_API int weft_group_wait(weft_group_t *g, double timeout);
+
+/* Fail the group with -ECANCELED (unless it has failed already): tasks
+ * not started yet are skipped, later runs refused; running ones finish.
+ * Callable from the group's tasks too. -EINVAL. */
+WEFT_API int weft_group_cancel(weft_group_t *g);
+
+/* Retire the group: -EBUSY (and nothing changes) while tasks may still
+ * use it, i.e. before a wait has returned; afterwards it is unusable
+ * until initialised again. -EINVAL. */
+WEFT_API int weft_group_destroy(weft_group_t *g);
 
 /* A terminal progress bar (count, rate, ETA, like tqdm) on stderr, drawn
  * only when stderr is a terminal, at most 10 times a second; arg is a

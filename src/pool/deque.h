@@ -13,6 +13,20 @@
  * paper proves necessary. The owner grows the array when full, copying the
  * live range; an outgrown array is kept until the deque is destroyed,
  * because a thief may still be reading it.
+ *
+ * Elements are tasks by value (three words), so that a task needs no
+ * memory of its own to be queued (a group's task, weft/pool.h). A thief
+ * reads an element before its compare-and-swap settles whether it may
+ * have it, and may read it torn, half overwritten by a later push of the
+ * owner's into the same slot; but the owner writes that slot again only
+ * after top has moved past it, which makes that thief's compare-and-swap
+ * fail, so a torn copy is always discarded. Each word is a relaxed atomic,
+ * so the read is no data race either.
+ *
+ * ThreadSanitizer (base/tsan.h): a push releases its slot's address before
+ * publishing it, a steal acquires it once it has won, and a grow releases
+ * the slots it copies into; so a task's data is handed to its thief even
+ * when this file is not instrumented.
  */
 #ifndef WEFT_SRC_POOL_DEQUE_H
 #define WEFT_SRC_POOL_DEQUE_H
@@ -20,6 +34,14 @@
 #include "base/base.h"
 
 struct weft__deque_array;
+
+/* What a deque holds: a task as the pool queues it (pool.c says what
+ * `owner` means). */
+typedef struct weft__task {
+    void *(*fn)(void *arg);
+    void *arg;
+    uintptr_t owner;
+} weft__task_t;
 
 typedef struct weft__deque {
     _Atomic int64_t top;
@@ -35,13 +57,13 @@ int weft__deque_init(weft__deque_t *d);
 void weft__deque_destroy(weft__deque_t *d);
 
 /* Owner only. push: 0 or -ENOMEM (the array could not grow). take: the
- * newest element or NULL. */
-int weft__deque_push(weft__deque_t *d, void *x);
-void *weft__deque_take(weft__deque_t *d);
+ * newest element into *t, or false when empty. */
+int weft__deque_push(weft__deque_t *d, const weft__task_t *t);
+bool weft__deque_take(weft__deque_t *d, weft__task_t *t);
 
-/* Any thread: the oldest element, or NULL when empty or when another
- * thread won the race for it (*lost says which: try again). */
-void *weft__deque_steal(weft__deque_t *d, bool *lost);
+/* Any thread: the oldest element into *t, or false when empty or when
+ * another thread won the race for it (*lost says which: try again). */
+bool weft__deque_steal(weft__deque_t *d, weft__task_t *t, bool *lost);
 
 /* Whether it holds anything (a snapshot). */
 bool weft__deque_busy(weft__deque_t *d);

@@ -2,6 +2,11 @@
  * Future (weft/future.h): states, outcome, waiting, cancellation and
  * callbacks; the struct and its invariants are in future_int.h.
  *
+ * Starting a task (PENDING to RUNNING) is one compare-and-swap, without
+ * the Lock; cancelling is a compare-and-swap from PENDING too (under the
+ * Lock), so exactly one of them wins. Every other change of state, and
+ * the callbacks and watchers, are under the Lock.
+ *
  * Finishing (set_result, set_error, cancel, the end of a task) takes the
  * Lock, stores the outcome and then the state, detaches the callbacks and
  * notifies the watchers, all under the Lock; then, outside it, wakes the
@@ -39,11 +44,15 @@ struct weft__callback {
 static _Thread_local weft_future_t *current_task;
 static _Thread_local int current_error;
 
+/* malloc, not calloc: glibc's calloc (before 2.41) never takes from the
+ * thread's cache of freed blocks, so with a future per task the cache
+ * stayed full and every calloc and free went the long way; they took a
+ * quarter of fib(30)'s time (bench/pool.c), and malloc half as much. */
 weft_future_t *weft__future_alloc(void)
 {
-    weft_future_t *f = weft__calloc(1, sizeof *f);
+    weft_future_t *f = weft__malloc(sizeof *f);
     if (f) {
-        atomic_init(&f->refs, 1);
+        *f = (weft_future_t){.refs = 1};
         f->last = &f->callbacks;
     }
     return f;
@@ -82,15 +91,30 @@ int weft_future_free(weft_future_t *f)
     return 0;
 }
 
-/* Called with f->lock held and f not finished: record the outcome, notify
- * the watchers; then, after unlocking, wake sleepers and run callbacks. */
-static void finish(weft_future_t *f, uint32_t state, void *value, int error)
+/* Store the final state: DONE from PENDING or RUNNING; CANCELLED only
+ * from PENDING, which a worker may leave meanwhile (false then). */
+static bool publish(weft_future_t *f, uint32_t state)
 {
-    weft__future_ref(f); /* a callback may drop the last outside reference */
-    f->value = value;
+    uint32_t pending = F_PENDING;
+    if (state == F_CANCELLED)
+        return atomic_compare_exchange_strong(&f->state, &pending, F_CANCELLED);
+    atomic_store(&f->state, state);
+    return true;
+}
+
+/* Called with f->lock held and f not finished: record the outcome, notify
+ * the watchers; then, after unlocking, wake sleepers and run callbacks.
+ * False, unlocked and unchanged, for a cancel that found f running. */
+static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
+{
+    f->value = value; /* read only once the state says finished */
     f->error = error;
     weft__tsan_release(f);
-    atomic_store(&f->state, state);
+    if (!publish(f, state)) {
+        weft_lock_release(&f->lock);
+        return false;
+    }
+    weft__future_ref(f); /* a callback may drop the last outside reference */
     struct weft__callback *callbacks = f->callbacks;
     f->callbacks = NULL;
     f->last = &f->callbacks;
@@ -110,6 +134,7 @@ static void finish(weft_future_t *f, uint32_t state, void *value, int error)
         free(c);
     }
     weft__future_unref(f);
+    return true;
 }
 
 /* Take the Lock unless f has finished already (then false, not locked). */
@@ -156,24 +181,17 @@ int weft_future_cancel(weft_future_t *f)
         return -EINVAL;
     if (!lock_unfinished(f))
         return atomic_load(&f->state) == F_CANCELLED;
-    if (atomic_load_explicit(&f->state, memory_order_relaxed) == F_RUNNING) {
-        weft_lock_release(&f->lock);
-        return 0;
-    }
-    finish(f, F_CANCELLED, NULL, -ECANCELED);
-    return 1;
+    return finish(f, F_CANCELLED, NULL, -ECANCELED);
 }
 
 int weft_future_set_running_or_notify_cancel(weft_future_t *f)
 {
     if (!f)
         return -EINVAL;
-    weft_lock_acquire(&f->lock, WEFT_FOREVER);
-    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    if (s == F_PENDING)
-        atomic_store(&f->state, F_RUNNING);
-    weft_lock_release(&f->lock);
-    return s == F_PENDING ? 1 : s == F_CANCELLED ? 0 : -EPERM;
+    uint32_t s = F_PENDING; /* no Lock: cancel's compare-and-swap settles the race */
+    if (atomic_compare_exchange_strong(&f->state, &s, F_RUNNING))
+        return 1;
+    return s == F_CANCELLED ? 0 : -EPERM;
 }
 
 int weft_future_cancelled(weft_future_t *f)
@@ -264,8 +282,7 @@ static int await_finished(weft_future_t *f, double timeout)
 {
     if (weft__future_finished(f))
         return 0;
-    weft__deadline_t deadline;
-    weft__deadline(timeout, &deadline);
+    weft__deadline_t deadline = weft__wait_deadline(timeout);
     if (f->assist) { /* a result may be waiting to be collected, even for timeout 0 */
         int rc = f->assist(f, deadline);
         return rc == -ETIMEDOUT ? weft__timeout_error(timeout) : rc;
@@ -311,8 +328,9 @@ int weft_task_fail(int error)
     return 0;
 }
 
-/* Stands for the current task when nobody waits for its outcome, so
- * that weft_task_fail still works there (and its error is dropped). */
+/* Stands for the current task when no future waits for its outcome (a
+ * task submitted without one, a group's), so that weft_task_fail works
+ * there too. */
 static weft_future_t orphan;
 
 /* Call fn(arg) as task f: returns the value, *error what it raised. */
@@ -338,8 +356,9 @@ void weft__future_run(weft_future_t *f)
         finish(f, F_DONE, error ? NULL : value, error);
 }
 
-void weft__task_run(void *(*fn)(void *arg), void *arg)
+int weft__task_run(void *(*fn)(void *arg), void *arg)
 {
     int error;
     call_as(&orphan, fn, arg, &error);
+    return error;
 }

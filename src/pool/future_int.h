@@ -6,15 +6,19 @@
  *
  * The state word is also the futex that result() sleeps on: PENDING and
  * RUNNING below CANCELLED and DONE, so "finished" is state >= CANCELLED.
- * Leaving PENDING or RUNNING happens under the future's Lock, which also
- * guards the callbacks and the watchers; the finishing thread publishes the
- * outcome (value, error) before the state with a release store, so a
- * reader that sees the state finished needs no lock.
+ * Finishing (leaving PENDING or RUNNING for CANCELLED or DONE) happens
+ * under the future's Lock, which also guards the callbacks and the
+ * watchers; only PENDING to RUNNING is a compare-and-swap without it,
+ * which cancel's own compare-and-swap from PENDING settles. The
+ * finishing thread publishes the outcome (value, error) before the state
+ * with a release store, so a reader that sees the state finished needs
+ * no lock.
  */
 #ifndef WEFT_SRC_POOL_FUTURE_INT_H
 #define WEFT_SRC_POOL_FUTURE_INT_H
 
 #include "base/park.h"
+#include "pool/sched.h"
 #include <weft/future.h>
 #include <weft/pool.h>
 #include <weft/sync.h>
@@ -79,22 +83,9 @@ void weft__future_run(weft_future_t *f);
 /* The error the calling task has raised so far (0: none). */
 int weft__task_error(void);
 
-/* Run a task nobody waits for (its outcome is dropped). */
-void weft__task_run(void *(*fn)(void *arg), void *arg);
-
-/* Provided by the pool: wait for f as a worker, running other tasks
- * meanwhile. -ENOENT if the calling thread is not a pool worker. */
-int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline);
-/* The pool whose worker the calling thread is, or NULL. */
-weft_pool_t *weft__worker_pool(void);
-/* Wake p's sleeping workers, a helping one among them: for whatever a
- * helping worker waits on (weft__worker_help) when it comes true. */
-void weft__pool_wake(weft_pool_t *p);
-/* As a worker (weft__worker_pool() not NULL), run the pool's other tasks
- * until done(arg) returns anything but -EAGAIN, and return that, or
- * -ETIMEDOUT at the deadline. Whoever makes done true calls
- * weft__pool_wake. */
-int weft__worker_help(int (*done)(void *arg), void *arg, weft__deadline_t deadline);
+/* Run a task nobody waits for (its outcome is dropped): what it raised
+ * with weft_task_fail, or 0. */
+int weft__task_run(void *(*fn)(void *arg), void *arg);
 
 static inline bool weft__future_finished(const weft_future_t *f)
 {

@@ -6,7 +6,9 @@
  * worker looks for work in its own deque (newest first: the sub-task it
  * just made, whose data is still in its cache), then the injection queue,
  * then steals from the other deques starting at a random one (oldest
- * first: in a recursive split, the biggest piece).
+ * first: in a recursive split, the biggest piece). Both kinds of queue
+ * hold tasks by value (function, argument, and the future or group to
+ * tell, sched.h), so only a submit that asks for a future allocates.
  *
  * Parking. Idle workers sleep on one eventcount (base/evc.h) until work is
  * visible; every submit notifies it. The eventcount wakes one worker at a
@@ -14,11 +16,16 @@
  * of submissions spreads over the pool without a system call per task.
  * Before sleeping a worker keeps looking for some 30 us (search()).
  *
- * Waiting inside a task. A worker that waits for a future keeps running
- * tasks (its own deque first, so a task that submits sub-tasks and then
- * waits runs them itself); with nothing to run it parks on the same
- * eventcount, and the future, which it watches (future_int.h), broadcasts
- * on that eventcount when it finishes. So recursive task trees never
+ * Waiting inside a task. A worker that waits (for a future, for futures
+ * with weft_wait, for a group) keeps running tasks (its own deque first,
+ * so a task that submits sub-tasks and then waits runs them itself); with
+ * nothing to run it parks on the same eventcount, and what it waits for
+ * broadcasts on that eventcount when it comes true. One loop does this
+ * for every kind of wait (weft__worker_help, with a weft__until_t): the
+ * kinds differ only in how they tell done, and in how they ask to be
+ * woken, which they do only once the worker is about to sleep (a future's
+ * watch, future_int.h; a group's waiting bit, group.c), as most waits end
+ * before: their tasks were the worker's own. So recursive task trees never
  * deadlock, whatever the number of workers.
  *
  * Shutdown. `closed` stops submissions from outside; tasks of the pool may
@@ -30,11 +37,10 @@
  * (leave, run_leftovers). Counting submits in flight instead cost two
  * locked instructions per submit, a third of an empty task's time.
  *
- * ThreadSanitizer (base/tsan.h): a task with a future is handed to the
- * worker that runs it through the future's address (released by the
- * submit, acquired by the run; the future's own annotations carry the
- * outcome back); one without travels only through the injection queue,
- * whose slots carry the hand-off.
+ * ThreadSanitizer (base/tsan.h): a task travels through its queue's slot,
+ * which carries the hand-off (deque.h, queue/chain.c); a task's future is
+ * released by the submit and acquired by the run as well, and its own
+ * annotations carry the outcome back, as a group's carry its end.
  *
  * Exit. Like Python's executor, pools finish their queued work when the
  * program ends: a hook run by the thread registry's exit handler, before it
@@ -42,8 +48,8 @@
  * its workers.
  */
 #include "base/evc.h"
-#include "pool/deque.h"
 #include "pool/future_int.h"
+#include "pool/sched.h"
 #include "queue/chain.h"
 #include "thread/thread_int.h"
 #include <weft/pool.h>
@@ -52,14 +58,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* A task in a queue: a future to complete, or (submitted from outside
- * without one) just the function and its argument, which the injection
- * queue holds by value, so such a submit allocates nothing. */
-struct task {
-    void *(*fn)(void *arg);
-    void *arg;
-    weft_future_t *future; /* NULL: nobody waits for the outcome */
-};
+/* Whom a queued task tells its outcome (sched.h): nobody, a future or a
+ * group. */
+static weft_future_t *future_of(const weft__task_t *t)
+{
+    return t->owner & WEFT__OWNER_GROUP ? NULL : (weft_future_t *)t->owner;
+}
+
+static weft_group_t *group_of(const weft__task_t *t)
+{
+    return t->owner & WEFT__OWNER_GROUP ? (weft_group_t *)(t->owner - WEFT__OWNER_GROUP) : NULL;
+}
 
 struct worker {
     weft__deque_t deque; /* first: its own cache lines */
@@ -125,7 +134,7 @@ static uint32_t next_random(struct worker *w)
     return w->rng;
 }
 
-static weft_future_t *steal(struct worker *w)
+static bool steal(struct worker *w, weft__task_t *t)
 {
     weft_pool_t *p = w->pool;
     int n = p->nworkers;
@@ -137,45 +146,44 @@ static weft_future_t *steal(struct worker *w)
             if (victim == w)
                 continue;
             bool lost;
-            weft_future_t *f = weft__deque_steal(&victim->deque, &lost);
-            if (f)
-                return f;
+            if (weft__deque_steal(&victim->deque, t, &lost))
+                return true;
             lost_any |= lost;
         }
         if (!lost_any)
             break;
     }
-    return NULL;
+    return false;
 }
 
 /* Fill *t with work to do: false if there is none anywhere. */
-static bool find_work(struct worker *w, struct task *t)
+static bool find_work(struct worker *w, weft__task_t *t)
 {
-    weft_future_t *f = weft__deque_take(&w->deque);
-    if (!f && weft__chain_get(w->pool->inject, t) == 0)
-        return true;
-    if (!f && !(f = steal(w)))
-        return false;
-    *t = (struct task){f->fn, f->arg, f};
-    return true;
+    return weft__deque_take(&w->deque, t) || weft__chain_get(w->pool->inject, t) == 0 ||
+           steal(w, t);
 }
 
-/* Run a task; the pool's reference to its future, if any, is dropped. */
-static void run(weft_pool_t *p, const struct task *t)
+/* Run a task with a future, and drop the pool's reference to it. */
+static void run_future(weft_future_t *f, int broken)
 {
-    bool broken = atomic_load_explicit(&p->broken, memory_order_relaxed);
-    if (!t->future) {
-        if (!broken) /* nobody to tell of a broken pool */
-            weft__task_run(t->fn, t->arg);
-        return;
-    }
-    if (weft_future_set_running_or_notify_cancel(t->future) == 1) {
+    if (weft_future_set_running_or_notify_cancel(f) == 1) {
         if (broken)
-            weft_future_set_error(t->future, WEFT_EBROKEN);
+            weft_future_set_error(f, broken);
         else
-            weft__future_run(t->future);
+            weft__future_run(f);
     }
-    weft__future_unref(t->future);
+    weft__future_unref(f);
+}
+
+static void run(weft_pool_t *p, const weft__task_t *t)
+{
+    int broken = atomic_load_explicit(&p->broken, memory_order_relaxed) ? WEFT_EBROKEN : 0;
+    if (group_of(t))
+        weft__group_exec(group_of(t), t, broken);
+    else if (future_of(t))
+        run_future(future_of(t), broken);
+    else if (!broken) /* nobody to tell of a broken pool */
+        weft__task_run(t->fn, t->arg);
 }
 
 static int idle_attempt(void *arg)
@@ -201,7 +209,7 @@ static bool more_work(void *arg)
  */
 #define SEARCH_POLLS 8
 
-static bool search(struct worker *w, struct task *t)
+static bool search(struct worker *w, weft__task_t *t)
 {
     weft__stall_t stall = {128};
     for (int i = 0; i < SEARCH_POLLS; i++) {
@@ -222,7 +230,7 @@ static void *worker_main(void *arg)
         weft__evc_notify_all(&p->work);
     }
     for (;;) {
-        struct task t;
+        weft__task_t t;
         if (find_work(w, &t) || search(w, &t)) {
             run(p, &t);
             continue;
@@ -235,31 +243,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* --- waiting for a future as a worker ------------------------------------- */
-
-struct helper {
-    weft__watcher_t base; /* first */
-    weft_pool_t *pool;
-};
-
-/* The future a helper waits for has finished: wake the pool's sleepers
- * (the helper among them; it cannot be told apart from idle workers). */
-static void helper_notify(weft__watcher_t *base, weft_future_t *f)
-{
-    (void)f;
-    weft__pool_wake(((struct helper *)base)->pool);
-}
+/* --- waiting as a worker ------------------------------------------------- */
 
 struct help {
     weft_pool_t *pool;
-    int (*done)(void *arg);
-    void *arg;
+    const weft__until_t *until;
 };
 
 static int help_attempt(void *arg)
 {
     struct help *h = arg;
-    return h->done(h->arg) != -EAGAIN || work_visible(h->pool) ? 0 : -EAGAIN;
+    return h->until->done(h->until->arg) != -EAGAIN || work_visible(h->pool) ? 0 : -EAGAIN;
 }
 
 /* A waiting worker woken for work passes the wake-up on like an idle one:
@@ -280,27 +274,68 @@ void weft__pool_wake(weft_pool_t *p)
     weft__evc_notify_all(&p->work);
 }
 
-int weft__worker_help(int (*done)(void *arg), void *arg, weft__deadline_t deadline)
+/* A timed wait also looks at the clock between the tasks it runs, so that
+ * a stream of them cannot hold it past its deadline. */
+static bool past(weft__deadline_t deadline)
+{
+    return deadline != WEFT__NEVER && weft__now_ns() >= deadline;
+}
+
+int weft__worker_help(const weft__until_t *u, weft__deadline_t deadline)
 {
     struct worker *w = self;
-    struct help h = {w->pool, done, arg};
+    struct help h = {w->pool, u};
+    bool armed = !u->arm;
     int rc;
-    while ((rc = done(arg)) == -EAGAIN) {
-        struct task t;
+    while ((rc = u->done(u->arg)) == -EAGAIN) {
+        weft__task_t t;
         if (find_work(w, &t)) {
             run(w->pool, &t);
+            if (past(deadline) && (rc = u->done(u->arg)) == -EAGAIN)
+                return -ETIMEDOUT;
             continue;
         }
+        if (!armed) {
+            armed = true;
+            if ((rc = u->arm(u->arg)) != -EAGAIN)
+                return rc;
+        }
         if (weft__evc_wait(&w->pool->work, help_attempt, help_more, &h, deadline) == -ETIMEDOUT &&
-            (rc = done(arg)) == -EAGAIN)
+            (rc = u->done(u->arg)) == -EAGAIN)
             return -ETIMEDOUT;
     }
     return rc;
 }
 
-static int finished(void *arg)
+/* A worker's wait for a future. It watches the future only once it is
+ * about to sleep: most futures a worker waits for are its own sub-tasks,
+ * which it runs itself meanwhile, and a watch costs two turns of the
+ * future's Lock. Once watched, the future wakes the pool's sleepers when
+ * it finishes (the waiter cannot be told apart from idle workers). */
+struct future_wait {
+    weft__watcher_t base; /* first */
+    weft_pool_t *pool;
+    weft_future_t *f;
+    weft__watch_t watch;
+    bool watched;
+};
+
+static void future_notify(weft__watcher_t *base, weft_future_t *f)
 {
-    return weft__future_finished(arg) ? 0 : -EAGAIN;
+    (void)f;
+    weft__pool_wake(((struct future_wait *)base)->pool);
+}
+
+static int future_done(void *arg)
+{
+    return weft__future_finished(((struct future_wait *)arg)->f) ? 0 : -EAGAIN;
+}
+
+static int watch_future(void *arg)
+{
+    struct future_wait *fw = arg;
+    fw->watched = weft__future_watch(fw->f, &fw->watch, &fw->base);
+    return fw->watched ? -EAGAIN : 0;
 }
 
 int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
@@ -308,12 +343,10 @@ int weft__worker_wait(weft_future_t *f, weft__deadline_t deadline)
     struct worker *w = self;
     if (!w)
         return -ENOENT;
-    struct helper watcher = {{helper_notify}, w->pool};
-    weft__watch_t watch;
-    if (!weft__future_watch(f, &watch, &watcher.base))
-        return 0;
-    int rc = weft__worker_help(finished, f, deadline);
-    weft__future_unwatch(f, &watch);
+    struct future_wait fw = {{future_notify}, w->pool, f, {0}, false};
+    int rc = weft__worker_help(&(weft__until_t){future_done, watch_future, &fw}, deadline);
+    if (fw.watched)
+        weft__future_unwatch(f, &fw.watch);
     return rc;
 }
 
@@ -423,7 +456,7 @@ static int pool_alloc(weft_pool_t **out, int n)
         return -ENOMEM;
     weft__evc_init(&p->work, WEFT__WAIT_POOL);
     p->workers = weft__calloc_lines((size_t)n * sizeof *p->workers);
-    p->inject = weft__chain_new(sizeof(struct task));
+    p->inject = weft__chain_new(sizeof(weft__task_t));
     bool ok = p->workers && p->inject;
     /* nworkers counts the deques made, so that destroy frees just those. */
     for (int i = 0; ok && i < n; i++) {
@@ -474,73 +507,83 @@ int weft_pool_workers(weft_pool_t *p)
  * left in the injection queue itself: it was accepted, so it must run. */
 static void run_leftovers(weft_pool_t *p)
 {
-    struct task t;
+    weft__task_t t;
     while (weft__chain_get(p->inject, &t) == 0)
         run(p, &t);
 }
 
-/* Queue t: into the worker's own deque (t.future set) or the injection
- * queue. */
-static int push(weft_pool_t *p, struct worker *inside, const struct task *t)
+/* Queue t: into the calling worker's own deque, if it is one of p's, or
+ * the injection queue. */
+static int push(weft_pool_t *p, const weft__task_t *t)
 {
+    struct worker *inside = self && self->pool == p ? self : NULL;
     if (atomic_load_explicit(&p->broken, memory_order_relaxed))
         return WEFT_EBROKEN;
     if (!inside && atomic_load(&p->closed))
         return WEFT_ESHUTDOWN;
-    return inside ? weft__deque_push(&inside->deque, t->future)
-                  : weft__chain_put(p->inject, t, NULL, 0);
+    return inside ? weft__deque_push(&inside->deque, t) : weft__chain_put(p->inject, t, NULL, 0);
 }
 
-int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_future_t **out)
+int weft__pool_enqueue(weft_pool_t *p, const weft__task_t *t)
 {
-    if (!p || !fn)
-        return -EINVAL;
-    struct worker *inside = self && self->pool == p ? self : NULL;
-    struct task t = {fn, arg, NULL};
-    /* A deque holds futures; from outside, only a caller that wants one
-     * gets one. */
-    if ((inside || out) && !(t.future = weft__future_alloc()))
-        return -ENOMEM;
-    if (t.future) {
-        t.future->fn = fn;
-        t.future->arg = arg;
-        if (out) /* the caller's reference, before a worker can run it and drop the pool's */
-            weft__future_ref(t.future);
-        weft__tsan_release(t.future); /* for the run, after the push */
-    }
-    int rc = push(p, inside, &t);
-    if (rc < 0) {
-        if (out)
-            weft__future_unref(t.future);
-        if (t.future)
-            weft__future_unref(t.future);
+    int rc = push(p, t);
+    if (rc < 0)
         return rc;
-    }
-    if (out)
-        *out = t.future;
     weft__evc_notify(&p->work); /* its fence orders the push before this load: */
     if (WEFT__UNLIKELY(atomic_load(&p->alive) == 0))
         run_leftovers(p);
     return 0;
 }
 
+int weft_pool_submit(weft_pool_t *p, void *(*fn)(void *arg), void *arg, weft_future_t **out)
+{
+    if (!p || !fn)
+        return -EINVAL;
+    weft__task_t t = {fn, arg, 0};
+    weft_future_t *f = NULL;
+    /* Queues hold tasks by value: only a caller that wants a future gets
+     * one. */
+    if (out) {
+        if (!(f = weft__future_alloc()))
+            return -ENOMEM;
+        f->fn = fn;
+        f->arg = arg;
+        weft__future_ref(f);   /* the caller's, before a worker can run it and drop the pool's */
+        weft__tsan_release(f); /* for the run, after the push */
+        t.owner = (uintptr_t)f;
+    }
+    int rc = weft__pool_enqueue(p, &t);
+    if (rc < 0 && f) {
+        weft__future_unref(f);
+        weft__future_unref(f);
+    }
+    if (rc == 0 && out)
+        *out = f;
+    return rc;
+}
+
+/* A task that will not run: its future is cancelled, its group told. */
+static void drop(const weft__task_t *t)
+{
+    if (group_of(t)) {
+        weft__group_exec(group_of(t), t, -ECANCELED);
+    } else if (future_of(t)) {
+        weft_future_cancel(future_of(t));
+        weft__future_unref(future_of(t));
+    }
+}
+
 /* Cancel every task not started yet. */
 static void cancel_queued(weft_pool_t *p)
 {
-    struct task t;
+    weft__task_t t;
     while (weft__chain_get(p->inject, &t) == 0)
-        if (t.future) {
-            weft_future_cancel(t.future);
-            weft__future_unref(t.future);
-        }
-    weft_future_t *f;
+        drop(&t);
     for (int i = 0; i < p->nworkers; i++) {
         bool lost = true;
-        while ((f = weft__deque_steal(&p->workers[i].deque, &lost)) || lost)
-            if (f) {
-                weft_future_cancel(f);
-                weft__future_unref(f);
-            }
+        while (weft__deque_steal(&p->workers[i].deque, &t, &lost) || lost)
+            if (!lost)
+                drop(&t);
     }
 }
 

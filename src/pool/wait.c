@@ -166,7 +166,7 @@ int weft_wait(weft_future_t *const *fs, size_t n, double timeout, int return_whe
     if (rc == -EAGAIN && timeout != 0) {
         weft__deadline_t deadline;
         weft__deadline(timeout, &deadline);
-        rc = w.pool ? weft__worker_help(satisfied, &c, deadline)
+        rc = w.pool ? weft__worker_help(&(weft__until_t){satisfied, NULL, &c}, deadline)
                     : weft__evc_wait(&w.evc, satisfied, NULL, &c, deadline);
     }
     unwatch_all(&w);
