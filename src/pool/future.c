@@ -282,7 +282,8 @@ static int await_finished(weft_future_t *f, double timeout)
 {
     if (weft__future_finished(f))
         return 0;
-    weft__deadline_t deadline = weft__wait_deadline(timeout);
+    weft__deadline_t deadline;
+    weft__deadline(timeout, &deadline);
     if (f->assist) { /* a result may be waiting to be collected, even for timeout 0 */
         int rc = f->assist(f, deadline);
         return rc == -ETIMEDOUT ? weft__timeout_error(timeout) : rc;

@@ -211,7 +211,8 @@ int weft_group_wait(weft_group_t *g, double timeout)
         return -EINVAL;
     int rc = done(g);
     if (rc == -EAGAIN && timeout != 0) {
-        weft__deadline_t deadline = weft__wait_deadline(timeout);
+        weft__deadline_t deadline;
+        weft__deadline(timeout, &deadline);
         rc = weft__worker_pool() ? wait_helping(g, deadline) : wait_parked(g, deadline);
     }
     if (rc < 0)

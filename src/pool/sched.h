@@ -22,18 +22,6 @@
  * WEFT_ESHUTDOWN); wakes a worker. WEFT_EBROKEN, -ENOMEM. */
 int weft__pool_enqueue(weft_pool_t *p, const weft__task_t *t);
 
-/* A wait's deadline (timeout valid, not NaN) without reading the clock
- * for a wait without end: a worker that waits for its own sub-tasks may
- * wait millions of times a second, and the clock took 5% of fib(30) with
- * futures (bench/pool.c). */
-static inline weft__deadline_t weft__wait_deadline(double timeout)
-{
-    weft__deadline_t deadline = WEFT__NEVER;
-    if (timeout >= 0)
-        weft__deadline(timeout, &deadline);
-    return deadline;
-}
-
 /* The pool whose worker the calling thread is, or NULL. */
 weft_pool_t *weft__worker_pool(void);
 
