@@ -17,10 +17,10 @@ NS = {"ns/op": 1.0, "us/op": 1e3, "ms/op": 1e6}
 
 
 def readable(ns):
-    for unit, scale in (("ms/op", 1e6), ("us/op", 1e3)):
-        if ns >= scale:
-            return "%.3g %s" % (ns / scale, unit)
-    return "%.3g ns/op" % ns
+    unit, scale = next(((u, s) for u, s in (("ms/op", 1e6), ("us/op", 1e3)) if ns >= s),
+                       ("ns/op", 1.0))
+    v = ns / scale
+    return ("%.0f" if v >= 100 else "%.1f" if v >= 10 else "%.2f") % v + " " + unit
 
 
 def main(paths):
