@@ -4,7 +4,8 @@
  * result with a value, an error or a cancellation, timeouts, waking a
  * waiter, callbacks exactly once (before, after and racing completion),
  * wait's three conditions, as_completed's order, waiters on one future
- * coming and going, a future freed unfinished, and bad input.
+ * coming and going, a future freed unfinished, one freed by its waiter
+ * while its finisher returns, and bad input.
  */
 #include "base/base.h"
 #include "threads.h"
@@ -500,4 +501,50 @@ WT_CASE(waiters_on_one_future_come_and_go)
         }
         weft_future_free(f);
     }
+}
+
+/* A promise's only reference belongs to the thread that waits for it,
+ * which frees it as soon as it sees it finished, while the thread that
+ * finished it (with a value, an error or a cancel) is still inside that
+ * call: finishing holds a reference of its own from before the state says
+ * finished, so nothing it does afterwards touches freed memory (ASan and
+ * TSan report it if it does). */
+struct promise_hand {
+    weft_future_t *_Atomic f;
+    _Atomic bool stop;
+};
+
+static void *finish_handed_promises(void *arg)
+{
+    struct promise_hand *c = arg;
+    for (unsigned n = 0; !atomic_load(&c->stop); n++) {
+        weft_future_t *f = atomic_exchange(&c->f, NULL);
+        if (!f)
+            continue;
+        if (n % 3 == 0)
+            WT_EQ(weft_future_set_result(f, c), 0);
+        else if (n % 3 == 1)
+            WT_EQ(weft_future_set_error(f, -ENOSPC), 0);
+        else
+            WT_EQ(weft_future_cancel(f), 1);
+    }
+    return NULL;
+}
+
+WT_STRESS(a_waiter_frees_the_future_while_its_finisher_returns)
+{
+    struct promise_hand c = {NULL, false};
+    weft_thread_t *t = spawn(finish_handed_promises, &c);
+    double end = wt_now() + 1.0;
+    for (long n = 0; n < 2000000 && wt_now() < end; n++) {
+        weft_future_t *f = pending();
+        atomic_store(&c.f, f);
+        for (unsigned spin = 1; !weft_future_done(f); spin++)
+            WT_CHECK(spin % 4096 || wt_now() < end + 10 * wt_slack()); /* not hung */
+        int rc = weft_future_result(f, 0, NULL);
+        WT_CHECK(rc == 0 || rc == -ENOSPC || rc == -ECANCELED);
+        weft_future_free(f);
+    }
+    atomic_store(&c.stop, true);
+    finish(t);
 }

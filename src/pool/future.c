@@ -109,12 +109,15 @@ static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
 {
     f->value = value; /* read only once the state says finished */
     f->error = error;
+    /* Taken before the state says finished: from then on a waiter may drop
+     * the last outside reference (and so may a callback). */
+    weft__future_ref(f);
     weft__tsan_release(f);
     if (!publish(f, state)) {
         weft_lock_release(&f->lock);
+        weft__future_unref(f);
         return false;
     }
-    weft__future_ref(f); /* a callback may drop the last outside reference */
     struct weft__callback *callbacks = f->callbacks;
     f->callbacks = NULL;
     f->last = &f->callbacks;
