@@ -23,7 +23,11 @@
  * Ownership. weft_future_new and weft_pool_submit give the caller a
  * reference, dropped with weft_future_free; the pool keeps its own while
  * the task is queued or running, so freeing a future whose task has not
- * run yet is fine (the task still runs, unless cancelled).
+ * run yet is fine (the task still runs, unless cancelled). A thread that
+ * completes a future holds a reference of its own until it is done with
+ * it, so a waiter may free the future as soon as its wait returns; but
+ * the last reference must not be dropped while another thread is still
+ * waiting on the future (result, weft_wait, as_completed).
  *
  * Callbacks run exactly once: at once, in the calling thread, if the future
  * is already done; otherwise in the thread that completes or cancels it,
