@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,10 +40,14 @@ static void set_runnable(long runnable)
     close(fd);
 }
 
-/* Sample once the interval (20 ms) has surely passed on the coarse clock. */
+/* Sample once the interval (20 ms) has surely passed on the coarse clock.
+ * Slept with nanosleep, not weft_sleep: a park samples too, and the test
+ * counts samples. */
 static void sample_later(void)
 {
-    WT_EQ(weft_sleep(0.03), 0);
+    struct timespec ts = {0, 30000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
     weft__spin_sample();
 }
 
