@@ -4,8 +4,12 @@
  * linked list; unbounded) and Go's buffered channel of capacity 1024.
  *
  * Each case moves pointer-sized items from producer threads to consumer
- * threads and reports wall time per item moved, from the threads' start to
- * the last item's arrival: lower means more items per second. The threads
+ * threads and reports wall time per item moved, from the moment all threads
+ * are lined up to the last item's arrival: lower means more items per
+ * second. Creating and joining the threads is left out, as the Go side
+ * leaves out its start-up: on a busy machine a new thread may wait a whole
+ * scheduler tick to run, and so may a joiner, which would add milliseconds
+ * to every C round and none to Go's. The threads
  * are raw pthreads on both C sides, lined up by a spin barrier, so only the
  * queue differs. weft's Queue is bounded to 1024 items, like the channel
  * (a bounded queue is the harder case: producers also wait for room), except
@@ -23,6 +27,7 @@
 #include <weft/queue.h>
 
 #include <glib.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -106,13 +111,23 @@ struct transfer {
     int threads;
     atomic_int ready;
     atomic_long sum;
+    _Atomic double start, end; /* the first thread through the line-up; the last item */
 };
+
+/* Set *at to t if t is later (`later`) or earlier than what it holds. */
+static void keep(_Atomic double *at, double t, bool later)
+{
+    double old = atomic_load(at);
+    while ((later ? t > old : t < old) && !atomic_compare_exchange_weak(at, &old, t))
+        ;
+}
 
 static void line_up(struct transfer *t)
 {
     atomic_fetch_add(&t->ready, 1);
     while (atomic_load(&t->ready) < t->threads)
         ;
+    keep(&t->start, bench_now(), false);
 }
 
 static void *producer(void *arg)
@@ -131,6 +146,7 @@ static void *consumer(void *arg)
     long sum = 0;
     for (long i = 0; i < t->per_thread; i++)
         sum += t->ops->get(t->q);
+    keep(&t->end, bench_now(), true);
     atomic_fetch_add(&t->sum, sum);
     return NULL;
 }
@@ -139,15 +155,15 @@ static void *consumer(void *arg)
 static double transfer(const struct ops *ops, size_t maxsize, int pairs, long iters)
 {
     struct transfer t = {
-        ops, ops->create(maxsize), iters / pairs > 0 ? iters / pairs : 1, 2 * pairs, 0, 0};
+        ops, ops->create(maxsize), iters / pairs > 0 ? iters / pairs : 1, 2 * pairs, 0, 0, HUGE_VAL,
+        0};
     pthread_t th[8];
-    double t0 = bench_now();
     for (int i = 0; i < 2 * pairs; i++)
         if (pthread_create(&th[i], NULL, i % 2 ? consumer : producer, &t) != 0)
             die("pthread_create");
     for (int i = 0; i < 2 * pairs; i++)
         pthread_join(th[i], NULL);
-    double secs = bench_now() - t0;
+    double secs = atomic_load(&t.end) - atomic_load(&t.start);
     long sum = atomic_load(&t.sum);
     bench_sink(&sum);
     ops->destroy(t.q);
