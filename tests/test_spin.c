@@ -87,7 +87,7 @@ WT_CASE(polls_stop_when_the_machine_is_busy_and_resume_when_idle)
     sample_later();
     WT_CHECK(weft__spin_busy());
     WT_EQ(polls(WEFT__SPIN_HANDOFF), 0);
-    WT_EQ(polls(WEFT__SPIN_BATCH), 0);
+    WT_EQ(polls(WEFT__SPIN_BATCH), 1); /* a queue's partner streams: one late look */
     WT_CHECK(polls(WEFT__SPIN_MUTEX) > 0 && polls(WEFT__SPIN_MUTEX) < 16);
     /* One idle sample is not enough to poll again, two are. */
     set_runnable(online());
@@ -96,6 +96,27 @@ WT_CASE(polls_stop_when_the_machine_is_busy_and_resume_when_idle)
     sample_later();
     WT_CHECK(!weft__spin_busy());
     WT_EQ(polls(WEFT__SPIN_HANDOFF), 16);
+    unlink(loadavg);
+}
+
+/* A thread caught between two steps of another's lock-free operation
+ * pauses before it yields, busy machine or not: the other is almost always
+ * running, and a yield beside a busy loop costs a scheduler tick. A stall
+ * that paused doubles its pauses; one that yielded leaves them. */
+WT_CASE(a_stall_pauses_before_it_yields_even_when_busy)
+{
+    fake_loadavg();
+    set_runnable(online() + 1);
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    weft__stall_t s = WEFT__STALL_INIT;
+    weft__stall(&s);
+    WT_EQ(s.pauses, 2);
+    for (int i = 0; i < 8; i++)
+        weft__stall(&s);
+    WT_EQ(s.pauses, 512); /* past 256 pauses: from now on it yields */
+    weft__stall(&s);
+    WT_EQ(s.pauses, 512);
     unlink(loadavg);
 }
 

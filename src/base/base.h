@@ -64,8 +64,8 @@ double weft__cpu_quota(int (*open_file)(const char *path, int flags));
  * operation (it claimed a slot and has yet to fill it): a few pauses first,
  * doubling, for the common case of a thread running on another CPU, then
  * sched_yield(), so that a preempted thread, or one sharing our only CPU,
- * gets to finish; sched_yield() at once on a busy machine (spin.c, where it
- * lives beside the rest of the spin policy).
+ * gets to finish; sched_yield() at once only with one CPU (spin.c, where it
+ * lives beside the rest of the spin policy, says why not on a busy machine).
  */
 typedef struct weft__stall {
     uint32_t pauses;
