@@ -5,7 +5,8 @@
  * Acquire: one compare-and-swap if the word is free. Otherwise poll up to
  * `spin` times with backoff, giving up early once others sleep (the owner
  * is slow); then register as a sleeper and sleep until the word is free,
- * taking it with OWNER_WAITERS set only if other sleepers remain. Before
+ * polling as many times again after each wake-up, taking it with
+ * OWNER_WAITERS set only if other sleepers remain. Before
  * each sleep the sleeper makes sure OWNER_WAITERS is set in the value it
  * sleeps on, so the owner's release, which clears the bit, wakes one.
  *
@@ -114,15 +115,23 @@ static int try_once(const struct weft__owner *o, uint32_t me)
     return v & OWNER_NOTREC ? -ENOTRECOVERABLE : -EAGAIN;
 }
 
-static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
+/* Poll up to `spin` times for the word to come free. A newcomer gives up
+ * once others sleep (the owner is slow). A registered sleeper just woken
+ * (`woken`) keeps polling, as a woken Lock sleeper does (lock.c): the
+ * release that woke it cleared OWNER_WAITERS, so the owner's later
+ * releases make no system call meanwhile, where sleeping again at once on
+ * finding the word re-taken would set the bit again and cost the owner a
+ * wake-up per round. */
+static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin, bool woken)
 {
     weft__spin_t s;
     for (weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, spin); weft__spin_next(&s);) {
         uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
-        if (is_free(v) && take(o, &v, me, 0))
+        uint32_t mark = woken && others_sleep(o) ? OWNER_WAITERS : 0;
+        if (is_free(v) && take(o, &v, me, mark))
             return true;
-        if ((v & (OWNER_WAITERS | OWNER_NOTREC)) ||
-            (o->sleepers && atomic_load_explicit(o->sleepers, memory_order_relaxed)))
+        if (!woken && ((v & (OWNER_WAITERS | OWNER_NOTREC)) ||
+                       (o->sleepers && atomic_load_explicit(o->sleepers, memory_order_relaxed))))
             return false;
     }
     return false;
@@ -131,9 +140,10 @@ static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin)
 /* The sleep loop of a registered sleeper, in slices of `slice` ns when
  * that is not 0. On a shared lock it checks the owner after every slice
  * that ended without a wake-up, the last one at the deadline itself; on a
- * private one a slice is the bounded first sleep after a failed barrier. */
-static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t deadline,
-                    int64_t slice)
+ * private one a slice is the bounded first sleep after a failed barrier.
+ * After a wake-up it polls (spin_for) before sleeping again. */
+static int sleep_on(const struct weft__owner *o, uint32_t me, uint32_t spin,
+                    weft__deadline_t deadline, int64_t slice)
 {
     bool check = false, last = false;
     for (;;) {
@@ -174,6 +184,8 @@ static int sleep_on(const struct weft__owner *o, uint32_t me, weft__deadline_t d
             } else {
                 slice = 0;
             }
+        } else if (spin_for(o, me, spin, true)) {
+            return 0;
         }
     }
 }
@@ -204,7 +216,7 @@ int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, do
     int rc = try_once(o, me);
     if (rc != -EAGAIN || timeout == 0)
         return rc;
-    if (spin_for(o, me, spin))
+    if (spin_for(o, me, spin, false))
         return 0;
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
@@ -214,7 +226,7 @@ int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, do
         if (!register_barrier(o))
             slice = BARRIER_FAILED_NS;
     }
-    rc = sleep_on(o, me, deadline, slice);
+    rc = sleep_on(o, me, spin, deadline, slice);
     if (rc == -ETIMEDOUT)
         pass_on(o);
     if (o->sleepers)
