@@ -6,10 +6,11 @@
  * Each case moves pointer-sized items from producer threads to consumer
  * threads and reports wall time per item moved, from the moment all threads
  * are lined up to the last item's arrival: lower means more items per
- * second. Creating and joining the threads is left out, as the Go side
- * leaves out its start-up: on a busy machine a new thread may wait a whole
- * scheduler tick to run, and so may a joiner, which would add milliseconds
- * to every C round and none to Go's. The threads
+ * second. Creating and joining the threads is left out of these transfer
+ * cases, as the Go side leaves out its start-up: on a busy machine a new
+ * thread may wait a whole scheduler tick to run, and so may a joiner, which
+ * would add milliseconds to every C round and none to Go's (queue_pingpong,
+ * against GLib only, still times them, alike on both sides). The threads
  * are raw pthreads on both C sides, lined up by a spin barrier, so only the
  * queue differs. weft's Queue is bounded to 1024 items, like the channel
  * (a bounded queue is the harder case: producers also wait for room), except

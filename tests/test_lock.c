@@ -6,16 +6,21 @@
  * CPython's Lib/test/lock_tests.py.
  */
 #include "base/base.h"
+#include "base/park.h"
+#include "base/spin.h"
 #include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
 
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -645,6 +650,67 @@ WT_CASE(critsec_enter_try_leave_and_spin)
     WT_EQ(weft_critsec_leave(&cs), 0);
     WT_EQ(weft_critsec_leave(&cs), 0);
     WT_EQ(weft_critsec_destroy(&cs), 0);
+}
+
+/* A section's spin count is how long to poll before sleeping, not again
+ * after every wake-up: a waiter woken while the section stays held polls a
+ * Lock sleeper's share, then sleeps again. With a count of 60000 the whole
+ * count would cost tens of milliseconds of CPU per wake-up (64 pauses
+ * between polls), the share well under one. The test holds the section and
+ * wakes the waiter itself (as a release would), reading the waiter's CPU
+ * clock once it sleeps after its first poll. The load is faked idle: on a
+ * busy machine every count is capped anyway. */
+static char idle_loadavg[] = "/tmp/weft-idle-loadavg-XXXXXX";
+
+static int open_idle(const char *path, int flags)
+{
+    (void)path;
+    return open(idle_loadavg, flags);
+}
+
+static void *enter_once(void *arg)
+{
+    WT_EQ(weft_critsec_enter(arg), 0);
+    WT_EQ(weft_critsec_leave(arg), 0);
+    return NULL;
+}
+
+static double clock_seconds(clockid_t clock)
+{
+    struct timespec ts;
+    WT_EQ(clock_gettime(clock, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+WT_CASE(critsec_waiter_woken_again_and_again_polls_briefly)
+{
+    if (weft_cpu_count() < 2)
+        exit(WT_SKIP_CODE); /* one CPU: nobody polls */
+    int fd = mkstemp(idle_loadavg);
+    WT_CHECK(fd >= 0 && write(fd, "0.00 0.00 0.00 1/300 1\n", 23) == 23);
+    close(fd);
+    weft__spin_open = open_idle;
+    weft_critsec_t cs;
+    WT_EQ(weft_critsec_init(&cs, 60000, 0), 0);
+    WT_EQ(weft_critsec_enter(&cs), 0);
+    pthread_t waiter;
+    clockid_t clock;
+    WT_EQ(pthread_create(&waiter, NULL, enter_once, &cs), 0);
+    WT_EQ(pthread_getcpuclockid(waiter, &clock), 0);
+    while (__atomic_load_n(&cs.lock.sleepers, __ATOMIC_RELAXED) == 0)
+        weft_sleep(0.001); /* still on its first poll */
+    weft_sleep(0.01);
+    const int rounds = 10;
+    double cpu = clock_seconds(clock);
+    for (int i = 0; i < rounds; i++) {
+        weft__unpark((_Atomic uint32_t *)&cs.lock.word, 1, WEFT__WAIT_OWNED);
+        weft_sleep(0.02);
+    }
+    cpu = clock_seconds(clock) - cpu;
+    WT_EQ(weft_critsec_leave(&cs), 0);
+    WT_EQ(pthread_join(waiter, NULL), 0);
+    unlink(idle_loadavg);
+    WT_CHECK(cpu / rounds < 0.005);
 }
 
 /* --- WEFT_WITH --------------------------------------------------------------- */

@@ -36,7 +36,9 @@
  *   sleep after every few dozen items and its producer pay a wake-up each
  *   time (perf sched: a wake-up every 30 us). One producer and one consumer
  *   beside two busy loops, medians of 10 runs: 97 ns an item against 115,
- *   and 158 against 224 in a noisier hour; two looks were no better.
+ *   and 158 against 224 in a noisier hour; two looks were no better. The
+ *   kind is every eventcount's (evc.h), so the pool's idle workers and
+ *   waits for futures look once too, at a few microseconds per sleep.
  *
  * "Busy" is what the kernel says: the number of runnable threads on the
  * whole machine (/proc/loadavg's fourth field, the scheduler's nr_running),
@@ -78,10 +80,12 @@ enum weft__spin_kind {
      * again and again; looking every microsecond rather than every few
      * nanoseconds doubled the throughput of two threads on one Lock. */
     WEFT__SPIN_MUTEX,
-    /* A producer to fill a queue: first after 128 pauses, then after 256
-     * more. A consumer that looked at once would take each item the moment
-     * it lands and trade cache lines with the producer item by item; one
-     * that looks a few microseconds later takes a batch (evc.c measures). */
+    /* A producer to fill a queue (and every other eventcount's waiter: an
+     * idle pool worker, a wait for futures): first after 128 pauses, then
+     * after 256 more. A consumer that looked at once would take each item
+     * the moment it lands and trade cache lines with the producer item by
+     * item; one that looks a few microseconds later takes a batch (evc.c
+     * measures). */
     WEFT__SPIN_BATCH,
 };
 

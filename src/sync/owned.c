@@ -121,17 +121,22 @@ static int try_once(const struct weft__owner *o, uint32_t me)
  * release that woke it cleared OWNER_WAITERS, so the owner's later
  * releases make no system call meanwhile, where sleeping again at once on
  * finding the word re-taken would set the bit again and cost the owner a
- * wake-up per round. */
+ * wake-up per round. It polls a Lock sleeper's share at most: a section's
+ * own count is how long to poll before sleeping (sync.h), not a budget to
+ * spend again on every wake-up of a word held for long stretches. */
 static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin, bool woken)
 {
+    if (woken && spin > WEFT_CRITSEC_DEFAULT_SPIN)
+        spin = WEFT_CRITSEC_DEFAULT_SPIN;
     weft__spin_t s;
     for (weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, spin); weft__spin_next(&s);) {
         uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
         uint32_t mark = woken && others_sleep(o) ? OWNER_WAITERS : 0;
         if (is_free(v) && take(o, &v, me, mark))
             return true;
-        if (!woken && ((v & (OWNER_WAITERS | OWNER_NOTREC)) ||
-                       (o->sleepers && atomic_load_explicit(o->sleepers, memory_order_relaxed))))
+        if ((v & OWNER_NOTREC) ||
+            (!woken && ((v & OWNER_WAITERS) ||
+                        (o->sleepers && atomic_load_explicit(o->sleepers, memory_order_relaxed)))))
             return false;
     }
     return false;
