@@ -81,7 +81,7 @@ WT_CASE(polls_stop_when_the_machine_is_busy_and_resume_when_idle)
     WT_CHECK(!weft__spin_busy());
     WT_EQ(polls(WEFT__SPIN_HANDOFF), 16);
     WT_EQ(polls(WEFT__SPIN_MUTEX), 16);
-    WT_EQ(polls(WEFT__SPIN_BATCH), 2);
+    WT_EQ(polls(WEFT__SPIN_BATCH), 6);
     /* As many others runnable as CPUs: a poller would take one's place. */
     set_runnable(online() + 1);
     sample_later();

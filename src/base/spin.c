@@ -18,7 +18,7 @@
 static const weft__spin_t idle_polls[] = {
     [WEFT__SPIN_HANDOFF] = {16, 0, 1, 64},
     [WEFT__SPIN_MUTEX] = {16, 0, 32, 64},
-    [WEFT__SPIN_BATCH] = {2, 128, 128, 256},
+    [WEFT__SPIN_BATCH] = {6, 128, 128, 256},
 };
 static const weft__spin_t busy_polls[] = {
     [WEFT__SPIN_HANDOFF] = {0, 0, 0, 0},
