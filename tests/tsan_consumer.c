@@ -651,8 +651,12 @@ static void case_group_nested(void)
 /* Two tasks of one group, running at once on the two workers (each waits,
  * through relaxed atomics that order nothing, until the other has
  * started), write the same variable: the group orders its tasks before
- * its wait, never one before another, so TSan must report it. */
-static _Atomic int sibling_started[2];
+ * its wait, never one before another, so TSan must report it. The second
+ * write waits (relaxed again) until the first is done: TSan's shadow
+ * memory is updated without locks, and two writes at the very same
+ * instant can miss each other, which made this case fail once in a few
+ * hundred runs. */
+static _Atomic int sibling_started[2], sibling_wrote;
 static long sibling_data;
 
 static void *sibling(void *arg)
@@ -661,7 +665,10 @@ static void *sibling(void *arg)
     atomic_store_explicit(&sibling_started[me], 1, memory_order_relaxed);
     while (!atomic_load_explicit(&sibling_started[!me], memory_order_relaxed))
         sched_yield();
+    while (me == 1 && !atomic_load_explicit(&sibling_wrote, memory_order_relaxed))
+        sched_yield();
     sibling_data = me;
+    atomic_store_explicit(&sibling_wrote, 1, memory_order_relaxed);
     return NULL;
 }
 
