@@ -5,8 +5,8 @@
  * Acquire: one compare-and-swap if the word is free. Otherwise poll up to
  * `spin` times with backoff, giving up early once others sleep (the owner
  * is slow); then register as a sleeper and sleep until the word is free,
- * polling as many times again after each wake-up, taking it with
- * OWNER_WAITERS set only if other sleepers remain. Before
+ * polling again (a Lock sleeper's share at most) after each wake-up,
+ * taking it with OWNER_WAITERS set only if other sleepers remain. Before
  * each sleep the sleeper makes sure OWNER_WAITERS is set in the value it
  * sleeps on, so the owner's release, which clears the bit, wakes one.
  *
@@ -131,8 +131,7 @@ static bool spin_for(const struct weft__owner *o, uint32_t me, uint32_t spin, bo
     weft__spin_t s;
     for (weft__spin_begin_n(&s, WEFT__SPIN_MUTEX, spin); weft__spin_next(&s);) {
         uint32_t v = atomic_load_explicit(o->word, memory_order_relaxed);
-        uint32_t mark = woken && others_sleep(o) ? OWNER_WAITERS : 0;
-        if (is_free(v) && take(o, &v, me, mark))
+        if (is_free(v) && take(o, &v, me, woken && others_sleep(o) ? OWNER_WAITERS : 0))
             return true;
         if ((v & OWNER_NOTREC) ||
             (!woken && ((v & OWNER_WAITERS) ||
