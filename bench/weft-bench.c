@@ -6,7 +6,15 @@
  *
  * Method: calibrate each side until one round takes about 0.1 s, then run
  * ROUNDS rounds alternating weft and baseline (so drift in machine load hits
- * both alike) and take each side's median. Results are time per operation;
+ * both alike), in the order weft, baseline, baseline, weft, ... and take
+ * each side's median. The order changes every round because a loaded
+ * machine can fall into a pattern of period two: a case's fresh threads
+ * start on one CPU or on two, turn and turn about, the CPU load their
+ * predecessors left deciding where they go. Strict alternation then gave
+ * one side every bad placement for a streak of rounds (a barrier's round
+ * trip took 35-40 us on two CPUs against 7-10 on one, weft slow for seven
+ * rounds running while pthread's rounds between them were fast, then the
+ * reverse); with the order turned every round each side gets half of each. Results are time per operation;
  * speedup = baseline time / weft time, so above 1 means weft is faster.
  * With --json, stdout carries one JSON object per result (DESIGN.md's
  * contract) and the human-readable table goes to stderr.
@@ -279,8 +287,9 @@ static void run_case(const struct bench_case *c, const struct options *o)
     w.iters = calibrate(w.fn);
     b.iters = calibrate(b.fn);
     for (int r = 0; r < o->rounds; r++) {
-        measure(&w, r);
-        measure(&b, r);
+        struct side *first = r % 2 ? &b : &w, *second = r % 2 ? &w : &b;
+        measure(first, r);
+        measure(second, r);
     }
     if (load)
         stop_load(load);
