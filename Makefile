@@ -13,8 +13,10 @@
 #   make bench           install the baselines (Debian packages), run every
 #                        benchmark suite, then the hand-off suites (sync,
 #                        queue, pool) again beside LOAD busy threads (2;
-#                        LOAD=0 skips that pass); SUITES="thread" picks
-#                        some, JSON=1 also writes build/bench.jsonl
+#                        LOAD=0 skips those passes), once per placement in
+#                        PLACES ("one spread": all of a case's threads on
+#                        one CPU, then spread over all); SUITES="thread"
+#                        picks some, JSON=1 also writes build/bench.jsonl
 #   make install         install to PREFIX (default /usr/local)
 #   make format          reformat the sources; make format-check only checks
 #   make clean           remove build/
@@ -23,6 +25,7 @@ PREFIX ?= /usr/local
 SUITES ?=
 JSON ?=
 LOAD ?= 2
+PLACES ?= one spread
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null || \
                  find src include tests bench examples -name '*.[ch]' -o -name '*.cpp')
@@ -83,7 +86,8 @@ check-all:
 	$(MAKE) coverage
 	ctest --preset release -L stress --repeat until-fail:5
 
-# The loaded pass: the suites whose cases wait, among those SUITES picks.
+# The loaded passes: the suites whose cases wait, among those SUITES picks,
+# once per placement (bench/place.c says why a loaded run needs one).
 BENCH = build/release/bench/weft-bench $(if $(JSON),--json)
 LOADED_SUITES = $(if $(SUITES),$(filter sync queue pool,$(SUITES)),sync queue pool)
 
@@ -92,8 +96,9 @@ bench:
 	cmake --preset release >/dev/null
 	cmake --build build/release -j $(JOBS)
 	$(BENCH) $(SUITES) $(if $(JSON),| tee build/bench.jsonl)
-	$(if $(filter-out 0,$(LOAD)),$(if $(LOADED_SUITES),$(BENCH) --load $(LOAD) \
-	    $(LOADED_SUITES) $(if $(JSON),| tee -a build/bench.jsonl)))
+	$(if $(filter-out 0,$(LOAD)),$(if $(LOADED_SUITES),$(foreach p,$(PLACES), \
+	    $(BENCH) --load $(LOAD) --place $(p) $(LOADED_SUITES) \
+	    $(if $(JSON),| tee -a build/bench.jsonl) &&) true))
 
 install: build
 	cmake --install build/release --prefix $(PREFIX)

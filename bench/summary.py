@@ -7,7 +7,8 @@ Each file holds one run's JSON lines (weft-bench --json, or make bench JSON=1).
 For every case: the median of weft's figure, of the baseline's and of the
 speedups, the speedups of each run in order, and the bar that applies to the
 row (met when the median speedup reaches it). One table per suite, idle rows
-first, then the loaded ones (`_loaded`), each with its CPU-time rows (`_cpu`).
+first, then the loaded ones (`_loaded`, then `_loaded_one` and
+`_loaded_spread` for the placements), each with its CPU-time rows (`_cpu`).
 """
 import json
 import statistics
@@ -41,7 +42,7 @@ def main(paths):
         print("| case | weft | baseline | baseline figure | speedup (runs) | bar |")
         print("|---|---|---|---|---|---|")
         cases = [k for k in rows if k[0] == suite]
-        cases.sort(key=lambda k: "_loaded" in k[1])
+        cases.sort(key=lambda k: ("_loaded" in k[1], "_one" in k[1], "_spread" in k[1]))
         for key in cases:
             runs = rows[key]
             weft = statistics.median(r["weft"] * NS[r["unit"]] for r in runs)

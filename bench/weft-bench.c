@@ -2,7 +2,7 @@
  * weft-bench: runs benchmark suites and prints weft's figure beside a
  * baseline measured in the same run.
  *
- *     weft-bench [--json] [--rounds N] [--load N] [SUITE|CASE...]
+ *     weft-bench [--json] [--rounds N] [--load N] [--place one|spread] [SUITE|CASE...]
  *
  * Method: calibrate each side until one round takes about 0.1 s, then run
  * ROUNDS rounds alternating weft and baseline (so drift in machine load hits
@@ -36,12 +36,20 @@
  * (before `_cpu`). The load process dies with the driver (PR_SET_PDEATHSIG)
  * and, at Ctrl-C, with the rest of the foreground process group.
  *
+ * --place one|spread decides which CPUs the cases' threads run on (one CPU
+ * for all, or spread over every CPU), the same for both sides, and pins the
+ * load's threads one per CPU; rows get `_one` or `_spread` after `_loaded`.
+ * Loaded figures need it: left to the scheduler, a case's placement is
+ * chance and decides its figure (place.c has the measurements). The bars
+ * apply to placed rows as to unplaced ones.
+ *
  * The driver starts one idle thread before any case runs. glibc skips atomic
  * instructions in mutexes while a process has never had a second thread; a
  * program that takes locks has threads, so every case is measured the way
  * such a program runs.
  */
 #include "bench.h"
+#include "place.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -82,7 +90,9 @@ double bench_now(void)
 
 double bench_run_timed(const char *command)
 {
+    bench_place_open_to_all(true);
     FILE *p = popen(command, "r");
+    bench_place_open_to_all(false);
     double secs = -1;
     char line[256];
     if (p && fgets(line, sizeof line, p))
@@ -111,22 +121,36 @@ _Noreturn static void die(const char *what)
 
 static void *spin(void *arg)
 {
+    (void)arg;
     volatile unsigned long counter = 0;
     for (;;)
         counter++;
-    return arg;
+    return NULL;
 }
 
-/* `weft-bench --busy N PID`: N threads spinning until killed. The death
+/* `weft-bench --busy N PID [CPU,...]`: N threads spinning until killed,
+ * the i-th on the i-th CPU listed (wrapping) when CPUs are given. The death
  * signal is asked for first; a driver that died before that cannot send it,
  * so the parent is checked after: if it is no longer PID, the load stops. */
-static int busy(int n, pid_t driver)
+static int busy(int n, pid_t driver, const char *cpus)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != driver)
         return 1;
+    const char *next = cpus;
     for (int i = 0; i < n; i++) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (next) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET((int)strtol(next, (char **)&next, 10), &set);
+            pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+            next = *next == ',' ? next + 1 : cpus;
+        }
         pthread_t t;
-        if (pthread_create(&t, NULL, spin, NULL) != 0)
+        int err = pthread_create(&t, &attr, spin, NULL);
+        pthread_attr_destroy(&attr);
+        if (err != 0)
             return 1;
     }
     if (write(STDOUT_FILENO, "+", 1) != 1) /* spinning: the driver may go on */
@@ -140,7 +164,7 @@ static int busy(int n, pid_t driver)
  * and whatever locks the others held. PR_SET_PDEATHSIG fires when the
  * thread that started the child ends, so it is started from main's thread,
  * which lives as long as the driver. */
-static pid_t start_load(int n)
+static pid_t start_load(int n, enum bench_place place)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
@@ -148,7 +172,11 @@ static pid_t start_load(int n)
     char nbuf[16], pidbuf[24];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
-    char *argv[] = {"weft-bench", "--busy", nbuf, pidbuf, NULL};
+    char cpubuf[CPU_SETSIZE * 5] = "";
+    int cpus[CPU_SETSIZE], ncpus = place ? bench_place_cpus(cpus, CPU_SETSIZE) : 0;
+    for (int i = 0, len = 0; i < ncpus; i++)
+        len += snprintf(cpubuf + len, sizeof cpubuf - (size_t)len, "%s%d", i ? "," : "", cpus[i]);
+    char *argv[] = {"weft-bench", "--busy", nbuf, pidbuf, ncpus ? cpubuf : NULL, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO); /* its report */
@@ -194,13 +222,19 @@ static double cpu_seconds(void)
  * of a case may wait a whole scheduler tick (4 ms at HZ=250) to start, and a
  * case of a few items that hit such a wait would be calibrated to a handful
  * of items per round, each round then timing mostly thread start-up. */
+static double call(bench_fn fn, long iters)
+{
+    bench_place_restart();
+    return fn(iters);
+}
+
 static long calibrate(bench_fn fn)
 {
     long iters = 1;
     for (;;) {
-        double t = fn(iters);
+        double t = call(fn, iters);
         if (t >= ROUND_SECONDS / 4) {
-            double again = fn(iters);
+            double again = call(fn, iters);
             t = again < t ? again : t;
         }
         if (t >= ROUND_SECONDS / 4 || iters > (1L << 40))
@@ -219,7 +253,7 @@ struct side {
 static void measure(struct side *s, int round)
 {
     double cpu0 = cpu_seconds();
-    s->wall[round] = s->fn(s->iters) / (double)s->iters * 1e9;
+    s->wall[round] = call(s->fn, s->iters) / (double)s->iters * 1e9;
     s->cpu[round] = (cpu_seconds() - cpu0) / (double)s->iters * 1e9;
 }
 
@@ -255,16 +289,20 @@ static const char *unit_for(double ns, double *scale)
 struct options {
     bool json;
     int rounds;
-    int load; /* busy threads beside each case; 0 = none */
+    int load;               /* busy threads beside each case; 0 = none */
+    enum bench_place place; /* where the cases' threads run (place.c) */
 };
 
 /* One row: the case's name with `suffix`, weft's and the baseline's median
  * (ns per op), checked against `bar` unless it is 0. */
-static void report(const struct bench_case *c, const char *suffix, double wm, double bm, double bar,
-                   bool json)
+static void report(const struct bench_case *c, const struct options *o, bool cpu, double wm,
+                   double bm, double bar)
 {
     char name[128];
-    snprintf(name, sizeof name, "%s%s", c->name, suffix);
+    const char *place = bench_place_name(o->place);
+    snprintf(name, sizeof name, "%s%s%s%s%s", c->name, o->load ? "_loaded" : "", *place ? "_" : "",
+             place, cpu ? "_cpu" : "");
+    bool json = o->json;
     double speedup = bm / wm, scale;
     const char *unit = unit_for(wm < bm ? wm : bm, &scale);
     FILE *human = json ? stderr : stdout;
@@ -282,7 +320,7 @@ static void report(const struct bench_case *c, const char *suffix, double wm, do
 
 static void run_case(const struct bench_case *c, const struct options *o)
 {
-    pid_t load = o->load ? start_load(o->load) : 0;
+    pid_t load = o->load ? start_load(o->load, o->place) : 0;
     struct side w = {.fn = c->weft}, b = {.fn = c->base};
     w.iters = calibrate(w.fn);
     b.iters = calibrate(b.fn);
@@ -294,11 +332,11 @@ static void run_case(const struct bench_case *c, const struct options *o)
     if (load)
         stop_load(load);
     bool loaded = o->load > 0;
-    report(c, loaded ? "_loaded" : "", median(w.wall, o->rounds), median(b.wall, o->rounds),
-           loaded ? c->loaded_bar : c->bar, o->json);
+    report(c, o, false, median(w.wall, o->rounds), median(b.wall, o->rounds),
+           loaded ? c->loaded_bar : c->bar);
     if (c->cpu)
-        report(c, loaded ? "_loaded_cpu" : "_cpu", median(w.cpu, o->rounds),
-               median(b.cpu, o->rounds), loaded ? c->cpu_bar : 0, o->json);
+        report(c, o, true, median(w.cpu, o->rounds), median(b.cpu, o->rounds),
+               loaded ? c->cpu_bar : 0);
 }
 
 /* --- main ---------------------------------------------------------------------- */
@@ -346,7 +384,8 @@ static int option_value(const char *option, const char *text, int lo, int hi)
 
 _Noreturn static void usage(void)
 {
-    fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [--load N] [SUITE|CASE...]\nsuites:");
+    fprintf(stderr, "usage: weft-bench [--json] [--rounds N] [--load N] [--place one|spread]\n"
+                    "                  [SUITE|CASE...]\nsuites:");
     for (int j = 0; j < ncases; j++)
         if (j == 0 || strcmp(cases[j]->suite, cases[j - 1]->suite) != 0)
             fprintf(stderr, " %s", cases[j]->suite);
@@ -356,8 +395,9 @@ _Noreturn static void usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--busy") == 0)
-        return busy(option_value("--busy", argv[2], 1, MAX_LOAD), (pid_t)atol(argv[3]));
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--busy") == 0)
+        return busy(option_value("--busy", argv[2], 1, MAX_LOAD), (pid_t)atol(argv[3]),
+                    argc == 5 ? argv[4] : NULL);
     struct options o = {.json = false, .rounds = 9, .load = 0};
     int nsuites = 0;
     char *suites[MAX_CASES];
@@ -368,11 +408,15 @@ int main(int argc, char **argv)
             o.rounds = option_value("--rounds", argv[++i], 1, MAX_ROUNDS);
         else if (strcmp(argv[i], "--load") == 0 && i + 1 < argc)
             o.load = option_value("--load", argv[++i], 1, MAX_LOAD);
+        else if (strcmp(argv[i], "--place") == 0 && i + 1 < argc &&
+                 bench_place_parse(argv[i + 1]) > 0)
+            o.place = (enum bench_place)bench_place_parse(argv[++i]);
         else if (known_name(argv[i]) && nsuites < MAX_CASES)
             suites[nsuites++] = argv[i];
         else
             usage();
     }
+    bench_place_setup(o.place);
     pthread_t idler;
     if (pthread_create(&idler, NULL, idle, NULL) != 0)
         die("cannot start its idle thread");
@@ -383,6 +427,8 @@ int main(int argc, char **argv)
             sysconf(_SC_NPROCESSORS_ONLN), o.rounds);
     if (o.load)
         fprintf(human, ", %d busy threads beside each case", o.load);
+    if (o.place)
+        fprintf(human, ", placement %s", bench_place_name(o.place));
     fputc('\n', human);
     for (int i = 0; i < ncases; i++)
         if (selected(cases[i], suites, nsuites))
