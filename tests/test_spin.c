@@ -9,6 +9,9 @@
 #include <weft/sync.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +175,91 @@ WT_CASE(an_unreadable_load_changes_nothing)
     sample_later(); /* the file is gone */
     sample_later();
     WT_CHECK(weft__spin_busy());
+}
+
+/* --- which CPUs the process's threads have ------------------------------- */
+
+/* The i-th CPU this process may use, or skip the case if it has fewer than
+ * two, or a quota that forbids spinning anyway. */
+static int usable_cpu(int i)
+{
+    cpu_set_t set;
+    WT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) < 2 || !weft__quota_lets_spin(weft__sys.open))
+        exit(WT_SKIP_CODE);
+    for (int cpu = 0;; cpu++)
+        if (CPU_ISSET(cpu, &set) && i-- == 0)
+            return cpu;
+}
+
+static void pin_to(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    WT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+}
+
+struct pinned {
+    int cpu;
+    bool wake; /* wake a word instead of asking */
+    bool pays; /* what the thread was told */
+};
+
+static void *ask_pinned(void *arg)
+{
+    struct pinned *p = arg;
+    pin_to(p->cpu);
+    static _Atomic uint32_t word;
+    if (p->wake)
+        weft__unpark(&word, 1, 0);
+    else
+        p->pays = weft__spin_pays();
+    return NULL;
+}
+
+static bool ask_on(int cpu, bool wake)
+{
+    struct pinned p = {cpu, wake, false};
+    pthread_t t;
+    WT_EQ(pthread_create(&t, NULL, ask_pinned, &p), 0);
+    WT_EQ(pthread_join(t, NULL), 0);
+    return p.pays;
+}
+
+/* A program that pins each thread to a CPU of its own has threads of one
+ * CPU each and a process of several: it spins once two threads on two
+ * CPUs have shown themselves, where a thread's own mask said never. */
+WT_CASE(threads_pinned_to_different_cpus_spin)
+{
+    int a = usable_cpu(0), b = usable_cpu(1);
+    pin_to(a);
+    WT_CHECK(!weft__spin_pays());
+    WT_CHECK(!ask_on(a, false)); /* another thread, the same CPU */
+    WT_CHECK(!weft__spin_pays());
+    WT_CHECK(ask_on(b, false));
+    WT_CHECK(weft__spin_pays());
+}
+
+/* A thread that only wakes others (a producer that never waits) shows its
+ * CPU too: its consumer, pinned elsewhere, may spin for it. */
+WT_CASE(a_thread_that_only_wakes_counts_its_cpu)
+{
+    int a = usable_cpu(0), b = usable_cpu(1);
+    pin_to(a);
+    WT_CHECK(!weft__spin_pays());
+    ask_on(b, true);
+    WT_CHECK(weft__spin_pays());
+}
+
+/* Threads that all share one CPU never spin however many there are. */
+WT_CASE(threads_pinned_to_one_cpu_never_spin)
+{
+    int b = usable_cpu(1);
+    pin_to(b);
+    for (int i = 0; i < 4; i++)
+        WT_CHECK(!ask_on(b, i % 2));
+    WT_CHECK(!weft__spin_pays());
 }
 
 /* --- hand-offs on a busy machine ------------------------------------------ */

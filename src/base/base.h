@@ -51,9 +51,12 @@ static inline void weft__cpu_relax(void)
 #endif
 }
 bool weft__spin_pays(void);
-/* What weft__spin_pays caches: more than one CPU in the affinity mask and at
- * least 2 CPUs of cgroup quota (quota.c's files opened with open_file). */
-bool weft__several_cpus(int (*open_file)(const char *path, int flags));
+/* Show the calling thread's CPUs to weft__spin_pays, once per thread: it
+ * pays once the threads shown have more than one CPU between them (cpu.c). */
+void weft__note_cpus(void);
+/* The quota's part of weft__spin_pays: at least 2 CPUs of cgroup quota
+ * (quota.c's files opened with open_file). */
+bool weft__quota_lets_spin(int (*open_file)(const char *path, int flags));
 /* The cgroup CPU quota as CPUs (quota/period, 1.5 for 150000 over 100000):
  * the tightest from the process's cgroup up to the top of its mount;
  * INFINITY where there is none or it cannot be read (quota.c). */

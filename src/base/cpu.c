@@ -2,6 +2,20 @@
  * weft_cpu_count(): how many CPUs this process may use; and whether
  * spinning can pay at all (weft__spin_pays).
  *
+ * Spinning pays when the thread waited for can run while its waiter spins:
+ * when the process's threads have more than one CPU between them, and a
+ * quota of at least 2. A thread's affinity mask alone does not say it: a
+ * program that pins each thread to its own CPU (as servers and HPC codes
+ * do) has threads with one CPU each and a process with many, and deciding
+ * from whichever thread asked first made such a program never spin, and its
+ * lock-free stalls yield at once; with a busy loop beside each thread, every
+ * yield then waited for the next tick (a bounded queue between two pinned
+ * threads moved an item per 2.4 us instead of 0.1). So every thread that
+ * waits or wakes (park.c) shows its mask once (weft__note_cpus): the first
+ * mask of more than one CPU, or two single-CPU masks that differ, and
+ * spinning pays from then on. `taskset -c 0 prog` still never spins: every
+ * thread has the same one CPU.
+ *
  * The count is the smaller of two limits:
  *   - the affinity mask, as Python's os.process_cpu_count() reads it, rather
  *     than the CPUs online, so `taskset -c 0 prog` sees 1. The mask is grown
@@ -49,36 +63,63 @@ static int whole_cpus(double cpus)
     return n < cpus ? n + 1 : n > 0 ? n : 1;
 }
 
-/* Asked first with a mask on the stack, which holds 1024 CPUs: this runs
- * lazily, in whichever thread stalls first (a pool's worker, say), so it
- * keeps away from the allocator and the fault-injection table, which a test
- * may be changing meanwhile; hence weft__spin_pays passes the C library's
- * open, not the table's. The quota's reader allocates nothing either (its
- * buffers are on the stack) and, cached by weft__spin_pays, runs once. Only
- * a larger machine needs affinity_count's grown mask.
- *
- * The quota must allow 2 whole CPUs, not the rounded count's 2: with 1.5, a
+/* The quota must allow 2 whole CPUs, not the rounded count's 2: with 1.5, a
  * spinner burns time the holder needs, and once the period's quota is spent
  * the whole cgroup waits for the next period, holder and all. */
-bool weft__several_cpus(int (*open_file)(const char *path, int flags))
+bool weft__quota_lets_spin(int (*open_file)(const char *path, int flags))
 {
+    return weft__cpu_quota(open_file) >= 2;
+}
+
+/* The one CPU every thread shown so far was pinned to (-1: none yet), and
+ * whether the threads shown have more than one CPU between them. */
+static _Atomic int lone_cpu = -1;
+static _Atomic bool spread;
+static _Thread_local bool shown WEFT__TLS_FAST;
+
+/* This runs lazily, in whichever thread first waits or wakes (a pool's
+ * worker, say), so it keeps away from the allocator and the fault-injection
+ * table, which a test may be changing meanwhile: the mask is on the stack,
+ * and a machine of more than its 1024 CPUs has several anyway. */
+WEFT__NOINLINE static void show_cpus(void)
+{
+    shown = true;
     cpu_set_t set;
-    bool several =
-        sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) > 1 : affinity_count() > 1;
-    return several && weft__cpu_quota(open_file) >= 2;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1) {
+        atomic_store_explicit(&spread, true, memory_order_relaxed);
+        return;
+    }
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &set))
+        cpu++;
+    int first = -1;
+    if (!atomic_compare_exchange_strong_explicit(&lone_cpu, &first, cpu, memory_order_relaxed,
+                                                 memory_order_relaxed) &&
+        first != cpu)
+        atomic_store_explicit(&spread, true, memory_order_relaxed);
+}
+
+void weft__note_cpus(void)
+{
+    if (WEFT__UNLIKELY(!shown))
+        show_cpus();
 }
 
 bool weft__spin_pays(void)
 {
-    /* Read once: 0 unknown, 1 no, 2 yes. A later change of affinity or
-     * quota only makes spinning a little less useful, never incorrect. */
-    static _Atomic int pays;
-    int p = atomic_load_explicit(&pays, memory_order_relaxed);
-    if (WEFT__UNLIKELY(p == 0)) {
-        p = weft__several_cpus(weft__real_open) ? 2 : 1;
-        atomic_store_explicit(&pays, p, memory_order_relaxed);
+    weft__note_cpus();
+    if (!atomic_load_explicit(&spread, memory_order_relaxed))
+        return false;
+    /* The quota is read once (0 unknown, 1 no, 2 yes), with the C library's
+     * open, not the table's: a later change of quota or of affinity only
+     * makes spinning a little less useful, never incorrect. */
+    static _Atomic int quota_ok;
+    int q = atomic_load_explicit(&quota_ok, memory_order_relaxed);
+    if (WEFT__UNLIKELY(q == 0)) {
+        q = weft__quota_lets_spin(weft__real_open) ? 2 : 1;
+        atomic_store_explicit(&quota_ok, q, memory_order_relaxed);
     }
-    return p == 2;
+    return q == 2;
 }
 
 int weft_cpu_count(void)

@@ -125,6 +125,7 @@ WEFT__COLD static int unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags
 
 void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
 {
+    weft__note_cpus(); /* a thread that only ever wakes others counts too */
     weft__fence();
     if (WEFT__UNLIKELY(atomic_load_explicit(&weft__parked_tasks, memory_order_relaxed)) &&
         (n -= unpark_tasks(word, n, flags)) <= 0)
