@@ -539,6 +539,48 @@ static int take_sem(void *lock, double timeout)
     return weft_sem_acquire(lock, timeout);
 }
 
+/* The Lock word's bits (lock.c). */
+enum { L_HELD = 1, L_WOKEN = 2, L_SLEEPER = 4 };
+
+/* A free Lock with a sleeper counted, already woken and not yet run: a
+ * try-acquire takes it (Python's acquire(blocking=False) on an unlocked
+ * lock always succeeds), and leaves the woken bit to its sleeper. */
+WT_CASE(a_free_lock_with_a_sleeper_on_its_way_is_taken_at_once)
+{
+    weft_lock_t l = WEFT_LOCK_INIT;
+    _Atomic uint32_t *word = (_Atomic uint32_t *)&l.word;
+    atomic_store(word, L_SLEEPER | L_WOKEN);
+    WT_EQ(weft_lock_acquire(&l, 0), 0);
+    WT_EQ(atomic_load(word), L_SLEEPER | L_WOKEN | L_HELD);
+    WT_EQ(weft_lock_acquire(&l, 0), -EAGAIN);
+    WT_EQ(weft_lock_release(&l), 0);
+    WT_EQ(atomic_load(word), L_SLEEPER | L_WOKEN);
+    atomic_store(word, 0);
+}
+
+/* On one CPU nobody polls, and every contended acquire goes the sleeper's
+ * way. A holder that takes the lock again while the sleeper it woke waits
+ * for the CPU must leave that sleeper's woken bit alone: clearing it made
+ * each of its releases wake the sleeper again, a system call per release
+ * until its time slice ended. */
+WT_CASE(one_cpu_holder_leaves_a_woken_sleepers_bit_alone)
+{
+    wt_pin_to_one_cpu();
+    WT_CHECK(!weft__spin_pays());
+    weft_lock_t l = WEFT_LOCK_INIT;
+    _Atomic uint32_t *word = (_Atomic uint32_t *)&l.word;
+    atomic_store(word, L_SLEEPER); /* one registered: the first release wakes it */
+    WT_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_release(&l), 0);
+    WT_EQ(atomic_load(word), L_SLEEPER | L_WOKEN);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+        WT_EQ(atomic_load(word), L_SLEEPER | L_WOKEN | L_HELD);
+        WT_EQ(weft_lock_release(&l), 0);
+    }
+    atomic_store(word, 0);
+}
+
 WT_CASE(one_cpu_waiters_sleep_at_once)
 {
     wt_pin_to_one_cpu();

@@ -133,11 +133,20 @@ static bool spin(_Atomic uint32_t *w, uint32_t leave)
     return false;
 }
 
+/* Until it has slept, a sleeper that finds the lock free takes it as a
+ * newcomer would, leaving the woken bit alone: the bit belongs to a sleeper
+ * already woken, which will clear it when it runs. Clearing it here cost a
+ * wake-up system call per release on one CPU, where nobody polls and every
+ * contended acquire comes this way: after each release the holder took the
+ * lock again, clearing the bit of the sleeper it had woken, which could not
+ * run until the holder's time slice ended, and woke it again at the next
+ * release, and the next. */
 static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 {
     uint32_t v = atomic_fetch_add_explicit(w, SLEEPER, memory_order_relaxed) + SLEEPER;
+    uint32_t leave = SLEEPER;
     for (;;) {
-        if (take(w, v, SLEEPER | WOKEN))
+        if (take(w, v, leave))
             return 0;
         if (!(v & HELD)) {
             v = atomic_load_explicit(w, memory_order_relaxed);
@@ -152,7 +161,8 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
             continue;
         if (weft__park(w, v & ~WOKEN, deadline, WEFT__WAIT_LOCK) == -ETIMEDOUT)
             break;
-        if (spin(w, SLEEPER | WOKEN))
+        leave = SLEEPER | WOKEN;
+        if (spin(w, leave))
             return 0;
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
@@ -165,12 +175,16 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
     return -ETIMEDOUT;
 }
 
-WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, double timeout)
+WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, uint32_t v, double timeout)
 {
-    if (is_shared(atomic_load_explicit(w, memory_order_relaxed))) {
+    if (is_shared(v)) {
         struct weft__owner o = shared_owner(w);
         return weft__owner_lock(&o, weft__owner_me(), WEFT_CRITSEC_DEFAULT_SPIN, timeout);
     }
+    /* Free with sleepers counted (one woken and yet to run, say): take it
+     * at once, as the fast path would if the word were 0. */
+    if (take(w, v, 0))
+        return 0;
     if (timeout == 0)
         return -EAGAIN;
     if (spin(w, 0))
@@ -186,7 +200,7 @@ static inline int lock_take(_Atomic uint32_t *w, double timeout)
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
             w, &expected, HELD, memory_order_acquire, memory_order_relaxed)))
         return 0;
-    return lock_slow(w, timeout);
+    return lock_slow(w, expected, timeout);
 }
 
 /* Under ThreadSanitizer: the acquire seen as a hand-off from the release. */
