@@ -8,16 +8,20 @@
  * So 0 is free, 1 is held by a thread with nobody waiting, and 4k + 1 is
  * held with k threads asleep or about to be.
  *
- * Acquire is one compare-and-swap 0 -> 1 when the lock is free. Otherwise the
+ * Acquire is one compare-and-swap 0 -> 1 when the lock is free, and one more
+ * from the value seen when it is free with sleepers counted (one woken and
+ * yet to run: on one CPU that lasts until the holder's time slice ends, and
+ * the holder takes and releases it all that time). Otherwise the
  * caller polls with backoff (while nobody sleeps: once threads sleep, the
- * holder is slow) and then registers as a sleeper (+2) and sleeps until it
+ * holder is slow) and then registers as a sleeper (+4) and sleeps until it
  * can set bit 0, deregistering in the same compare-and-swap that takes the
  * lock. Release clears bit 0 and, if sleepers are registered and none is
  * already on its way (the woken bit, as in Go's sync.Mutex), sets the woken
  * bit and wakes one: an uncontended release makes no system call, and a
  * busy lock makes one wake-up per sleep, not one per release while the woken
  * thread is being scheduled. Every registered sleeper clears the woken bit
- * whenever it acts (takes the lock, goes to sleep, times out): clearing it
+ * whenever it acts (takes the lock, goes to sleep, times out), except that
+ * one that has not slept yet takes the lock as a newcomer would: clearing it
  * for another sleeper's wake-up costs at most one extra wake-up, while a
  * bit left set with nobody awake to clear it would stop all wake-ups.
  *
@@ -181,8 +185,8 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, uint32_t v, double time
         struct weft__owner o = shared_owner(w);
         return weft__owner_lock(&o, weft__owner_me(), WEFT_CRITSEC_DEFAULT_SPIN, timeout);
     }
-    /* Free with sleepers counted (one woken and yet to run, say): take it
-     * at once, as the fast path would if the word were 0. */
+    /* Free, with sleepers counted, after the fast path's swaps lost to a
+     * change of the word: take it as a newcomer, at once. */
     if (take(w, v, 0))
         return 0;
     if (timeout == 0)
@@ -196,11 +200,16 @@ WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, uint32_t v, double time
 
 static inline int lock_take(_Atomic uint32_t *w, double timeout)
 {
-    uint32_t expected = 0;
-    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(
-            w, &expected, HELD, memory_order_acquire, memory_order_relaxed)))
+    uint32_t v = 0;
+    if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, HELD, memory_order_acquire,
+                                                             memory_order_relaxed)))
         return 0;
-    return lock_slow(w, expected, timeout);
+    /* Free with sleepers counted (one woken and yet to run): as quick. */
+    if (!(v & (HELD | OWNER_MARK)) &&
+        atomic_compare_exchange_strong_explicit(w, &v, v | HELD, memory_order_acquire,
+                                                memory_order_relaxed))
+        return 0;
+    return lock_slow(w, v, timeout);
 }
 
 /* Under ThreadSanitizer: the acquire seen as a hand-off from the release. */
@@ -252,6 +261,11 @@ static inline int lock_give(weft_lock_t *lock)
     uint32_t v = HELD;
     if (WEFT__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, 0, memory_order_release,
                                                              memory_order_relaxed)))
+        return 0;
+    /* Held with a sleeper already woken: nobody to wake, as quick. */
+    if ((v & (HELD | WOKEN | OWNER_MARK)) == (HELD | WOKEN) &&
+        atomic_compare_exchange_strong_explicit(w, &v, v & ~HELD, memory_order_release,
+                                                memory_order_relaxed))
         return 0;
     return unlock_slow(w, v);
 }
