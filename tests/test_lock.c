@@ -8,6 +8,7 @@
 #include "base/base.h"
 #include "base/park.h"
 #include "base/spin.h"
+#include "sync/sync_int.h"
 #include "threads.h"
 #include <weft/sync.h>
 #include <weft/thread.h>
@@ -556,6 +557,44 @@ WT_CASE(a_free_lock_with_a_sleeper_on_its_way_is_taken_at_once)
     WT_EQ(weft_lock_release(&l), 0);
     WT_EQ(atomic_load(word), L_SLEEPER | L_WOKEN);
     atomic_store(word, 0);
+}
+
+/* The hook below releases the lock that the main thread holds, once, and
+ * records what the word was then. */
+static uint32_t released_at;
+
+static void release_once(weft_lock_t *lock)
+{
+    weft__lock_registered = NULL;
+    released_at = atomic_load((_Atomic uint32_t *)&lock->word);
+    WT_EQ(weft_lock_release(lock), 0); /* wakes nobody: the one counted is awake */
+}
+
+static void *acquire_forever(void *lock)
+{
+    return (void *)(intptr_t)weft_lock_acquire(lock, WEFT_FOREVER);
+}
+
+/* A thread that registered as a sleeper and finds the lock free before it
+ * sleeps takes it leaving the woken bit, unless it was the last one
+ * counted: then the bit, set by a release that woke nobody, is nobody's, and
+ * left on the free lock it made destroy report it busy for ever. */
+WT_CASE(the_last_sleeper_counted_takes_the_lock_with_the_woken_bit)
+{
+    weft_lock_t l = WEFT_LOCK_INIT;
+    _Atomic uint32_t *word = (_Atomic uint32_t *)&l.word;
+    WT_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+    weft__lock_registered = release_once;
+    pthread_t t;
+    WT_EQ(pthread_create(&t, NULL, acquire_forever, &l), 0);
+    void *rc;
+    WT_EQ(pthread_join(t, &rc), 0);
+    WT_EQ((intptr_t)rc, 0);
+    WT_EQ(released_at, L_SLEEPER | L_HELD);
+    WT_EQ(atomic_load(word), L_HELD);
+    WT_EQ(weft_lock_release(&l), 0);
+    WT_EQ(atomic_load(word), 0);
+    WT_EQ(weft_lock_destroy(&l), 0);
 }
 
 /* On one CPU nobody polls, and every contended acquire goes the sleeper's

@@ -252,6 +252,27 @@ WT_CASE(a_thread_that_only_wakes_counts_its_cpu)
     WT_CHECK(weft__spin_pays());
 }
 
+static int one_cpu_child(void *arg)
+{
+    int cpu = *(int *)arg;
+    pin_to(cpu); /* the forking thread is all there is now, on one CPU */
+    if (weft__spin_pays() || ask_on(cpu, false) || weft__spin_pays())
+        return 1;
+    return 0;
+}
+
+/* A fork's child has only the forking thread: what the parent's threads
+ * showed must not make a child whose threads share one CPU spin. */
+WT_CASE(a_fork_child_forgets_the_parents_cpus)
+{
+    int a = usable_cpu(0), b = usable_cpu(1);
+    pin_to(a);
+    WT_CHECK(!weft__spin_pays());
+    WT_CHECK(ask_on(b, false));
+    int status = wt_fork(one_cpu_child, &b, 60);
+    WT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* Threads that all share one CPU never spin however many there are. */
 WT_CASE(threads_pinned_to_one_cpu_never_spin)
 {

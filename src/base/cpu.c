@@ -77,26 +77,46 @@ static _Atomic int lone_cpu = -1;
 static _Atomic bool spread;
 static _Thread_local bool shown WEFT__TLS_FAST;
 
-/* This runs lazily, in whichever thread first waits or wakes (a pool's
- * worker, say), so it keeps away from the allocator and the fault-injection
- * table, which a test may be changing meanwhile: the mask is on the stack,
- * and a machine of more than its 1024 CPUs has several anyway. */
+/* A mask on the stack for 8192 CPUs: show_cpus runs lazily, in whichever
+ * thread first waits or wakes (a pool's worker, say), so it keeps away from
+ * the allocator and the fault-injection table, which a test may be changing
+ * meanwhile. A machine with more CPUs than that counts as several. */
+#define SHOWN_CPUS 8192
+
 WEFT__NOINLINE static void show_cpus(void)
 {
     shown = true;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1) {
+    unsigned long mask[SHOWN_CPUS / (8 * sizeof(unsigned long))];
+    size_t size = sizeof mask;
+    cpu_set_t *set = (cpu_set_t *)mask;
+    if (sched_getaffinity(0, size, set) != 0 || CPU_COUNT_S(size, set) != 1) {
         atomic_store_explicit(&spread, true, memory_order_relaxed);
         return;
     }
     int cpu = 0;
-    while (!CPU_ISSET(cpu, &set))
+    while (!CPU_ISSET_S(cpu, size, set))
         cpu++;
     int first = -1;
     if (!atomic_compare_exchange_strong_explicit(&lone_cpu, &first, cpu, memory_order_relaxed,
                                                  memory_order_relaxed) &&
         first != cpu)
         atomic_store_explicit(&spread, true, memory_order_relaxed);
+}
+
+/* In a fork's child only the forking thread is left: what the parent's
+ * threads showed is no longer the process's. (A handler that failed to
+ * register, out of memory at load time, leaves a child spinning where it
+ * need not: slower, never wrong.) */
+static void forget_cpus_in_child(void)
+{
+    shown = false;
+    atomic_store_explicit(&lone_cpu, -1, memory_order_relaxed);
+    atomic_store_explicit(&spread, false, memory_order_relaxed);
+}
+
+WEFT__CONSTRUCTOR static void cpus_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, forget_cpus_in_child);
 }
 
 void weft__note_cpus(void)

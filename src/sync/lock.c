@@ -97,10 +97,19 @@ int weft_lock_destroy(weft_lock_t *lock)
 
 /* Set the held bit if it is clear. A sleeper taking the lock also leaves
  * the sleeper count and clears the woken bit (`leave` = SLEEPER | WOKEN);
- * a spinner (`leave` = 0) leaves both alone. */
+ * a spinner (`leave` = 0) leaves both alone; a registered thread that has
+ * not slept yet (`leave` = SLEEPER) leaves the count and the woken bit, which
+ * is another sleeper's, unless it was the last one counted: a woken sleeper
+ * stays counted until it acts, so then the bit is nobody's, and left set on
+ * a free lock it would make destroy report it busy and every later acquire
+ * and release take two atomics. */
 static bool take(_Atomic uint32_t *w, uint32_t v, uint32_t leave)
 {
-    uint32_t next = ((v - (leave & SLEEPER)) & ~(leave & WOKEN)) | HELD;
+    uint32_t next = v - (leave & SLEEPER);
+    bool last = (leave & SLEEPER) && next < SLEEPER;
+    if ((leave & WOKEN) || last)
+        next &= ~WOKEN;
+    next |= HELD;
     return !(v & HELD) && atomic_compare_exchange_strong_explicit(w, &v, next, memory_order_acquire,
                                                                   memory_order_relaxed);
 }
@@ -145,9 +154,15 @@ static bool spin(_Atomic uint32_t *w, uint32_t leave)
  * lock again, clearing the bit of the sleeper it had woken, which could not
  * run until the holder's time slice ended, and woke it again at the next
  * release, and the next. */
+void (*weft__lock_registered)(weft_lock_t *lock);
+
 static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 {
     uint32_t v = atomic_fetch_add_explicit(w, SLEEPER, memory_order_relaxed) + SLEEPER;
+    if (WEFT__UNLIKELY(weft__lock_registered)) {
+        weft__lock_registered((weft_lock_t *)w);
+        v = atomic_load_explicit(w, memory_order_relaxed);
+    }
     uint32_t leave = SLEEPER;
     for (;;) {
         if (take(w, v, leave))

@@ -60,4 +60,9 @@ static inline int weft__acquire_entry(void *lock, int kind, const weft_site_t *s
     return acquire(lock, timeout);
 }
 
+/* Test hook: called by a Lock acquirer just after it has registered as a
+ * sleeper, before it first looks at the word again, so a test can change
+ * the word in that window; NULL (the default) outside tests. */
+extern void (*weft__lock_registered)(weft_lock_t *lock);
+
 #endif /* WEFT_SRC_SYNC_INT_H */
