@@ -146,6 +146,8 @@ static bool spin(_Atomic uint32_t *w, uint32_t leave)
     return false;
 }
 
+void (*weft__lock_registered)(weft_lock_t *lock);
+
 /* Until it has slept, a sleeper that finds the lock free takes it as a
  * newcomer would, leaving the woken bit alone: the bit belongs to a sleeper
  * already woken, which will clear it when it runs. Clearing it here cost a
@@ -154,8 +156,6 @@ static bool spin(_Atomic uint32_t *w, uint32_t leave)
  * lock again, clearing the bit of the sleeper it had woken, which could not
  * run until the holder's time slice ended, and woke it again at the next
  * release, and the next. */
-void (*weft__lock_registered)(weft_lock_t *lock);
-
 static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
 {
     uint32_t v = atomic_fetch_add_explicit(w, SLEEPER, memory_order_relaxed) + SLEEPER;
