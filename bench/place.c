@@ -120,25 +120,27 @@ const char *bench_place_name(enum bench_place p)
     return p == BENCH_PLACE_ONE ? "one" : p == BENCH_PLACE_SPREAD ? "spread" : "";
 }
 
-int bench_place_cpus(int *out, int max)
+/* Learn the CPUs the process may use, once, before any pinning. */
+static int learn_cpus(void)
 {
-    if (ncpus == 0) {
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) != 0)
-            return 0;
+    cpu_set_t set;
+    if (ncpus == 0 && sched_getaffinity(0, sizeof set, &set) == 0)
         for (int c = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &set))
                 cpus[ncpus++] = c;
-    }
-    int n = ncpus < max ? ncpus : max;
+    return ncpus;
+}
+
+int bench_place_cpus(int *out, int max)
+{
+    int n = learn_cpus() < max ? ncpus : max;
     memcpy(out, cpus, (size_t)n * sizeof *out);
     return n;
 }
 
 void bench_place_setup(enum bench_place p)
 {
-    int any;
-    if (p == BENCH_PLACE_NONE || bench_place_cpus(&any, 1) == 0)
+    if (p == BENCH_PLACE_NONE || learn_cpus() == 0)
         return;
     mode = p;
     pin_self(0, 1);

@@ -14,8 +14,9 @@
  * one side every bad placement for a streak of rounds (a barrier's round
  * trip took 35-40 us on two CPUs against 7-10 on one, weft slow for seven
  * rounds running while pthread's rounds between them were fast, then the
- * reverse); with the order turned every round each side gets half of each. Results are time per operation;
- * speedup = baseline time / weft time, so above 1 means weft is faster.
+ * reverse); with the order turned every round each side gets half of each.
+ * Results are time per operation; speedup = baseline time / weft time, so
+ * above 1 means weft is faster.
  * With --json, stdout carries one JSON object per result (DESIGN.md's
  * contract) and the human-readable table goes to stderr.
  *
@@ -217,17 +218,18 @@ static double cpu_seconds(void)
            tv_seconds(children.ru_stime);
 }
 
-/* Iterations for one round of about ROUND_SECONDS. A run long enough to
- * judge by is repeated and the faster taken: on a busy machine one thread
- * of a case may wait a whole scheduler tick (4 ms at HZ=250) to start, and a
- * case of a few items that hit such a wait would be calibrated to a handful
- * of items per round, each round then timing mostly thread start-up. */
+/* One measured call: a placement counts the threads it starts from 0. */
 static double call(bench_fn fn, long iters)
 {
     bench_place_restart();
     return fn(iters);
 }
 
+/* Iterations for one round of about ROUND_SECONDS. A run long enough to
+ * judge by is repeated and the faster taken: on a busy machine one thread
+ * of a case may wait a whole scheduler tick (4 ms at HZ=250) to start, and a
+ * case of a few items that hit such a wait would be calibrated to a handful
+ * of items per round, each round then timing mostly thread start-up. */
 static long calibrate(bench_fn fn)
 {
     long iters = 1;
