@@ -36,7 +36,11 @@ struct block {
 struct end {
     _Atomic size_t word;
     struct block *_Atomic block;
-    char pad[WEFT__CACHE_LINE - sizeof(size_t) - sizeof(void *)];
+    /* At the head: a tail word a get has read. The tail only grows, so any
+     * value once read is at most the tail now, and every position below it
+     * has been claimed by a put: a get below it need not read the tail. */
+    _Atomic size_t tail_seen;
+    char pad[WEFT__CACHE_LINE - 2 * sizeof(size_t) - sizeof(void *)];
 };
 
 struct weft__chain {
@@ -169,7 +173,8 @@ int weft__chain_put(weft__chain_t *c, const void *item, _Atomic uint64_t *count,
         b = atomic_load_explicit(&c->tail.block, memory_order_acquire);
         weft__cpu_relax();
     }
-    free(spare);
+    if (WEFT__UNLIKELY(spare))
+        free(spare); /* another put linked a block in first */
     return rc;
 }
 
@@ -216,6 +221,15 @@ static void take(weft__chain_t *c, struct block *b, size_t off, void *item)
         release_block(c, b, off + 1);
 }
 
+/* Is the position at `head` claimed by a put, as far as the tail a get last
+ * read says? Then the get need not read the tail word, which the producers
+ * write at every put: a consumer behind its producer by a batch reads it once
+ * per batch, not once per item. */
+static bool below_tail_seen(weft__chain_t *c, size_t head)
+{
+    return pos_of(head) < pos_of(atomic_load_explicit(&c->head.tail_seen, memory_order_relaxed));
+}
+
 int weft__chain_get(weft__chain_t *c, void *item)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
@@ -224,12 +238,13 @@ int weft__chain_get(weft__chain_t *c, void *item)
     for (;;) {
         size_t off = offset_of(head);
         size_t next = head + STEP;
-        if (off != BLOCK_SLOTS && !(head & HAS_NEXT)) {
+        if (off != BLOCK_SLOTS && !(head & HAS_NEXT) && !below_tail_seen(c, head)) {
             /* Still in the tail's block: is there anything to take? */
             weft__fence();
             size_t tail = atomic_load_explicit(&c->tail.word, memory_order_relaxed);
             if (pos_of(head) == pos_of(tail))
                 return -EAGAIN;
+            atomic_store_explicit(&c->head.tail_seen, tail, memory_order_relaxed);
             if (pos_of(head) / LAP != pos_of(tail) / LAP)
                 next |= HAS_NEXT;
         }
