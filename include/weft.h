@@ -10,12 +10,14 @@
  *     weft/pool.h    the thread pool: ThreadPoolExecutor, map, parallel_for
  *     weft/process.h processes and pipes (multiprocessing.Process, Pipe)
  *     weft/shm.h     shared memory, Value and Array (multiprocessing.shared_memory)
+ *     weft/gil.h     a global interpreter lock for embedding code that is not thread-safe
  */
 #ifndef WEFT_H
 #define WEFT_H
 
 #include <weft/base.h>
 #include <weft/future.h>
+#include <weft/gil.h>
 #include <weft/mpqueue.h>
 #include <weft/pool.h>
 #include <weft/ppool.h>

@@ -65,6 +65,7 @@ enum weft__wait_kind {
     WEFT__WAIT_PROCESS = 14 << 8, /* process join, Pipe, process pool, process Queue */
     WEFT__WAIT_SLEEP = 15 << 8,   /* weft_sleep */
     WEFT__WAIT_BARRIER = 16 << 8, /* Barrier */
+    WEFT__WAIT_GIL = 17 << 8,     /* the GIL */
 };
 
 /* The flags of a wait of `kind` on a word that is process-shared or not. */

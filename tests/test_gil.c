@@ -1,0 +1,474 @@
+/* The GIL: mutual exclusion, requests honoured at the next check, forced
+ * switching, the priority rank and its limit, ensure nesting, the released
+ * scope, fork, events, statistics and bad input. Threads learn that another
+ * has queued from the READY event, never by sleeping. */
+#include "threads.h"
+#include "wt.h"
+
+#include <weft/gil.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static weft_gil_t gil;
+
+/* --- events: who has queued, and in what order things happened ----------- */
+
+static _Thread_local int who; /* a test thread's name, for the events */
+static _Atomic int queued[8]; /* READY seen, per name */
+static _Atomic int seq;
+static _Atomic int log_event[64], log_who[64];
+
+static void record(weft_gil_t *g, int event, void *arg)
+{
+    (void)g;
+    (void)arg;
+    int i = atomic_fetch_add(&seq, 1);
+    if (i < 64) {
+        log_event[i] = event;
+        log_who[i] = who;
+    }
+    if (event == WEFT_GIL_EVENT_READY)
+        atomic_store(&queued[who], 1);
+}
+
+static const weft_gil_hooks_t recorder = {record, NULL};
+
+static bool is_queued(void *arg)
+{
+    return atomic_load(&queued[(long)arg]) != 0;
+}
+
+static void await_queued(int name)
+{
+    wt_wait_until(is_queued, (void *)(long)name, 30 * wt_slack());
+}
+
+static void setup(int mode, double interval)
+{
+    WT_EQ(weft_gil_init(&gil, mode, interval), 0);
+    WT_EQ(weft_gil_set_hooks(&gil, &recorder), 0);
+}
+
+/* --- basics ------------------------------------------------------------------ */
+
+WT_CASE(acquire_release_and_held)
+{
+    setup(WEFT_GIL_PRIORITY, 0);
+    WT_EQ(weft_gil_held(&gil), 0);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    WT_EQ(weft_gil_held(&gil), 1);
+    WT_EQ(weft_gil_acquire(&gil), -EDEADLK);
+    WT_EQ(weft_gil_check(&gil), 0);
+    WT_EQ(weft_gil_yield(&gil), 0); /* nobody waits */
+    WT_EQ(weft_gil_destroy(&gil), -EBUSY);
+    WT_EQ(weft_gil_release(&gil), 0);
+    WT_EQ(weft_gil_held(&gil), 0);
+    WT_EQ(weft_gil_release(&gil), -EPERM);
+    WT_EQ(weft_gil_yield(&gil), -EPERM);
+    WT_EQ(weft_gil_save(&gil), -EPERM);
+    WT_EQ(weft_gil_destroy(&gil), 0);
+}
+
+WT_CASE(bad_input_is_refused)
+{
+    WT_EQ(weft_gil_init(NULL, WEFT_GIL_FAIR, 0), -EINVAL);
+    WT_EQ(weft_gil_init(&gil, 7, 0), -EINVAL);
+    WT_EQ(weft_gil_init(&gil, WEFT_GIL_FAIR, -0.001), -EINVAL);
+    WT_EQ(weft_gil_init(&gil, WEFT_GIL_FAIR, NAN), -EINVAL);
+    WT_EQ(weft_gil_init(&gil, WEFT_GIL_FAIR, 1e9), -EINVAL);
+    WT_EQ(weft_gil_init(&gil, WEFT_GIL_FAIR, 0.001), 0);
+    WT_EQ(weft_gil_configure(&gil, -1, 0), -EINVAL);
+    WT_EQ(weft_gil_configure(NULL, WEFT_GIL_FAIR, 0), -EINVAL);
+    WT_EQ(weft_gil_destroy(NULL), -EINVAL);
+    WT_EQ(weft_gil_acquire(NULL), -EINVAL);
+    WT_EQ(weft_gil_release(NULL), -EINVAL);
+    WT_EQ(weft_gil_save(NULL), -EINVAL);
+    WT_EQ(weft_gil_restore(NULL, 0), -EINVAL);
+    WT_EQ(weft_gil_restore(&gil, -1), -EINVAL);
+    WT_EQ(weft_gil_ensure(NULL), -EINVAL);
+    WT_EQ(weft_gil_release_ensured(NULL, 0), -EINVAL);
+    WT_EQ(weft_gil_release_ensured(&gil, 2), -EINVAL);
+    WT_EQ(weft_gil_held(NULL), -EINVAL);
+    WT_EQ(weft_gil_yield(NULL), -EINVAL);
+    WT_EQ(weft_gil_check(NULL), -EINVAL);
+    weft_gil_stats_t st;
+    WT_EQ(weft_gil_stats(NULL, &st), -EINVAL);
+    WT_EQ(weft_gil_stats(&gil, NULL), -EINVAL);
+    WT_EQ(weft_gil_set_hooks(NULL, NULL), -EINVAL);
+}
+
+WT_CASE(the_default_gil_is_one_for_the_process)
+{
+    weft_gil_t *g = weft_gil_default();
+    WT_CHECK(g != NULL);
+    WT_CHECK(g == weft_gil_default());
+    WT_EQ(weft_gil_acquire(g), 0);
+    WT_EQ(weft_gil_held(g), 1);
+    WT_EQ(weft_gil_release(g), 0);
+}
+
+/* --- mutual exclusion ---------------------------------------------------------- */
+
+static long counter;
+static _Atomic int inside;
+static long rounds;
+
+static void *churn(void *arg)
+{
+    who = (int)(long)arg;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    for (long i = 0; i < rounds; i++) {
+        WT_EQ(atomic_fetch_add(&inside, 1), 0);
+        counter++; /* unguarded but for the GIL: TSan sees any overlap */
+        atomic_fetch_sub(&inside, 1);
+        WT_CHECK(weft_gil_check(&gil) >= 0);
+        if (i % 64 == 0) { /* a blocking call, now and then */
+            WEFT_GIL_RELEASED(&gil)
+            {
+                WT_EQ(weft_gil_held(&gil), 0);
+            }
+            WT_EQ(weft_gil_held(&gil), 1);
+        }
+    }
+    WT_EQ(weft_gil_release(&gil), 0);
+    return NULL;
+}
+
+static void exclusion(int mode)
+{
+    setup(mode, 0.0002);
+    rounds = wt_sanitizer() ? 20000 : 200000;
+    weft_thread_t *t[4];
+    for (long i = 0; i < 4; i++)
+        t[i] = spawn(churn, (void *)(i + 1));
+    for (int i = 0; i < 4; i++)
+        finish(t[i]);
+    WT_EQ(counter, 4 * rounds);
+    weft_gil_stats_t st;
+    WT_EQ(weft_gil_stats(&gil, &st), 0);
+    uint64_t in_hist = 0;
+    for (int i = 0; i < WEFT_GIL_HIST; i++)
+        in_hist += st.wait_hist[i];
+    WT_EQ(in_hist, st.waits);
+    WT_CHECK(st.acquires >= 4 + 4 * (uint64_t)(rounds / 64));
+    WT_CHECK(st.switches <= st.acquires);
+    WT_EQ(weft_gil_destroy(&gil), 0);
+}
+
+WT_CASE(holders_exclude_each_other_in_priority_mode)
+{
+    exclusion(WEFT_GIL_PRIORITY);
+}
+
+WT_CASE(holders_exclude_each_other_in_fair_mode)
+{
+    exclusion(WEFT_GIL_FAIR);
+}
+
+/* --- requests and forced switching ------------------------------------------- */
+
+static _Atomic int b_held;
+
+static void *take_once(void *arg)
+{
+    who = (int)(long)arg;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    atomic_store(&b_held, 1);
+    WT_EQ(weft_gil_release(&gil), 0);
+    return NULL;
+}
+
+/* The holder computes and checks; a waiter asks after its interval; the
+ * holder's check hands over and returns only once the waiter has had the
+ * GIL: it could not take it straight back. */
+WT_CASE(a_request_is_honoured_at_the_next_check_and_the_gil_does_not_come_straight_back)
+{
+    setup(WEFT_GIL_FAIR, 0.001);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *b = spawn(take_once, (void *)2);
+    await_queued(2);
+    int rc;
+    while ((rc = weft_gil_check(&gil)) == 0)
+        ;
+    WT_EQ(rc, 1);
+    WT_EQ(atomic_load(&b_held), 1);
+    WT_EQ(weft_gil_held(&gil), 1);
+    weft_gil_stats_t st;
+    WT_EQ(weft_gil_stats(&gil, &st), 0);
+    WT_EQ(st.forced, 1);
+    WT_EQ(weft_gil_release(&gil), 0);
+    finish(b);
+}
+
+/* In fair mode nobody is served before its interval: a thread back from a
+ * blocking call waits a whole interval behind one that only computes. */
+WT_CASE(fair_mode_makes_a_returning_thread_wait_its_interval)
+{
+    setup(WEFT_GIL_FAIR, 0.05);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    atomic_store(&b_held, 0);
+    double t0 = wt_now();
+    weft_thread_t *b = spawn(take_once, (void *)2);
+    while (weft_gil_check(&gil) == 0)
+        ;
+    WT_CHECK(wt_now() - t0 >= 0.05);
+    WT_EQ(weft_gil_release(&gil), 0);
+    finish(b);
+}
+
+static void *restore_once(void *arg)
+{
+    who = (int)(long)arg;
+    double t0 = wt_now();
+    WT_EQ(weft_gil_restore(&gil, 0), 0);
+    double *waited = malloc(sizeof *waited);
+    *waited = wt_now() - t0;
+    WT_EQ(weft_gil_release(&gil), 0);
+    return waited;
+}
+
+/* In priority mode a thread back from a blocking call asks at once: the
+ * holder's next check hands over, long before the interval. */
+WT_CASE(priority_mode_serves_a_returning_thread_at_the_next_check)
+{
+    setup(WEFT_GIL_PRIORITY, 20);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *b = spawn(restore_once, (void *)2);
+    while (weft_gil_check(&gil) == 0)
+        ;
+    WT_EQ(weft_gil_release(&gil), 0);
+    double *waited = finish(b);
+    WT_CHECK(*waited < 10);
+    free(waited);
+}
+
+/* A voluntary release serves the first rank before the second, whatever
+ * the order they queued in. */
+WT_CASE(a_returning_thread_is_served_before_one_that_queued_earlier)
+{
+    setup(WEFT_GIL_PRIORITY, 60);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *s = spawn(take_once, (void *)2);
+    await_queued(2);
+    weft_thread_t *p = spawn(restore_once, (void *)3);
+    await_queued(3);
+    int first = -1;
+    WT_EQ(weft_gil_release(&gil), 0);
+    free(finish(p));
+    finish(s);
+    for (int i = 0; i < atomic_load(&seq) && i < 64; i++)
+        if (log_event[i] == WEFT_GIL_EVENT_ACQUIRED && log_who[i] != 0 && first < 0)
+            first = log_who[i];
+    WT_EQ(first, 3);
+}
+
+/* Two threads that compute and check: each gets turns, so neither takes
+ * the GIL straight back after letting go (the case would hang if it did). */
+static _Atomic int turns[3];
+static _Atomic int stop;
+
+static void *compute(void *arg)
+{
+    who = (int)(long)arg;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    while (!atomic_load(&stop)) {
+        if (weft_gil_check(&gil) == 1)
+            atomic_fetch_add(&turns[who], 1);
+    }
+    WT_EQ(weft_gil_release(&gil), 0);
+    return NULL;
+}
+
+static bool both_had_turns(void *arg)
+{
+    (void)arg;
+    return atomic_load(&turns[1]) >= 5 && atomic_load(&turns[2]) >= 5;
+}
+
+WT_CASE(computing_threads_take_turns)
+{
+    setup(WEFT_GIL_FAIR, 0.0005);
+    weft_thread_t *a = spawn(compute, (void *)1), *b = spawn(compute, (void *)2);
+    wt_wait_until(both_had_turns, NULL, 30 * wt_slack());
+    atomic_store(&stop, 1);
+    finish(a);
+    finish(b);
+}
+
+/* Two I/O threads keep the first rank busy all the time; the computing
+ * thread still gets the GIL, again and again, within a few intervals. */
+static void *io_loop(void *arg)
+{
+    who = (int)(long)arg;
+    while (!atomic_load(&stop)) {
+        WT_EQ(weft_gil_restore(&gil, 0), 0);
+        WT_EQ(weft_gil_save(&gil), 0);
+    }
+    return NULL;
+}
+
+static bool computed_often(void *arg)
+{
+    (void)arg;
+    return atomic_load(&turns[1]) >= 5;
+}
+
+WT_CASE(io_threads_cannot_starve_a_computing_thread)
+{
+    setup(WEFT_GIL_PRIORITY, 0.002);
+    weft_thread_t *c = spawn(compute, (void *)1);
+    weft_thread_t *io1 = spawn(io_loop, (void *)2), *io2 = spawn(io_loop, (void *)3);
+    wt_wait_until(computed_often, NULL, 30 * wt_slack());
+    atomic_store(&stop, 1);
+    finish(io1);
+    finish(io2);
+    finish(c);
+}
+
+/* --- nesting and the released scope ----------------------------------------- */
+
+WT_CASE(ensure_nests_and_release_ensured_undoes_only_its_own)
+{
+    setup(WEFT_GIL_PRIORITY, 0);
+    WT_EQ(weft_gil_release_ensured(&gil, 0), -EPERM);
+    int outer = weft_gil_ensure(&gil);
+    WT_EQ(outer, 0);
+    int inner = weft_gil_ensure(&gil);
+    WT_EQ(inner, 1);
+    WT_EQ(weft_gil_release(&gil), -EPERM);            /* inside an ensure */
+    WT_EQ(weft_gil_release_ensured(&gil, 0), -EPERM); /* the inner one first */
+    int depth = weft_gil_save(&gil);
+    WT_EQ(depth, 1);
+    WT_EQ(weft_gil_held(&gil), 0);
+    WT_EQ(weft_gil_restore(&gil, depth), 0);
+    WT_EQ(weft_gil_release_ensured(&gil, inner), 0);
+    WT_EQ(weft_gil_held(&gil), 1);
+    WT_EQ(weft_gil_release_ensured(&gil, 1), -EPERM); /* no inner one left */
+    WT_EQ(weft_gil_release_ensured(&gil, outer), 0);
+    WT_EQ(weft_gil_held(&gil), 0);
+}
+
+static int scoped_break(void)
+{
+    for (int i = 0; i < 3; i++) {
+        WEFT_GIL_RELEASED(&gil)
+        {
+            if (i == 1)
+                return i; /* takes the GIL back on the way out */
+            WT_EQ(weft_gil_held(&gil), 0);
+        }
+        WT_EQ(weft_gil_held(&gil), 1);
+    }
+    return -1;
+}
+
+WT_CASE(the_released_scope_takes_the_gil_back_however_it_is_left)
+{
+    setup(WEFT_GIL_PRIORITY, 0);
+    int ran = 0;
+    WEFT_GIL_RELEASED(&gil) /* not held: runs all the same, restores nothing */
+    {
+        ran = 1;
+    }
+    WT_EQ(ran, 1);
+    WT_EQ(weft_gil_held(&gil), 0);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    WT_EQ(scoped_break(), 1);
+    WT_EQ(weft_gil_held(&gil), 1);
+    WEFT_GIL_RELEASED(&gil)
+    {
+        break;
+    }
+    WT_EQ(weft_gil_held(&gil), 1);
+    WT_EQ(weft_gil_release(&gil), 0);
+}
+
+/* --- events -------------------------------------------------------------------- */
+
+WT_CASE(events_come_in_order_and_a_release_comes_before_the_next_acquire)
+{
+    setup(WEFT_GIL_FAIR, 0.001);
+    who = 1;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *b = spawn(take_once, (void *)2);
+    await_queued(2);
+    WT_EQ(weft_gil_release(&gil), 0);
+    finish(b);
+    WT_EQ(weft_gil_set_hooks(&gil, NULL), 0);
+    WT_EQ(weft_gil_acquire(&gil), 0); /* no hooks now */
+    WT_EQ(weft_gil_release(&gil), 0);
+    int want_event[] = {WEFT_GIL_EVENT_ACQUIRED, WEFT_GIL_EVENT_READY, WEFT_GIL_EVENT_RELEASED,
+                        WEFT_GIL_EVENT_ACQUIRED, WEFT_GIL_EVENT_RELEASED};
+    int want_who[] = {1, 2, 1, 2, 2};
+    WT_EQ(atomic_load(&seq), 5);
+    for (int i = 0; i < 5; i++) {
+        WT_EQ(log_event[i], want_event[i]);
+        WT_EQ(log_who[i], want_who[i]);
+    }
+}
+
+/* --- fork ---------------------------------------------------------------------- */
+
+static int child_holds_and_can_pass_it_on(void *arg)
+{
+    (void)arg;
+    if (weft_gil_held(&gil) != 1)
+        return 1;
+    if (weft_gil_release(&gil) != 0) /* the parent's waiter is not here */
+        return 2;
+    if (weft_gil_acquire(&gil) != 0 || weft_gil_release(&gil) != 0)
+        return 3;
+    return weft_gil_destroy(&gil) == 0 ? 0 : 4;
+}
+
+WT_FAULT(a_child_forked_by_the_holder_holds_the_gil_and_forgets_the_waiters)
+{
+    setup(WEFT_GIL_PRIORITY, 60);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *b = spawn(take_once, (void *)2);
+    await_queued(2);
+    int status = wt_fork(child_holds_and_can_pass_it_on, NULL, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+    WT_EQ(weft_gil_release(&gil), 0);
+    finish(b);
+}
+
+static int child_finds_it_free(void *arg)
+{
+    (void)arg;
+    if (weft_gil_held(&gil) != 0)
+        return 1;
+    if (weft_gil_acquire(&gil) != 0)
+        return 2;
+    return weft_gil_release(&gil) == 0 ? 0 : 3;
+}
+
+static wt_gate holding = WT_GATE_INIT, done = WT_GATE_INIT;
+
+static void *hold_until_done(void *arg)
+{
+    who = (int)(long)arg;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    wt_gate_open(&holding);
+    wt_gate_wait(&done);
+    WT_EQ(weft_gil_release(&gil), 0);
+    return NULL;
+}
+
+WT_FAULT(a_child_forked_by_another_thread_finds_the_gil_free)
+{
+    setup(WEFT_GIL_PRIORITY, 60);
+    weft_thread_t *h = spawn(hold_until_done, (void *)2);
+    wt_gate_wait(&holding);
+    int status = wt_fork(child_finds_it_free, NULL, 30 * wt_slack());
+    WT_CHECK(WIFEXITED(status));
+    WT_EQ(WEXITSTATUS(status), 0);
+    wt_gate_open(&done);
+    finish(h);
+}
