@@ -205,6 +205,28 @@ WT_CASE(a_request_is_honoured_at_the_next_check_and_the_gil_does_not_come_straig
     finish(b);
 }
 
+static bool asked(void *arg)
+{
+    (void)arg;
+    return __atomic_load_n(&gil.drop_request, __ATOMIC_RELAXED) != 0;
+}
+
+/* A release made while a waiter has asked hands the GIL to that waiter: the
+ * releaser, coming straight back, queues behind it. */
+WT_CASE(a_release_made_after_a_request_hands_the_gil_over)
+{
+    setup(WEFT_GIL_FAIR, 0.001);
+    who = 1;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    weft_thread_t *b = spawn(take_once, (void *)2);
+    wt_wait_until(asked, NULL, 30 * wt_slack());
+    WT_EQ(weft_gil_release(&gil), 0);
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    WT_EQ(atomic_load(&b_held), 1);
+    WT_EQ(weft_gil_release(&gil), 0);
+    finish(b);
+}
+
 /* In fair mode nobody is served before its interval: a thread back from a
  * blocking call waits a whole interval behind one that only computes. */
 WT_CASE(fair_mode_makes_a_returning_thread_wait_its_interval)

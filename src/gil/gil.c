@@ -6,27 +6,43 @@
  * whole fast path); the second is the lock word:
  *
  *     bit 0  HELD     a thread holds the GIL
- *     bit 1  QUEUED   threads wait for it (only ever set with HELD)
+ *     bit 1  QUEUED   threads wait for it (alone: let go while they wait)
  *
  * so an acquire nobody contends is one compare-and-swap 0 -> HELD and its
  * release one HELD -> 0. Everything else (the two queues of waiters, the
  * holder's rank, the switch count, the mode) is guarded by `mu`, a weft Lock
  * held for a few instructions at a time and never across a wait.
  *
- * Waiting. A thread that finds the GIL held takes `mu`, sets QUEUED (or,
- * should the holder have let go meanwhile, takes the GIL), puts a waiter
- * record from its own stack at the tail of its rank's queue and parks on the
- * record's `granted` word. Whoever lets go with QUEUED set hands the GIL
- * straight to the waiter it chooses: the word stays HELD, `holder` becomes the
- * waiter's, and `granted` is set under `mu`, then unparked after `mu` is let
- * go (the waiter may have seen `granted` and returned by then: a futex wake on
- * a stack address that is gone wakes nobody, and nothing is written there
- * after `granted`). A thread that let go on request queues itself before it
- * hands over, so it cannot take the GIL straight back: CPython's forced
- * switching, here by construction.
+ * Waiting. A thread that finds the GIL held takes `mu`, sets QUEUED, puts a
+ * waiter record from its own stack at the tail of its rank's queue and
+ * parks on the record's `state` word. How the GIL then reaches it depends on
+ * how the holder lets go, as in CPython:
+ *
+ * - On request (a check that finds the drop request set, or a release made
+ *   while it is set): straight to the waiter chosen. The word stays HELD,
+ *   `holder` becomes the waiter's, its state GRANTED. The thread that let go
+ *   on request at a check queues itself first, so it cannot take the GIL
+ *   straight back: CPython's forced switching, here by construction.
+ * - Of its own accord (release, save: a blocking call is coming): the word
+ *   becomes QUEUED without HELD, and the waiter chosen is told WOKEN, once
+ *   (`woken` stays set until it acts). It takes `mu` and the GIL if nobody
+ *   has meanwhile; a thread that arrives first may take a free GIL if it is
+ *   of the first rank or no first-rank thread waits. So a thread back from a
+ *   short blocking call carries on without waiting for the woken one to be
+ *   scheduled, where handing the GIL over would make it wait twice: for that
+ *   thread to run, then for it to check and hand back. A woken waiter that
+ *   finds the GIL taken parks again; if the GIL then stays with one thread
+ *   for an interval, it asks, and the next release hands over.
+ *
+ * A waiter marks its state SLEEPING before it parks, and only a signal that
+ * finds the mark makes a system call to unpark it; the mark is cleared by
+ * the signal. Signals are made under `mu` and the unpark after it: the waiter
+ * may have seen its state and returned by then (a futex wake on a stack
+ * address that is gone wakes nobody, and nothing is written there after the
+ * state).
  *
  * Ranks. FIRST holds threads back from a blocking call (restore in priority
- * mode); SECOND everyone else. A hand-off serves the head of FIRST, unless
+ * mode); SECOND everyone else. The GIL goes to the head of FIRST, unless
  * the head of SECOND has waited a whole interval while FIRST was served
  * ahead of it: then it goes first, and its turn is protected for one
  * interval (a request made in that time is honoured when it ends), so a
@@ -37,9 +53,9 @@
  * (CPython's rule, in both modes). In priority mode a FIRST waiter sets it
  * at once, unless the holder came from FIRST too (I/O threads do not
  * preempt each other; they let go soon anyway). The holder honours a
- * request at its next check: it queues itself in SECOND and hands over.
- * After every hand-off the request is set again only if a FIRST waiter
- * still has the right to preempt the new holder.
+ * request at its next check or release. Whenever the GIL changes hands the
+ * request is set again only if a FIRST waiter has the right to preempt the
+ * new holder.
  *
  * Holders are named by a per-thread number (`self`), not by thread id: it
  * lives in thread-local memory, which a fork copies, so the thread that
@@ -59,8 +75,12 @@
 #include <stddef.h>
 #include <string.h>
 
-#define HELD                1u
-#define QUEUED              2u
+#define HELD   1u
+#define QUEUED 2u
+/* A waiter's state. */
+#define GRANTED             1u /* the GIL was handed to it */
+#define WOKEN               2u /* the GIL was let go: come and take it */
+#define SLEEPING            4u /* parked, or about to be: a signal must unpark it */
 #define RESETTING           UINT32_MAX
 #define DEFAULT_INTERVAL_NS 5000000
 #define MAX_INTERVAL        3600.0
@@ -72,9 +92,10 @@ struct waiter {
     uint64_t self;
     uint32_t depth; /* the ensure depth to hold the GIL at again */
     int rank;
+    bool woken;           /* told WOKEN and not yet acted on it (under mu) */
     int64_t since;        /* when it began to wait */
     uint32_t seen_switch; /* the switch count at its last look */
-    _Atomic uint32_t granted;
+    _Atomic uint32_t state;
 };
 
 struct gil {
@@ -85,7 +106,8 @@ struct gil {
     int mode;
     int64_t interval_ns; /* 0: DEFAULT_INTERVAL_NS */
     _Atomic uint64_t holder;
-    uint32_t depth; /* the holder's ensure nesting: the holder's alone */
+    _Atomic uint64_t last_self; /* the last thread to take it */
+    uint32_t depth;             /* the holder's ensure nesting: the holder's alone */
     _Atomic uint32_t holder_first;
     _Atomic int64_t protect_until; /* a starved thread's turn: requests wait until then */
     uint32_t switch_no;
@@ -209,24 +231,9 @@ static int64_t interval_of(struct gil *g)
     return g->interval_ns ? g->interval_ns : DEFAULT_INTERVAL_NS;
 }
 
-static void became_holder(struct gil *g, uint64_t self, int rank, uint32_t depth)
-{
-    atomic_store_explicit(&g->holder, self, memory_order_relaxed);
-    atomic_store_explicit(&g->holder_first, rank == FIRST, memory_order_relaxed);
-    g->depth = depth;
-    bump(&g->st.acquires, 1);
-    emit(g, WEFT_GIL_EVENT_ACQUIRED);
-}
-
 static bool holds(struct gil *g)
 {
     return atomic_load_explicit(&g->holder, memory_order_relaxed) == me();
-}
-
-/* Ask the holder to let go at its next check. */
-static void ask(struct gil *g)
-{
-    atomic_store_explicit(&g->drop, 1, memory_order_relaxed);
 }
 
 /* May a FIRST waiter ask the holder to let go at once? (Under mu.) */
@@ -234,6 +241,41 @@ static bool first_may_preempt(struct gil *g)
 {
     return g->mode == WEFT_GIL_PRIORITY &&
            !atomic_load_explicit(&g->holder_first, memory_order_relaxed);
+}
+
+static void set_holder(struct gil *g, uint64_t self, int rank, uint32_t depth)
+{
+    atomic_store_explicit(&g->holder, self, memory_order_relaxed);
+    atomic_store_explicit(&g->holder_first, rank == FIRST, memory_order_relaxed);
+    g->depth = depth;
+}
+
+/* The calling thread has just taken the GIL. */
+static void acquired(struct gil *g)
+{
+    bump(&g->st.acquires, 1);
+    emit(g, WEFT_GIL_EVENT_ACQUIRED);
+}
+
+/* The holder is `self` now: its rank, its depth, its protection. A change
+ * of thread is a switch; and the drop request is set again only if a FIRST
+ * waiter may preempt this holder. (Under mu, or with nobody queued.) */
+static void now_held_by(struct gil *g, uint64_t self, int rank, uint32_t depth, int64_t protect)
+{
+    set_holder(g, self, rank, depth);
+    atomic_store_explicit(&g->protect_until, protect, memory_order_relaxed);
+    if (atomic_load_explicit(&g->last_self, memory_order_relaxed) != self) {
+        atomic_store_explicit(&g->last_self, self, memory_order_relaxed);
+        g->switch_no++;
+        bump(&g->st.switches, 1);
+    }
+    atomic_store_explicit(&g->drop, g->head[FIRST] && first_may_preempt(g), memory_order_relaxed);
+}
+
+/* Ask the holder to let go at its next check. */
+static void ask(struct gil *g)
+{
+    atomic_store_explicit(&g->drop, 1, memory_order_relaxed);
 }
 
 static void enqueue(struct gil *g, struct waiter *w)
@@ -246,94 +288,190 @@ static void enqueue(struct gil *g, struct waiter *w)
     g->tail[w->rank] = w;
 }
 
-static struct waiter *dequeue(struct gil *g, int rank)
+/* Take w off its queue (under mu); QUEUED goes with the last waiter. */
+static void unlink_waiter(struct gil *g, struct waiter *w)
 {
-    struct waiter *w = g->head[rank];
-    if (w && !(g->head[rank] = w->next))
-        g->tail[rank] = NULL;
-    return w;
+    struct waiter **p = &g->head[w->rank], *prev = NULL;
+    while (*p != w) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    *p = w->next;
+    if (g->tail[w->rank] == w)
+        g->tail[w->rank] = prev;
+    if (!g->head[FIRST] && !g->head[SECOND])
+        atomic_fetch_and_explicit(&g->word, ~QUEUED, memory_order_relaxed);
 }
 
-/* The waiter served next, taken off its queue (under mu); *starved says it
- * is a SECOND waiter served ahead of FIRST ones after a whole interval. */
-static struct waiter *choose(struct gil *g, int64_t now, bool *starved)
+/* Is w a SECOND waiter that FIRST ones have kept waiting a whole interval? */
+static bool starved(struct gil *g, struct waiter *w, int64_t now)
+{
+    return w->rank == SECOND && g->head[FIRST] && now - w->since >= interval_of(g);
+}
+
+/* The waiter to serve next (under mu, with someone queued). */
+static struct waiter *best(struct gil *g, int64_t now)
 {
     struct waiter *second = g->head[SECOND];
-    *starved = g->head[FIRST] && second && now - second->since >= interval_of(g);
-    if (*starved || !g->head[FIRST])
-        return dequeue(g, SECOND);
-    return dequeue(g, FIRST);
+    if (second && (!g->head[FIRST] || starved(g, second, now)))
+        return second;
+    return g->head[FIRST];
 }
 
-/* Give the GIL to the next waiter (under mu, with QUEUED set); the caller
- * unparks the result after letting go of mu. */
-static struct waiter *hand_off(struct gil *g)
+/* The protection a waiter taking the GIL now earns. */
+static int64_t protection(struct gil *g, struct waiter *w, int64_t now)
 {
-    int64_t now = weft__now_ns();
-    bool starved;
-    struct waiter *w = choose(g, now, &starved);
-    if (!g->head[FIRST] && !g->head[SECOND])
-        atomic_store_explicit(&g->word, HELD, memory_order_relaxed);
-    atomic_store_explicit(&g->holder, w->self, memory_order_relaxed);
-    atomic_store_explicit(&g->holder_first, w->rank == FIRST, memory_order_relaxed);
-    atomic_store_explicit(&g->protect_until, starved ? now + interval_of(g) : 0,
-                          memory_order_relaxed);
-    g->depth = w->depth;
-    g->switch_no++;
-    atomic_store_explicit(&g->drop, g->head[FIRST] && first_may_preempt(g), memory_order_relaxed);
-    bump(&g->st.switches, 1);
-    count_wait(g, now - w->since);
-    atomic_store_explicit(&w->granted, 1, memory_order_release);
-    return w;
+    return starved(g, w, now) ? now + interval_of(g) : 0;
+}
+
+/* Set w's state (under mu); w if it must be unparked once mu is let go. */
+static struct waiter *signal_waiter(struct waiter *w, uint32_t what)
+{
+    uint32_t old = atomic_exchange_explicit(&w->state, what, memory_order_release);
+    return old & SLEEPING ? w : NULL;
 }
 
 static void wake(struct waiter *w)
 {
-    weft__unpark(&w->granted, 1, WEFT__WAIT_GIL);
+    if (w)
+        weft__unpark(&w->state, 1, WEFT__WAIT_GIL);
 }
 
-/* One switch interval has passed for w without the GIL (under mu). */
-static void interval_passed(struct gil *g, struct waiter *w)
+/* Hand the GIL straight to the waiter served next (under mu, the caller
+ * holding the GIL, someone queued). */
+static struct waiter *hand_over(struct gil *g)
 {
-    if (g->switch_no == w->seen_switch)
-        ask(g);
-    w->seen_switch = g->switch_no;
+    int64_t now = weft__now_ns();
+    struct waiter *w = best(g, now);
+    int64_t protect = protection(g, w, now);
+    unlink_waiter(g, w);
+    now_held_by(g, w->self, w->rank, w->depth, protect);
+    return signal_waiter(w, GRANTED);
 }
 
-/* Park until a hand-off grants w the GIL, looking again every interval. */
+/* Let go of the GIL of one's own accord with threads queued (under mu):
+ * free it, and wake the waiter served next unless it is awake already. */
+static struct waiter *let_go(struct gil *g)
+{
+    atomic_store_explicit(&g->word, QUEUED, memory_order_release);
+    struct waiter *w = best(g, weft__now_ns());
+    if (w->woken)
+        return NULL;
+    w->woken = true;
+    return signal_waiter(w, WOKEN);
+}
+
+/* Take the GIL if it is free (under mu, QUEUED set): for a woken waiter, or
+ * one whose interval passed while the GIL was free. */
+static bool claim(struct gil *g, struct waiter *w)
+{
+    w->woken = false;
+    if (atomic_load_explicit(&g->word, memory_order_relaxed) & HELD)
+        return false;
+    int64_t protect = protection(g, w, weft__now_ns());
+    /* HELD before w leaves the queue: with w the last, the word would be 0
+     * between the two, and a fast acquire would take the GIL too. */
+    atomic_fetch_or_explicit(&g->word, HELD, memory_order_relaxed);
+    unlink_waiter(g, w);
+    now_held_by(g, w->self, w->rank, w->depth, protect);
+    return true;
+}
+
+/* w's state is WOKEN: take the GIL, or go back to waiting. */
+static bool act_on_wake(struct gil *g, struct waiter *w)
+{
+    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    bool mine = atomic_load_explicit(&w->state, memory_order_relaxed) == GRANTED || claim(g, w);
+    if (!mine)
+        atomic_store_explicit(&w->state, 0, memory_order_relaxed);
+    weft_lock_release(&g->mu);
+    return mine;
+}
+
+/* One switch interval has passed for w without the GIL: take it if it is
+ * free, else ask for it if it has not changed hands meanwhile. */
+static bool interval_passed(struct gil *g, struct waiter *w)
+{
+    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    uint32_t state = atomic_load_explicit(&w->state, memory_order_relaxed) & ~SLEEPING;
+    bool mine = state == GRANTED || (state == 0 && claim(g, w));
+    if (!mine && state == 0) {
+        if (g->switch_no == w->seen_switch)
+            ask(g);
+        w->seen_switch = g->switch_no;
+    }
+    weft_lock_release(&g->mu);
+    return mine;
+}
+
+/* Whether w holds the GIL now, from its state. */
+static bool settled(struct gil *g, struct waiter *w, uint32_t state)
+{
+    return state == GRANTED || (state == WOKEN && act_on_wake(g, w));
+}
+
+/* Wait until w holds the GIL: poll a little, then park, one interval at a
+ * time. */
 static void wait_turn(struct gil *g, struct waiter *w, int64_t interval)
 {
+    weft__deadline_t deadline = w->since + interval;
     weft__spin_t s;
-    for (weft__spin_begin(&s, WEFT__SPIN_HANDOFF); weft__spin_next(&s);)
-        if (atomic_load_explicit(&w->granted, memory_order_acquire))
+    for (weft__spin_begin(&s, WEFT__SPIN_HANDOFF); weft__spin_next(&s);) {
+        uint32_t state = atomic_load_explicit(&w->state, memory_order_acquire);
+        if (state && settled(g, w, state))
             return;
-    weft__deadline_t deadline = weft__now_ns() + interval;
-    while (!atomic_load_explicit(&w->granted, memory_order_acquire)) {
-        if (weft__park(&w->granted, 0, deadline, WEFT__WAIT_GIL) != -ETIMEDOUT)
+        if (weft__now_ns() >= deadline)
+            break; /* a short interval: time to ask, not to look */
+    }
+    for (;;) {
+        uint32_t state = atomic_load_explicit(&w->state, memory_order_acquire);
+        if (state == 0) {
+            atomic_compare_exchange_strong_explicit(&w->state, &state, SLEEPING,
+                                                    memory_order_relaxed, memory_order_relaxed);
             continue;
-        weft_lock_acquire(&g->mu, WEFT_FOREVER);
-        if (!atomic_load_explicit(&w->granted, memory_order_relaxed))
-            interval_passed(g, w);
-        weft_lock_release(&g->mu);
-        deadline = weft__now_ns() + interval;
+        }
+        if (state != SLEEPING) {
+            if (settled(g, w, state))
+                return;
+            continue;
+        }
+        if (weft__park(&w->state, SLEEPING, deadline, WEFT__WAIT_GIL) == -ETIMEDOUT) {
+            if (interval_passed(g, w))
+                return;
+            deadline = weft__now_ns() + interval;
+        }
     }
 }
 
-/* Queue w (under mu, QUEUED set) and wait for the GIL. */
-static void queue_and_wait(struct gil *g, struct waiter *w)
+/* Queue w (under mu, QUEUED set; mu is let go here) and wait for the GIL.
+ * A holder that lets go on request queues first and hands over second
+ * (`hand_over_first`): the GIL cannot come straight back to it. */
+static void queue_and_wait(struct gil *g, struct waiter *w, bool hand_over_first)
 {
     w->since = weft__now_ns();
-    w->seen_switch = g->switch_no;
-    atomic_init(&w->granted, 0);
+    atomic_init(&w->state, 0);
     enqueue(g, w);
-    if (w->rank == FIRST && first_may_preempt(g))
+    struct waiter *next = NULL;
+    if (hand_over_first)
+        next = hand_over(g);
+    else if (w->rank == FIRST && first_may_preempt(g))
         ask(g);
+    w->seen_switch = g->switch_no;
     int64_t interval = interval_of(g);
     weft_lock_release(&g->mu);
+    wake(next);
     emit(g, WEFT_GIL_EVENT_READY);
     wait_turn(g, w, interval);
-    bump(&g->st.acquires, 1);
-    emit(g, WEFT_GIL_EVENT_ACQUIRED);
+    count_wait(g, weft__now_ns() - w->since);
+    acquired(g);
+}
+
+/* May a thread of `rank` take the GIL while it is free and others queue?
+ * (Under mu.) The first rank may; the second only when no first-rank
+ * thread waits. */
+static bool may_take_free(struct gil *g, int rank)
+{
+    return rank == FIRST || !g->head[FIRST];
 }
 
 static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
@@ -341,11 +479,12 @@ static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
     uint32_t v = atomic_load_explicit(&g->word, memory_order_relaxed);
     for (;;) {
-        if (!(v & HELD)) {
+        if (!(v & HELD) && (!(v & QUEUED) || may_take_free(g, rank))) {
             if (atomic_compare_exchange_weak_explicit(&g->word, &v, v | HELD, memory_order_acquire,
                                                       memory_order_relaxed)) {
+                now_held_by(g, self, rank, depth, 0);
                 weft_lock_release(&g->mu);
-                became_holder(g, self, rank, depth);
+                acquired(g);
                 return 0;
             }
         } else if ((v & QUEUED) || atomic_compare_exchange_weak_explicit(&g->word, &v, v | QUEUED,
@@ -355,7 +494,7 @@ static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
         }
     }
     struct waiter w = {.self = self, .depth = depth, .rank = rank};
-    queue_and_wait(g, &w);
+    queue_and_wait(g, &w, false);
     return 0;
 }
 
@@ -367,23 +506,34 @@ static int take(struct gil *g, int rank, uint32_t depth)
     uint32_t v = 0;
     if (atomic_compare_exchange_strong_explicit(&g->word, &v, HELD, memory_order_acquire,
                                                 memory_order_relaxed)) {
-        became_holder(g, self, rank, depth);
+        /* Nobody queued: no switch to count, no request to set. */
+        set_holder(g, self, rank, depth);
+        atomic_store_explicit(&g->last_self, self, memory_order_relaxed);
+        acquired(g);
         return 0;
     }
     return take_slow(g, self, rank, depth);
 }
 
-/* Let go (the caller holds the GIL), handing it over if anyone waits. */
+/* Let go (the caller holds the GIL, of its own accord): to the waiter
+ * served next if one has asked for it, else free for whoever comes first. */
 static void give(struct gil *g)
 {
     emit(g, WEFT_GIL_EVENT_RELEASED);
     atomic_store_explicit(&g->holder, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->protect_until, 0, memory_order_relaxed);
     uint32_t v = HELD;
     if (atomic_compare_exchange_strong_explicit(&g->word, &v, 0, memory_order_release,
                                                 memory_order_relaxed))
         return;
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
-    struct waiter *w = hand_off(g);
+    struct waiter *w;
+    if (atomic_load_explicit(&g->drop, memory_order_relaxed)) {
+        bump(&g->st.forced, 1);
+        w = hand_over(g);
+    } else {
+        w = let_go(g);
+    }
     weft_lock_release(&g->mu);
     wake(w);
 }
@@ -535,28 +685,14 @@ int weft_gil_yield(weft_gil_t *gil)
     int64_t protect = atomic_load_explicit(&g->protect_until, memory_order_relaxed);
     if (protect && weft__now_ns() < protect)
         return 0; /* a starved thread's turn: the request waits */
-    /* Waiters leave the queues only by a hand-off, which only the holder
-     * makes: with QUEUED seen, someone is there to hand over to. */
+    /* While the caller holds the GIL, waiters leave the queues only by its
+     * own hand-offs: with QUEUED seen, someone is there to hand over to. */
     emit(g, WEFT_GIL_EVENT_RELEASED);
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
     if (atomic_load_explicit(&g->drop, memory_order_relaxed))
         bump(&g->st.forced, 1);
-    /* Queue first, hand over second: the GIL cannot come straight back, and
-     * the queue stays non-empty (QUEUED set) through the hand-off, so the new
-     * holder's release cannot miss this thread. */
     struct waiter self = {.self = me(), .depth = g->depth, .rank = SECOND};
-    self.since = weft__now_ns();
-    atomic_init(&self.granted, 0);
-    enqueue(g, &self);
-    struct waiter *next = hand_off(g);
-    self.seen_switch = g->switch_no;
-    int64_t interval = interval_of(g);
-    weft_lock_release(&g->mu);
-    wake(next);
-    emit(g, WEFT_GIL_EVENT_READY);
-    wait_turn(g, &self, interval);
-    bump(&g->st.acquires, 1);
-    emit(g, WEFT_GIL_EVENT_ACQUIRED);
+    queue_and_wait(g, &self, true);
     return 1;
 }
 
