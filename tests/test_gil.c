@@ -352,6 +352,74 @@ WT_CASE(io_threads_cannot_starve_a_computing_thread)
     finish(c);
 }
 
+/* Two threads that compute wait an interval for each other all the time;
+ * that must not put them ahead of a thread back from I/O for ever. */
+static int io_rounds_wanted;
+static _Atomic int io_rounds;
+static double longest_restore;
+
+static void *io_rounds_loop(void *arg)
+{
+    who = (int)(long)arg;
+    WT_EQ(weft_gil_acquire(&gil), 0);
+    for (int i = 0; i < io_rounds_wanted; i++) {
+        int depth = weft_gil_save(&gil);
+        WT_EQ(depth, 0);
+        usleep(100);
+        double t0 = wt_now();
+        WT_EQ(weft_gil_restore(&gil, depth), 0);
+        if (wt_now() - t0 > longest_restore)
+            longest_restore = wt_now() - t0;
+        atomic_fetch_add(&io_rounds, 1);
+    }
+    WT_EQ(weft_gil_release(&gil), 0);
+    return NULL;
+}
+
+WT_CASE(two_computing_threads_cannot_starve_an_io_thread)
+{
+    setup(WEFT_GIL_PRIORITY, 0.002);
+    io_rounds_wanted = wt_sanitizer() ? 1000 : 3000; /* starved, it stalled within 500 */
+    weft_thread_t *c1 = spawn(compute, (void *)1), *c2 = spawn(compute, (void *)2);
+    finish(spawn(io_rounds_loop, (void *)3));
+    WT_EQ(atomic_load(&io_rounds), io_rounds_wanted);
+    /* A few intervals at most; starved, it waited seconds. */
+    WT_CHECK(longest_restore < 0.5 * wt_slack());
+    atomic_store(&stop, 1);
+    finish(c1);
+    finish(c2);
+}
+
+/* The thread that takes the GIL last may destroy it and free its memory as
+ * soon as it has let go, while the thread that handed it over may still be
+ * on its way out of release (run under ASan, a write after the free shows). */
+static void *last_user(void *arg)
+{
+    weft_gil_t *mine = arg;
+    who = 2;
+    WT_EQ(weft_gil_acquire(mine), 0);
+    WT_EQ(weft_gil_release(mine), 0);
+    WT_EQ(weft_gil_destroy(mine), 0);
+    free(mine);
+    return NULL;
+}
+
+WT_CASE(the_last_holder_may_free_the_gil_at_once)
+{
+    int n = wt_sanitizer() ? 500 : 2000;
+    for (int i = 0; i < n; i++) {
+        weft_gil_t *g = malloc(sizeof *g);
+        WT_EQ(weft_gil_init(g, i % 2 ? WEFT_GIL_FAIR : WEFT_GIL_PRIORITY, 0), 0);
+        atomic_store(&queued[2], 0);
+        WT_EQ(weft_gil_set_hooks(g, &recorder), 0);
+        WT_EQ(weft_gil_acquire(g), 0);
+        weft_thread_t *t = spawn(last_user, g);
+        await_queued(2);
+        WT_EQ(weft_gil_release(g), 0);
+        finish(t);
+    }
+}
+
 /* --- nesting and the released scope ----------------------------------------- */
 
 WT_CASE(ensure_nests_and_release_ensured_undoes_only_its_own)
@@ -493,4 +561,82 @@ WT_FAULT(a_child_forked_by_another_thread_finds_the_gil_free)
     WT_EQ(WEXITSTATUS(status), 0);
     wt_gate_open(&done);
     finish(h);
+}
+
+/* --- everything at once ------------------------------------------------------- */
+
+static unsigned next_random(unsigned *s)
+{
+    *s = *s * 1103515245 + 12345;
+    return *s >> 16;
+}
+
+static void guarded_step(void)
+{
+    WT_EQ(atomic_fetch_add(&inside, 1), 0);
+    counter++;
+    atomic_fetch_sub(&inside, 1);
+}
+
+/* One of: a plain hold with checks, nested ensures around a save and a
+ * yield, a restore and the released scope, and (thread 1) a change of mode
+ * and interval. */
+static void mixed_op(unsigned *s, long me)
+{
+    int e1, e2;
+    switch (next_random(s) % 4) {
+    case 0:
+        WT_EQ(weft_gil_acquire(&gil), 0);
+        for (int i = 0; i < 50; i++) {
+            guarded_step();
+            WT_CHECK(weft_gil_check(&gil) >= 0);
+        }
+        WT_EQ(weft_gil_release(&gil), 0);
+        break;
+    case 1:
+        WT_EQ(e1 = weft_gil_ensure(&gil), 0);
+        WT_EQ(e2 = weft_gil_ensure(&gil), 1);
+        guarded_step();
+        WT_EQ(weft_gil_restore(&gil, weft_gil_save(&gil)), 0);
+        WT_CHECK(weft_gil_yield(&gil) >= 0);
+        guarded_step();
+        WT_EQ(weft_gil_release_ensured(&gil, e2), 0);
+        WT_EQ(weft_gil_release_ensured(&gil, e1), 0);
+        break;
+    case 2:
+        WT_EQ(weft_gil_restore(&gil, 0), 0);
+        guarded_step();
+        WEFT_GIL_RELEASED(&gil)
+        {
+            WT_EQ(weft_gil_held(&gil), 0);
+        }
+        guarded_step();
+        WT_EQ(weft_gil_save(&gil), 0);
+        break;
+    default:
+        if (me == 1)
+            WT_EQ(
+                weft_gil_configure(&gil, (int)(next_random(s) & 1), (next_random(s) % 3) * 0.0001),
+                0);
+    }
+}
+
+static void *mixed(void *arg)
+{
+    unsigned s = (unsigned)(long)arg;
+    for (long i = 0; i < rounds; i++)
+        mixed_op(&s, (long)arg);
+    return NULL;
+}
+
+WT_STRESS(every_operation_at_once_keeps_exclusion_and_ends)
+{
+    setup(WEFT_GIL_PRIORITY, 0.0001);
+    rounds = wt_sanitizer() ? 20000 : 100000;
+    weft_thread_t *t[4];
+    for (long i = 0; i < 4; i++)
+        t[i] = spawn(mixed, (void *)(i + 1));
+    for (int i = 0; i < 4; i++)
+        finish(t[i]);
+    WT_EQ(weft_gil_destroy(&gil), 0);
 }

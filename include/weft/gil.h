@@ -82,7 +82,9 @@ enum {
  * or one above an hour). */
 WEFT_API int weft_gil_init(weft_gil_t *gil, int mode, double interval);
 /* Change the mode and interval of a GIL in use (sys.setswitchinterval);
- * waiters already queued keep their rank. Errors as weft_gil_init. */
+ * waiters already queued keep their rank, and the interval they are in (the
+ * new one applies from their next look, as in CPython). Errors as
+ * weft_gil_init. */
 WEFT_API int weft_gil_configure(weft_gil_t *gil, int mode, double interval);
 /* -EBUSY while a thread holds it or waits for it. */
 WEFT_API int weft_gil_destroy(weft_gil_t *gil);
@@ -92,9 +94,10 @@ WEFT_API weft_gil_t *weft_gil_default(void);
 /* Take the GIL, waiting as long as it takes. -EDEADLK if the caller holds it
  * already (weft_gil_ensure nests). */
 WEFT_API int weft_gil_acquire(weft_gil_t *gil);
-/* Let go of the GIL, handing it to the next waiter if there is one. -EPERM if
- * the caller does not hold it, or holds it through weft_gil_ensure (release
- * that with weft_gil_release_ensured). */
+/* Let go of the GIL: to the waiter that asked for it, if one has, else free
+ * for whoever comes first (the next waiter is woken). -EPERM if the caller
+ * does not hold it, or holds it nested (an inner weft_gil_ensure not yet
+ * released). */
 WEFT_API int weft_gil_release(weft_gil_t *gil);
 
 /* Around a blocking call: release the GIL at any depth of ensure and return
@@ -107,7 +110,7 @@ WEFT_API int weft_gil_restore(weft_gil_t *gil, int saved);
  * it already (a nested ensure), 0 if it took it now. Give the result to
  * weft_gil_release_ensured, which releases only what its ensure took. -EPERM
  * for a result that does not match the caller's state (an inner ensure not
- * yet released, or a GIL not held). */
+ * yet released, or a GIL not held); -EOVERFLOW past 2^31 - 1 nested ensures. */
 WEFT_API int weft_gil_ensure(weft_gil_t *gil);
 WEFT_API int weft_gil_release_ensured(weft_gil_t *gil, int ensured);
 
@@ -115,12 +118,15 @@ WEFT_API int weft_gil_release_ensured(weft_gil_t *gil, int ensured);
 WEFT_API int weft_gil_held(weft_gil_t *gil);
 
 /* Let the next waiter run now, if one waits, and take the GIL back after it:
- * 1 if the GIL changed hands, 0 if nobody waited. -EPERM if the caller does
- * not hold it. */
+ * 1 if the GIL changed hands, 0 if nobody waited (or a thread passed over for
+ * an interval is having its protected turn). -EPERM if the caller does not
+ * hold it. */
 WEFT_API int weft_gil_yield(weft_gil_t *gil);
 
 /* What the holder calls often: 0 at once (one load) unless a waiter has asked
- * for the GIL, else weft_gil_yield's result. */
+ * for the GIL, else weft_gil_yield's result. The fast path does not check
+ * that the caller holds the GIL: a thread that does not gets 0, or -EPERM
+ * while a request is pending. */
 static inline int weft_gil_check(weft_gil_t *gil)
 {
     if (__builtin_expect(gil != NULL && __atomic_load_n(&gil->drop_request, __ATOMIC_RELAXED) == 0,
@@ -164,8 +170,11 @@ WEFT_API int weft_gil_set_hooks(weft_gil_t *gil, const weft_gil_hooks_t *hooks);
  * Run a statement or block without the GIL (Py_BEGIN_ALLOW_THREADS ...
  * Py_END_ALLOW_THREADS): the GIL is released before it and taken back after,
  * with the priority of a thread back from a blocking call, however the block
- * is left (break leaves the block; return and goto out of it take the GIL
- * back too). A caller that does not hold the GIL runs the block all the same.
+ * is left: break and continue leave the block (not an enclosing loop);
+ * return and goto out of it take the GIL back too, after the return value
+ * was computed without it. A caller that does not hold the GIL runs the
+ * block all the same. The block must end as it began, without the GIL: had
+ * it taken the GIL, the restore at its end would fail (-EDEADLK, dropped).
  */
 struct weft__gil_scope {
     weft_gil_t *gil;

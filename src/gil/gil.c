@@ -78,10 +78,10 @@
 #define HELD   1u
 #define QUEUED 2u
 /* A waiter's state. */
-#define GRANTED             1u /* the GIL was handed to it */
-#define WOKEN               2u /* the GIL was let go: come and take it */
-#define SLEEPING            4u /* parked, or about to be: a signal must unpark it */
-#define RESETTING           UINT32_MAX
+#define GRANTED             1u          /* the GIL was handed to it */
+#define WOKEN               2u          /* the GIL was let go: come and take it */
+#define SLEEPING            4u          /* parked, or about to be: a signal must unpark it */
+#define RESETTING           0x80000000u /* | the fork count the reset is for */
 #define DEFAULT_INTERVAL_NS 5000000
 #define MAX_INTERVAL        3600.0
 
@@ -148,7 +148,7 @@ static void count_fork_in_child(void)
 {
     forker = self_id;
     uint32_t n = atomic_load_explicit(&forks, memory_order_relaxed) + 1;
-    atomic_store_explicit(&forks, n == RESETTING ? 0 : n, memory_order_relaxed);
+    atomic_store_explicit(&forks, n & ~RESETTING, memory_order_relaxed);
 }
 
 WEFT__CONSTRUCTOR static void gil_boot(void)
@@ -175,11 +175,14 @@ static void settle_fork_slow(struct gil *g, uint32_t now)
 {
     uint32_t gen = atomic_load_explicit(&g->gen, memory_order_acquire);
     while (gen != now) {
-        if (gen == RESETTING) {
+        if (gen == (RESETTING | now)) { /* a thread of this process resets it */
             sched_yield();
             gen = atomic_load_explicit(&g->gen, memory_order_acquire);
-        } else if (atomic_compare_exchange_weak_explicit(
-                       &g->gen, &gen, RESETTING, memory_order_acquire, memory_order_acquire)) {
+        } else if (atomic_compare_exchange_weak_explicit(&g->gen, &gen, RESETTING | now,
+                                                         memory_order_acquire,
+                                                         memory_order_acquire)) {
+            /* (A mark for another count is an ancestor's reset, cut short by
+             * a fork: nobody here will finish it, so this thread does.) */
             reset_in_child(g);
             atomic_store_explicit(&g->gen, now, memory_order_release);
             return;
@@ -215,7 +218,7 @@ static void count_wait(struct gil *g, int64_t ns)
 {
     uint64_t us = (uint64_t)(ns < 0 ? 0 : ns) / 1000;
     int bucket = 0;
-    while (bucket < WEFT_GIL_HIST - 1 && us >= (1ull << bucket) - (bucket == 0))
+    while (bucket < WEFT_GIL_HIST - 1 && us >= (1ull << bucket))
         bucket++;
     bump(&g->st.waits, 1);
     bump(&g->st.wait_total_ns, (uint64_t)ns);
@@ -228,7 +231,8 @@ static void count_wait(struct gil *g, int64_t ns)
 
 static int64_t interval_of(struct gil *g)
 {
-    return g->interval_ns ? g->interval_ns : DEFAULT_INTERVAL_NS;
+    int64_t ns = __atomic_load_n(&g->interval_ns, __ATOMIC_RELAXED);
+    return ns ? ns : DEFAULT_INTERVAL_NS;
 }
 
 static bool holds(struct gil *g)
@@ -239,7 +243,7 @@ static bool holds(struct gil *g)
 /* May a FIRST waiter ask the holder to let go at once? (Under mu.) */
 static bool first_may_preempt(struct gil *g)
 {
-    return g->mode == WEFT_GIL_PRIORITY &&
+    return __atomic_load_n(&g->mode, __ATOMIC_RELAXED) == WEFT_GIL_PRIORITY &&
            !atomic_load_explicit(&g->holder_first, memory_order_relaxed);
 }
 
@@ -303,10 +307,15 @@ static void unlink_waiter(struct gil *g, struct waiter *w)
         atomic_fetch_and_explicit(&g->word, ~QUEUED, memory_order_relaxed);
 }
 
-/* Is w a SECOND waiter that FIRST ones have kept waiting a whole interval? */
+/* Is w a SECOND waiter that FIRST ones have kept waiting a whole interval?
+ * Only if it has also waited longer than the FIRST one next in line: two
+ * threads that compute wait an interval for each other all the time, and
+ * were that enough, they would take turns ahead of the FIRST rank for ever. */
 static bool starved(struct gil *g, struct waiter *w, int64_t now)
 {
-    return w->rank == SECOND && g->head[FIRST] && now - w->since >= interval_of(g);
+    struct waiter *first = g->head[FIRST];
+    return w->rank == SECOND && first && now - w->since >= interval_of(g) &&
+           w->since <= first->since;
 }
 
 /* The waiter to serve next (under mu, with someone queued). */
@@ -324,21 +333,24 @@ static int64_t protection(struct gil *g, struct waiter *w, int64_t now)
     return starved(g, w, now) ? now + interval_of(g) : 0;
 }
 
-/* Set w's state (under mu); w if it must be unparked once mu is let go. */
+/* Set w's state; w if it must be unparked. */
 static struct waiter *signal_waiter(struct waiter *w, uint32_t what)
 {
     uint32_t old = atomic_exchange_explicit(&w->state, what, memory_order_release);
     return old & SLEEPING ? w : NULL;
 }
 
+/* Unpark w (a system call, no memory of w's is touched: it may be gone). */
 static void wake(struct waiter *w)
 {
     if (w)
         weft__unpark(&w->state, 1, WEFT__WAIT_GIL);
 }
 
-/* Hand the GIL straight to the waiter served next (under mu, the caller
- * holding the GIL, someone queued). */
+/* Make the GIL w's (under mu, the caller holding the GIL, someone queued):
+ * off the queue, the holder. The caller tells w with grant() once it has let
+ * go of mu: until then w cannot leave, and once told it may take the GIL,
+ * let it go, destroy it and free its memory, mu with it. */
 static struct waiter *hand_over(struct gil *g)
 {
     int64_t now = weft__now_ns();
@@ -346,7 +358,13 @@ static struct waiter *hand_over(struct gil *g)
     int64_t protect = protection(g, w, now);
     unlink_waiter(g, w);
     now_held_by(g, w->self, w->rank, w->depth, protect);
-    return signal_waiter(w, GRANTED);
+    return w;
+}
+
+static void grant(struct waiter *w)
+{
+    if (w)
+        wake(signal_waiter(w, GRANTED));
 }
 
 /* Let go of the GIL of one's own accord with threads queued (under mu):
@@ -381,19 +399,23 @@ static bool claim(struct gil *g, struct waiter *w)
 static bool act_on_wake(struct gil *g, struct waiter *w)
 {
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
-    bool mine = atomic_load_explicit(&w->state, memory_order_relaxed) == GRANTED || claim(g, w);
+    bool mine = atomic_load_explicit(&w->state, memory_order_acquire) == GRANTED || claim(g, w);
+    uint32_t woken = WOKEN; /* a grant may come meanwhile: keep it */
     if (!mine)
-        atomic_store_explicit(&w->state, 0, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&w->state, &woken, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
     weft_lock_release(&g->mu);
     return mine;
 }
 
 /* One switch interval has passed for w without the GIL: take it if it is
- * free, else ask for it if it has not changed hands meanwhile. */
-static bool interval_passed(struct gil *g, struct waiter *w)
+ * free, else ask for it if it has not changed hands meanwhile; and the next
+ * interval, as configured now. */
+static bool interval_passed(struct gil *g, struct waiter *w, int64_t *interval)
 {
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
-    uint32_t state = atomic_load_explicit(&w->state, memory_order_relaxed) & ~SLEEPING;
+    *interval = interval_of(g);
+    uint32_t state = atomic_load_explicit(&w->state, memory_order_acquire) & ~SLEEPING;
     bool mine = state == GRANTED || (state == 0 && claim(g, w));
     if (!mine && state == 0) {
         if (g->switch_no == w->seen_switch)
@@ -436,7 +458,7 @@ static void wait_turn(struct gil *g, struct waiter *w, int64_t interval)
             continue;
         }
         if (weft__park(&w->state, SLEEPING, deadline, WEFT__WAIT_GIL) == -ETIMEDOUT) {
-            if (interval_passed(g, w))
+            if (interval_passed(g, w, &interval))
                 return;
             deadline = weft__now_ns() + interval;
         }
@@ -459,7 +481,7 @@ static void queue_and_wait(struct gil *g, struct waiter *w, bool hand_over_first
     w->seen_switch = g->switch_no;
     int64_t interval = interval_of(g);
     weft_lock_release(&g->mu);
-    wake(next);
+    grant(next);
     emit(g, WEFT_GIL_EVENT_READY);
     wait_turn(g, w, interval);
     count_wait(g, weft__now_ns() - w->since);
@@ -527,18 +549,29 @@ static void give(struct gil *g)
                                                 memory_order_relaxed))
         return;
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
-    struct waiter *w;
     if (atomic_load_explicit(&g->drop, memory_order_relaxed)) {
         bump(&g->st.forced, 1);
-        w = hand_over(g);
+        struct waiter *w = hand_over(g);
+        weft_lock_release(&g->mu);
+        grant(w);
     } else {
-        w = let_go(g);
+        struct waiter *w = let_go(g);
+        weft_lock_release(&g->mu);
+        wake(w);
     }
-    weft_lock_release(&g->mu);
-    wake(w);
 }
 
 /* --- the public functions -------------------------------------------------- */
+
+/* The mode is read without mu by restore, the interval by waiters as they
+ * re-arm (under mu): both stored atomically. A positive interval is at
+ * least a nanosecond (0 would mean the default). */
+static void set_config(struct gil *g, int mode, double interval)
+{
+    int64_t ns = (int64_t)(interval * 1e9);
+    __atomic_store_n(&g->mode, mode, __ATOMIC_RELAXED);
+    __atomic_store_n(&g->interval_ns, interval > 0 && ns < 1 ? 1 : ns, __ATOMIC_RELAXED);
+}
 
 static int check_config(int mode, double interval)
 {
@@ -554,8 +587,7 @@ int weft_gil_init(weft_gil_t *gil, int mode, double interval)
         return -EINVAL;
     struct gil *g = gil_of(gil);
     memset(gil, 0, sizeof *gil);
-    g->mode = mode;
-    g->interval_ns = (int64_t)(interval * 1e9);
+    set_config(g, mode, interval);
     atomic_store_explicit(&g->gen, atomic_load_explicit(&forks, memory_order_relaxed),
                           memory_order_relaxed);
     return 0;
@@ -568,8 +600,7 @@ int weft_gil_configure(weft_gil_t *gil, int mode, double interval)
     struct gil *g = gil_of(gil);
     settle_fork(g);
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
-    g->mode = mode;
-    g->interval_ns = (int64_t)(interval * 1e9);
+    set_config(g, mode, interval);
     weft_lock_release(&g->mu);
     return 0;
 }

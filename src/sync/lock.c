@@ -263,10 +263,21 @@ WEFT__NOINLINE static int unlock_slow(_Atomic uint32_t *w, uint32_t v)
         weft__owner_unlock(&o);
         return 0;
     }
-    v = atomic_fetch_and_explicit(w, ~HELD, memory_order_release);
-    if (!(v & HELD))
-        return -EPERM; /* not held, or another thread released it first */
-    wake_one(w, v & ~HELD);
+    /* Release and claim the wake-up in one step: once the lock is free, the
+     * next holder may release it, destroy it and free its memory (POSIX
+     * allows that of a mutex; glibc's bug 13690 was a write after it), so
+     * nothing but the futex call may touch the word after this swap. */
+    uint32_t next;
+    do {
+        if (!(v & HELD))
+            return -EPERM; /* not held, or another thread released it first */
+        next = v & ~HELD;
+        if (next >= SLEEPER)
+            next |= WOKEN;
+    } while (!atomic_compare_exchange_weak_explicit(w, &v, next, memory_order_release,
+                                                    memory_order_relaxed));
+    if (!(v & WOKEN) && (next & WOKEN))
+        weft__unpark(w, 1, WEFT__WAIT_LOCK);
     return 0;
 }
 
