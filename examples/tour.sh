@@ -23,4 +23,5 @@ run pool_map     "ThreadPoolExecutor.map: a CPU-bound job in chunks, with a prog
 run fib          "Nested tasks: recursive Fibonacci, waiting tasks run others, even on one worker"
 run cpu_bound    "CPU-bound work in one thread, in threads, in processes (results in shared memory)"
 run crash_pool   "ProcessPoolExecutor that survives a segfaulting task and one that never ends"
+run gil          "The GIL, measured: CPU work, I/O, the convoy effect, and how light threads are"
 printf '\nTour finished.\n'

@@ -43,10 +43,12 @@
  *
  * Ranks. FIRST holds threads back from a blocking call (restore in priority
  * mode); SECOND everyone else. The GIL goes to the head of FIRST, unless
- * the head of SECOND has waited a whole interval while FIRST was served
- * ahead of it: then it goes first, and its turn is protected for one
- * interval (a request made in that time is honoured when it ends), so a
- * stream of I/O threads cannot starve the threads that compute.
+ * the head of SECOND has been passed over for a whole interval, counting
+ * only the time FIRST holders had the GIL while it waited: then it goes
+ * first, and its turn is protected for one interval (a request made in that
+ * time is honoured when it ends), so a stream of I/O threads cannot starve
+ * the threads that compute, and threads that compute still cannot keep an
+ * I/O thread waiting by taking turns among themselves.
  *
  * Requests. A waiter parks for one switch interval at a time. If the GIL
  * has not changed hands in that interval, it sets the drop request
@@ -94,6 +96,7 @@ struct waiter {
     int rank;
     bool woken;           /* told WOKEN and not yet acted on it (under mu) */
     int64_t since;        /* when it began to wait */
+    int64_t passed_over;  /* of its wait, the time FIRST holders had the GIL */
     uint32_t seen_switch; /* the switch count at its last look */
     _Atomic uint32_t state;
 };
@@ -110,6 +113,7 @@ struct gil {
     uint32_t depth;             /* the holder's ensure nesting: the holder's alone */
     _Atomic uint32_t holder_first;
     _Atomic int64_t protect_until; /* a starved thread's turn: requests wait until then */
+    int64_t turn_start;            /* when the holder took it, if it queued for it */
     uint32_t switch_no;
     struct waiter *head[2], *tail[2];
     const weft_gil_hooks_t *_Atomic hooks;
@@ -264,9 +268,11 @@ static void acquired(struct gil *g)
 /* The holder is `self` now: its rank, its depth, its protection. A change
  * of thread is a switch; and the drop request is set again only if a FIRST
  * waiter may preempt this holder. (Under mu, or with nobody queued.) */
-static void now_held_by(struct gil *g, uint64_t self, int rank, uint32_t depth, int64_t protect)
+static void now_held_by(struct gil *g, uint64_t self, int rank, uint32_t depth, int64_t now,
+                        int64_t protect)
 {
     set_holder(g, self, rank, depth);
+    g->turn_start = now;
     atomic_store_explicit(&g->protect_until, protect, memory_order_relaxed);
     if (atomic_load_explicit(&g->last_self, memory_order_relaxed) != self) {
         atomic_store_explicit(&g->last_self, self, memory_order_relaxed);
@@ -307,22 +313,32 @@ static void unlink_waiter(struct gil *g, struct waiter *w)
         atomic_fetch_and_explicit(&g->word, ~QUEUED, memory_order_relaxed);
 }
 
-/* Is w a SECOND waiter that FIRST ones have kept waiting a whole interval?
- * Only if it has also waited longer than the FIRST one next in line: two
- * threads that compute wait an interval for each other all the time, and
- * were that enough, they would take turns ahead of the FIRST rank for ever. */
-static bool starved(struct gil *g, struct waiter *w, int64_t now)
+/* Is w a SECOND waiter that FIRST holders have kept waiting a whole
+ * interval? Only their turns count: threads that compute wait an interval
+ * for each other all the time, and had the whole wait counted, each would
+ * be served ahead of the FIRST rank with a protected turn, which made an
+ * echo server beside four of them wait 15 ms a request, as in fair mode. */
+static bool starved(struct gil *g, struct waiter *w)
 {
-    struct waiter *first = g->head[FIRST];
-    return w->rank == SECOND && first && now - w->since >= interval_of(g) &&
-           w->since <= first->since;
+    return w->rank == SECOND && g->head[FIRST] && w->passed_over >= interval_of(g);
+}
+
+/* A FIRST holder's turn ends (under mu): the SECOND waiters were passed
+ * over for the part of it they waited through. (A turn taken by the fast
+ * path began before any of them queued: turn_start is older than `since`.) */
+static void credit_passed_over(struct gil *g, int64_t now)
+{
+    if (!atomic_load_explicit(&g->holder_first, memory_order_relaxed))
+        return;
+    for (struct waiter *w = g->head[SECOND]; w; w = w->next)
+        w->passed_over += now - (g->turn_start > w->since ? g->turn_start : w->since);
 }
 
 /* The waiter to serve next (under mu, with someone queued). */
-static struct waiter *best(struct gil *g, int64_t now)
+static struct waiter *best(struct gil *g)
 {
     struct waiter *second = g->head[SECOND];
-    if (second && (!g->head[FIRST] || starved(g, second, now)))
+    if (second && (!g->head[FIRST] || starved(g, second)))
         return second;
     return g->head[FIRST];
 }
@@ -330,7 +346,7 @@ static struct waiter *best(struct gil *g, int64_t now)
 /* The protection a waiter taking the GIL now earns. */
 static int64_t protection(struct gil *g, struct waiter *w, int64_t now)
 {
-    return starved(g, w, now) ? now + interval_of(g) : 0;
+    return starved(g, w) ? now + interval_of(g) : 0;
 }
 
 /* Set w's state; w if it must be unparked. */
@@ -351,13 +367,12 @@ static void wake(struct waiter *w)
  * off the queue, the holder. The caller tells w with grant() once it has let
  * go of mu: until then w cannot leave, and once told it may take the GIL,
  * let it go, destroy it and free its memory, mu with it. */
-static struct waiter *hand_over(struct gil *g)
+static struct waiter *hand_over(struct gil *g, int64_t now)
 {
-    int64_t now = weft__now_ns();
-    struct waiter *w = best(g, now);
+    struct waiter *w = best(g);
     int64_t protect = protection(g, w, now);
     unlink_waiter(g, w);
-    now_held_by(g, w->self, w->rank, w->depth, protect);
+    now_held_by(g, w->self, w->rank, w->depth, now, protect);
     return w;
 }
 
@@ -372,7 +387,7 @@ static void grant(struct waiter *w)
 static struct waiter *let_go(struct gil *g)
 {
     atomic_store_explicit(&g->word, QUEUED, memory_order_release);
-    struct waiter *w = best(g, weft__now_ns());
+    struct waiter *w = best(g);
     if (w->woken)
         return NULL;
     w->woken = true;
@@ -386,12 +401,12 @@ static bool claim(struct gil *g, struct waiter *w)
     w->woken = false;
     if (atomic_load_explicit(&g->word, memory_order_relaxed) & HELD)
         return false;
-    int64_t protect = protection(g, w, weft__now_ns());
+    int64_t now = weft__now_ns(), protect = protection(g, w, now);
     /* HELD before w leaves the queue: with w the last, the word would be 0
      * between the two, and a fast acquire would take the GIL too. */
     atomic_fetch_or_explicit(&g->word, HELD, memory_order_relaxed);
     unlink_waiter(g, w);
-    now_held_by(g, w->self, w->rank, w->depth, protect);
+    now_held_by(g, w->self, w->rank, w->depth, now, protect);
     return true;
 }
 
@@ -475,7 +490,7 @@ static void queue_and_wait(struct gil *g, struct waiter *w, bool hand_over_first
     enqueue(g, w);
     struct waiter *next = NULL;
     if (hand_over_first)
-        next = hand_over(g);
+        next = hand_over(g, w->since);
     else if (w->rank == FIRST && first_may_preempt(g))
         ask(g);
     w->seen_switch = g->switch_no;
@@ -504,7 +519,7 @@ static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
         if (!(v & HELD) && (!(v & QUEUED) || may_take_free(g, rank))) {
             if (atomic_compare_exchange_weak_explicit(&g->word, &v, v | HELD, memory_order_acquire,
                                                       memory_order_relaxed)) {
-                now_held_by(g, self, rank, depth, 0);
+                now_held_by(g, self, rank, depth, weft__now_ns(), 0);
                 weft_lock_release(&g->mu);
                 acquired(g);
                 return 0;
@@ -549,9 +564,11 @@ static void give(struct gil *g)
                                                 memory_order_relaxed))
         return;
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    int64_t now = weft__now_ns();
+    credit_passed_over(g, now);
     if (atomic_load_explicit(&g->drop, memory_order_relaxed)) {
         bump(&g->st.forced, 1);
-        struct waiter *w = hand_over(g);
+        struct waiter *w = hand_over(g, now);
         weft_lock_release(&g->mu);
         grant(w);
     } else {
@@ -720,6 +737,7 @@ int weft_gil_yield(weft_gil_t *gil)
      * own hand-offs: with QUEUED seen, someone is there to hand over to. */
     emit(g, WEFT_GIL_EVENT_RELEASED);
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    credit_passed_over(g, weft__now_ns()); /* before this thread queues */
     if (atomic_load_explicit(&g->drop, memory_order_relaxed))
         bump(&g->st.forced, 1);
     struct waiter self = {.self = me(), .depth = g->depth, .rank = SECOND};
