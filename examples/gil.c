@@ -18,6 +18,7 @@
  * Python; without python3 their columns are left empty.
  */
 #include "check.h"
+#include "timing.h"
 
 #include <weft/gil.h>
 #include <weft/process.h>
@@ -150,16 +151,24 @@ static double run_processes(int n, long steps_each)
     return weft_monotonic() - t0;
 }
 
+static bool implausible; /* a speedup above what the CPUs allow was printed */
+
+/* A row of speedups; one above what the machine's CPUs allow (by more than
+ * noise) gets a star: the one-worker run was slowed by other work. */
 static void speedup_row(const char *what, const double *t, const char *says)
 {
     printf("  %-34s", what);
     for (int i = 0; i < 3; i++) {
+        int most = worker_counts[i] < cpus ? worker_counts[i] : cpus;
+        double x = t[0] / t[i];
+        bool star = x > 1.15 * most;
+        implausible |= star;
         if (t[0] <= 0 || t[i] <= 0)
             printf(" %9s", "-");
         else
-            printf(" %8.2fx", t[0] / t[i]);
+            printf(" %7.2fx%s", x, star ? "*" : " ");
     }
-    printf("   %s\n", says);
+    printf("  %s\n", says);
 }
 
 static void cpu_table(void)
@@ -195,6 +204,15 @@ static void cpu_table(void)
                "rows show\n   only what each way costs)\n");
     else
         printf("  (the most this machine allows is %dx)\n", cpus < 4 ? cpus : 4);
+    if (implausible)
+        printf("  * more than the CPUs allow: the one-worker run was slowed by other work on "
+               "the machine\n");
+    if (cpus >= 2) { /* one more run of two free threads: did they get two CPUs? */
+        struct timing two = timing_start();
+        run_threads(free_worker, 2, C_STEPS / 2);
+        timing_stop(&two);
+        warn_if_busy(&two, 2);
+    }
 }
 
 /* --- 2. I/O-bound work -------------------------------------------------------------- */
