@@ -580,6 +580,16 @@ static void give(struct gil *g)
 
 /* --- the public functions -------------------------------------------------- */
 
+/* The GIL behind a public call's argument, made current in a forked child;
+ * NULL for a NULL argument. */
+static struct gil *enter(weft_gil_t *gil)
+{
+    struct gil *g = gil_of(gil);
+    if (g)
+        settle_fork(g);
+    return g;
+}
+
 /* The mode is read without mu by restore, the interval by waiters as they
  * re-arm (under mu): both stored atomically. A positive interval is at
  * least a nanosecond (0 would mean the default). */
@@ -612,10 +622,9 @@ int weft_gil_init(weft_gil_t *gil, int mode, double interval)
 
 int weft_gil_configure(weft_gil_t *gil, int mode, double interval)
 {
-    if (!gil || check_config(mode, interval))
+    struct gil *g = check_config(mode, interval) ? NULL : enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     weft_lock_acquire(&g->mu, WEFT_FOREVER);
     set_config(g, mode, interval);
     weft_lock_release(&g->mu);
@@ -624,10 +633,9 @@ int weft_gil_configure(weft_gil_t *gil, int mode, double interval)
 
 int weft_gil_destroy(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     return atomic_load(&g->word) ? -EBUSY : 0;
 }
 
@@ -639,19 +647,17 @@ weft_gil_t *weft_gil_default(void)
 
 int weft_gil_acquire(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     return take(g, SECOND, 0);
 }
 
 int weft_gil_release(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     if (!holds(g) || g->depth != 0)
         return -EPERM;
     give(g);
@@ -660,10 +666,9 @@ int weft_gil_release(weft_gil_t *gil)
 
 int weft_gil_save(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     if (!holds(g))
         return -EPERM;
     int depth = (int)g->depth;
@@ -673,10 +678,9 @@ int weft_gil_save(weft_gil_t *gil)
 
 int weft_gil_restore(weft_gil_t *gil, int saved)
 {
-    if (!gil || saved < 0)
+    struct gil *g = saved < 0 ? NULL : enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     /* The mode is read without mu: a restore racing a configure may take
      * either rank, as if it had come just before or after. */
     int mode = __atomic_load_n(&g->mode, __ATOMIC_RELAXED);
@@ -685,10 +689,9 @@ int weft_gil_restore(weft_gil_t *gil, int saved)
 
 int weft_gil_ensure(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     if (holds(g)) {
         if (g->depth == INT32_MAX)
             return -EOVERFLOW;
@@ -700,10 +703,9 @@ int weft_gil_ensure(weft_gil_t *gil)
 
 int weft_gil_release_ensured(weft_gil_t *gil, int ensured)
 {
-    if (!gil || (ensured != 0 && ensured != 1))
+    struct gil *g = ensured != 0 && ensured != 1 ? NULL : enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     if (!holds(g) || (ensured ? g->depth == 0 : g->depth != 0))
         return -EPERM;
     if (ensured)
@@ -722,10 +724,9 @@ int weft_gil_held(weft_gil_t *gil)
 
 int weft_gil_yield(weft_gil_t *gil)
 {
-    if (!gil)
+    struct gil *g = enter(gil);
+    if (!g)
         return -EINVAL;
-    struct gil *g = gil_of(gil);
-    settle_fork(g);
     if (!holds(g))
         return -EPERM;
     if (!(atomic_load_explicit(&g->word, memory_order_relaxed) & QUEUED))
