@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define CHECK(call) check((call), #call)
 
@@ -14,7 +15,11 @@ static inline int check(int rc, const char *what)
 {
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", what, weft_strerror(rc));
-        exit(1);
+        /* _exit, not exit: exit joins the threads and children still
+         * running, as Python's does, and those an example started may be
+         * waiting for the part of it that failed. */
+        fflush(NULL);
+        _exit(1);
     }
     return rc;
 }

@@ -53,7 +53,8 @@ static void nap(double seconds)
 static void fail(const char *what)
 {
     perror(what);
-    exit(1);
+    fflush(NULL);
+    _exit(1); /* as CHECK does (check.h): exit would join threads that wait on us */
 }
 
 /* --- CPython's side ------------------------------------------------------------ */
@@ -67,7 +68,7 @@ static bool python(char *out, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "python3 %s %s 2>/dev/null", WEFT_LECTURE_PY, args);
+    snprintf(cmd, sizeof cmd, "timeout 120 python3 %s %s 2>/dev/null", WEFT_LECTURE_PY, args);
     FILE *p = popen(cmd, "r");
     if (!p)
         return false;
@@ -468,7 +469,8 @@ static void weft_echo(int mode, int ncompute, double *median, double *p99)
 static bool python_echo(int ncompute, double *median, double *p99)
 {
     char cmd[512], line[64];
-    snprintf(cmd, sizeof cmd, "python3 %s echo %d 2>/dev/null", WEFT_LECTURE_PY, ncompute);
+    snprintf(cmd, sizeof cmd, "timeout 120 python3 %s echo %d 2>/dev/null", WEFT_LECTURE_PY,
+             ncompute);
     FILE *p = popen(cmd, "r");
     if (!p)
         return false;
@@ -548,61 +550,79 @@ static int wait_for_eof(const void *arg, size_t len)
 }
 
 struct spawned {
+    long alive;            /* how many were alive at once */
+    int error;             /* why no more could start, or 0 */
     double start, end;     /* seconds */
     double mem, committed; /* kB per unit */
 };
 
+/* The figures per unit, from the machine's memory before and after. */
+static void per_unit(struct spawned *r, long a0, long c0, long a1, long c1)
+{
+    long n = r->alive > 0 ? r->alive : 1;
+    r->mem = (double)(a0 - a1) / (double)n;
+    r->committed = (double)(c1 - c0) / (double)n;
+}
+
+/* Start n threads that wait to be let go (as many as the machine allows,
+ * if fewer: the others are let go and joined all the same), then let them
+ * go and join them. */
 static struct spawned spawn_threads(long n)
 {
-    struct spawned r;
+    struct spawned r = {0};
     weft_thread_t **t = calloc((size_t)n, sizeof *t);
     long a0, c0, a1, c1;
     meminfo(&a0, &c0);
     double t0 = weft_monotonic();
-    for (long i = 0; i < n; i++)
-        CHECK(weft_thread_start_new(&t[i], wait_to_go, NULL, NULL));
+    while (r.alive < n && !(r.error = weft_thread_start_new(&t[r.alive], wait_to_go, NULL, NULL)))
+        r.alive++;
     r.start = weft_monotonic() - t0;
     meminfo(&a1, &c1);
     t0 = weft_monotonic();
     CHECK(weft_event_set(&let_go));
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; i < r.alive; i++) {
         CHECK(weft_thread_join(t[i], WEFT_FOREVER, NULL));
         weft_thread_free(t[i]);
     }
     r.end = weft_monotonic() - t0;
-    r.mem = (double)(a0 - a1) / (double)n;
-    r.committed = (double)(c1 - c0) / (double)n;
+    per_unit(&r, a0, c0, a1, c1);
     free(t);
     return r;
 }
 
+static int start_waiting_process(weft_process_t **p, int *fd)
+{
+    weft_process_opts_t opts = {.method = WEFT_START_FORK, .keep_fds = fd, .nkeep_fds = 1};
+    int rc = weft_process_new(p, wait_for_eof, fd, sizeof *fd, &opts);
+    if (rc == 0 && (rc = weft_process_start(*p)) != 0)
+        weft_process_close(*p);
+    return rc;
+}
+
+/* The same with processes, each waiting for the end of a pipe. */
 static struct spawned spawn_processes(long n)
 {
-    struct spawned r;
+    struct spawned r = {0};
     int fds[2];
     if (pipe(fds) != 0)
         fail("pipe");
     weft_process_t **p = calloc((size_t)n, sizeof *p);
-    weft_process_opts_t opts = {.method = WEFT_START_FORK, .keep_fds = &fds[0], .nkeep_fds = 1};
     long a0, c0, a1, c1;
     meminfo(&a0, &c0);
     double t0 = weft_monotonic();
-    for (long i = 0; i < n; i++) {
-        CHECK(weft_process_new(&p[i], wait_for_eof, &fds[0], sizeof fds[0], &opts));
-        CHECK(weft_process_start(p[i]));
-    }
+    while (r.alive < n && !(r.error = start_waiting_process(&p[r.alive], &fds[0])))
+        r.alive++;
     r.start = weft_monotonic() - t0;
     meminfo(&a1, &c1);
     t0 = weft_monotonic();
     close(fds[1]);
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; i < r.alive; i++) {
         CHECK(weft_process_join(p[i], WEFT_FOREVER));
         CHECK(weft_process_close(p[i]));
     }
     r.end = weft_monotonic() - t0;
     close(fds[0]);
-    r.mem = (double)(a0 - a1) / (double)n;
-    r.committed = (double)(c1 - c0) / (double)n;
+    per_unit(&r, a0, c0, a1, c1);
     free(p);
     return r;
 }
@@ -610,23 +630,27 @@ static struct spawned spawn_processes(long n)
 static bool python_spawn(long n, const char *kind, struct spawned *r)
 {
     char out[256];
+    *r = (struct spawned){.alive = n};
     return python(out, sizeof out, "spawn %ld %s", n, kind) &&
            sscanf(out, "%lf %lf %lf %lf", &r->start, &r->end, &r->mem, &r->committed) == 4;
 }
 
-static void spawned_row(const char *what, long n, const struct spawned *r, bool ok)
+static void spawned_row(const char *what, const struct spawned *r, bool ok)
 {
     char mem[32];
+    long n = r->alive > 0 ? r->alive : 1;
     if (!ok) {
-        printf("  %-26s %7ld %34s\n", what, n, "-");
+        printf("  %-26s %7ld %34s\n", what, r->alive, "-");
         return;
     }
     if (r->mem >= 0.5)
         snprintf(mem, sizeof mem, "%8.0f kB", r->mem);
     else /* the machine freed more meanwhile than the units took */
         snprintf(mem, sizeof mem, "%11s", "(noise)");
-    printf("  %-26s %7ld %9.1f us %9.1f us %s %9.0f kB\n", what, n, r->start / (double)n * 1e6,
-           r->end / (double)n * 1e6, mem, r->committed);
+    printf("  %-26s %7ld %9.1f us %9.1f us %s %9.0f kB\n", what, r->alive,
+           r->start / (double)n * 1e6, r->end / (double)n * 1e6, mem, r->committed);
+    if (r->error)
+        printf("  %-26s (no more could start: %s)\n", "", weft_strerror(r->error));
 }
 
 /* How many units to keep alive at once: 10,000, or fewer if this machine's
@@ -642,18 +666,19 @@ static long how_many(long threads_max, long pid_max, long map_max, const char **
     nofile.rlim_cur = nofile.rlim_max; /* a process keeps a descriptor in its parent */
     setrlimit(RLIMIT_NOFILE, &nofile);
     getrlimit(RLIMIT_NOFILE, &nofile);
-    long limits[] = {threads_max / 2,
-                     pid_max / 2,
-                     map_max / 4,
-                     avail / 1024,
+    /* A limit /proc would not tell (-1, or no MemAvailable) is no limit here. */
+    long limits[] = {threads_max > 0 ? threads_max / 2 : n,
+                     pid_max > 0 ? pid_max / 2 : n,
+                     map_max > 0 ? map_max / 4 : n,
+                     avail > 0 ? avail / 1024 : n,
                      nproc.rlim_cur == RLIM_INFINITY ? n : (long)nproc.rlim_cur / 2,
                      nofile.rlim_cur == RLIM_INFINITY ? n : (long)nofile.rlim_cur - 64};
     const char *names[] = {"threads-max",        "pid_max",         "max_map_count", "free memory",
                            "processes per user", "open descriptors"};
     *why = NULL;
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
-        if (limits[i] > 0 && limits[i] < n) {
-            n = limits[i];
+        if (limits[i] < n) {
+            n = limits[i] > 1 ? limits[i] : 1;
             *why = names[i];
         }
     return n;
@@ -672,13 +697,13 @@ static void light_table(void)
            n, "", "alive", "start", "end + join", "memory", "committed");
     struct spawned r;
     r = spawn_threads(n);
-    spawned_row("C threads (weft)", n, &r, true);
+    spawned_row("C threads (weft)", &r, true);
     r = spawn_processes(n);
-    spawned_row("C processes (weft, fork)", n, &r, true);
+    spawned_row("C processes (weft, fork)", &r, true);
     bool ok = python_spawn(n, "threads", &r);
-    spawned_row("CPython threads", n, &r, ok);
+    spawned_row("CPython threads", &r, ok);
     ok = python_spawn(py_procs, "processes", &r);
-    spawned_row("CPython processes (fork)", py_procs, &r, ok);
+    spawned_row("CPython processes (fork)", &r, ok);
     if (why)
         printf("  (fewer than 10000: this machine's %s would not allow twice as many)\n", why);
     printf("  this machine allows %ld threads in all (threads-max), %ld process and thread ids "

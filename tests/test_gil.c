@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -359,6 +360,44 @@ WT_CASE(io_threads_cannot_starve_a_computing_thread)
     /* Passed over for an interval, it is served first: a few intervals at
      * most (2 ms each), where starved it would wait for ever. */
     WT_CHECK(longest_away[1] < 0.25 * wt_slack());
+}
+
+/* Two I/O threads that hold the GIL a while each time and come straight
+ * back for it, so that often none of them is queued: once the computing
+ * thread has been passed over for an interval, it is served next, and
+ * neither of them takes the free GIL ahead of it. (Taking it, they kept it
+ * waiting 45-70 ms with a 2 ms interval.) */
+static void *io_busy_loop(void *arg)
+{
+    who = (int)(long)arg;
+    while (!atomic_load(&stop)) {
+        WT_EQ(weft_gil_restore(&gil, 0), 0);
+        double until = wt_now() + 0.0001; /* 100 us with the GIL */
+        while (wt_now() < until)
+            ;
+        WT_EQ(weft_gil_save(&gil), 0);
+        sched_yield(); /* a short blocking call */
+    }
+    return NULL;
+}
+
+static bool computed_a_while(void *arg)
+{
+    (void)arg;
+    return atomic_load(&turns[1]) >= 200;
+}
+
+WT_CASE(io_threads_coming_straight_back_cannot_keep_a_passed_over_thread_waiting)
+{
+    setup(WEFT_GIL_PRIORITY, 0.002);
+    weft_thread_t *c = spawn(compute, (void *)1);
+    weft_thread_t *io1 = spawn(io_busy_loop, (void *)2), *io2 = spawn(io_busy_loop, (void *)3);
+    wt_wait_until(computed_a_while, NULL, 60 * wt_slack());
+    atomic_store(&stop, 1);
+    finish(io1);
+    finish(io2);
+    finish(c);
+    WT_CHECK(longest_away[1] < 0.0075 * wt_slack()); /* under 4 intervals, idle */
 }
 
 /* Two threads that compute wait an interval for each other all the time;

@@ -112,9 +112,15 @@ def spawn(n, kind):
     t0 = time.perf_counter()
     if kind == "threads":
         go = threading.Event()
-        units = [threading.Thread(target=go.wait) for _ in range(n)]
-        for u in units:
-            u.start()
+        # Daemons: should a start fail, the interpreter must not wait at exit
+        # for the ones that started, which wait for `go`.
+        units = [threading.Thread(target=go.wait, daemon=True) for _ in range(n)]
+        try:
+            for u in units:
+                u.start()
+        except RuntimeError:
+            go.set()
+            raise
     else:
         r, w = os.pipe()
         units = []
