@@ -16,6 +16,7 @@
 #include <weft/thread.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -558,6 +559,36 @@ WT_CASE(waitgroup_waits_for_all_work)
     WT_EQ(wg.count, 0);
     for (int i = 0; i < 8; i++)
         finish(t[i]);
+}
+
+/* The group lives on the waiter's stack or heap and goes as soon as wait()
+ * returns, while the thread whose done() let it go may still be inside
+ * done(): nothing of the group may be touched after the count reaches 0
+ * (run under ASan, a read after the free shows). */
+static void *done_once(void *arg)
+{
+    WT_EQ(weft_waitgroup_done(arg), 0);
+    return NULL;
+}
+
+WT_CASE(waitgroup_may_be_freed_as_soon_as_wait_returns)
+{
+    int rounds = wt_sanitizer() ? 300 : 2000;
+    for (int i = 0; i < rounds; i++) {
+        weft_waitgroup_t *wg = malloc(sizeof *wg);
+        WT_EQ(weft_waitgroup_init(wg, 0), 0);
+        WT_EQ(weft_waitgroup_add(wg, 1), 0);
+        weft_thread_t *t = spawn(done_once, wg);
+        /* Half the rounds poll (timeout 0) to free it the moment the count
+         * reaches 0, where a sleeping waiter would be woken late. */
+        if (i % 2)
+            while (weft_waitgroup_wait(wg, 0) == -EAGAIN)
+                ;
+        else
+            WT_EQ(weft_waitgroup_wait(wg, WEFT_FOREVER), 0);
+        free(wg);
+        finish(t);
+    }
 }
 
 WT_CASE(waitgroup_counter_never_negative_and_timeouts)

@@ -384,9 +384,9 @@ WEFT_API int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
  * left unchanged.
  */
 typedef struct weft_waitgroup {
-    uint32_t count;   /* internal */
-    uint32_t waiters; /* internal */
-    uint32_t flags;   /* internal: as given to init */
+    uint32_t count;    /* internal */
+    uint32_t reserved; /* internal: unused, keeps the layout */
+    uint32_t flags;    /* internal: as given to init */
 } weft_waitgroup_t;
 
 #define WEFT_WAITGROUP_INIT \
