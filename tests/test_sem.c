@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 WT_CASE(counting_and_try)
 {
@@ -97,9 +98,67 @@ WT_CASE(bounded_refuses_over_release)
     WT_EQ(weft_sem_value(&b), 2);
     weft_sem_t z = WEFT_BOUNDED_SEM_INIT(0);
     WT_EQ(weft_sem_release(&z, 1), -EOVERFLOW);
-    weft_sem_t top = WEFT_SEM_INIT(UINT32_MAX - 2);
+    weft_sem_t top = WEFT_SEM_INIT(INT32_MAX - 1);
     WT_EQ(weft_sem_release(&top, 1), 0);
     WT_EQ(weft_sem_release(&top, 1), -EOVERFLOW); /* no wrap-around */
+}
+
+/* A completion semaphore freed as soon as its acquire returns, while the
+ * releasing thread may still be inside release: nothing of it may be
+ * touched after the swap that publishes the unit (run under ASan, a read
+ * after the free shows). Half the rounds poll to free it at once. */
+static void *release_once(void *arg)
+{
+    WT_EQ(weft_sem_release(arg, 1), 0);
+    return NULL;
+}
+
+WT_CASE(a_semaphore_may_be_freed_as_soon_as_acquire_returns)
+{
+    int rounds = wt_sanitizer() ? 300 : 2000;
+    for (int i = 0; i < rounds; i++) {
+        weft_sem_t *done = malloc(sizeof *done);
+        WT_EQ(weft_sem_init(done, 0, 0), 0);
+        weft_thread_t *t = spawn(release_once, done);
+        if (i % 2)
+            while (weft_sem_acquire(done, 0) == -EAGAIN)
+                ;
+        else
+            WT_EQ(weft_sem_acquire(done, WEFT_FOREVER), 0);
+        WT_EQ(weft_sem_destroy(done), 0);
+        free(done);
+        finish(t);
+    }
+}
+
+/* Many waiters, units released one and several at a time: every unit is
+ * taken and every waiter ends, whether or not the sleepers bit is kept. */
+static weft_sem_t pool_sem = WEFT_SEM_INIT(0);
+static _Atomic int taken;
+
+static void *take_units(void *arg)
+{
+    for (long i = 0; i < (long)arg; i++)
+        WT_EQ(weft_sem_acquire(&pool_sem, WEFT_FOREVER), 0);
+    atomic_fetch_add(&taken, (int)(long)arg);
+    return NULL;
+}
+
+WT_CASE(units_released_in_batches_reach_every_sleeper)
+{
+    enum { THREADS = 6, EACH = 500 };
+    weft_thread_t *t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        t[i] = spawn(take_units, (void *)(long)EACH);
+    for (int released = 0, k = 0; released < THREADS * EACH; k++) {
+        int n = 1 + k % 4 < THREADS * EACH - released ? 1 + k % 4 : THREADS * EACH - released;
+        WT_EQ(weft_sem_release(&pool_sem, n), 0);
+        released += n;
+    }
+    for (int i = 0; i < THREADS; i++)
+        finish(t[i]);
+    WT_EQ(atomic_load(&taken), THREADS * EACH);
+    WT_EQ(weft_sem_value(&pool_sem), 0);
 }
 
 WT_CASE(timeouts_never_early)

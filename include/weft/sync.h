@@ -225,7 +225,7 @@ WEFT_API int weft_cond_notify_all(weft_cond_t *cond);
  * (-EOVERFLOW, Python's ValueError).
  */
 typedef struct weft_sem {
-    uint32_t value;
+    uint32_t value;   /* internal: read it with weft_sem_value */
     uint32_t waiters; /* internal */
     uint32_t max;     /* UINT32_MAX: unbounded */
     uint32_t flags;   /* internal: as given to init */
@@ -240,7 +240,8 @@ typedef struct weft_sem {
         (value), 0, (value), 0       \
     }
 
-/* value >= 0, else -EINVAL (Python's ValueError). */
+/* value >= 0, else -EINVAL (Python's ValueError); the static initialisers
+ * take a value up to 2^31-1 too. */
 WEFT_API int weft_sem_init(weft_sem_t *sem, int value, unsigned flags);
 WEFT_API int weft_sem_init_bounded(weft_sem_t *sem, int value, unsigned flags);
 /* -EBUSY while threads wait on it. */
@@ -248,7 +249,7 @@ WEFT_API int weft_sem_destroy(weft_sem_t *sem);
 /* Errors: -EINVAL, -EAGAIN (timeout 0 and value 0), -ETIMEDOUT. */
 WEFT_API int weft_sem_acquire(weft_sem_t *sem, double timeout);
 /* Add n >= 1 and wake up to n waiters. Errors: -EINVAL (n < 1), -EOVERFLOW
- * (above a bounded semaphore's initial value, or above 2^32-2). */
+ * (above a bounded semaphore's initial value, or above 2^31-1). */
 WEFT_API int weft_sem_release(weft_sem_t *sem, int n);
 /* The current value (never negative), -EINVAL for NULL. */
 WEFT_API long weft_sem_value(weft_sem_t *sem);
