@@ -382,7 +382,10 @@ WEFT_API int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
  * WaitGroup (Go's sync.WaitGroup): a counter of pending work. add(n) counts
  * work in (n may be negative), done() counts one piece out, wait blocks until
  * the counter is 0. A counter that would go below 0 is refused (-EINVAL) and
- * left unchanged.
+ * left unchanged. The group may be freed as soon as wait returns. Reusing
+ * it (an add after the count reached 0) before every wait of the last round
+ * has returned may keep such a waiter waiting for the next 0, as it saw the
+ * count above 0 again; Go forbids that reuse.
  */
 typedef struct weft_waitgroup {
     uint32_t count;    /* internal */
