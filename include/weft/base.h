@@ -46,7 +46,9 @@ WEFT_API int weft_version(void);
 #define WEFT_ERRORS(X)                                                                \
     X(WEFT_EBROKEN, -4097, "broken: a barrier or pool can no longer be used")         \
     X(WEFT_ESHUTDOWN, -4098, "shut down: the queue or executor accepts no more work") \
-    X(WEFT_ECRASHED, -4099, "crashed: the worker process running the task died")
+    X(WEFT_ECRASHED, -4099, "crashed: the worker process running the task died")      \
+    X(WEFT_EMAPCOUNT, -4100,                                                          \
+      "out of memory mappings: the process has as many as vm.max_map_count allows (sysctl)")
 
 enum weft_error {
 #define WEFT__ERROR_ENUM(name, value, text) name = value,

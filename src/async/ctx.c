@@ -1,0 +1,249 @@
+/*
+ * Execution contexts (design in ctx.h): the switch in assembly for x86-64
+ * and aarch64, and the C around it that tells the sanitizers.
+ *
+ *     void *weft__ctx_jump(void **save_sp, void *to_sp, void *data)
+ *
+ * pushes the callee-saved registers on the current stack, stores the stack
+ * pointer in *save_sp, loads to_sp, pops that context's registers and
+ * returns data into it. A new context's stack is laid out as if it had been
+ * suspended by a jump: the saved registers (zero, but for the two that
+ * carry ctx_start's address and its context, and the default floating-point
+ * controls), and a return address that leads to a trampoline which calls
+ * ctx_start(context, data). The trampoline's frame marks the return
+ * address as undefined, so unwinders and debuggers stop there instead of
+ * wandering into the stack's unused top; the frame pointer is zero for the
+ * same reason (ASan's unwinder walks frame pointers).
+ *
+ * The switch is a plain call to a local symbol, so it needs no endbr64 for
+ * IBT; the return into the trampoline would upset a CET shadow stack,
+ * which glibc enables only for programs that ask for it.
+ */
+#include "async/ctx.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+void *weft__ctx_jump(void **save_sp, void *to_sp, void *data);
+void weft__ctx_trampoline(void);
+
+#if defined(__x86_64__)
+/* The frame, from the saved stack pointer up: MXCSR and the x87 control
+ * word (8 bytes), r15, r14, r13, r12, rbx, rbp, the return address. */
+enum { FRAME_WORDS = 8, FRAME_ARG = 3 /* r13 */, FRAME_FN = 4 /* r12 */, FRAME_RET = 7 };
+#define FRAME_FPU ((uint64_t)0x037f << 32 | 0x1f80) /* the ABI's initial controls */
+__asm__(".text\n"
+        ".globl weft__ctx_jump\n"
+        ".hidden weft__ctx_jump\n"
+        ".type weft__ctx_jump,@function\n"
+        ".p2align 4\n"
+        "weft__ctx_jump:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    subq $8, %rsp\n"
+        "    stmxcsr (%rsp)\n"
+        "    fnstcw 4(%rsp)\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    ldmxcsr (%rsp)\n"
+        "    fldcw 4(%rsp)\n"
+        "    addq $8, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    movq %rdx, %rax\n"
+        "    ret\n"
+        ".size weft__ctx_jump,.-weft__ctx_jump\n"
+        ".globl weft__ctx_trampoline\n"
+        ".hidden weft__ctx_trampoline\n"
+        ".type weft__ctx_trampoline,@function\n"
+        ".p2align 4\n"
+        "weft__ctx_trampoline:\n"
+        "    .cfi_startproc\n"
+        "    .cfi_undefined rip\n"
+        "    movq %r13, %rdi\n"
+        "    movq %rax, %rsi\n"
+        "    callq *%r12\n"
+        "    ud2\n"
+        "    .cfi_endproc\n"
+        ".size weft__ctx_trampoline,.-weft__ctx_trampoline\n");
+#elif defined(__aarch64__)
+/* The frame, from the saved stack pointer up: x19-x28, x29 (frame
+ * pointer), x30 (link register: the return address), d8-d15, FPCR, and a
+ * word that keeps the stack pointer 16-byte aligned. */
+enum { FRAME_WORDS = 22, FRAME_ARG = 1 /* x20 */, FRAME_FN = 0 /* x19 */, FRAME_RET = 11 };
+#define FRAME_FPU 0 /* FPCR: round to nearest, no traps */
+enum { FRAME_FPCR = 20 };
+__asm__(".text\n"
+        ".globl weft__ctx_jump\n"
+        ".hidden weft__ctx_jump\n"
+        ".type weft__ctx_jump,%function\n"
+        ".p2align 4\n"
+        "weft__ctx_jump:\n"
+        "    sub sp, sp, #176\n"
+        "    stp x19, x20, [sp, #0]\n"
+        "    stp x21, x22, [sp, #16]\n"
+        "    stp x23, x24, [sp, #32]\n"
+        "    stp x25, x26, [sp, #48]\n"
+        "    stp x27, x28, [sp, #64]\n"
+        "    stp x29, x30, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    mrs x9, fpcr\n"
+        "    str x9, [sp, #160]\n"
+        "    mov x9, sp\n"
+        "    str x9, [x0]\n"
+        "    mov sp, x1\n"
+        "    ldp x19, x20, [sp, #0]\n"
+        "    ldp x21, x22, [sp, #16]\n"
+        "    ldp x23, x24, [sp, #32]\n"
+        "    ldp x25, x26, [sp, #48]\n"
+        "    ldp x27, x28, [sp, #64]\n"
+        "    ldp x29, x30, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    ldr x9, [sp, #160]\n"
+        "    msr fpcr, x9\n"
+        "    add sp, sp, #176\n"
+        "    mov x0, x2\n"
+        "    ret\n"
+        ".size weft__ctx_jump,.-weft__ctx_jump\n"
+        ".globl weft__ctx_trampoline\n"
+        ".hidden weft__ctx_trampoline\n"
+        ".type weft__ctx_trampoline,%function\n"
+        ".p2align 4\n"
+        "weft__ctx_trampoline:\n"
+        "    .cfi_startproc\n"
+        "    .cfi_undefined x30\n"
+        "    mov x1, x0\n"
+        "    mov x0, x20\n"
+        "    blr x19\n"
+        "    brk #0\n"
+        "    .cfi_endproc\n"
+        ".size weft__ctx_trampoline,.-weft__ctx_trampoline\n");
+#else
+#error "weft's async layer has a context switch for x86-64 and aarch64 only"
+#endif
+
+/* The sanitizers' fiber interfaces (common_interface_defs.h, tsan_interface.h), weak:
+ * NULL without the runtime (see base/tsan.h). */
+#define SAN_API __attribute__((weak, visibility("default")))
+SAN_API void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                            size_t size);
+SAN_API void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                             size_t *size_old);
+SAN_API void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
+SAN_API void *__tsan_get_current_fiber(void);
+SAN_API void *__tsan_create_fiber(unsigned flags);
+SAN_API void __tsan_destroy_fiber(void *fiber);
+SAN_API void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+
+#define ASAN_ON() __builtin_expect(__sanitizer_start_switch_fiber != NULL, 0)
+#define TSAN_ON() __builtin_expect(__tsan_switch_to_fiber != NULL, 0)
+
+/* What a switch hands the context it resumes: the data, and where it came
+ * from, so that ASan can learn the bounds of a stack as it is left. It
+ * lives on the switching context's stack, which stays put until that
+ * context is resumed, long after the other side has read it. */
+struct transfer {
+    struct weft__ctx *from;
+    void *data;
+};
+
+static void enter(struct weft__ctx *self, struct transfer *t)
+{
+    if (ASAN_ON())
+        __sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &t->from->stack,
+                                        &t->from->size);
+}
+
+static void leave(struct weft__ctx *from, struct weft__ctx *to)
+{
+    if (ASAN_ON())
+        __sanitizer_start_switch_fiber(from ? &from->asan_fake : NULL, to->stack, to->size);
+    if (TSAN_ON())
+        __tsan_switch_to_fiber(to->tsan_fiber, 0);
+}
+
+/* Where a new context begins (through the trampoline). */
+static void ctx_start(struct weft__ctx *c, struct transfer *t)
+{
+    enter(NULL, t);
+    c->fn(c->arg, t->data);
+    __builtin_trap(); /* fn must end with weft__ctx_exit */
+}
+
+void weft__ctx_self(struct weft__ctx *c)
+{
+    memset(c, 0, sizeof *c);
+    if (TSAN_ON())
+        c->tsan_fiber = __tsan_get_current_fiber();
+}
+
+int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn fn, void *arg)
+{
+    uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
+    if (!stack || size < 1024)
+        return -EINVAL;
+    memset(c, 0, sizeof *c);
+    c->stack = stack;
+    c->size = size;
+    c->fn = fn;
+    c->arg = arg;
+    if (TSAN_ON() && !(c->tsan_fiber = __tsan_create_fiber(0)))
+        return -ENOMEM;
+    uint64_t *frame = (uint64_t *)top - FRAME_WORDS;
+    memset(frame, 0, FRAME_WORDS * sizeof *frame);
+#if defined(__x86_64__)
+    frame[0] = FRAME_FPU;
+#else
+    frame[FRAME_FPCR] = FRAME_FPU;
+#endif
+    frame[FRAME_FN] = (uint64_t)(uintptr_t)ctx_start;
+    frame[FRAME_ARG] = (uint64_t)(uintptr_t)c;
+    frame[FRAME_RET] = (uint64_t)(uintptr_t)weft__ctx_trampoline;
+    c->sp = frame;
+    return 0;
+}
+
+void *weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to, void *data)
+{
+    struct transfer t = {from, data};
+    leave(from, to);
+    struct transfer *back = weft__ctx_jump(&from->sp, to->sp, &t);
+    enter(from, back);
+    return back->data;
+}
+
+void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data)
+{
+    struct transfer t = {from, data};
+    leave(NULL, to);
+    weft__ctx_jump(&from->sp, to->sp, &t);
+    __builtin_trap(); /* nobody resumes an exited context */
+}
+
+void weft__ctx_release(struct weft__ctx *c)
+{
+    if (TSAN_ON() && c->tsan_fiber)
+        __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = NULL;
+}
+
+void weft__ctx_unpoison(void *stack, size_t size)
+{
+    if (__asan_unpoison_memory_region)
+        __asan_unpoison_memory_region(stack, size);
+}

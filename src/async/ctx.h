@@ -1,0 +1,78 @@
+/*
+ * Execution contexts: a stack and the registers a function call preserves,
+ * switched without the kernel.
+ *
+ * A context is suspended inside weft__ctx_switch, so all it must keep is
+ * what the calling convention makes a callee preserve: on x86-64 rbx, rbp,
+ * r12-r15, the stack pointer, and the control bits of MXCSR and the x87
+ * control word; on aarch64 x19-x29, the link register, d8-d15 and FPCR.
+ * Everything else the compiler has already saved around the call. That is
+ * why a switch costs about a function call, while swapcontext also saves
+ * the signal mask (a system call) and every floating-point register.
+ *
+ *     weft__ctx_make(c, stack, size, fn, arg)
+ *         a context that, when first switched to, runs fn(arg, data) on
+ *         the stack [stack, stack + size); fn must never return (it ends
+ *         with weft__ctx_exit).
+ *     data = weft__ctx_switch(from, to, data)
+ *         save the caller in *from, resume *to; *to's own weft__ctx_switch
+ *         returns `data` (or its fn starts with it). Returns the data of
+ *         whichever switch later resumes *from, on whichever thread made it.
+ *     weft__ctx_exit(from, to, data)
+ *         the last switch away from a context whose stack is being dropped;
+ *         the one resumed then calls weft__ctx_release(from).
+ *
+ * A thread's own stack is a context too: weft__ctx_self() makes one to
+ * switch away from and back to.
+ *
+ * Sanitizers. Both need to be told of every switch, else ASan treats the
+ * new stack as a wild pointer into somebody's frames and TSan mixes the
+ * two contexts' shadow stacks. The hooks are weak references, as in
+ * base/tsan.h: NULL, and one predicted branch each, without the runtimes.
+ * ASan: __sanitizer_start_switch_fiber before the switch names the stack
+ * being entered, __sanitizer_finish_switch_fiber after it tells the one
+ * left (which is how a thread's own stack gets known: from the first
+ * switch away from it); a context that exits passes no fake-stack slot, so
+ * ASan frees the fake frames of a stack that will never run again. TSan:
+ * one fiber per context, switched to just before the jump.
+ */
+#ifndef WEFT_SRC_ASYNC_CTX_H
+#define WEFT_SRC_ASYNC_CTX_H
+
+#include "base/base.h"
+
+#include <stddef.h>
+
+typedef void (*weft__ctx_fn)(void *arg, void *data);
+
+struct weft__ctx {
+    void *sp;          /* the saved stack pointer, while suspended */
+    const void *stack; /* the stack's lowest address (NULL: a thread's, */
+    size_t size;       /*   not known until first left) and size */
+    void *asan_fake;   /* ASan's fake frames of the suspended context */
+    void *tsan_fiber;  /* TSan's fiber for the context */
+    weft__ctx_fn fn;   /* what a new context runs, */
+    void *arg;         /*   and its argument */
+};
+
+/* The calling thread's own stack, as a context to switch away from. */
+void weft__ctx_self(struct weft__ctx *c);
+
+/* A context that runs fn(arg, data) on [stack, stack + size), the data
+ * being what the first switch to it passes. 0, or -EINVAL if the stack is
+ * too small to start on, or -ENOMEM if TSan cannot make its fiber. */
+int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn fn, void *arg);
+
+void *weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to, void *data);
+
+_Noreturn void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data);
+
+/* Release what the sanitizers keep for an exited context (nothing
+ * otherwise); called from another context. */
+void weft__ctx_release(struct weft__ctx *c);
+
+/* Let ASan forget what it had marked on a stack about to be reused or
+ * unmapped: frames abandoned mid-function keep their red zones poisoned. */
+void weft__ctx_unpoison(void *stack, size_t size);
+
+#endif /* WEFT_SRC_ASYNC_CTX_H */
