@@ -15,6 +15,7 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <weft/async.h>
 #include <weft/base.h>
 #include <weft/future.h>
 #include <weft/gil.h>

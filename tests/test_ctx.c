@@ -253,7 +253,7 @@ WT_CASE(a_stack_is_usable_from_bottom_to_top_and_rounded_to_pages)
 
 static int touch_guard(void *arg)
 {
-    enum weft__guard kind = (enum weft__guard)(intptr_t)arg;
+    enum weft__stack_guard kind = (enum weft__stack_guard)(intptr_t)arg;
     if (kind != WEFT__GUARD_UNKNOWN)
         weft__stack_force_guard(kind);
     struct weft__stack s;
@@ -264,7 +264,7 @@ static int touch_guard(void *arg)
     return 0; /* not reached if the guard works */
 }
 
-static void check_guard_faults(enum weft__guard kind)
+static void check_guard_faults(enum weft__stack_guard kind)
 {
     int status = wt_fork(touch_guard, (void *)(intptr_t)kind, 30);
     WT_CHECK(WIFSIGNALED(status));

@@ -77,7 +77,8 @@ enum weft_daemon {
 WEFT_API double weft_monotonic(void);
 
 /* Sleep for `seconds` on the monotonic clock, resuming after signals (Python's
- * time.sleep). Negative, NaN or infinite durations are -EINVAL. */
+ * time.sleep). Negative, NaN or infinite durations are -EINVAL. In an async
+ * task (weft/async.h) only the task sleeps, and -ECANCELED ends its sleep. */
 WEFT_API int weft_sleep(double seconds);
 
 /* The number of CPUs this process may use: the smaller of the affinity

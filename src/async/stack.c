@@ -13,7 +13,7 @@
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; Debian 12's headers predate it */
 #endif
 
-static _Atomic int guard_kind; /* enum weft__guard */
+static _Atomic int guard_kind; /* enum weft__stack_guard */
 
 size_t weft__page_size(void)
 {
@@ -42,29 +42,29 @@ static bool advice_guard_faults(char *m, size_t page)
     return faults;
 }
 
-static enum weft__guard probe(void)
+static enum weft__stack_guard probe(void)
 {
     size_t page = weft__page_size();
     char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return WEFT__GUARD_UNKNOWN; /* ask again at the next stack */
-    enum weft__guard kind =
+    enum weft__stack_guard kind =
         advice_guard_faults(m, page) ? WEFT__GUARD_ADVICE : WEFT__GUARD_MPROTECT;
     munmap(m, 2 * page);
     return kind;
 }
 
-enum weft__guard weft__stack_guard_kind(void)
+enum weft__stack_guard weft__stack_guard_kind(void)
 {
     int kind = atomic_load_explicit(&guard_kind, memory_order_relaxed);
     if (WEFT__UNLIKELY(kind == WEFT__GUARD_UNKNOWN)) {
         kind = (int)probe();
         atomic_store_explicit(&guard_kind, kind, memory_order_relaxed);
     }
-    return (enum weft__guard)kind;
+    return (enum weft__stack_guard)kind;
 }
 
-void weft__stack_force_guard(enum weft__guard kind)
+void weft__stack_force_guard(enum weft__stack_guard kind)
 {
     atomic_store_explicit(&guard_kind, (int)kind, memory_order_relaxed);
 }
@@ -116,7 +116,7 @@ int weft__stack_map(struct weft__stack *s, size_t size)
     if (size == 0 || size > SIZE_MAX / 2)
         return -EINVAL;
     size_t len = (size + page - 1) / page * page + page;
-    enum weft__guard kind = weft__stack_guard_kind();
+    enum weft__stack_guard kind = weft__stack_guard_kind();
     char *m = weft__sys.mmap(NULL, len, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)

@@ -56,8 +56,8 @@ static inline bool weft__stack_guard_hit(const struct weft__stack *s, const void
 
 /* How guards are made: decided by the probe on first use, or forced by a
  * test (before the first stack is mapped). */
-enum weft__guard { WEFT__GUARD_UNKNOWN, WEFT__GUARD_ADVICE, WEFT__GUARD_MPROTECT };
-enum weft__guard weft__stack_guard_kind(void);
-void weft__stack_force_guard(enum weft__guard kind);
+enum weft__stack_guard { WEFT__GUARD_UNKNOWN, WEFT__GUARD_ADVICE, WEFT__GUARD_MPROTECT };
+enum weft__stack_guard weft__stack_guard_kind(void);
+void weft__stack_force_guard(enum weft__stack_guard kind);
 
 #endif /* WEFT_SRC_ASYNC_STACK_H */

@@ -35,8 +35,8 @@ static long sys_futex(_Atomic uint32_t *word, int op, uint32_t val, const struct
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, val3);
 }
 
-static int futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
-                      unsigned flags)
+int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
+                     unsigned flags)
 {
     int op = FUTEX_WAIT_BITSET | (flags & WEFT__PARK_SHARED ? 0 : FUTEX_PRIVATE_FLAG);
     struct timespec ts, *tsp = NULL;
@@ -53,7 +53,7 @@ static int futex_wait(_Atomic uint32_t *word, uint32_t expected, weft__deadline_
 }
 
 /* Wait for fd to be readable, across EINTR and poll's millisecond steps. */
-static int poll_readable(int fd, weft__deadline_t deadline)
+int weft__park_fd_poll(int fd, weft__deadline_t deadline)
 {
     for (;;) {
         int ms = -1;
@@ -96,7 +96,7 @@ int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadl
         rc = p->park(p, word, expected, deadline, flags);
     } else {
         weft__spin_sample(); /* about to sleep: the moment to look at the load */
-        rc = futex_wait(word, expected, deadline, flags);
+        rc = weft__park_futex(word, expected, deadline, flags);
     }
     if (WEFT__UNLIKELY(h))
         trace_end(h, word, flags, rc);
@@ -109,7 +109,8 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
     if (WEFT__UNLIKELY(h))
         trace_begin(h, NULL, flags);
     struct weft__parker *p = weft__parker;
-    int rc = WEFT__UNLIKELY(p) ? p->park_fd(p, fd, deadline, flags) : poll_readable(fd, deadline);
+    int rc =
+        WEFT__UNLIKELY(p) ? p->park_fd(p, fd, deadline, flags) : weft__park_fd_poll(fd, deadline);
     if (WEFT__UNLIKELY(h))
         trace_end(h, NULL, flags, rc);
     return rc;

@@ -98,6 +98,11 @@ struct weft__parker {
 };
 /* The calling thread's parker: NULL for a plain thread. */
 extern _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
+/* What a plain thread does: for a parker that must block its thread after
+ * all (a word shared with other processes, no memory for a timer). */
+int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
+                     unsigned flags);
+int weft__park_fd_poll(int fd, weft__deadline_t deadline);
 /* Tasks parked now, in the whole process. */
 extern _Atomic uint32_t weft__parked_tasks;
 /* Wakes up to n tasks parked on word, returns how many it woke. Set before

@@ -5,6 +5,8 @@
  */
 #include "base/spin.h"
 
+#include "base/park.h"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -39,9 +41,16 @@ bool weft__spin_busy(void)
     return atomic_load_explicit(&verdicts, memory_order_relaxed) != 0;
 }
 
+/* A task never polls: what it waits for may be another task of its own
+ * loop, which cannot run until it parks. */
+static bool polling_pays(void)
+{
+    return !weft__parker && weft__spin_pays();
+}
+
 void weft__spin_begin(weft__spin_t *s, enum weft__spin_kind kind)
 {
-    if (!weft__spin_pays())
+    if (!polling_pays())
         *s = (weft__spin_t){0, 0, 0, 0};
     else
         *s = weft__spin_busy() ? busy_polls[kind] : idle_polls[kind];
@@ -51,7 +60,7 @@ void weft__spin_begin_n(weft__spin_t *s, enum weft__spin_kind kind, uint32_t pol
 {
     weft__spin_begin(s, kind);
     uint32_t most = weft__spin_busy() ? s->polls : UINT16_MAX;
-    s->polls = (uint16_t)(!weft__spin_pays() ? 0 : polls < most ? polls : most);
+    s->polls = (uint16_t)(!polling_pays() ? 0 : polls < most ? polls : most);
 }
 
 /* Runnable threads on the machine, from /proc/loadavg ("0.50 0.40 0.30

@@ -72,7 +72,9 @@ int weft_sleep(double seconds)
     /* Parked on a word that nobody unparks, so that only the deadline ends
      * the sleep, and a task's sleep suspends the task alone. */
     _Atomic uint32_t never = 0;
-    while (weft__park(&never, 0, deadline, WEFT__WAIT_SLEEP) != -ETIMEDOUT)
-        ;
+    int rc;
+    while ((rc = weft__park(&never, 0, deadline, WEFT__WAIT_SLEEP)) != -ETIMEDOUT)
+        if (rc == -ECANCELED) /* a task's sleep, cancelled */
+            return rc;
     return 0;
 }

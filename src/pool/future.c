@@ -91,14 +91,19 @@ int weft_future_free(weft_future_t *f)
     return 0;
 }
 
+/* What finish is asked for beyond the states: CANCELLED from RUNNING, for
+ * a task of the async layer that stopped when asked. */
+enum { F_STOPPED = F_DONE + 1 };
+
 /* Store the final state: DONE from PENDING or RUNNING; CANCELLED only
- * from PENDING, which a worker may leave meanwhile (false then). */
+ * from PENDING, which a worker may leave meanwhile (false then), or as
+ * F_STOPPED from either. */
 static bool publish(weft_future_t *f, uint32_t state)
 {
     uint32_t pending = F_PENDING;
     if (state == F_CANCELLED)
         return atomic_compare_exchange_strong(&f->state, &pending, F_CANCELLED);
-    atomic_store(&f->state, state);
+    atomic_store(&f->state, state == F_STOPPED ? F_CANCELLED : state);
     return true;
 }
 
@@ -165,6 +170,14 @@ int weft__future_finish(weft_future_t *f, void *value, int error)
     if (!lock_unfinished(f))
         return -EPERM;
     finish(f, F_DONE, value, error);
+    return 0;
+}
+
+int weft__future_finish_cancelled(weft_future_t *f)
+{
+    if (!lock_unfinished(f))
+        return -EPERM;
+    finish(f, F_STOPPED, NULL, -ECANCELED);
     return 0;
 }
 
@@ -272,8 +285,13 @@ static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
         uint32_t s = atomic_load(&f->state);
         if (s >= F_CANCELLED)
             break;
-        if (weft__park(&f->state, s, deadline, WEFT__WAIT_FUTURE) == -ETIMEDOUT) {
+        int p = weft__park(&f->state, s, deadline, WEFT__WAIT_FUTURE);
+        if (p == -ETIMEDOUT) {
             rc = weft__future_finished(f) ? 0 : -ETIMEDOUT;
+            break;
+        }
+        if (p == -ECANCELED) { /* the waiting task was cancelled */
+            rc = p;
             break;
         }
     }

@@ -73,6 +73,10 @@ bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w);
 /* Unlink it if still linked; afterwards f never notifies w again. */
 void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
 
+/* Finish f as cancelled whether it was pending or running (an async task
+ * that stopped when asked); -EPERM if already finished. */
+int weft__future_finish_cancelled(weft_future_t *f);
+
 /* Finish f with both a value and an error (the process pool keeps a
  * crashed task's exit code in its value); -EPERM if already finished. */
 int weft__future_finish(weft_future_t *f, void *value, int error);

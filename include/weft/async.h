@@ -1,0 +1,127 @@
+/*
+ * weft/async.h: tasks on an event loop, after Python's asyncio, as stackful
+ * coroutines: a task is a C function with a stack of its own, and any
+ * function it calls may wait. There is no second set of primitives: a
+ * Lock, Queue, Event or future waited on in a task suspends the task alone
+ * and lets its loop run the others, and a task and a thread can share
+ * them (weft/sync.h, weft/queue.h, weft/future.h).
+ *
+ *     Python                               weft
+ *     asyncio.run(main())                  weft_run(main, arg, &opts, &result)
+ *     t = asyncio.create_task(coro, name=) weft_co_spawn(&t, fn, arg, &opts)
+ *     await t                              weft_co_join(t, timeout, &result)
+ *     t.cancel(), t.uncancel()             weft_co_cancel(t), weft_co_uncancel(t)
+ *     t.cancelling()                       weft_co_cancelling(t)
+ *     t.done(), t.result(), callbacks      on weft_co_future(t) (weft/future.h)
+ *     asyncio.current_task()               weft_co_current()
+ *     asyncio.all_tasks()                  weft_co_all(out, cap)
+ *     await asyncio.sleep(s)               weft_co_sleep(s)   (0: yield to the others)
+ *     raise inside a task                  return weft_co_fail(error)
+ *     CancelledError                       -ECANCELED from the call that was waiting
+ *
+ * The prefix is weft_co_ (coroutine) so that these tasks are never taken
+ * for a pool's tasks (weft/pool.h, weft_task_fail).
+ *
+ * Scheduling. A loop runs on the thread that called weft_run, one task at a
+ * time, in the order they became ready (FIFO): between its waits a task
+ * needs no lock against the other tasks of its loop, as in asyncio. A task
+ * that computes without waiting holds its loop; weft_co_sleep(0) lets the
+ * others run.
+ *
+ * Cancellation is delivered at a suspension point: the next (or current)
+ * waiting call of the task returns -ECANCELED, once per request. A task that
+ * was cancelled ends cancelled, whatever it returns, unless it withdrew each
+ * request with weft_co_uncancel (what swallowing CancelledError is in
+ * Python); a task that fails with -ECANCELED ends cancelled too. A wait that
+ * was already granted (a Lock handed over, an item taken) completes; the
+ * cancellation then waits for the next suspension point, so no wake-up is
+ * lost.
+ *
+ * Stacks are 64 KiB of address space by default, committed as touched, with
+ * a guard page below that faults; a finished task's stack is reused by the
+ * next. Deep recursion or large arrays on a task's stack need a larger
+ * stack_size.
+ */
+#ifndef WEFT_ASYNC_H
+#define WEFT_ASYNC_H
+
+#include <weft/base.h>
+#include <weft/future.h>
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_co weft_co_t;
+typedef void *(*weft_co_fn)(void *arg);
+
+typedef struct weft_run_opts {
+    size_t stack_size; /* each task's, in bytes; 0: 64 KiB */
+} weft_run_opts_t;
+
+/*
+ * Run main(arg) as the first task of a new loop on the calling thread, until
+ * it ends; then cancel the tasks still running and wait for them (as
+ * asyncio.run does). 0 and *result (may be NULL) for main's value, else
+ * main's error (-ECANCELED if it was cancelled). -EPERM if the thread already
+ * runs a loop, -EINVAL, -ENOMEM, -EMFILE, WEFT_EMAPCOUNT.
+ */
+WEFT_API int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **result);
+
+typedef struct weft_co_opts {
+    const char *name;  /* copied; NULL: "co-<id>" */
+    size_t stack_size; /* 0: the loop's */
+} weft_co_opts_t;
+
+/*
+ * Start fn(arg) as a task of the calling task's loop; it runs once the
+ * caller waits or yields. *out gets a reference (weft_co_free drops it);
+ * out may be NULL for a task nobody will join. opts may be NULL. -EPERM
+ * outside a task, -EINVAL, -ENOMEM, WEFT_EMAPCOUNT.
+ */
+WEFT_API int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_t *opts);
+/* Drop the reference weft_co_spawn gave; the task runs on. -EINVAL. */
+WEFT_API int weft_co_free(weft_co_t *t);
+
+/* Wait for t to end: 0 and *result, its error, or -ECANCELED if t ended
+ * cancelled; -ETIMEDOUT/-EAGAIN, or -ECANCELED if the caller is cancelled
+ * while it waits; -EDEADLK for the calling task itself. Works from a thread
+ * too. */
+WEFT_API int weft_co_join(weft_co_t *t, double timeout, void **result);
+/* t's outcome as a future (borrowed; valid while the caller holds t): for
+ * weft_wait, weft_as_completed and done callbacks. */
+WEFT_API weft_future_t *weft_co_future(weft_co_t *t);
+
+/* Ask t to stop at its next suspension point: 1 if asked, 0 if t has
+ * already ended. From t's own loop (-EPERM elsewhere). */
+WEFT_API int weft_co_cancel(weft_co_t *t);
+/* Withdraw one cancellation: the requests left. -EPERM if none. */
+WEFT_API int weft_co_uncancel(weft_co_t *t);
+/* The requests not withdrawn. */
+WEFT_API int weft_co_cancelling(weft_co_t *t);
+
+/* The calling task, or NULL outside one. */
+WEFT_API weft_co_t *weft_co_current(void);
+/* The task's name. */
+WEFT_API const char *weft_co_name(weft_co_t *t);
+/* Up to cap of the calling loop's live tasks into out (no references
+ * taken): how many there are in all. -EPERM outside a loop. */
+WEFT_API int weft_co_all(weft_co_t **out, size_t cap);
+
+/* Sleep for seconds; 0 lets the other ready tasks run first. Outside a
+ * task, the thread sleeps (weft_sleep). 0, -ECANCELED, -EINVAL. */
+WEFT_API int weft_co_sleep(double seconds);
+
+/* Inside a task: end it with this (negative) error instead of its return
+ * value, like an exception raised in a Python task. Returns NULL, so that
+ * `return weft_co_fail(err);` reads as it does. Outside a task (or for an
+ * error >= 0) nothing happens. */
+WEFT_API void *weft_co_fail(int error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_ASYNC_H */

@@ -1,0 +1,121 @@
+/*
+ * Inside the async layer: the loop and the task, and how a parked task is
+ * found and woken.
+ *
+ * A loop belongs to the thread that runs it. Its scheduler runs on that
+ * thread's own stack (`home`), takes tasks from the ready queue in FIFO
+ * order and switches to each; a task runs until it parks, yields or ends,
+ * and each of those switches back home. Only the loop's thread touches the
+ * ready queue, the timer heap and the stack cache. Other threads reach a
+ * loop through its remote queue: a mutex-guarded list and an eventfd the
+ * loop's epoll watches, written only when the list goes from empty to not
+ * (libuv's uv_async_send does the same), so a burst costs one wake-up.
+ *
+ * A park from a task (base/park.h's parker, lot.c) is settled under the
+ * lock of the word's bucket in the parking table: the unpark, timer or
+ * cancellation that takes the task's waiter off its bucket's list is the
+ * one that ends the park, and says how (park_rc); the others find it gone
+ * and do nothing. The task is then queued to its loop, and when it runs it
+ * takes its own timer out of the heap (a timer may have fired meanwhile:
+ * removing it twice is harmless).
+ */
+#ifndef WEFT_SRC_ASYNC_INT_H
+#define WEFT_SRC_ASYNC_INT_H
+
+#include "async/ctx.h"
+#include "async/heap.h"
+#include "async/stack.h"
+#include "base/park.h"
+#include <weft/async.h>
+#include <weft/future.h>
+
+#include <pthread.h>
+
+struct weft__loop;
+
+/* A task's place in the parking table while it waits on a word. */
+struct weft__waiter {
+    _Atomic uint32_t *word;
+    struct weft__waiter *prev, *next;
+    bool linked; /* on its bucket's list (read and written under its lock) */
+};
+
+enum co_state { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
+
+struct weft_co {
+    struct weft__ctx ctx;
+    struct weft__loop *loop;
+    struct weft_co *next;                /* in a ready queue */
+    struct weft_co *all_prev, *all_next; /* in the loop's list of live tasks */
+    weft_future_t *future;               /* the outcome */
+    weft_co_fn fn;
+    void *arg;
+    char *name; /* NULL: named by id */
+    uint64_t id;
+    _Atomic uint32_t refs; /* the handle's and the loop's */
+    enum co_state state;
+    /* Parking. */
+    struct weft__waiter waiter;
+    struct weft__timer timer;
+    int fd;      /* parked on this descriptor, or -1 */
+    int park_rc; /* how the park ended */
+    /* Cancellation (Python 3.11's): requests not yet withdrawn, and
+     * whether one is still to be delivered at a suspension point. */
+    uint32_t cancels;
+    bool cancel_due;
+    bool stopped; /* cancelled by weft_run's end */
+    int fail;     /* weft_co_fail's error, or 0 */
+    struct weft__stack stack;
+};
+
+struct weft__loop {
+    struct weft__parker parker; /* first: the parker is the loop */
+    struct weft__ctx home;      /* the thread's own stack: the scheduler */
+    struct weft_co *current;
+    struct weft_co *ready, **ready_tail;
+    struct weft__heap timers;
+    int epfd, evfd;
+    size_t fds_parked; /* tasks parked on descriptors */
+    /* From other threads. */
+    pthread_mutex_t remote_mu;
+    struct weft_co *remote, **remote_tail;
+    _Atomic uint32_t remote_signalled;
+    /* Bookkeeping. */
+    struct weft_co *all; /* live tasks */
+    size_t live;
+    uint64_t next_id;
+    size_t stack_size;
+    struct weft__stack *cache; /* stacks of ended tasks, for reuse */
+    size_t cached, cache_cap;
+};
+
+/* The loop the calling thread runs, or NULL. */
+extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
+
+/* Queue t to run on its loop, from any thread, with its park ended by rc. */
+void weft__co_wake(struct weft_co *t, int rc);
+/* From the loop's thread: end t's park with rc if it is parked and nothing
+ * else has ended the park yet; true if this call did. */
+bool weft__loop_end_park(struct weft_co *t, int rc);
+/* A stack for a new task: a cached one if size is the loop's. */
+int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size);
+/* Back to the cache (or unmapped) once its task has ended. */
+void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
+
+/* Tasks (co.c): a new task of l, ready to run; the end of one that is done
+ * (from the scheduler, after it switched home for the last time). */
+int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void *arg,
+                 const weft_co_opts_t *opts);
+void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+
+/* The parking table (lot.c). Park the calling task t on word unless
+ * *word != expected: 1 if it is now on the list (it must suspend), 0 if the
+ * word had changed. */
+int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expected);
+/* Take t's waiter off its list if it is still on it: true if this call did
+ * (and so ends the park). */
+bool weft__lot_dequeue(struct weft_co *t);
+/* Install the table's unpark in base (once). */
+void weft__lot_install(void);
+
+#endif /* WEFT_SRC_ASYNC_INT_H */

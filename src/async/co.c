@@ -1,0 +1,233 @@
+/*
+ * Tasks (design in async_int.h and weft/async.h): start, end, join,
+ * cancellation, and what a task asks of its loop.
+ *
+ * A task's outcome is a future (weft/future.h) made running at the start,
+ * so that weft_future_cancel, which cancels only what has not started,
+ * leaves it alone: tasks are cancelled through weft_co_cancel, at their
+ * suspension points. Two references keep a task: the handle's and the
+ * loop's, dropped when the scheduler has switched away from it for good.
+ */
+#include "async/async_int.h"
+
+#include "pool/future_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void co_unref(struct weft_co *t)
+{
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    weft_future_free(t->future);
+    free(t->name);
+    free(t);
+}
+
+/* The end of a task, on its own stack: publish the outcome, then leave for
+ * good. */
+static void co_main(void *arg, void *data)
+{
+    WEFT__UNUSED(data);
+    struct weft_co *t = arg;
+    void *value = t->fn(t->arg);
+    if (t->cancels > 0 || t->fail == -ECANCELED)
+        weft__future_finish_cancelled(t->future);
+    else if (t->fail)
+        weft_future_set_error(t->future, t->fail);
+    else
+        weft_future_set_result(t->future, value);
+    t->state = CO_DONE;
+    weft__ctx_exit(&t->ctx, &t->loop->home, NULL);
+}
+
+static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts)
+{
+    struct weft_co *t = weft__calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->future = weft__future_alloc();
+    t->name = opts && opts->name ? weft__strdup(opts->name) : NULL;
+    size_t size = opts && opts->stack_size ? opts->stack_size : l->stack_size;
+    int rc = !t->future || (opts && opts->name && !t->name) ? -ENOMEM
+                                                            : weft__loop_stack(l, &t->stack, size);
+    if (rc == 0)
+        rc = weft__ctx_make(&t->ctx, weft__stack_lo(&t->stack), weft__stack_size(&t->stack),
+                            co_main, t);
+    if (rc != 0) {
+        if (t->stack.map)
+            weft__loop_put_stack(l, &t->stack);
+        if (t->future)
+            weft_future_free(t->future);
+        free(t->name);
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void *arg,
+                 const weft_co_opts_t *opts)
+{
+    struct weft_co *t;
+    int rc = co_alloc(l, &t, opts);
+    if (rc != 0)
+        return rc;
+    t->loop = l;
+    t->fn = fn;
+    t->arg = arg;
+    t->id = l->next_id++;
+    t->fd = -1;
+    t->timer.index = WEFT__TIMER_IDLE;
+    atomic_init(&t->refs, out ? 2 : 1);
+    weft_future_set_running_or_notify_cancel(t->future);
+    t->all_next = l->all;
+    if (l->all)
+        l->all->all_prev = t;
+    l->all = t;
+    l->live++;
+    weft__co_wake(t, 0);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+void weft__co_reap(struct weft__loop *l, struct weft_co *t)
+{
+    weft__ctx_release(&t->ctx);
+    weft__loop_put_stack(l, &t->stack);
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        l->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    l->live--;
+    co_unref(t);
+}
+
+int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_t *opts)
+{
+    struct weft__loop *l = weft__loop_self;
+    if (!fn)
+        return -EINVAL;
+    if (!l || !l->current)
+        return -EPERM;
+    return weft__co_new(l, out, fn, arg, opts);
+}
+
+int weft_co_free(weft_co_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    co_unref(t);
+    return 0;
+}
+
+int weft_co_join(weft_co_t *t, double timeout, void **result)
+{
+    if (!t || isnan(timeout))
+        return -EINVAL;
+    struct weft__loop *l = weft__loop_self;
+    if (l && l->current == t)
+        return -EDEADLK;
+    return weft_future_result(t->future, timeout, result);
+}
+
+weft_future_t *weft_co_future(weft_co_t *t)
+{
+    return t ? t->future : NULL;
+}
+
+int weft_co_cancel(weft_co_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (weft__loop_self != t->loop)
+        return -EPERM;
+    if (t->state == CO_DONE)
+        return 0;
+    t->cancels++;
+    /* A park this ends returns -ECANCELED: the delivery. Otherwise the
+     * next one does. */
+    if (!(t->state == CO_PARKED && weft__loop_end_park(t, -ECANCELED)))
+        t->cancel_due = true;
+    return 1;
+}
+
+int weft_co_uncancel(weft_co_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (weft__loop_self != t->loop || t->cancels == 0)
+        return -EPERM;
+    if (--t->cancels == 0)
+        t->cancel_due = false;
+    return (int)t->cancels;
+}
+
+int weft_co_cancelling(weft_co_t *t)
+{
+    return t ? (int)t->cancels : -EINVAL;
+}
+
+weft_co_t *weft_co_current(void)
+{
+    struct weft__loop *l = weft__loop_self;
+    return l ? l->current : NULL;
+}
+
+const char *weft_co_name(weft_co_t *t)
+{
+    if (!t)
+        return NULL;
+    if (!t->name) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "co-%" PRIu64, t->id);
+        t->name = weft__strdup(buf);
+    }
+    return t->name ? t->name : "co";
+}
+
+int weft_co_all(weft_co_t **out, size_t cap)
+{
+    struct weft__loop *l = weft__loop_self;
+    if (!l)
+        return -EPERM;
+    if (!out && cap)
+        return -EINVAL;
+    size_t n = 0;
+    for (struct weft_co *t = l->all; t; t = t->all_next, n++)
+        if (n < cap)
+            out[n] = t;
+    return (int)n;
+}
+
+int weft_co_sleep(double seconds)
+{
+    struct weft__loop *l = weft__loop_self;
+    if (seconds != 0 || !l || !l->current)
+        return weft_sleep(seconds);
+    struct weft_co *t = l->current;
+    if (t->cancel_due) {
+        t->cancel_due = false;
+        return -ECANCELED;
+    }
+    weft__co_wake(t, 0);
+    t->state = CO_READY;
+    weft__ctx_switch(&t->ctx, &l->home, NULL);
+    return 0;
+}
+
+void *weft_co_fail(int error)
+{
+    struct weft__loop *l = weft__loop_self;
+    if (l && l->current && error < 0)
+        l->current->fail = error;
+    return NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * A binary min-heap of timers, ordered by deadline and, among equal
+ * deadlines, by the order they were added (so timers due together fire in
+ * the order they were set). Each node knows its own index, so removing a
+ * timer that did not fire is O(log n) too, and a million timers cost 8
+ * bytes of heap array each plus the node the caller embeds.
+ *
+ * Not thread-safe: a loop's heap is touched by its own thread only.
+ */
+#ifndef WEFT_SRC_ASYNC_HEAP_H
+#define WEFT_SRC_ASYNC_HEAP_H
+
+#include "base/base.h"
+
+#include <stddef.h>
+
+struct weft__timer {
+    weft__deadline_t deadline;
+    uint64_t seq; /* the order among equal deadlines */
+    size_t index; /* in the heap's array; WEFT__TIMER_IDLE when not in it */
+};
+#define WEFT__TIMER_IDLE SIZE_MAX
+
+struct weft__heap {
+    struct weft__timer **nodes;
+    size_t len, cap;
+    uint64_t seq;
+};
+
+/* 0, or -ENOMEM (the heap is unchanged). */
+int weft__heap_push(struct weft__heap *h, struct weft__timer *t, weft__deadline_t deadline);
+/* Remove t if it is in the heap (else nothing). */
+void weft__heap_remove(struct weft__heap *h, struct weft__timer *t);
+/* The earliest timer, or NULL. */
+static inline struct weft__timer *weft__heap_top(const struct weft__heap *h)
+{
+    return h->len ? h->nodes[0] : NULL;
+}
+void weft__heap_free(struct weft__heap *h);
+
+#endif /* WEFT_SRC_ASYNC_HEAP_H */

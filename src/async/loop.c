@@ -1,0 +1,373 @@
+/*
+ * The event loop (design in async_int.h): the scheduler on the thread's
+ * own stack, the parker that suspends a task where a thread would sleep,
+ * timers, epoll, the queue other threads wake tasks through, and the cache
+ * of stacks.
+ *
+ * One round of the scheduler: run the tasks that were ready when it began
+ * (those they make ready run in the next round, after I/O and timers have
+ * been looked at, as asyncio's loop does); then wait in epoll_pwait2 for
+ * descriptors, the remote queue's eventfd or the next timer, but only when
+ * nothing is ready, and not at all while nothing could answer (no task on a
+ * descriptor, and the remote queue quiet); then fire due timers and take in
+ * the remote queue. epoll_pwait2 takes its timeout in nanoseconds, so a
+ * timer is never early and at most a wake-up late; where the kernel lacks
+ * it (before 5.11), epoll_wait's milliseconds are rounded up.
+ *
+ * The parker is installed in base's per-thread slot only while a task runs
+ * (and emptied when it switches home), so that the scheduler itself, and
+ * whatever it calls, waits as a thread does.
+ */
+#include "async/async_int.h"
+
+#include "pool/future_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+_Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
+
+enum { STACK_DEFAULT = 64 * 1024, CACHE_MAX = 1024, EVENTS = 64 };
+
+/* Stacks. Those of the loop's own size are kept for reuse, pages already
+ * touched (a first touch costs a page fault); ASan is told to forget the
+ * red zones of the frames the ended task abandoned. */
+
+int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
+{
+    if (size == l->stack_size && l->cached) {
+        *s = l->cache[--l->cached];
+        return 0;
+    }
+    return weft__stack_map(s, size);
+}
+
+void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
+{
+    weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
+    if (weft__stack_size(s) >= l->stack_size &&
+        weft__stack_size(s) < l->stack_size + weft__page_size() && l->cached < CACHE_MAX) {
+        if (l->cached == l->cache_cap) {
+            size_t cap = l->cache_cap ? 2 * l->cache_cap : 16;
+            struct weft__stack *c = weft__sys.realloc(l->cache, cap * sizeof *c);
+            if (!c) {
+                weft__stack_unmap(s);
+                return;
+            }
+            l->cache = c;
+            l->cache_cap = cap;
+        }
+        l->cache[l->cached++] = *s;
+        return;
+    }
+    weft__stack_unmap(s);
+}
+
+/* The ready queue. */
+
+static void push_ready(struct weft__loop *l, struct weft_co *t)
+{
+    t->state = CO_READY;
+    t->next = NULL;
+    *l->ready_tail = t;
+    l->ready_tail = &t->next;
+}
+
+/* From another thread: the remote list, and the eventfd when the list was
+ * quiet. The task's state is left to the loop (its thread reads it). */
+static void push_remote(struct weft__loop *l, struct weft_co *t)
+{
+    t->next = NULL;
+    pthread_mutex_lock(&l->remote_mu);
+    *l->remote_tail = t;
+    l->remote_tail = &t->next;
+    pthread_mutex_unlock(&l->remote_mu);
+    if (!atomic_exchange(&l->remote_signalled, 1)) {
+        uint64_t one = 1;
+        while (write(l->evfd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+void weft__co_wake(struct weft_co *t, int rc)
+{
+    t->park_rc = rc;
+    struct weft__loop *l = t->loop;
+    if (weft__loop_self == l)
+        push_ready(l, t);
+    else
+        push_remote(l, t);
+}
+
+static void take_remote(struct weft__loop *l)
+{
+    if (!atomic_load_explicit(&l->remote_signalled, memory_order_relaxed))
+        return;
+    atomic_store(&l->remote_signalled, 0);
+    uint64_t count;
+    while (read(l->evfd, &count, sizeof count) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&l->remote_mu);
+    struct weft_co *list = l->remote;
+    l->remote = NULL;
+    l->remote_tail = &l->remote;
+    pthread_mutex_unlock(&l->remote_mu);
+    for (struct weft_co *t = list, *next; t; t = next) {
+        next = t->next;
+        push_ready(l, t);
+    }
+}
+
+/* Ending a park from the loop's thread (a timer, a cancellation): a park on
+ * a word is settled under its bucket's lock, against an unpark from any
+ * thread; a sleep or a descriptor wait only the loop's thread can end. */
+bool weft__loop_end_park(struct weft_co *t, int rc)
+{
+    if (t->waiter.word ? !weft__lot_dequeue(t) : t->state != CO_PARKED)
+        return false;
+    weft__co_wake(t, rc);
+    return true;
+}
+
+/* Parking a task. */
+
+static int suspend(struct weft__loop *l, struct weft_co *t)
+{
+    t->state = CO_PARKED;
+    weft__ctx_switch(&t->ctx, &l->home, NULL);
+    weft__heap_remove(&l->timers, &t->timer);
+    t->waiter.word = NULL;
+    return t->park_rc;
+}
+
+/* Whether the park may begin: -ECANCELED (delivered now), -ETIMEDOUT, or
+ * 0 with t's timer set for the deadline. 1: the thread must wait instead,
+ * there being no memory for the timer. */
+static int begin_park(struct weft__loop *l, struct weft_co *t, weft__deadline_t deadline)
+{
+    if (t->cancel_due) {
+        t->cancel_due = false;
+        return -ECANCELED;
+    }
+    if (deadline == WEFT__NEVER)
+        return 0;
+    if (deadline <= weft__now_ns())
+        return -ETIMEDOUT;
+    return weft__heap_push(&l->timers, &t->timer, deadline) == 0 ? 0 : 1;
+}
+
+static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
+                     weft__deadline_t deadline, unsigned flags)
+{
+    struct weft__loop *l = (struct weft__loop *)p;
+    struct weft_co *t = l->current;
+    /* Another process's unpark would not look in this process's table. */
+    if (flags & WEFT__PARK_SHARED)
+        return weft__park_futex(word, expected, deadline, flags);
+    int rc = begin_park(l, t, deadline);
+    if (rc != 0)
+        return rc == 1 ? weft__park_futex(word, expected, deadline, flags) : rc;
+    t->waiter.word = NULL;
+    if ((flags & 0xff00u) != WEFT__WAIT_SLEEP && !weft__lot_enqueue(t, word, expected)) {
+        weft__heap_remove(&l->timers, &t->timer);
+        return 0;
+    }
+    return suspend(l, t);
+}
+
+static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
+{
+    WEFT__UNUSED(flags);
+    struct weft__loop *l = (struct weft__loop *)p;
+    struct weft_co *t = l->current;
+    int rc = begin_park(l, t, deadline);
+    if (rc != 0)
+        return rc == 1 ? weft__park_fd_poll(fd, deadline) : rc == -ETIMEDOUT ? 0 : rc;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        /* Another task waits on fd already, or fd cannot be polled. */
+        weft__heap_remove(&l->timers, &t->timer);
+        return weft__park_fd_poll(fd, deadline);
+    }
+    t->fd = fd;
+    l->fds_parked++;
+    rc = suspend(l, t);
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    t->fd = -1;
+    l->fds_parked--;
+    return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+/* The scheduler. */
+
+static void run_task(struct weft__loop *l, struct weft_co *t)
+{
+    l->current = t;
+    t->state = CO_RUNNING;
+    weft__parker = &l->parker;
+    weft__ctx_switch(&l->home, &t->ctx, NULL);
+    weft__parker = NULL;
+    l->current = NULL;
+    if (t->state == CO_DONE)
+        weft__co_reap(l, t);
+}
+
+static void run_ready(struct weft__loop *l)
+{
+    struct weft_co *batch = l->ready;
+    l->ready = NULL;
+    l->ready_tail = &l->ready;
+    for (struct weft_co *t = batch, *next; t; t = next) {
+        next = t->next;
+        run_task(l, t);
+    }
+}
+
+static int wait_events(struct weft__loop *l, struct epoll_event *ev, weft__deadline_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    int64_t left = 0;
+    if (deadline != WEFT__NEVER) {
+        left = deadline - weft__now_ns();
+        left = left < 0 ? 0 : left;
+        ts = (struct timespec){left / 1000000000, left % 1000000000};
+        tsp = &ts;
+    }
+    static _Atomic bool no_pwait2;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        int n = epoll_pwait2(l->epfd, ev, EVENTS, tsp, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+    }
+    int ms = !tsp                           ? -1
+             : left > INT32_MAX * 1000000LL ? INT32_MAX
+                                            : (int)((left + 999999) / 1000000);
+    return epoll_wait(l->epfd, ev, EVENTS, ms);
+}
+
+static void poll_events(struct weft__loop *l)
+{
+    bool busy =
+        l->ready != NULL || atomic_load_explicit(&l->remote_signalled, memory_order_relaxed);
+    if (busy && l->fds_parked == 0)
+        return;
+    struct weft__timer *next = weft__heap_top(&l->timers);
+    weft__deadline_t deadline = busy ? 0 : next ? next->deadline : WEFT__NEVER;
+    struct epoll_event ev[EVENTS];
+    int n = wait_events(l, ev, deadline);
+    for (int i = 0; i < n; i++) {
+        struct weft_co *t = ev[i].data.ptr;
+        if (t && t->state == CO_PARKED)
+            weft__co_wake(t, 1);
+    }
+}
+
+static struct weft_co *task_of_timer(struct weft__timer *tm)
+{
+    return (struct weft_co *)((char *)tm - offsetof(struct weft_co, timer));
+}
+
+static void fire_timers(struct weft__loop *l)
+{
+    struct weft__timer *tm = weft__heap_top(&l->timers);
+    if (!tm)
+        return;
+    int64_t now = weft__now_ns();
+    for (; tm && tm->deadline <= now; tm = weft__heap_top(&l->timers)) {
+        weft__heap_remove(&l->timers, tm);
+        weft__loop_end_park(task_of_timer(tm), -ETIMEDOUT);
+    }
+}
+
+static void run_until(struct weft__loop *l, bool (*done)(struct weft__loop *l, void *arg),
+                      void *arg)
+{
+    while (!done(l, arg)) {
+        run_ready(l);
+        if (done(l, arg))
+            break; /* not into epoll with nothing left to wait for */
+        poll_events(l);
+        fire_timers(l);
+        take_remote(l);
+    }
+}
+
+static bool task_done(struct weft__loop *l, void *arg)
+{
+    WEFT__UNUSED(l);
+    return weft__future_finished(arg);
+}
+
+/* A loop. */
+
+static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
+{
+    *l = (struct weft__loop){.parker = {task_park, task_park_fd}, .epfd = -1, .evfd = -1};
+    l->ready_tail = &l->ready;
+    l->remote_tail = &l->remote;
+    l->stack_size = opts && opts->stack_size ? opts->stack_size : STACK_DEFAULT;
+    l->next_id = 1;
+    weft__ctx_self(&l->home);
+    pthread_mutex_init(&l->remote_mu, NULL);
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0)
+        return -errno;
+    return 0;
+}
+
+static void loop_destroy(struct weft__loop *l)
+{
+    while (l->cached)
+        weft__stack_unmap(&l->cache[--l->cached]);
+    free(l->cache);
+    weft__heap_free(&l->timers);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->evfd >= 0)
+        close(l->evfd);
+    pthread_mutex_destroy(&l->remote_mu);
+}
+
+/* Once main has ended: cancel every task still live, once (and those they
+ * start meanwhile), until none is left. */
+static bool rest_cancelled(struct weft__loop *l, void *arg)
+{
+    WEFT__UNUSED(arg);
+    for (struct weft_co *t = l->all; t; t = t->all_next)
+        if (!t->stopped) {
+            t->stopped = true;
+            weft_co_cancel(t);
+        }
+    return l->live == 0;
+}
+
+int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **result)
+{
+    if (!main)
+        return -EINVAL;
+    if (weft__loop_self)
+        return -EPERM;
+    struct weft__loop l;
+    int rc = loop_init(&l, opts);
+    struct weft_co *first = NULL;
+    if (rc == 0) {
+        weft__lot_install();
+        weft__loop_self = &l;
+        rc = weft__co_new(&l, &first, main, arg, &(weft_co_opts_t){"main", 0});
+    }
+    if (rc == 0) {
+        run_until(&l, task_done, first->future);
+        run_until(&l, rest_cancelled, NULL);
+        rc = weft_future_result(first->future, 0, result);
+        weft_co_free(first);
+    }
+    weft__loop_self = NULL;
+    loop_destroy(&l);
+    return rc;
+}

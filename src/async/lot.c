@@ -1,0 +1,131 @@
+/*
+ * The parking table for tasks (design in async_int.h and base/park.h).
+ *
+ * WebKit's ParkingLot keyed by address: a fixed table of buckets, each a
+ * mutex and a FIFO list of the task waiters whose words hash to it. Words
+ * waited on by threads never come here: threads sleep on the futex, and an
+ * unpark reaches this table only while some task is parked (the count in
+ * base, read after a fence).
+ *
+ * Why the check happens under the bucket's mutex: a task counts itself,
+ * fences, and compares its word with the bucket locked; an unparker
+ * changes the word, fences, reads the count, and takes the same lock to
+ * look. Either the unparker's lock comes first, and then its change
+ * happens before the task's compare, which fails; or the task's enqueue
+ * comes first, and the unparker finds it. (Peeking at the list without the
+ * lock would lose a task that has compared but not yet enqueued.) Without
+ * the fences, a count still in the parker's store buffer could be missed
+ * by an unparker whose change the parker has not seen: x86 hides that,
+ * aarch64 does not.
+ *
+ * Sleeps (weft_sleep) and descriptor waits never enter the table: only the
+ * loop's own thread ends those (its timers, its epoll, a cancellation),
+ * and a million sleeping tasks must not lengthen anybody's bucket.
+ *
+ * 4096 buckets: a bucket's list holds the waiters of every word hashed to
+ * it, and an unpark walks past other words' waiters to find its own, so
+ * the table is sized for many distinct words waited on at once.
+ */
+#include "async/async_int.h"
+
+#include <stddef.h>
+
+enum { BUCKET_BITS = 12 };
+
+struct bucket {
+    pthread_mutex_t mu;
+    struct weft__waiter *head, *tail;
+} __attribute__((aligned(WEFT__CACHE_LINE)));
+
+/* All zero is an unlocked mutex and an empty list (glibc and musl). */
+static struct bucket table[1 << BUCKET_BITS];
+
+static struct bucket *bucket_of(const void *word)
+{
+    uint64_t h = (uint64_t)(uintptr_t)word * 0x9e3779b97f4a7c15u;
+    return &table[h >> (64 - BUCKET_BITS)];
+}
+
+static struct weft_co *task_of(struct weft__waiter *w)
+{
+    return (struct weft_co *)((char *)w - offsetof(struct weft_co, waiter));
+}
+
+static void unlink_waiter(struct bucket *b, struct weft__waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        b->tail = w->prev;
+    w->linked = false;
+    atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+}
+
+int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expected)
+{
+    struct bucket *b = bucket_of(word);
+    struct weft__waiter *w = &t->waiter;
+    pthread_mutex_lock(&b->mu);
+    atomic_fetch_add_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+    weft__fence();
+    if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
+        atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
+    *w = (struct weft__waiter){word, b->tail, NULL, true};
+    if (b->tail)
+        b->tail->next = w;
+    else
+        b->head = w;
+    b->tail = w;
+    pthread_mutex_unlock(&b->mu);
+    return 1;
+}
+
+bool weft__lot_dequeue(struct weft_co *t)
+{
+    struct bucket *b = bucket_of(t->waiter.word);
+    pthread_mutex_lock(&b->mu);
+    bool was = t->waiter.linked;
+    if (was)
+        unlink_waiter(b, &t->waiter);
+    pthread_mutex_unlock(&b->mu);
+    return was;
+}
+
+/* base's weft__task_unpark: the first n tasks parked on word, woken after
+ * the bucket is unlocked (a wake takes the loop's own locks). */
+static int lot_unpark(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    WEFT__UNUSED(flags);
+    struct bucket *b = bucket_of(word);
+    struct weft__waiter *woken = NULL, **tail = &woken;
+    int count = 0;
+    pthread_mutex_lock(&b->mu);
+    for (struct weft__waiter *w = b->head, *next; w && count < n; w = next) {
+        next = w->next;
+        if (w->word != word)
+            continue;
+        unlink_waiter(b, w);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
+        count++;
+    }
+    pthread_mutex_unlock(&b->mu);
+    for (struct weft__waiter *w = woken, *next; w; w = next) {
+        next = w->next; /* read before the task can run and park again */
+        weft__co_wake(task_of(w), 0);
+    }
+    return count;
+}
+
+void weft__lot_install(void)
+{
+    atomic_store_explicit(&weft__task_unpark, lot_unpark, memory_order_release);
+}

@@ -1,0 +1,408 @@
+/*
+ * The event loop and its tasks (weft/async.h): order, timers, joins,
+ * cancellation, and tasks sharing weft's primitives with threads.
+ */
+#include "wt.h"
+
+#include <weft/async.h>
+#include <weft/sync.h>
+#include <weft/thread.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static void *run_main(weft_co_fn fn, void *arg)
+{
+    void *result = NULL;
+    WT_EQ(weft_run(fn, arg, NULL, &result), 0);
+    return result;
+}
+
+/* weft_run */
+
+static void *answer(void *arg)
+{
+    (void)arg;
+    WT_CHECK(weft_co_current() != NULL);
+    WT_CHECK(strcmp(weft_co_name(weft_co_current()), "main") == 0);
+    return (void *)42;
+}
+
+static void *nested_run(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_run(answer, NULL, NULL, NULL), -EPERM);
+    return NULL;
+}
+
+static void *failing(void *arg)
+{
+    return weft_co_fail((int)(intptr_t)arg);
+}
+
+WT_CASE(run_returns_what_main_returns_or_its_error)
+{
+    WT_EQ((intptr_t)run_main(answer, NULL), 42);
+    run_main(nested_run, NULL);
+    WT_EQ(weft_run(failing, (void *)(intptr_t)-EIO, NULL, NULL), -EIO);
+    WT_EQ(weft_run(NULL, NULL, NULL, NULL), -EINVAL);
+    WT_CHECK(weft_co_current() == NULL);
+    /* Outside a loop. */
+    WT_EQ(weft_co_spawn(NULL, answer, NULL, NULL), -EPERM);
+    WT_EQ(weft_co_all(NULL, 0), -EPERM);
+    WT_CHECK(weft_co_fail(-EIO) == NULL);
+}
+
+/* Order: FIFO among ready tasks, each yield putting the task at the back. */
+static char order[64];
+static size_t order_len;
+
+static void *note_twice(void *arg)
+{
+    order[order_len++] = (char)(intptr_t)arg;
+    WT_EQ(weft_co_sleep(0), 0);
+    order[order_len++] = (char)(intptr_t)arg;
+    return NULL;
+}
+
+static void *spawn_abc(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[3];
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_co_spawn(&t[i], note_twice, (void *)(intptr_t)('a' + i), NULL), 0);
+    order[order_len++] = '-';
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(ready_tasks_run_in_the_order_they_became_ready)
+{
+    order_len = 0;
+    run_main(spawn_abc, NULL);
+    order[order_len] = '\0';
+    WT_CHECK(strcmp(order, "-abcabc") == 0);
+}
+
+/* Joins. */
+
+static void *plus_one(void *arg)
+{
+    return (void *)((intptr_t)arg + 1);
+}
+
+static void *self_join(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_join(weft_co_current(), WEFT_FOREVER, NULL), -EDEADLK);
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, plus_one, (void *)1, &(weft_co_opts_t){.name = "adder"}), 0);
+    WT_CHECK(strcmp(weft_co_name(t), "adder") == 0);
+    WT_EQ(weft_co_join(t, 0, NULL), -EAGAIN); /* not run yet */
+    void *v;
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 2);
+    WT_EQ(weft_future_done(weft_co_future(t)), 1);
+    weft_co_free(t);
+    WT_EQ(weft_co_spawn(&t, failing, (void *)(intptr_t)-ENOSPC, NULL), 0);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ENOSPC);
+    WT_EQ(weft_co_join(t, NAN, NULL), -EINVAL);
+    weft_co_free(t);
+    WT_EQ(weft_co_join(NULL, WEFT_FOREVER, NULL), -EINVAL);
+    WT_EQ(weft_co_spawn(&t, NULL, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+WT_CASE(join_gives_the_value_or_the_error_and_refuses_the_task_itself)
+{
+    run_main(self_join, NULL);
+}
+
+/* Timers: never early, and in deadline order. */
+static double woke_at[4];
+static int woke_order[4], woke_count;
+
+static void *sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    double start = weft_monotonic(), seconds = 0.01 * (4 - i);
+    WT_EQ(weft_co_sleep(seconds), 0);
+    woke_at[i] = weft_monotonic() - start;
+    WT_CHECK(woke_at[i] >= seconds);
+    woke_order[woke_count++] = i;
+    return NULL;
+}
+
+static void *sleepers(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[4];
+    for (int i = 0; i < 4; i++)
+        WT_EQ(weft_co_spawn(&t[i], sleeper, (void *)(intptr_t)i, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(sleeps_are_never_short_and_end_in_deadline_order)
+{
+    woke_count = 0;
+    double start = wt_now();
+    run_main(sleepers, NULL);
+    WT_EQ(woke_count, 4);
+    for (int i = 0; i < 4; i++)
+        WT_EQ(woke_order[i], 3 - i);
+    /* The four sleeps overlapped: the longest, not their sum. */
+    WT_CHECK(wt_now() - start < 0.1 * wt_slack());
+    WT_EQ(weft_co_sleep(-1), -EINVAL);
+    WT_EQ(weft_co_sleep(NAN), -EINVAL);
+}
+
+/* Cancellation. */
+
+static void *sleep_long(void *arg)
+{
+    int *rc = arg;
+    *rc = weft_co_sleep(60);
+    return (void *)7;
+}
+
+static void *cancel_sleeper(void *arg)
+{
+    (void)arg;
+    int rc = 1;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, sleep_long, &rc, NULL), 0);
+    WT_EQ(weft_co_sleep(0), 0); /* t is asleep now */
+    WT_EQ(weft_co_cancelling(t), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_cancelling(t), 1);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    WT_EQ(rc, -ECANCELED);
+    WT_EQ(weft_future_cancelled(weft_co_future(t)), 1);
+    WT_EQ(weft_co_cancel(t), 0); /* done */
+    weft_co_free(t);
+    return NULL;
+}
+
+WT_CASE(a_cancelled_sleep_returns_ecanceled_and_the_task_ends_cancelled)
+{
+    double start = wt_now();
+    run_main(cancel_sleeper, NULL);
+    WT_CHECK(wt_now() - start < 10);
+}
+
+/* A task that withdraws the cancellation goes on and ends with its value. */
+static void *swallow(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(60), -ECANCELED);
+    WT_EQ(weft_co_uncancel(weft_co_current()), 0);
+    WT_EQ(weft_co_uncancel(weft_co_current()), -EPERM);
+    WT_EQ(weft_co_sleep(0.001), 0); /* not cancelled again */
+    return (void *)9;
+}
+
+/* A task cancelled before it first runs learns it at its first wait. */
+static void *first_wait(void *arg)
+{
+    int *seen = arg;
+    *seen = weft_co_sleep(0);
+    *seen = *seen * 10 + weft_co_sleep(0.001);
+    return NULL;
+}
+
+static void *cancel_variants(void *arg)
+{
+    (void)arg;
+    weft_co_t *t;
+    void *v;
+    WT_EQ(weft_co_spawn(&t, swallow, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 9);
+    weft_co_free(t);
+
+    int seen = 1;
+    WT_EQ(weft_co_spawn(&t, first_wait, &seen, NULL), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_cancel(t), 1); /* twice: two requests, one delivery */
+    WT_EQ(weft_co_cancelling(t), 2);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    WT_EQ(seen, -ECANCELED * 10);
+    weft_co_free(t);
+    WT_EQ(weft_co_cancel(NULL), -EINVAL);
+    return NULL;
+}
+
+WT_CASE(cancellation_is_delivered_once_and_can_be_withdrawn)
+{
+    run_main(cancel_variants, NULL);
+}
+
+/* At its end, weft_run cancels what is left and waits for it. */
+static int leftovers_ended;
+
+static void *leftover(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(60), -ECANCELED);
+    leftovers_ended++;
+    return NULL;
+}
+
+static void *leave_some(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++)
+        WT_EQ(weft_co_spawn(NULL, leftover, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0), 0);
+    weft_co_t *all[8];
+    WT_EQ(weft_co_all(all, 8), 6);
+    WT_EQ(weft_co_all(all, 2), 6);
+    return NULL;
+}
+
+WT_CASE(run_cancels_the_tasks_main_leaves_behind)
+{
+    leftovers_ended = 0;
+    double start = wt_now();
+    run_main(leave_some, NULL);
+    WT_EQ(leftovers_ended, 5);
+    WT_CHECK(wt_now() - start < 10);
+}
+
+/* Many tasks, their stacks reused. TSan counts each task's fiber against
+ * its limit of 8128 threads. */
+enum { MANY = 10000 };
+
+static int how_many(void)
+{
+    return wt_sanitizer() == 't' ? 2000 : MANY;
+}
+
+static void *nap(void *arg)
+{
+    WT_EQ(weft_co_sleep(0.001), 0);
+    return arg;
+}
+
+static void *many(void *arg)
+{
+    (void)arg;
+    static weft_co_t *t[MANY];
+    for (int round = 0; round < 3; round++) {
+        for (intptr_t i = 0; i < how_many(); i++)
+            WT_EQ(weft_co_spawn(&t[i], nap, (void *)i, NULL), 0);
+        for (intptr_t i = 0; i < how_many(); i++) {
+            void *v;
+            WT_EQ(weft_co_join(t[i], WEFT_FOREVER, &v), 0);
+            WT_EQ((intptr_t)v, i);
+            weft_co_free(t[i]);
+        }
+    }
+    return NULL;
+}
+
+WT_CASE(thousands_of_tasks_sleep_at_once_three_times)
+{
+    run_main(many, NULL);
+}
+
+/* Tasks and threads sharing a Lock and an Event. */
+static weft_lock_t shared_lock = WEFT_LOCK_INIT;
+static weft_event_t go = WEFT_EVENT_INIT;
+static long counter;
+
+static void *locker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        WT_EQ(weft_lock_acquire(&shared_lock, WEFT_FOREVER), 0);
+        long c = counter;
+        if (i % 7 == 0)
+            WT_EQ(weft_co_sleep(0), 0); /* suspended while holding it */
+        counter = c + 1;
+        WT_EQ(weft_lock_release(&shared_lock), 0);
+    }
+    return NULL;
+}
+
+static void *thread_locker(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_set(&go), 0);
+    for (int i = 0; i < 1000; i++) {
+        WT_EQ(weft_lock_acquire(&shared_lock, WEFT_FOREVER), 0);
+        counter++;
+        WT_EQ(weft_lock_release(&shared_lock), 0);
+    }
+    return NULL;
+}
+
+static void *lock_sharers(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[4];
+    for (int i = 0; i < 4; i++)
+        WT_EQ(weft_co_spawn(&t[i], locker, NULL, NULL), 0);
+    weft_thread_t *th;
+    WT_EQ(weft_thread_start_new(&th, thread_locker, NULL, NULL), 0);
+    WT_EQ(weft_event_wait(&go, WEFT_FOREVER), 0); /* set by the thread: a remote wake-up */
+    for (int i = 0; i < 4; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+    WT_EQ(weft_thread_join(th, WEFT_FOREVER, NULL), 0);
+    weft_thread_free(th);
+    return NULL;
+}
+
+WT_CASE(tasks_and_a_thread_share_a_lock_without_losing_an_update)
+{
+    counter = 0;
+    run_main(lock_sharers, NULL);
+    WT_EQ(counter, 5000);
+}
+
+/* A thread joins a task's future while the loop runs in another. */
+static weft_future_t *published;
+static wt_gate published_gate = WT_GATE_INIT, read_gate = WT_GATE_INIT;
+
+static void *publish_then_sleep(void *arg)
+{
+    (void)arg;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, nap, (void *)5, NULL), 0);
+    published = weft_co_future(t);
+    wt_gate_open(&published_gate);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    wt_gate_wait(&read_gate); /* the thread is done with the future */
+    weft_co_free(t);
+    return NULL;
+}
+
+static void *loop_thread(void *arg)
+{
+    return run_main(publish_then_sleep, arg);
+}
+
+WT_CASE(a_thread_waits_for_a_task_of_another_threads_loop)
+{
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, loop_thread, NULL), 0);
+    wt_gate_wait(&published_gate);
+    void *v;
+    WT_EQ(weft_future_result(published, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 5);
+    wt_gate_open(&read_gate);
+    WT_EQ(pthread_join(th, NULL), 0);
+}
