@@ -201,6 +201,12 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     return rc == -ETIMEDOUT ? 0 : rc;
 }
 
+static void task_recancel(struct weft__parker *p)
+{
+    struct weft__loop *l = (struct weft__loop *)p;
+    l->current->cancel_due = true;
+}
+
 /* The scheduler. */
 
 static void run_task(struct weft__loop *l, struct weft_co *t)
@@ -306,7 +312,8 @@ static bool task_done(struct weft__loop *l, void *arg)
 
 static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
 {
-    *l = (struct weft__loop){.parker = {task_park, task_park_fd}, .epfd = -1, .evfd = -1};
+    *l = (struct weft__loop){
+        .parker = {task_park, task_park_fd, task_recancel}, .epfd = -1, .evfd = -1};
     l->ready_tail = &l->ready;
     l->remote_tail = &l->remote;
     l->stack_size = opts && opts->stack_size ? opts->stack_size : STACK_DEFAULT;

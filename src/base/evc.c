@@ -72,10 +72,11 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
         clear_pending(e);
         if ((rc = attempt(arg)) != -EAGAIN)
             break;
-        if (weft__park(&e->seq, key, deadline, e->kind) == -ETIMEDOUT) {
+        int parked = weft__park(&e->seq, key, deadline, e->kind);
+        if (parked < 0) {
             clear_pending(e);
-            if ((rc = attempt(arg)) == -EAGAIN)
-                rc = -ETIMEDOUT;
+            /* At the deadline, one last look; a cancelled task takes nothing. */
+            rc = parked == -ETIMEDOUT && (rc = attempt(arg)) != -EAGAIN ? rc : parked;
             break;
         }
     }

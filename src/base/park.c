@@ -116,6 +116,13 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
     return rc;
 }
 
+void weft__park_recancel(void)
+{
+    struct weft__parker *p = weft__parker;
+    if (p && p->recancel)
+        p->recancel(p);
+}
+
 /* Tasks first: they are counted, so that n covers tasks and threads. */
 WEFT__COLD static int unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags)
 {

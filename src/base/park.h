@@ -95,7 +95,36 @@ struct weft__parker {
     int (*park)(struct weft__parker *self, _Atomic uint32_t *word, uint32_t expected,
                 weft__deadline_t deadline, unsigned flags);
     int (*park_fd)(struct weft__parker *self, int fd, weft__deadline_t deadline, unsigned flags);
+    /* Deliver a cancellation again at the next park (may be NULL). */
+    void (*recancel)(struct weft__parker *self);
 };
+
+/*
+ * A park in a task may also return -ECANCELED: the task was cancelled, and
+ * the park ended without a wake-up, like a timeout (weft/async.h). A waiter
+ * gives up then as it does at its deadline, and returns -ECANCELED, taking
+ * nothing more (no last try for a unit or an item, as at a deadline). One
+ * that finds it was granted what it waited for after all (a Condition's
+ * token), or that waits on regardless (an internal lock, a barrier's
+ * drain), keeps it and succeeds, and must call weft__park_recancel() once
+ * it will park no more, so that the task learns of the cancellation at its
+ * next wait. (Calling it and then parking again in the same operation
+ * would return -ECANCELED at once, again and again.)
+ */
+void weft__park_recancel(void);
+
+/* The result of a wait whose park ended without a wake-up (parked is
+ * -ETIMEDOUT or -ECANCELED), given whether the waiter got what it waited
+ * for after all: 0 then (and a cancellation is kept for later), else the
+ * park's error. */
+static inline int weft__park_outcome(int parked, bool got)
+{
+    if (!got)
+        return parked;
+    if (parked == -ECANCELED)
+        weft__park_recancel();
+    return 0;
+}
 /* The calling thread's parker: NULL for a plain thread. */
 extern _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
 /* What a plain thread does: for a parker that must block its thread after

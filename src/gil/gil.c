@@ -69,6 +69,7 @@
  * kept only if it is the thread that forked) while the others wait for it.
  */
 #include "base/base.h"
+#include "sync/hold.h"
 #include "base/park.h"
 #include "base/spin.h"
 
@@ -430,7 +431,7 @@ static bool claim(struct gil *g, struct waiter *w)
 /* w's state is WOKEN: take the GIL, or go back to waiting. */
 static bool act_on_wake(struct gil *g, struct waiter *w)
 {
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     bool mine = atomic_load_explicit(&w->state, memory_order_acquire) == GRANTED || claim(g, w);
     uint32_t woken = WOKEN; /* a grant may come meanwhile: keep it */
     if (!mine)
@@ -445,7 +446,7 @@ static bool act_on_wake(struct gil *g, struct waiter *w)
  * interval, as configured now. */
 static bool interval_passed(struct gil *g, struct waiter *w, int64_t *interval)
 {
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     *interval = interval_of(g);
     uint32_t state = atomic_load_explicit(&w->state, memory_order_acquire) & ~SLEEPING;
     bool mine = state == GRANTED || (state == 0 && claim(g, w));
@@ -522,7 +523,7 @@ static void queue_and_wait(struct gil *g, struct waiter *w, bool hand_over_first
 
 static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
 {
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     uint32_t v = atomic_load_explicit(&g->word, memory_order_relaxed);
     for (;;) {
         if (!(v & HELD) && (!(v & QUEUED) || may_take_free(g, rank))) {
@@ -572,7 +573,7 @@ static void give(struct gil *g)
     if (atomic_compare_exchange_strong_explicit(&g->word, &v, 0, memory_order_release,
                                                 memory_order_relaxed))
         return;
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     int64_t now = weft__now_ns();
     credit_passed_over(g, now);
     if (atomic_load_explicit(&g->drop, memory_order_relaxed)) {
@@ -634,7 +635,7 @@ int weft_gil_configure(weft_gil_t *gil, int mode, double interval)
     struct gil *g = check_config(mode, interval) ? NULL : enter(gil);
     if (!g)
         return -EINVAL;
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     set_config(g, mode, interval);
     weft_lock_release(&g->mu);
     return 0;
@@ -746,7 +747,7 @@ int weft_gil_yield(weft_gil_t *gil)
     /* While the caller holds the GIL, waiters leave the queues only by its
      * own hand-offs: with QUEUED seen, someone is there to hand over to. */
     emit(g, WEFT_GIL_EVENT_RELEASED);
-    weft_lock_acquire(&g->mu, WEFT_FOREVER);
+    weft__lock_hold(&g->mu);
     credit_passed_over(g, weft__now_ns()); /* before this thread queues */
     if (atomic_load_explicit(&g->drop, memory_order_relaxed))
         bump(&g->st.forced, 1);

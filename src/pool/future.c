@@ -29,6 +29,7 @@
  * (pool.c releases it there).
  */
 #include "pool/future_int.h"
+#include "sync/hold.h"
 
 #include <limits.h>
 #include <math.h>
@@ -148,7 +149,7 @@ static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
 /* Take the Lock unless f has finished already (then false, not locked). */
 static bool lock_unfinished(weft_future_t *f)
 {
-    weft_lock_acquire(&f->lock, WEFT_FOREVER);
+    weft__lock_hold(&f->lock);
     if (atomic_load_explicit(&f->state, memory_order_relaxed) < F_CANCELLED)
         return true;
     weft_lock_release(&f->lock);
@@ -263,7 +264,7 @@ bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w)
 
 void weft__future_unwatch(weft_future_t *f, weft__watch_t *e)
 {
-    weft_lock_acquire(&f->lock, WEFT_FOREVER);
+    weft__lock_hold(&f->lock);
     if (e->linked) {
         if (e->prev)
             e->prev->next = e->next;
@@ -285,13 +286,9 @@ static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
         uint32_t s = atomic_load(&f->state);
         if (s >= F_CANCELLED)
             break;
-        int p = weft__park(&f->state, s, deadline, WEFT__WAIT_FUTURE);
-        if (p == -ETIMEDOUT) {
-            rc = weft__future_finished(f) ? 0 : -ETIMEDOUT;
-            break;
-        }
-        if (p == -ECANCELED) { /* the waiting task was cancelled */
-            rc = p;
+        int parked = weft__park(&f->state, s, deadline, WEFT__WAIT_FUTURE);
+        if (parked < 0) {
+            rc = weft__park_outcome(parked, weft__future_finished(f));
             break;
         }
     }

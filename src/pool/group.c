@@ -198,10 +198,19 @@ static int wait_parked(weft_group_t *g, weft__deadline_t deadline)
         if (done(g) == 0)
             return 0;
     int rc = arm(g, NULL);
-    for (uint32_t s; rc == -EAGAIN; rc = done(g))
-        if ((s = atomic_load(state(g))) >= ONE &&
-            weft__park(state(g), s, deadline, WEFT__WAIT_POOL) == -ETIMEDOUT)
+    for (uint32_t s; rc == -EAGAIN; rc = done(g)) {
+        int parked = (s = atomic_load(state(g))) >= ONE
+                         ? weft__park(state(g), s, deadline, WEFT__WAIT_POOL)
+                         : 0;
+        if (parked == -ETIMEDOUT)
             return disarm(g);
+        if (parked == -ECANCELED) { /* a task, cancelled: unless the group is done now */
+            if ((rc = disarm(g)) == -ETIMEDOUT)
+                return parked;
+            weft__park_recancel();
+            return rc;
+        }
+    }
     return rc;
 }
 

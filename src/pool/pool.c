@@ -48,6 +48,7 @@
  * its workers.
  */
 #include "base/evc.h"
+#include "sync/hold.h"
 #include "pool/future_int.h"
 #include "pool/sched.h"
 #include "queue/chain.h"
@@ -589,7 +590,7 @@ static void cancel_queued(weft_pool_t *p)
 
 static void join_workers(weft_pool_t *p)
 {
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     for (int i = 0; i < p->nworkers; i++) {
         weft_thread_t *t = p->workers[i].thread;
         if (t) {
@@ -637,7 +638,7 @@ weft_pool_t *weft_pool_default(void)
     weft_pool_t *p = atomic_load_explicit(&default_pool, memory_order_acquire);
     if (WEFT__LIKELY(p != NULL))
         return p;
-    weft_lock_acquire(&default_lock, WEFT_FOREVER);
+    weft__lock_hold(&default_lock);
     p = atomic_load_explicit(&default_pool, memory_order_relaxed);
     weft_pool_t *made;
     if (!p && weft_pool_new(&made, &(weft_pool_opts_t){.thread_name_prefix = "weftpool"}) == 0) {

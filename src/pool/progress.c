@@ -13,6 +13,7 @@
  * Also the ordered reports the maps make (report.h).
  */
 #include "pool/report.h"
+#include "sync/hold.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -88,7 +89,7 @@ void weft__report_add(weft__report_t *r, size_t n)
     if (!r->fn)
         return;
     size_t done = atomic_fetch_add(&r->done, n) + n;
-    weft_lock_acquire(&r->lock, WEFT_FOREVER);
+    weft__lock_hold(&r->lock);
     if (done > r->shown) {
         r->shown = done;
         r->fn(done, r->total, r->arg);

@@ -16,6 +16,7 @@
  * thread still collecting for a future never outlives the pool's memory.
  */
 #include "process/ppool_parent.h"
+#include "sync/hold.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ bool weft__ppool_results_waiting(struct weft_ppool *pool)
 static void collect_and_finish(struct weft_ppool *pool)
 {
     struct weft__ptask *done = NULL;
-    weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+    weft__lock_hold(&pool->lock);
     weft__ppool_collect(pool, &done);
     weft_lock_release(&pool->lock);
     weft__ppool_finish_done(done);

@@ -19,6 +19,7 @@
  * descriptor number, which is no longer its own.
  */
 #include "base/park.h"
+#include "sync/hold.h"
 #include "process/give.h"
 #include <weft/process.h>
 #include <weft/sync.h>
@@ -170,7 +171,7 @@ int weft_conn_send_bytes(weft_conn_t *c, const void *buf, size_t len)
     if (len > c->max)
         return -EMSGSIZE;
     uint64_t header = len;
-    weft_lock_acquire(&c->send_lock, WEFT_FOREVER);
+    weft__lock_hold(&c->send_lock);
     int rc = send_all(c->fd, &header, sizeof header);
     if (rc == 0)
         rc = send_all(c->fd, buf, len);
@@ -232,7 +233,7 @@ ssize_t weft_conn_recv_bytes(weft_conn_t *c, void **buf)
         return -EBADF;
     if (!(c->can & CAN_RECV))
         return -EPERM;
-    weft_lock_acquire(&c->recv_lock, WEFT_FOREVER);
+    weft__lock_hold(&c->recv_lock);
     ssize_t len = recv_header(c);
     void *data = NULL;
     if (len >= 0 && !(data = weft__malloc(len ? (size_t)len : 1))) {
@@ -258,7 +259,7 @@ ssize_t weft_conn_recv_bytes_into(weft_conn_t *c, void *buf, size_t cap)
         return -EBADF;
     if (!(c->can & CAN_RECV))
         return -EPERM;
-    weft_lock_acquire(&c->recv_lock, WEFT_FOREVER);
+    weft__lock_hold(&c->recv_lock);
     ssize_t len = recv_header(c);
     if (len >= 0 && (size_t)len > cap) {
         ssize_t rc = recv_body(c, NULL, (size_t)len); /* drop it, stay in step */

@@ -18,6 +18,7 @@
  * (weft__deadline_from: a timeout too long to count never fires).
  */
 #include "process/ppool_parent.h"
+#include "sync/hold.h"
 #include "process/process_int.h"
 
 #include <limits.h>
@@ -228,7 +229,7 @@ void *weft__ppool_manager(void *arg)
     for (;;) {
         struct weft__ptask *done = NULL;
         int npfd, timeout_ms;
-        weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+        weft__lock_hold(&pool->lock);
         bool going = tend(pool, &done, pfd, &npfd, &timeout_ms);
         weft_lock_release(&pool->lock);
         weft__ppool_finish_done(done);

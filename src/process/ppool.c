@@ -17,6 +17,7 @@
  * and none will be started, and sets `ended`, which join waits for.
  */
 #include "process/ppool_parent.h"
+#include "sync/hold.h"
 #include "process/process_int.h"
 #include "thread/thread_int.h"
 
@@ -174,7 +175,7 @@ static int submit_task(struct weft_ppool *pool, struct weft__ptask *t, weft_futu
     }
     t->f = fut;
     struct weft__ptask *done = NULL;
-    weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+    weft__lock_hold(&pool->lock);
     int rc = pool->state == WEFT__PP_BROKEN ? WEFT_EBROKEN
              : pool->state != WEFT__PP_OPEN ? WEFT_ESHUTDOWN
                                             : 0;
@@ -300,7 +301,7 @@ static int end_pool(weft_ppool_t *pool, int state, int sig, bool cancel_pending)
     if (!pool)
         return -EINVAL;
     struct weft__ptask *done = NULL;
-    weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+    weft__lock_hold(&pool->lock);
     if (cancel_pending) {
         struct weft__ptask *t, *keep_head = NULL, *keep_tail = NULL;
         while ((t = weft__ptask_pop_front(&pool->pend_head, &pool->pend_tail)) != NULL)
@@ -354,7 +355,7 @@ int weft_ppool_join(weft_ppool_t *pool, double timeout)
 {
     if (!pool || isnan(timeout))
         return -EINVAL;
-    weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+    weft__lock_hold(&pool->lock);
     bool open = pool->state == WEFT__PP_OPEN;
     weft_lock_release(&pool->lock);
     return open ? -EPERM : weft_event_wait(&pool->ended, timeout);
@@ -389,7 +390,7 @@ int weft_ppool_workers(weft_ppool_t *pool)
     if (!pool)
         return -EINVAL;
     int n = 0;
-    weft_lock_acquire(&pool->lock, WEFT_FOREVER);
+    weft__lock_hold(&pool->lock);
     for (int i = 0; i < pool->n; i++)
         n += pool->w[i].proc != NULL;
     weft_lock_release(&pool->lock);

@@ -32,6 +32,7 @@
  * leaves with _exit, so the parent's atexit handlers do not run twice.
  */
 #include "process/process_int.h"
+#include "sync/hold.h"
 #include "thread/thread_int.h"
 
 #include <dirent.h>
@@ -355,7 +356,7 @@ int weft_process_start(weft_process_t *p)
 {
     if (!p || p->borrowed)
         return -EINVAL;
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     if (p->state != P_NEW) {
         weft_lock_release(&p->lock);
         return -EPERM;
@@ -444,7 +445,7 @@ int weft_process_is_alive(weft_process_t *p)
         return 1;
     if (p == &parent)
         return parent_alive();
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     bool alive = p->state == P_RUNNING && !reap(p);
     weft_lock_release(&p->lock);
     return alive;
@@ -456,7 +457,7 @@ int weft_process_exitcode(weft_process_t *p, int *code)
         return -EINVAL;
     if (p->borrowed)
         return 0;
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     bool ended = reap(p);
     if (ended)
         *code = p->exitcode;
@@ -476,7 +477,7 @@ int weft_process_join(weft_process_t *p, double timeout)
     weft__deadline(timeout, &deadline);
     bool expired = false;
     for (;;) {
-        weft_lock_acquire(&p->lock, WEFT_FOREVER);
+        weft__lock_hold(&p->lock);
         int state = p->state;
         bool ended = state == P_RUNNING && reap(p);
         int fd = p->statusfd >= 0 ? p->statusfd : p->pidfd;
@@ -487,7 +488,10 @@ int weft_process_join(weft_process_t *p, double timeout)
             return 0;
         if (expired) /* looked once more after the deadline */
             return weft__timeout_error(timeout);
-        expired = weft__park_fd(fd, deadline, WEFT__WAIT_PROCESS) == 0;
+        int parked = weft__park_fd(fd, deadline, WEFT__WAIT_PROCESS);
+        if (parked == -ECANCELED) /* a task, cancelled */
+            return parked;
+        expired = parked == 0;
     }
 }
 
@@ -495,7 +499,7 @@ static int signal_child(weft_process_t *p, int sig)
 {
     if (!p || p->borrowed)
         return -EINVAL;
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     int rc = 0;
     if (p->state == P_NEW)
         rc = -EPERM;
@@ -521,7 +525,7 @@ int weft_process_close(weft_process_t *p)
         return -EINVAL;
     if (p->borrowed)
         return -EBUSY;
-    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    weft__lock_hold(&p->lock);
     bool running = p->state == P_RUNNING && !reap(p);
     weft_lock_release(&p->lock);
     if (running)

@@ -7,6 +7,7 @@
  * there while the others shift.
  */
 #include "queue/locked.h"
+#include "sync/hold.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,7 @@ static void insert(weft__locked_t *s, const void *item)
 int weft__locked_put(weft__locked_t *s, const void *item, _Atomic uint64_t *count, uint64_t add)
 {
     int rc = 0;
-    weft_lock_acquire(&s->lock, WEFT_FOREVER);
+    weft__lock_hold(&s->lock);
     if (s->maxsize && s->count >= s->maxsize) {
         rc = -EAGAIN;
     } else if (s->count == s->cap && !grow(s)) {
@@ -159,7 +160,7 @@ int weft__locked_put(weft__locked_t *s, const void *item, _Atomic uint64_t *coun
 int weft__locked_get(weft__locked_t *s, void *item)
 {
     int rc = 0;
-    weft_lock_acquire(&s->lock, WEFT_FOREVER);
+    weft__lock_hold(&s->lock);
     if (s->count == 0) {
         rc = -EAGAIN;
     } else if (!s->cmp) {
@@ -179,7 +180,7 @@ int weft__locked_get(weft__locked_t *s, void *item)
 
 size_t weft__locked_size(weft__locked_t *s)
 {
-    weft_lock_acquire(&s->lock, WEFT_FOREVER);
+    weft__lock_hold(&s->lock);
     size_t n = s->count;
     weft_lock_release(&s->lock);
     return n;

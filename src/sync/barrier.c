@@ -134,9 +134,11 @@ static void drain(weft_barrier_t *b)
     bool shared = state(b) & SHARED;
     uint32_t v = atomic_fetch_or(leaving, DRAINER) | DRAINER;
     weft__deadline_t give_up = shared ? weft__now_ns() + DRAIN_PATIENCE_NS : WEFT__NEVER;
+    bool cancelled = false; /* the leavers are on their way: wait for them anyway */
     while (v != DRAINER) {
-        if (weft__park(leaving, v, give_up, park_flags(b)) == -ETIMEDOUT &&
-            atomic_load(leaving) == v) {
+        int parked = weft__park(leaving, v, give_up, park_flags(b));
+        cancelled |= parked == -ECANCELED;
+        if (parked == -ETIMEDOUT && atomic_load(leaving) == v) {
             set_state(b, state(b) | BROKEN | WRECKED);
             break;
         }
@@ -145,6 +147,8 @@ static void drain(weft_barrier_t *b)
             give_up = weft__now_ns() + DRAIN_PATIENCE_NS; /* someone left: patience again */
     }
     atomic_fetch_and(leaving, ~DRAINER);
+    if (cancelled)
+        weft__park_recancel();
 }
 
 static void set_outcome(weft_barrier_t *b, bool broken)
@@ -209,9 +213,16 @@ static void recover(weft_barrier_t *b)
 
 /* Take the lock; false at the timeout or if it is unrecoverable (never by
  * weft's own doing, since recover() always repairs it). */
+/* The lock is held only briefly, and a cycle claimed must be ended: a task
+ * cancelled meanwhile takes it all the same, and learns of it later. */
 static bool lock_within(weft_barrier_t *b, double timeout)
 {
-    int rc = weft_lock_acquire(&b->lock, timeout);
+    int rc;
+    bool cancelled = false;
+    while ((rc = weft_lock_acquire(&b->lock, timeout)) == -ECANCELED)
+        cancelled = true;
+    if (cancelled)
+        weft__park_recancel();
     if (rc == -EOWNERDEAD)
         recover(b);
     return rc == 0 || rc == -EOWNERDEAD;
@@ -259,8 +270,9 @@ static void probe_ender(weft_barrier_t *b)
 
 /* Sleep until cycle `id` has ended, or until the deadline unless a waiter
  * that timed out first is ending it. Returns seq as last seen: still in
- * cycle `id` and not being ended only at the deadline. */
-static uint32_t wait_cycle(weft_barrier_t *b, uint32_t id, weft__deadline_t deadline)
+ * cycle `id` and not being ended only at the deadline, or when a task was
+ * cancelled (then *parked is -ECANCELED; it is left alone otherwise). */
+static uint32_t wait_cycle(weft_barrier_t *b, uint32_t id, weft__deadline_t deadline, int *parked)
 {
     _Atomic uint32_t *seq = SEQ(b);
     unsigned flags = park_flags(b);
@@ -272,11 +284,13 @@ static uint32_t wait_cycle(weft_barrier_t *b, uint32_t id, weft__deadline_t dead
             continue;
         v |= SEQ_ASLEEP;
         bool claimed = (v & (SEQ_ENDING | SEQ_TIMEOUT)) == SEQ_TIMEOUT;
-        if (weft__park(seq, v, claimed ? WEFT__NEVER : deadline, flags) == -ETIMEDOUT) {
-            if (!(v & SEQ_ENDING))
-                return atomic_load_explicit(seq, memory_order_acquire);
+        int rc = weft__park(seq, v, claimed ? WEFT__NEVER : deadline, flags);
+        if (rc == -ECANCELED) /* for the caller; the next park waits on */
+            *parked = rc;
+        if (rc < 0 && !(v & SEQ_ENDING))
+            return atomic_load_explicit(seq, memory_order_acquire);
+        if (rc == -ETIMEDOUT)
             probe_ender(b);
-        }
         v = atomic_load_explicit(seq, memory_order_acquire);
     }
     return v;
@@ -311,11 +325,19 @@ static int break_cycle(weft_barrier_t *b)
 static int await_end(weft_barrier_t *b, uint32_t id, weft__deadline_t deadline)
 {
     uint32_t v;
-    while (cycle(v = wait_cycle(b, id, deadline)) == id)
+    int parked = 0;
+    while (cycle(v = wait_cycle(b, id, deadline, &parked)) == id) {
         if (!(v & (SEQ_ENDING | SEQ_TIMEOUT)) &&
             atomic_compare_exchange_strong_explicit(SEQ(b), &v, v | SEQ_TIMEOUT,
-                                                    memory_order_relaxed, memory_order_relaxed))
-            return break_cycle(b);
+                                                    memory_order_relaxed, memory_order_relaxed)) {
+            /* A task cancelled breaks the cycle as a timeout does (threading's
+             * Barrier; asyncio's would let it leave the count instead). */
+            int rc = break_cycle(b);
+            return parked == -ECANCELED ? parked : rc;
+        }
+    }
+    if (parked == -ECANCELED)
+        weft__park_recancel(); /* the cycle ended anyway */
     return leave(b);
 }
 
@@ -376,14 +398,18 @@ int weft_barrier_reset(weft_barrier_t *b)
         return -EINVAL;
     if (!lock_barrier(b))
         return WEFT_EBROKEN;
-    /* A waiter that timed out is breaking the cycle: its break comes first. */
+    /* A waiter that timed out is breaking the cycle: its break comes first
+     * (a task waits for it even if cancelled, and learns of that later). */
+    int parked = 0;
     while (b->count > 0 && !claim(b)) {
         uint32_t id = cycle(atomic_load(SEQ(b)));
         weft_lock_release(&b->lock);
-        wait_cycle(b, id, WEFT__NEVER);
+        wait_cycle(b, id, WEFT__NEVER, &parked);
         if (!lock_barrier(b))
             return WEFT_EBROKEN;
     }
+    if (parked == -ECANCELED)
+        weft__park_recancel();
     /* Threads inside leave broken; the barrier is usable at once. */
     bool wake = b->count > 0 && end_cycle(b, true, b->count);
     uint32_t s = state(b);

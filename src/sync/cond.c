@@ -53,6 +53,7 @@
  * that a condition and its lock in memory shared between processes work
  * wherever each process maps it.
  */
+#include "sync/hold.h"
 #include "sync/owned.h"
 
 #include <limits.h>
@@ -150,11 +151,19 @@ static void release_lock(weft_cond_t *c, uint32_t *saved)
 }
 
 /* 0, or for a shared lock -EOWNERDEAD / -ENOTRECOVERABLE. */
+/* The lock is taken back whatever happens (Python's asyncio.Condition
+ * too): a task cancelled meanwhile waits on, and learns of it at once. */
 static int reacquire_lock(weft_cond_t *c, uint32_t saved)
 {
-    if (kind(c) == BOUND_LOCK)
-        return weft_lock_acquire(bound(c), WEFT_FOREVER);
-    return weft__owned_acquire_restore(bound(c), saved);
+    int rc;
+    bool cancelled = false;
+    while ((rc = kind(c) == BOUND_LOCK
+                     ? weft__lock_hold(bound(c))
+                     : weft__owned_acquire_restore(bound(c), saved)) == -ECANCELED)
+        cancelled = true;
+    if (cancelled)
+        weft__park_recancel();
+    return rc;
 }
 
 /* Take a granted wake-up, if the ticket is old enough to be granted one. */
@@ -184,6 +193,7 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
     release_lock(c, &saved);
     _Atomic uint32_t *sleepers = WEFT__ATOMIC(&c->sleepers);
     bool notified = false, timed_out = false;
+    int parked = 0;
     weft__spin_t sp = {0, 0, 0, 0};
     if (deadline > weft__now_ns())
         weft__spin_begin(&sp, WEFT__SPIN_HANDOFF);
@@ -194,14 +204,18 @@ static int wait_until(weft_cond_t *c, weft__deadline_t deadline)
         if (weft__spin_next(&sp))
             continue;
         atomic_fetch_add(sleepers, 1);
-        timed_out = weft__park(seq, s, deadline, weft__park_flags(WEFT__WAIT_COND, shared(c))) ==
-                    -ETIMEDOUT;
+        parked = weft__park(seq, s, deadline, weft__park_flags(WEFT__WAIT_COND, shared(c)));
+        timed_out = parked < 0;
         atomic_fetch_sub(sleepers, 1);
     }
     int rc = reacquire_lock(c, saved);
     if (!notified && !(notified = take_token(c, ticket)))
         atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
-    return rc < 0 ? rc : notified ? 0 : -ETIMEDOUT;
+    /* Cancelled, but notified too: the notification is kept (notify(n)
+     * still releases n waiters) and the cancellation waits for later. */
+    if (notified && parked == -ECANCELED)
+        weft__park_recancel();
+    return rc < 0 ? rc : notified ? 0 : parked == -ECANCELED ? parked : -ETIMEDOUT;
 }
 
 /* The result of a wait that did not end notified. */

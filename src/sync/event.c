@@ -75,12 +75,12 @@ int weft_event_wait(weft_event_t *event, double timeout)
             return -EAGAIN;
         if (!(v & EV_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | EV_WAITERS))
             continue;
-        if (weft__park(w, v | EV_WAITERS, deadline,
-                       weft__park_flags(WEFT__WAIT_EVENT, event->flags & WEFT_SHARED)) ==
-            -ETIMEDOUT) {
+        int parked = weft__park(w, v | EV_WAITERS, deadline,
+                                weft__park_flags(WEFT__WAIT_EVENT, event->flags & WEFT_SHARED));
+        if (parked < 0) {
             v = atomic_load(w);
-            if (!(v & EV_SET) && v / EV_GEN_ONE == gen)
-                return -ETIMEDOUT;
+            if (weft__park_outcome(parked, (v & EV_SET) || v / EV_GEN_ONE != gen) < 0)
+                return parked;
             break;
         }
         v = atomic_load(w);

@@ -48,6 +48,7 @@
  * send every shared-lock call to the slow paths below, which tell the two
  * layouts apart by the mark.
  */
+#include "sync/hold.h"
 #include "sync/owned.h"
 
 #include <limits.h>
@@ -164,6 +165,7 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
     uint32_t leave = SLEEPER;
+    int rc;
     for (;;) {
         if (take(w, v, leave))
             return 0;
@@ -178,20 +180,21 @@ static int sleep_for(_Atomic uint32_t *w, weft__deadline_t deadline)
         if ((v & WOKEN) && !atomic_compare_exchange_weak_explicit(
                                w, &v, v & ~WOKEN, memory_order_relaxed, memory_order_relaxed))
             continue;
-        if (weft__park(w, v & ~WOKEN, deadline, WEFT__WAIT_LOCK) == -ETIMEDOUT)
+        if ((rc = weft__park(w, v & ~WOKEN, deadline, WEFT__WAIT_LOCK)) < 0)
             break;
         leave = SLEEPER | WOKEN;
         if (spin(w, leave))
             return 0;
         v = atomic_load_explicit(w, memory_order_relaxed);
     }
-    /* Timed out: leave, clear the woken bit (the release's wake-up may have
-     * reached us at that moment) and pass the wake-up on. */
+    /* Timed out (or, in a task, cancelled): leave, clear the woken bit (the
+     * release's wake-up may have reached us at that moment) and pass the
+     * wake-up on. */
     v = atomic_fetch_sub_explicit(w, SLEEPER, memory_order_relaxed) - SLEEPER;
     if (v & WOKEN)
         v = atomic_fetch_and_explicit(w, ~WOKEN, memory_order_relaxed) & ~WOKEN;
     wake_one(w, v);
-    return -ETIMEDOUT;
+    return rc;
 }
 
 WEFT__NOINLINE static int lock_slow(_Atomic uint32_t *w, uint32_t v, double timeout)
@@ -345,4 +348,15 @@ int weft_lock_consistent(weft_lock_t *lock)
         return -EPERM;
     atomic_fetch_and_explicit(w, ~OWNER_DIED, memory_order_relaxed);
     return 0;
+}
+
+int weft__lock_hold_at(weft_lock_t *lock, const weft_site_t *site)
+{
+    int rc;
+    bool cancelled = false;
+    while ((rc = weft_lock_acquire_at(lock, WEFT_FOREVER, site)) == -ECANCELED)
+        cancelled = true;
+    if (cancelled)
+        weft__park_recancel();
+    return rc;
 }

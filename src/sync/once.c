@@ -40,15 +40,19 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
             weft__unpark(w, INT_MAX, weft__park_flags(WEFT__WAIT_ONCE, once->flags & WEFT_SHARED));
         return 0;
     }
+    bool cancelled = false; /* a task waits for the initialisation all the same */
     while (v != ONCE_DONE) {
         if ((v & ~ONCE_WAITERS) == me)
             return -EDEADLK;
         if (!(v & ONCE_WAITERS) && !atomic_compare_exchange_weak(w, &v, v | ONCE_WAITERS))
             continue;
-        weft__park(w, v | ONCE_WAITERS, WEFT__NEVER,
-                   weft__park_flags(WEFT__WAIT_ONCE, once->flags & WEFT_SHARED));
+        cancelled |=
+            weft__park(w, v | ONCE_WAITERS, WEFT__NEVER,
+                       weft__park_flags(WEFT__WAIT_ONCE, once->flags & WEFT_SHARED)) == -ECANCELED;
         v = atomic_load_explicit(w, memory_order_acquire);
     }
+    if (cancelled)
+        weft__park_recancel();
     weft__tsan_acquire(once);
     return 0;
 }

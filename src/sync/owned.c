@@ -178,8 +178,11 @@ static int sleep_on(const struct weft__owner *o, uint32_t me, uint32_t spin,
             if (deadline - now > slice)
                 until = now + slice;
         }
-        if (weft__park(o->word, v | OWNER_WAITERS, until,
-                       weft__park_flags(WEFT__WAIT_OWNED, o->shared)) == -ETIMEDOUT) {
+        int parked = weft__park(o->word, v | OWNER_WAITERS, until,
+                                weft__park_flags(WEFT__WAIT_OWNED, o->shared));
+        if (parked == -ECANCELED) /* a task, cancelled */
+            return parked;
+        if (parked == -ETIMEDOUT) {
             if (o->shared) {
                 check = true;
                 last = until == deadline;
@@ -231,7 +234,7 @@ int weft__owner_lock(const struct weft__owner *o, uint32_t me, uint32_t spin, do
             slice = BARRIER_FAILED_NS;
     }
     rc = sleep_on(o, me, spin, deadline, slice);
-    if (rc == -ETIMEDOUT)
+    if (rc == -ETIMEDOUT || rc == -ECANCELED)
         pass_on(o);
     if (o->sleepers)
         atomic_fetch_sub_explicit(o->sleepers, 1, memory_order_relaxed);
@@ -295,14 +298,13 @@ int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
         return 0;
     }
     unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
-    weft__tsan_pre_lock(r, flags);
+    bool bracket = weft__tsan_lock_begin(r, flags);
     struct weft__owner o = owner_of(r);
     uint32_t me = o.shared ? weft__owner_me() : (uint32_t)weft__gettid();
     int rc = weft__owner_lock(&o, me, spin, timeout);
     if (rc == -EOWNERDEAD)
         r->count = 0; /* the dead owner's re-entries died with it */
-    bool got = rc == 0 || rc == -EOWNERDEAD;
-    weft__tsan_post_lock(r, got ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    weft__tsan_lock_end(r, flags, bracket, rc == 0 || rc == -EOWNERDEAD);
     return rc;
 }
 

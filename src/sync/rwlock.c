@@ -143,9 +143,9 @@ WEFT__NOINLINE static int take_annotated(weft_rwlock_t *rw, unsigned flags, doub
                                          int (*take)(void *rw, double timeout))
 {
     flags |= timeout < 0 ? 0 : WEFT__TSAN_TRY;
-    weft__tsan_pre_lock(rw, flags);
+    bool bracket = weft__tsan_lock_begin(rw, flags);
     int rc = take(rw, timeout);
-    weft__tsan_post_lock(rw, rc == 0 ? flags : flags | WEFT__TSAN_TRY_FAILED);
+    weft__tsan_lock_end(rw, flags, bracket, rc == 0);
     return rc;
 }
 
@@ -178,9 +178,10 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
             continue;
         if (!(s & READERS_WAITING) && !atomic_compare_exchange_weak(state, &s, s | READERS_WAITING))
             continue;
-        if (weft__park(state, s | READERS_WAITING, deadline,
-                       weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw))) == -ETIMEDOUT)
-            return try_read(state) ? 0 : -ETIMEDOUT;
+        int parked = weft__park(state, s | READERS_WAITING, deadline,
+                                weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw)));
+        if (parked < 0)
+            return weft__park_outcome(parked, parked == -ETIMEDOUT && try_read(state));
     }
 }
 
@@ -278,10 +279,11 @@ static int write_sleep(weft_rwlock_t *rw, weft__deadline_t deadline)
         uint32_t seq = atomic_load(wseq);
         if (atomic_load(state) != (s | WRITERS_WAITING))
             continue; /* changed since: maybe an unlock that saw our bit */
-        if (weft__park(wseq, seq, deadline, weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw))) ==
-            -ETIMEDOUT) {
+        int parked =
+            weft__park(wseq, seq, deadline, weft__park_flags(WEFT__WAIT_RWLOCK, shared(rw)));
+        if (parked < 0) {
             writer_gives_up(rw);
-            return -ETIMEDOUT;
+            return parked;
         }
     }
 }

@@ -94,10 +94,12 @@ WEFT__NOINLINE static int sem_wait(weft_sem_t *sem, double timeout)
     atomic_fetch_add(waiters, 1);
     int rc = 0;
     while (!try_down(value)) {
-        if (mark_sleeping(value) &&
-            weft__park(value, SLEEPERS, deadline,
-                       weft__park_flags(WEFT__WAIT_SEM, sem->flags & WEFT_SHARED)) == -ETIMEDOUT) {
-            rc = try_down(value) ? 0 : -ETIMEDOUT;
+        int parked = mark_sleeping(value)
+                         ? weft__park(value, SLEEPERS, deadline,
+                                      weft__park_flags(WEFT__WAIT_SEM, sem->flags & WEFT_SHARED))
+                         : 0;
+        if (parked < 0) {
+            rc = weft__park_outcome(parked, parked == -ETIMEDOUT && try_down(value));
             break;
         }
     }

@@ -16,9 +16,33 @@
 
 #include "base/park.h"
 #include "base/spin.h"
+#include "base/tsan.h"
 #include <weft/sync.h>
 
 #include <math.h>
+
+/* TSan's mutex annotations around an acquire that may wait (begin returns
+ * what end needs). In an async task the wait switches fibers, and TSan
+ * ignores synchronisation between pre_lock and post_lock, fiber switches
+ * included; so a task annotates its acquire only once it has the lock,
+ * both calls together. */
+static inline bool weft__tsan_lock_begin(const void *m, unsigned flags)
+{
+    bool bracket = !weft__parker;
+    if (bracket)
+        weft__tsan_pre_lock(m, flags);
+    return bracket;
+}
+
+static inline void weft__tsan_lock_end(const void *m, unsigned flags, bool bracket, bool got)
+{
+    if (!bracket) {
+        if (!got)
+            return;
+        weft__tsan_pre_lock(m, flags);
+    }
+    weft__tsan_post_lock(m, got ? flags : flags | WEFT__TSAN_TRY_FAILED);
+}
 
 _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
                    _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),

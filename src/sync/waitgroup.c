@@ -81,10 +81,10 @@ int weft_waitgroup_wait(weft_waitgroup_t *wg, double timeout)
     while (v != 0) {
         if (!(v & SLEEPERS) && !atomic_compare_exchange_weak(count, &v, v | SLEEPERS))
             continue; /* v is the word now: look again */
-        if (weft__park(count, v | SLEEPERS, deadline, flags) == -ETIMEDOUT &&
-            (v = atomic_load(count)) != 0)
-            return -ETIMEDOUT;
+        int parked = weft__park(count, v | SLEEPERS, deadline, flags);
         v = atomic_load(count);
+        if (parked < 0 && weft__park_outcome(parked, v == 0) < 0)
+            return parked;
     }
     weft__tsan_acquire(wg);
     return 0;

@@ -251,8 +251,9 @@ static int wait_done(struct weft_thread *t, weft__deadline_t deadline)
             return -EPERM;
         if (!(s & STATE_WAITERS) && !atomic_compare_exchange_weak(&t->state, &s, s | STATE_WAITERS))
             continue;
-        if (weft__park(&t->state, s | STATE_WAITERS, deadline, WEFT__WAIT_THREAD) == -ETIMEDOUT)
-            return -ETIMEDOUT;
+        int parked = weft__park(&t->state, s | STATE_WAITERS, deadline, WEFT__WAIT_THREAD);
+        if (parked < 0)
+            return weft__park_outcome(parked, (atomic_load(&t->state) & STATE_MASK) == STATE_DONE);
     }
 }
 
@@ -400,7 +401,8 @@ long weft_thread_native_id(weft_thread_t *t)
         uint32_t s = atomic_load(&t->state) & STATE_MASK;
         if (s == STATE_NEW || s == STATE_DONE)
             return 0;
-        weft__park(&t->tid, TID_WAITING, WEFT__NEVER, WEFT__WAIT_THREAD);
+        if (weft__park(&t->tid, TID_WAITING, WEFT__NEVER, WEFT__WAIT_THREAD) == -ECANCELED)
+            return -ECANCELED; /* a task, cancelled */
     }
 }
 
