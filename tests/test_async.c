@@ -11,7 +11,11 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void *run_main(weft_co_fn fn, void *arg)
 {
@@ -405,4 +409,60 @@ WT_CASE(a_thread_waits_for_a_task_of_another_threads_loop)
     WT_EQ((intptr_t)v, 5);
     wt_gate_open(&read_gate);
     WT_EQ(pthread_join(th, NULL), 0);
+}
+
+/* A task that overflows its stack is named on stderr, and the process
+ * aborts (in a child, whose stderr goes to a file). */
+static volatile int depth_limit = 1 << 30; /* never reached: the stack ends first */
+
+static int deep(int n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    return n >= depth_limit ? 0 : deep(n + 1) + pad[0];
+}
+
+static void *overflow(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)deep(0);
+}
+
+static void *spawn_overflow(void *arg)
+{
+    (void)arg;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, overflow, NULL, &(weft_co_opts_t){.name = "bottomless"}), 0);
+    weft_co_join(t, WEFT_FOREVER, NULL);
+    return NULL;
+}
+
+static int overflow_child(void *arg)
+{
+    int fd = *(int *)arg;
+    dup2(fd, STDERR_FILENO);
+    weft_run(spawn_overflow, NULL, NULL, NULL);
+    return 0;
+}
+
+WT_CASE(a_stack_overflow_names_the_task_and_aborts)
+{
+    char path[] = "/tmp/weft-overflow-XXXXXX";
+    int fd = mkstemp(path);
+    WT_CHECK(fd >= 0);
+    unlink(path);
+    int status = wt_fork(overflow_child, &fd, 30 * wt_slack());
+    char text[4096] = "";
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    WT_CHECK(WIFSIGNALED(status));
+    if (wt_sanitizer() == 'a') { /* ASan's own report comes first */
+        WT_CHECK(strstr(text, "stack-overflow") || strstr(text, "bottomless"));
+        return;
+    }
+    WT_EQ(WTERMSIG(status), SIGABRT);
+    if (!strstr(text, "task 'bottomless' overflowed its stack of 65536 bytes"))
+        fprintf(stderr, "stderr was: %s\n", text);
+    WT_CHECK(strstr(text, "task 'bottomless' overflowed its stack of 65536 bytes") != NULL);
 }

@@ -87,6 +87,8 @@ struct weft__loop {
     size_t stack_size;
     struct weft__stack *cache; /* stacks of ended tasks, for reuse */
     size_t cached, cache_cap;
+    void *altstack; /* the thread's signal stack, if the loop made it */
+    size_t altstack_size;
 };
 
 /* The loop the calling thread runs, or NULL. */
@@ -107,6 +109,11 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
 int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+
+/* Stack overflows reported (overflow.c): the handler, and a signal stack
+ * for the loop's thread unless it has one. */
+int weft__overflow_watch(struct weft__loop *l);
+void weft__overflow_unwatch(struct weft__loop *l);
 
 /* The parking table (lot.c). Park the calling task t on word unless
  * *word != expected: 1 if it is now on the list (it must suspend), 0 if the

@@ -325,11 +325,12 @@ static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0)
         return -errno;
-    return 0;
+    return weft__overflow_watch(l);
 }
 
 static void loop_destroy(struct weft__loop *l)
 {
+    weft__overflow_unwatch(l);
     while (l->cached)
         weft__stack_unmap(&l->cache[--l->cached]);
     free(l->cache);
