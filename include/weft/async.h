@@ -47,8 +47,10 @@
 
 #include <weft/base.h>
 #include <weft/future.h>
+#include <weft/sync.h>
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,6 +121,115 @@ WEFT_API int weft_co_sleep(double seconds);
  * `return weft_co_fail(err);` reads as it does. Outside a task (or for an
  * error >= 0) nothing happens. */
 WEFT_API void *weft_co_fail(int error);
+
+/*
+ * Waiting for tasks. weft_co_join waits as `await t` does: a caller that is
+ * cancelled while it waits cancels t too, waits for t to end, and returns
+ * -ECANCELED. weft_co_shield waits without passing the cancellation on
+ * (asyncio.shield): t runs on. weft_co_wait_for gives up at the timeout,
+ * cancels t and waits for it to end (asyncio.wait_for): -ETIMEDOUT.
+ * weft_wait and weft_as_completed (weft/future.h) take weft_co_future(t).
+ */
+WEFT_API int weft_co_shield(weft_co_t *t, double timeout, void **result);
+WEFT_API int weft_co_wait_for(weft_co_t *t, double timeout, void **result);
+
+/*
+ * asyncio.gather: wait for n tasks; values[i] (may be NULL) gets each one's
+ * value. Without errors (return_exceptions=False): the first error among
+ * them, in their order, as soon as one has failed (the others run on), else
+ * 0. With errors (return_exceptions=True): wait for all, errors[i] gets each
+ * one's error or 0, and the result is 0. A gather that is cancelled cancels
+ * the tasks it waits for and returns -ECANCELED. -EINVAL, -ENOMEM.
+ */
+WEFT_API int weft_co_gather(weft_co_t *const *ts, size_t n, void **values, int *errors);
+
+/* Internal: a timer of the loop's heap (a timeout scope embeds one). */
+struct weft__timer {
+    int64_t deadline;
+    uint64_t seq;
+    size_t index;
+    void (*fire)(struct weft__timer *self);
+};
+
+/*
+ * Task groups (asyncio.TaskGroup, Trio's nurseries): children never outlive
+ * their group. The first child to fail cancels its siblings and the task
+ * that runs the group (at its current or next wait, inside the group's
+ * scope); leaving the scope waits for every child; then the group reports
+ * the first failure (other failures are not kept), or -ECANCELED if the
+ * task running it was cancelled from outside, else 0.
+ *
+ *     int rc;
+ *     WEFT_CO_GROUP(g, &rc) {
+ *         weft_co_group_spawn(g, NULL, fetch, url1, NULL);
+ *         weft_co_group_spawn(g, NULL, fetch, url2, NULL);
+ *     }
+ *     if (rc < 0) ...   -- set when the scope is left, by break or return too
+ *
+ * Only in a task: elsewhere the block is skipped and rc is -EPERM.
+ */
+typedef struct weft_co_group {
+    void *parent, *children; /* internal */
+    int *result;
+    int error;      /* internal: the first failure */
+    unsigned live;  /* internal: children not ended */
+    unsigned state; /* internal */
+} weft_co_group_t;
+
+/* Start a child (weft_co_spawn's arguments): WEFT_ESHUTDOWN once the group is
+ * ending or aborted, -EPERM from a task of another loop. */
+WEFT_API int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void *arg,
+                                 const weft_co_opts_t *opts);
+
+/*
+ * asyncio.timeout: the code in the scope is cancelled at the deadline, and
+ * the scope reports -ETIMEDOUT (else 0) when it is left. Scopes nest; the
+ * one whose deadline passes reports it, and the cancellation it made does
+ * not leak out of it. weft_co_reschedule moves the deadline of the
+ * innermost scope of the calling task (negative: none).
+ *
+ *     int rc;
+ *     WEFT_TIMEOUT(2.5, &rc) {
+ *         weft_co_join(t, WEFT_FOREVER, NULL);
+ *     }
+ *     if (rc == -ETIMEDOUT) ...
+ *
+ * Only in a task: elsewhere the block is skipped and rc is -EPERM; a NaN
+ * timeout skips it with -EINVAL.
+ */
+typedef struct weft_co_timeout {
+    struct weft__timer timer; /* internal */
+    void *task, *outer;       /* internal */
+    double seconds;
+    int *result;
+    int state; /* internal */
+} weft_co_timeout_t;
+
+WEFT_API int weft_co_reschedule(double seconds);
+
+/* The scope forms' halves, for C++ or hand-written scopes: enter returns 1
+ * the first time (the scope's body runs), 0 after; end (once, however the
+ * scope is left) waits for the children, or clears the timer, and stores the
+ * result. */
+WEFT_API int weft_co_group_enter(weft_co_group_t *g);
+WEFT_API void weft_co_group_end(weft_co_group_t *g);
+WEFT_API int weft_co_timeout_enter(weft_co_timeout_t *to);
+WEFT_API void weft_co_timeout_end(weft_co_timeout_t *to);
+
+#if !defined(__cplusplus)
+#define WEFT__CO_GROUP_AS(s, g, rcp)                                                 \
+    for (weft_co_group_t s                                                           \
+         __attribute__((cleanup(weft_co_group_end))) = {NULL, NULL, (rcp), 0, 0, 0}, \
+         *g = &s;                                                                    \
+         weft_co_group_enter(g);)
+#define WEFT_CO_GROUP(g, rcp) WEFT__CO_GROUP_AS(WEFT__NEW(weft__group_), g, rcp)
+
+#define WEFT__TIMEOUT_AS(s, secs, rcp)                                                         \
+    for (weft_co_timeout_t s                                                                   \
+         __attribute__((cleanup(weft_co_timeout_end))) = {.seconds = (secs), .result = (rcp)}; \
+         weft_co_timeout_enter(&s);)
+#define WEFT_TIMEOUT(seconds, rcp) WEFT__TIMEOUT_AS(WEFT__NEW(weft__timeout_), seconds, rcp)
+#endif
 
 #ifdef __cplusplus
 }

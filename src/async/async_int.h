@@ -66,6 +66,11 @@ struct weft_co {
     bool stopped; /* cancelled by weft_run's end */
     int fail;     /* weft_co_fail's error, or 0 */
     struct weft__stack stack;
+    /* Scopes (scope.c): the group the task belongs to, its place among the
+     * group's children, and the innermost timeout scope it is in. */
+    weft_co_group_t *group;
+    struct weft_co *sibling_prev, *sibling_next;
+    weft_co_timeout_t *timeouts;
 };
 
 struct weft__loop {
@@ -104,11 +109,16 @@ int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size);
 /* Back to the cache (or unmapped) once its task has ended. */
 void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
 
-/* Tasks (co.c): a new task of l, ready to run; the end of one that is done
+/* Tasks (co.c): a new task of l, ready to run (with a reference for a
+ * handle, or only the loop's); the end of one that is done
  * (from the scheduler, after it switched home for the last time). */
-int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void *arg,
+int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+/* A park's timer firing: the park ends with -ETIMEDOUT (loop.c). */
+void weft__co_park_timeout(struct weft__timer *tm);
+/* A child of a group has ended, with this outcome (scope.c). */
+void weft__co_group_child_ended(struct weft_co *t, int outcome);
 
 /* Stack overflows reported (overflow.c): the handler, and a signal stack
  * for the loop's thread unless it has one. */

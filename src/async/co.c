@@ -35,12 +35,15 @@ static void co_main(void *arg, void *data)
     WEFT__UNUSED(data);
     struct weft_co *t = arg;
     void *value = t->fn(t->arg);
-    if (t->cancels > 0 || t->fail == -ECANCELED)
+    int outcome = t->cancels > 0 ? -ECANCELED : t->fail;
+    if (outcome == -ECANCELED)
         weft__future_finish_cancelled(t->future);
-    else if (t->fail)
-        weft_future_set_error(t->future, t->fail);
+    else if (outcome)
+        weft_future_set_error(t->future, outcome);
     else
         weft_future_set_result(t->future, value);
+    if (t->group)
+        weft__co_group_child_ended(t, outcome);
     t->state = CO_DONE;
     weft__ctx_exit(&t->ctx, &t->loop->home, NULL);
 }
@@ -71,7 +74,7 @@ static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_op
     return 0;
 }
 
-int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void *arg,
+int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts)
 {
     struct weft_co *t;
@@ -84,7 +87,8 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void
     t->id = l->next_id++;
     t->fd = -1;
     t->timer.index = WEFT__TIMER_IDLE;
-    atomic_init(&t->refs, out ? 2 : 1);
+    t->timer.fire = weft__co_park_timeout;
+    atomic_init(&t->refs, handle ? 2 : 1);
     weft_future_set_running_or_notify_cancel(t->future);
     t->all_next = l->all;
     if (l->all)
@@ -92,8 +96,7 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, weft_co_fn fn, void
     l->all = t;
     l->live++;
     weft__co_wake(t, 0);
-    if (out)
-        *out = t;
+    *out = t;
     return 0;
 }
 
@@ -118,7 +121,11 @@ int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_
         return -EINVAL;
     if (!l || !l->current)
         return -EPERM;
-    return weft__co_new(l, out, fn, arg, opts);
+    struct weft_co *t;
+    int rc = weft__co_new(l, &t, out != NULL, fn, arg, opts);
+    if (rc == 0 && out)
+        *out = t;
+    return rc;
 }
 
 int weft_co_free(weft_co_t *t)
@@ -129,14 +136,91 @@ int weft_co_free(weft_co_t *t)
     return 0;
 }
 
-int weft_co_join(weft_co_t *t, double timeout, void **result)
+/* Wait for t; a waiter cancelled meanwhile is reported as such (t's own
+ * cancellation comes back as -ECANCELED too, with t done). */
+static int await_task(weft_co_t *t, double timeout, void **result, bool *cancelled)
 {
+    *cancelled = false;
     if (!t || isnan(timeout))
         return -EINVAL;
     struct weft__loop *l = weft__loop_self;
     if (l && l->current == t)
         return -EDEADLK;
-    return weft_future_result(t->future, timeout, result);
+    int rc = weft_future_result(t->future, timeout, result);
+    *cancelled = rc == -ECANCELED && !weft_future_done(t->future);
+    return rc;
+}
+
+/* The waiter was cancelled: so is t, and the waiter waits for its end. */
+static int cancel_and_wait(weft_co_t *t)
+{
+    if (weft_co_cancel(t) >= 0)
+        while (weft_future_result(t->future, WEFT_FOREVER, NULL) == -ECANCELED &&
+               !weft_future_done(t->future))
+            weft_co_cancel(t); /* cancelled again: pass that on too */
+    return -ECANCELED;
+}
+
+int weft_co_join(weft_co_t *t, double timeout, void **result)
+{
+    bool cancelled;
+    int rc = await_task(t, timeout, result, &cancelled);
+    return cancelled ? cancel_and_wait(t) : rc;
+}
+
+int weft_co_shield(weft_co_t *t, double timeout, void **result)
+{
+    bool cancelled;
+    return await_task(t, timeout, result, &cancelled);
+}
+
+int weft_co_wait_for(weft_co_t *t, double timeout, void **result)
+{
+    bool cancelled;
+    int rc = await_task(t, timeout, result, &cancelled);
+    if (cancelled)
+        return cancel_and_wait(t);
+    if (rc != -ETIMEDOUT && rc != -EAGAIN)
+        return rc;
+    /* Python 3.11: a task that ends in the meantime still gives its
+     * result; one that was cancelled is a timeout. */
+    cancel_and_wait(t);
+    rc = weft_future_result(t->future, 0, result);
+    return rc == -ECANCELED ? -ETIMEDOUT : rc;
+}
+
+int weft_co_gather(weft_co_t *const *ts, size_t n, void **values, int *errors)
+{
+    if (n && !ts)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!ts[i])
+            return -EINVAL;
+    weft_future_t **fs = weft__calloc(n ? n : 1, sizeof *fs);
+    if (!fs)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = ts[i]->future;
+    int rc =
+        n ? weft_wait(fs, n, WEFT_FOREVER, errors ? WEFT_ALL_COMPLETED : WEFT_FIRST_EXCEPTION) : 0;
+    free(fs);
+    if (rc == -ECANCELED) { /* the gatherer was cancelled: so are the tasks */
+        for (size_t i = 0; i < n; i++)
+            cancel_and_wait(ts[i]);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        weft_future_t *f = ts[i]->future;
+        int err = weft_future_done(f) ? weft_future_result(f, 0, values ? &values[i] : NULL) : 0;
+        if (errors)
+            errors[i] = err;
+        if (err < 0 && first == 0)
+            first = err;
+    }
+    return errors ? 0 : first;
 }
 
 weft_future_t *weft_co_future(weft_co_t *t)

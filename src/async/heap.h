@@ -12,13 +12,13 @@
 
 #include "base/base.h"
 
+#include <weft/async.h>
+
 #include <stddef.h>
 
-struct weft__timer {
-    weft__deadline_t deadline;
-    uint64_t seq; /* the order among equal deadlines */
-    size_t index; /* in the heap's array; WEFT__TIMER_IDLE when not in it */
-};
+/* struct weft__timer is in weft/async.h (a timeout scope embeds one):
+ * its deadline, the order among equal deadlines, its index in the heap's
+ * array (WEFT__TIMER_IDLE when not in it) and what firing it does. */
 #define WEFT__TIMER_IDLE SIZE_MAX
 
 struct weft__heap {

@@ -272,9 +272,11 @@ static void poll_events(struct weft__loop *l)
     }
 }
 
-static struct weft_co *task_of_timer(struct weft__timer *tm)
+/* A park's timer (each task's fire). */
+void weft__co_park_timeout(struct weft__timer *tm)
 {
-    return (struct weft_co *)((char *)tm - offsetof(struct weft_co, timer));
+    weft__loop_end_park((struct weft_co *)((char *)tm - offsetof(struct weft_co, timer)),
+                        -ETIMEDOUT);
 }
 
 static void fire_timers(struct weft__loop *l)
@@ -285,7 +287,7 @@ static void fire_timers(struct weft__loop *l)
     int64_t now = weft__now_ns();
     for (; tm && tm->deadline <= now; tm = weft__heap_top(&l->timers)) {
         weft__heap_remove(&l->timers, tm);
-        weft__loop_end_park(task_of_timer(tm), -ETIMEDOUT);
+        tm->fire(tm);
     }
 }
 
@@ -367,7 +369,7 @@ int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **res
     if (rc == 0) {
         weft__lot_install();
         weft__loop_self = &l;
-        rc = weft__co_new(&l, &first, main, arg, &(weft_co_opts_t){"main", 0});
+        rc = weft__co_new(&l, &first, true, main, arg, &(weft_co_opts_t){"main", 0});
     }
     if (rc == 0) {
         run_until(&l, task_done, first->future);
