@@ -6,6 +6,9 @@
 #   make test-asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan       the suite under ThreadSanitizer
 #   make test-clang      build with clang -Werror and run the suite
+#   make test-aarch64    the context switch and async tests built for aarch64
+#                        and run under qemu-user (installs the cross
+#                        compiler and qemu-user-static; tests/aarch64.sh)
 #   make coverage        the suite in a coverage build, then line and branch
 #                        coverage of src/ per layer (installs gcovr)
 #   make check-all       the before-release check: everything CI runs, plus
@@ -30,7 +33,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null || \
                  find src include tests bench examples -name '*.[ch]' -o -name '*.cpp')
 
-.PHONY: all build demo test test-asan test-tsan test-clang coverage check-all bench install format \
+.PHONY: all build demo test test-asan test-tsan test-clang test-aarch64 coverage check-all bench install format \
         format-check clean
 
 all: build
@@ -66,6 +69,9 @@ test-asan: build/asan/CMakeCache.txt
 test-tsan: build/tsan/CMakeCache.txt
 	cmake --build build/tsan -j $(JOBS)
 	ctest --preset tsan
+
+test-aarch64:
+	sh tests/aarch64.sh
 
 test-clang: build/clang/CMakeCache.txt
 	cmake --build build/clang -j $(JOBS)
