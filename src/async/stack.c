@@ -73,15 +73,7 @@ void weft__stack_force_guard(enum weft__stack_guard kind)
 static long read_number(const char *path)
 {
     char buf[32];
-    int fd = weft__real_open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    return strtol(buf, NULL, 10);
+    return weft__read_text(weft__real_open, path, buf, sizeof buf) > 0 ? strtol(buf, NULL, 10) : -1;
 }
 
 /* The process's mappings: the lines of /proc/self/maps, or -1. */

@@ -199,6 +199,11 @@ void weft__sys_reset(void);
 /* The C library's open, which the table holds unless a test changes it:
  * for callers that must not read the table (cpu.c's spin decision). */
 int weft__real_open(const char *path, int flags);
+/* Read a small file (of /proc) whole into buf, NUL-terminated, opening it
+ * with open_file: the bytes read (0 for none, or a read error), or -errno
+ * if it cannot be opened. */
+ssize_t weft__read_text(int (*open_file)(const char *path, int flags), const char *path, char *buf,
+                        size_t size);
 
 /* End the calling process at once with `code`, as _exit does (a forked
  * child must not run the parent's atexit handlers or flush its stdio). In a

@@ -70,14 +70,8 @@ int (*weft__spin_open)(const char *path, int flags) = weft__real_open;
 static int runnable(void)
 {
     char buf[128];
-    int fd = weft__spin_open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (weft__read_text(weft__spin_open, "/proc/loadavg", buf, sizeof buf) <= 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     const char *p = buf;
     for (int field = 0; field < 3 && p; field++)
         if ((p = strchr(p, ' ')))

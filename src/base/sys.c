@@ -28,6 +28,18 @@ int weft__real_open(const char *path, int flags)
     return open(path, flags);
 }
 
+ssize_t weft__read_text(int (*open_file)(const char *path, int flags), const char *path, char *buf,
+                        size_t size)
+{
+    int fd = open_file(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? n : 0;
+}
+
 static int sys_pidfd_open(pid_t pid, unsigned flags)
 {
     return (int)syscall(SYS_pidfd_open, pid, flags);

@@ -140,14 +140,11 @@ static int from_proc(pid_t tid, uint64_t *id)
 {
     char path[32], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
-    int fd = weft__sys.open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ESRCH ? 0 : -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
+    ssize_t n = weft__read_text(weft__sys.open, path, buf, sizeof buf);
+    if (n < 0)
+        return n == -ESRCH ? 0 : -1;
+    if (n == 0)
         return 0; /* the thread ended while we opened it */
-    buf[n] = 0;
     char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
         return 0;
