@@ -201,7 +201,10 @@ WT_CASE(a_request_is_honoured_at_the_next_check_and_the_gil_does_not_come_straig
     WT_EQ(weft_gil_held(&gil), 1);
     weft_gil_stats_t st;
     WT_EQ(weft_gil_stats(&gil, &st), 0);
-    WT_EQ(st.forced, 1);
+    /* One forced hand-over, ours; a second when b was preempted while it
+     * held the GIL for longer than the interval, and we, waiting to get it
+     * back, asked it to let go (seen on a loaded machine). */
+    WT_CHECK(st.forced == 1 || st.forced == 2);
     WT_EQ(weft_gil_release(&gil), 0);
     finish(b);
 }
