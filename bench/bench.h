@@ -14,6 +14,12 @@
  * A case with `cpu` set also gets a CPU-time row idle (<case>_cpu, no bar)
  * and loaded: the cases that hand off between waiting threads, where a
  * figure can be bought with spinning that the wall time alone hides.
+ *
+ * A case that measures something other than time (memory per task, say)
+ * names its unit: each side is then called once per round with iters = 1
+ * and returns the figure itself, lower being better as for times, so that
+ * the speedup is still baseline / weft. There is no calibration and no CPU
+ * row for such a case.
  */
 #ifndef WEFT_BENCH_H
 #define WEFT_BENCH_H
@@ -35,12 +41,13 @@ struct bench_case {
     double loaded_bar; /* under --load, wall time; 0 = report only */
     bool cpu;          /* also report CPU time per op */
     double cpu_bar;    /* under --load, CPU time (when cpu); 0 = report only */
+    const char *unit;  /* NULL: time per op; else the figure's unit ("bytes/task") */
 };
 
 void bench_register(const struct bench_case *c);
 
 /* BENCH_CASE(suite, name, "baseline", weft_fn, base_fn, bar [, .loaded_bar = x]
- *            [, .cpu = true] [, .cpu_bar = y]): the trailing arguments are
+ *            [, .cpu = true] [, .cpu_bar = y] [, .unit = "u"]): the trailing arguments are
  * the initializers from `bar` on, so a case names only the bars it has. */
 #define BENCH_CASE(suite_, name_, baseline_, weft_, base_, ...)      \
     __attribute__((constructor)) static void bench_reg_##name_(void) \

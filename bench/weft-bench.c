@@ -26,7 +26,9 @@
  * the process and of the children it reaped during the call (a baseline
  * run as a program, through bench_run_timed), setup included. A row is
  * marked met or NOT MET against its bar: `bar` idle, `loaded_bar` and
- * `cpu_bar` under --load; an idle _cpu row has none.
+ * `cpu_bar` under --load; an idle _cpu row has none. A case with a unit of
+ * its own (bench_case.unit) is not calibrated: each round calls each side
+ * once, and the figure it returns is the row's.
  *
  * --load N measures waiting on a busy machine: before each case the driver
  * starts N threads spinning in a separate process (weft-bench itself run
@@ -245,17 +247,20 @@ static long calibrate(bench_fn fn)
     }
 }
 
-/* One side's rounds: nanoseconds per op, wall and CPU. */
+/* One side's rounds: nanoseconds per op, wall and CPU; or, for a case
+ * with a unit of its own (`figure`), the figures the side returned. */
 struct side {
     bench_fn fn;
     long iters;
+    bool figure;
     double wall[MAX_ROUNDS], cpu[MAX_ROUNDS];
 };
 
 static void measure(struct side *s, int round)
 {
     double cpu0 = cpu_seconds();
-    s->wall[round] = call(s->fn, s->iters) / (double)s->iters * 1e9;
+    double v = call(s->fn, s->iters);
+    s->wall[round] = s->figure ? v : v / (double)s->iters * 1e9;
     s->cpu[round] = (cpu_seconds() - cpu0) / (double)s->iters * 1e9;
 }
 
@@ -305,8 +310,8 @@ static void report(const struct bench_case *c, const struct options *o, bool cpu
     snprintf(name, sizeof name, "%s%s%s%s%s", c->name, o->load ? "_loaded" : "", *place ? "_" : "",
              place, cpu ? "_cpu" : "");
     bool json = o->json;
-    double speedup = bm / wm, scale;
-    const char *unit = unit_for(wm < bm ? wm : bm, &scale);
+    double speedup = bm / wm, scale = 1;
+    const char *unit = c->unit ? c->unit : unit_for(wm < bm ? wm : bm, &scale);
     FILE *human = json ? stderr : stdout;
     fprintf(human, "%-8s %-28s weft %10.2f %s   %-16s %10.2f %s   speedup %5.2f", c->suite, name,
             wm * scale, unit, c->baseline, bm * scale, unit, speedup);
@@ -323,9 +328,10 @@ static void report(const struct bench_case *c, const struct options *o, bool cpu
 static void run_case(const struct bench_case *c, const struct options *o)
 {
     pid_t load = o->load ? start_load(o->load, o->place) : 0;
-    struct side w = {.fn = c->weft}, b = {.fn = c->base};
-    w.iters = calibrate(w.fn);
-    b.iters = calibrate(b.fn);
+    bool figure = c->unit != NULL;
+    struct side w = {.fn = c->weft, .figure = figure}, b = {.fn = c->base, .figure = figure};
+    w.iters = figure ? 1 : calibrate(w.fn);
+    b.iters = figure ? 1 : calibrate(b.fn);
     for (int r = 0; r < o->rounds; r++) {
         struct side *first = r % 2 ? &b : &w, *second = r % 2 ? &w : &b;
         measure(first, r);
@@ -336,7 +342,7 @@ static void run_case(const struct bench_case *c, const struct options *o)
     bool loaded = o->load > 0;
     report(c, o, false, median(w.wall, o->rounds), median(b.wall, o->rounds),
            loaded ? c->loaded_bar : c->bar);
-    if (c->cpu)
+    if (c->cpu && !figure)
         report(c, o, true, median(w.cpu, o->rounds), median(b.cpu, o->rounds),
                loaded ? c->cpu_bar : 0);
 }
