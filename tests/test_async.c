@@ -4,6 +4,8 @@
  */
 #include "wt.h"
 
+#include "base/base.h"
+
 #include <weft/async.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
@@ -465,4 +467,39 @@ WT_CASE(a_stack_overflow_names_the_task_and_aborts)
     if (!strstr(text, "task 'bottomless' overflowed its stack of 65536 bytes"))
         fprintf(stderr, "stderr was: %s\n", text);
     WT_CHECK(strstr(text, "task 'bottomless' overflowed its stack of 65536 bytes") != NULL);
+}
+
+/* Out of memory: a spawn fails cleanly, and what was spawned before still
+ * sleeps with a timeout (its place in the timer heap was reserved). */
+static void *spawn_without_memory(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[200];
+    weft__sys.calloc = wt_no_calloc;
+    WT_EQ(weft_co_spawn(&t[0], nap, NULL, NULL), -ENOMEM);
+    weft__sys_reset();
+    weft__sys.realloc = wt_no_realloc; /* the timer heap cannot grow */
+    int n = 0, rc;
+    while (n < 200 && (rc = weft_co_spawn(&t[n], nap, (void *)(intptr_t)n, NULL)) == 0)
+        n++;
+    WT_EQ(rc, -ENOMEM);
+    int to_rc = 1;
+    WEFT_TIMEOUT(10, &to_rc)
+    {
+        WT_CHECK(0); /* no place for the scope's timer either */
+    }
+    WT_EQ(to_rc, -ENOMEM);
+    weft__sys_reset();
+    for (int i = 0; i < n; i++) {
+        void *v;
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, i);
+        weft_co_free(t[i]);
+    }
+    return NULL;
+}
+
+WT_FAULT(a_spawn_without_memory_fails_and_the_others_still_time_out)
+{
+    run_main(spawn_without_memory, NULL);
 }

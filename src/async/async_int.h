@@ -78,6 +78,7 @@ struct weft__loop {
     struct weft__ctx home;      /* the thread's own stack: the scheduler */
     struct weft_co *current;
     struct weft_co *ready, **ready_tail;
+    size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
     int epfd, evfd;
     size_t fds_parked; /* tasks parked on descriptors */
@@ -88,6 +89,7 @@ struct weft__loop {
     /* Bookkeeping. */
     struct weft_co *all; /* live tasks */
     size_t live;
+    size_t scopes; /* timeout scopes entered: each has a timer */
     uint64_t next_id;
     size_t stack_size;
     struct weft__stack *cache; /* stacks of ended tasks, for reuse */
@@ -99,6 +101,12 @@ struct weft__loop {
 /* The loop the calling thread runs, or NULL. */
 extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 
+/* Leave the running task t (parked, or queued again by a yield) for the
+ * next ready task directly, or for the scheduler once the round's budget
+ * is spent or nothing is ready. */
+void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
+/* Queue the running task t again behind the ready ones, and switch away. */
+void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
 /* Queue t to run on its loop, from any thread, with its park ended by rc. */
 void weft__co_wake(struct weft_co *t, int rc);
 /* From the loop's thread: end t's park with rc if it is parked and nothing

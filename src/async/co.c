@@ -77,8 +77,11 @@ static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_op
 int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts)
 {
+    /* A place in the timer heap for each task's parks: they cannot fail. */
+    int rc = weft__heap_reserve(&l->timers, l->live + l->scopes + 1);
     struct weft_co *t;
-    int rc = co_alloc(l, &t, opts);
+    if (rc == 0)
+        rc = co_alloc(l, &t, opts);
     if (rc != 0)
         return rc;
     t->loop = l;
@@ -302,9 +305,7 @@ int weft_co_sleep(double seconds)
         t->cancel_due = false;
         return -ECANCELED;
     }
-    weft__co_wake(t, 0);
-    t->state = CO_READY;
-    weft__ctx_switch(&t->ctx, &l->home, NULL);
+    weft__loop_yield(l, t);
     return 0;
 }
 

@@ -25,7 +25,6 @@
 #include <stdint.h>
 #include <string.h>
 
-void *weft__ctx_jump(void **save_sp, void *to_sp, void *data);
 void weft__ctx_trampoline(void);
 
 #if defined(__x86_64__)
@@ -137,50 +136,10 @@ __asm__(".text\n"
 #error "weft's async layer has a context switch for x86-64 and aarch64 only"
 #endif
 
-/* The sanitizers' fiber interfaces (common_interface_defs.h, tsan_interface.h), weak:
- * NULL without the runtime (see base/tsan.h). */
-#define SAN_API __attribute__((weak, visibility("default")))
-SAN_API void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
-                                            size_t size);
-SAN_API void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
-                                             size_t *size_old);
-SAN_API void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
-SAN_API void *__tsan_get_current_fiber(void);
-SAN_API void *__tsan_create_fiber(unsigned flags);
-SAN_API void __tsan_destroy_fiber(void *fiber);
-SAN_API void __tsan_switch_to_fiber(void *fiber, unsigned flags);
-
-#define ASAN_ON() __builtin_expect(__sanitizer_start_switch_fiber != NULL, 0)
-#define TSAN_ON() __builtin_expect(__tsan_switch_to_fiber != NULL, 0)
-
-/* What a switch hands the context it resumes: the data, and where it came
- * from, so that ASan can learn the bounds of a stack as it is left. It
- * lives on the switching context's stack, which stays put until that
- * context is resumed, long after the other side has read it. */
-struct transfer {
-    struct weft__ctx *from;
-    void *data;
-};
-
-static void enter(struct weft__ctx *self, struct transfer *t)
-{
-    if (ASAN_ON())
-        __sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &t->from->stack,
-                                        &t->from->size);
-}
-
-static void leave(struct weft__ctx *from, struct weft__ctx *to)
-{
-    if (ASAN_ON())
-        __sanitizer_start_switch_fiber(from ? &from->asan_fake : NULL, to->stack, to->size);
-    if (TSAN_ON())
-        __tsan_switch_to_fiber(to->tsan_fiber, 0);
-}
-
 /* Where a new context begins (through the trampoline). */
-static void ctx_start(struct weft__ctx *c, struct transfer *t)
+static void ctx_start(struct weft__ctx *c, struct weft__transfer *t)
 {
-    enter(NULL, t);
+    weft__ctx_enter(NULL, t);
     c->fn(c->arg, t->data);
     __builtin_trap(); /* fn must end with weft__ctx_exit */
 }
@@ -188,7 +147,7 @@ static void ctx_start(struct weft__ctx *c, struct transfer *t)
 void weft__ctx_self(struct weft__ctx *c)
 {
     memset(c, 0, sizeof *c);
-    if (TSAN_ON())
+    if (WEFT__TSAN_FIBERS())
         c->tsan_fiber = __tsan_get_current_fiber();
 }
 
@@ -202,7 +161,7 @@ int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn f
     c->size = size;
     c->fn = fn;
     c->arg = arg;
-    if (TSAN_ON() && !(c->tsan_fiber = __tsan_create_fiber(0)))
+    if (WEFT__TSAN_FIBERS() && !(c->tsan_fiber = __tsan_create_fiber(0)))
         return -ENOMEM;
     uint64_t *frame = (uint64_t *)top - FRAME_WORDS;
     memset(frame, 0, FRAME_WORDS * sizeof *frame);
@@ -218,26 +177,17 @@ int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn f
     return 0;
 }
 
-void *weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to, void *data)
-{
-    struct transfer t = {from, data};
-    leave(from, to);
-    struct transfer *back = weft__ctx_jump(&from->sp, to->sp, &t);
-    enter(from, back);
-    return back->data;
-}
-
 void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data)
 {
-    struct transfer t = {from, data};
-    leave(NULL, to);
+    struct weft__transfer t = {from, data};
+    weft__ctx_leave(NULL, to);
     weft__ctx_jump(&from->sp, to->sp, &t);
     __builtin_trap(); /* nobody resumes an exited context */
 }
 
 void weft__ctx_release(struct weft__ctx *c)
 {
-    if (TSAN_ON() && c->tsan_fiber)
+    if (WEFT__TSAN_FIBERS() && c->tsan_fiber)
         __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = NULL;
 }

@@ -63,7 +63,58 @@ void weft__ctx_self(struct weft__ctx *c);
  * too small to start on, or -ENOMEM if TSan cannot make its fiber. */
 int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn fn, void *arg);
 
-void *weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to, void *data);
+/* The switch itself (ctx.c, assembly), and the C around it, inline so that
+ * a task switch is the jump and two predicted branches. */
+void *weft__ctx_jump(void **save_sp, void *to_sp, void *data);
+
+/* The sanitizers' fiber interfaces (common_interface_defs.h, tsan_interface.h), weak:
+ * NULL without the runtime (see base/tsan.h). */
+#define WEFT__SAN_API __attribute__((weak, visibility("default")))
+WEFT__SAN_API void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                                  size_t size);
+WEFT__SAN_API void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                                   size_t *size_old);
+WEFT__SAN_API void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
+WEFT__SAN_API void *__tsan_get_current_fiber(void);
+WEFT__SAN_API void *__tsan_create_fiber(unsigned flags);
+WEFT__SAN_API void __tsan_destroy_fiber(void *fiber);
+WEFT__SAN_API void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+
+#define WEFT__ASAN_FIBERS() __builtin_expect(__sanitizer_start_switch_fiber != NULL, 0)
+#define WEFT__TSAN_FIBERS() __builtin_expect(__tsan_switch_to_fiber != NULL, 0)
+
+/* What a switch hands the context it resumes: the data, and where it came
+ * from, so that ASan can learn the bounds of a stack as it is left. It
+ * lives on the switching context's stack, which stays put until that
+ * context is resumed, long after the other side has read it. */
+struct weft__transfer {
+    struct weft__ctx *from;
+    void *data;
+};
+
+static inline void weft__ctx_enter(struct weft__ctx *self, struct weft__transfer *t)
+{
+    if (WEFT__ASAN_FIBERS())
+        __sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &t->from->stack,
+                                        &t->from->size);
+}
+
+static inline void weft__ctx_leave(struct weft__ctx *from, struct weft__ctx *to)
+{
+    if (WEFT__ASAN_FIBERS())
+        __sanitizer_start_switch_fiber(from ? &from->asan_fake : NULL, to->stack, to->size);
+    if (WEFT__TSAN_FIBERS())
+        __tsan_switch_to_fiber(to->tsan_fiber, 0);
+}
+
+static inline void *weft__ctx_switch(struct weft__ctx *from, struct weft__ctx *to, void *data)
+{
+    struct weft__transfer t = {from, data};
+    weft__ctx_leave(from, to);
+    struct weft__transfer *back = weft__ctx_jump(&from->sp, to->sp, &t);
+    weft__ctx_enter(from, back);
+    return back->data;
+}
 
 _Noreturn void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data);
 

@@ -40,21 +40,27 @@ static void settle(struct weft__heap *h, size_t i)
     place(h, i, t);
 }
 
-int weft__heap_push(struct weft__heap *h, struct weft__timer *t, weft__deadline_t deadline)
+int weft__heap_reserve(struct weft__heap *h, size_t n)
 {
-    if (h->len == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct weft__timer **nodes = weft__sys.realloc(h->nodes, cap * sizeof *nodes);
-        if (!nodes)
-            return -ENOMEM;
-        h->nodes = nodes;
-        h->cap = cap;
-    }
+    if (n <= h->cap)
+        return 0;
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap < n)
+        cap *= 2;
+    struct weft__timer **nodes = weft__sys.realloc(h->nodes, cap * sizeof *nodes);
+    if (!nodes)
+        return -ENOMEM;
+    h->nodes = nodes;
+    h->cap = cap;
+    return 0;
+}
+
+void weft__heap_push(struct weft__heap *h, struct weft__timer *t, weft__deadline_t deadline)
+{
     t->deadline = deadline;
     t->seq = h->seq++;
     h->nodes[h->len] = t;
     settle(h, h->len++);
-    return 0;
 }
 
 void weft__heap_remove(struct weft__heap *h, struct weft__timer *t)

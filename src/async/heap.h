@@ -27,8 +27,12 @@ struct weft__heap {
     uint64_t seq;
 };
 
-/* 0, or -ENOMEM (the heap is unchanged). */
-int weft__heap_push(struct weft__heap *h, struct weft__timer *t, weft__deadline_t deadline);
+/* Room for n timers: 0, or -ENOMEM. Pushing never allocates, so that a
+ * task's park, which cannot fail, never needs memory: the loop reserves a
+ * place for each task and each timeout scope when it is made. */
+int weft__heap_reserve(struct weft__heap *h, size_t n);
+/* Add t (the caller reserved its place). */
+void weft__heap_push(struct weft__heap *h, struct weft__timer *t, weft__deadline_t deadline);
 /* Remove t if it is in the heap (else nothing). */
 void weft__heap_remove(struct weft__heap *h, struct weft__timer *t);
 /* The earliest timer, or NULL. */

@@ -30,7 +30,7 @@
 
 _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 
-enum { STACK_DEFAULT = 64 * 1024, CACHE_MAX = 1024, EVENTS = 64 };
+enum { STACK_DEFAULT = 64 * 1024, CACHE_MAX = 1024, EVENTS = 64, ROUND_MIN = 64 };
 
 /* Stacks. Those of the loop's own size are kept for reuse, pages already
  * touched (a first touch costs a page fault); ASan is told to forget the
@@ -134,18 +134,46 @@ bool weft__loop_end_park(struct weft_co *t, int rc)
 
 /* Parking a task. */
 
+/* The first ready task, taken off the queue. */
+static struct weft_co *pop_ready(struct weft__loop *l)
+{
+    struct weft_co *t = l->ready;
+    if ((l->ready = t->next) == NULL)
+        l->ready_tail = &l->ready;
+    return t;
+}
+
+void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
+{
+    if (!l->ready || l->budget == 0) {
+        weft__ctx_switch(&t->ctx, &l->home, NULL);
+        return;
+    }
+    l->budget--;
+    struct weft_co *next = pop_ready(l);
+    next->state = CO_RUNNING;
+    l->current = next;
+    if (next != t) /* else t yielded with nobody else ready: it goes on */
+        weft__ctx_switch(&t->ctx, &next->ctx, NULL);
+}
+
+void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
+{
+    push_ready(l, t);
+    weft__loop_switch_away(l, t);
+}
+
 static int suspend(struct weft__loop *l, struct weft_co *t)
 {
     t->state = CO_PARKED;
-    weft__ctx_switch(&t->ctx, &l->home, NULL);
+    weft__loop_switch_away(l, t);
     weft__heap_remove(&l->timers, &t->timer);
     t->waiter.word = NULL;
     return t->park_rc;
 }
 
 /* Whether the park may begin: -ECANCELED (delivered now), -ETIMEDOUT, or
- * 0 with t's timer set for the deadline. 1: the thread must wait instead,
- * there being no memory for the timer. */
+ * 0 with t's timer set for the deadline (its place reserved at spawn). */
 static int begin_park(struct weft__loop *l, struct weft_co *t, weft__deadline_t deadline)
 {
     if (t->cancel_due) {
@@ -156,7 +184,8 @@ static int begin_park(struct weft__loop *l, struct weft_co *t, weft__deadline_t 
         return 0;
     if (deadline <= weft__now_ns())
         return -ETIMEDOUT;
-    return weft__heap_push(&l->timers, &t->timer, deadline) == 0 ? 0 : 1;
+    weft__heap_push(&l->timers, &t->timer, deadline);
+    return 0;
 }
 
 static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
@@ -169,7 +198,7 @@ static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t ex
         return weft__park_futex(word, expected, deadline, flags);
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
-        return rc == 1 ? weft__park_futex(word, expected, deadline, flags) : rc;
+        return rc;
     t->waiter.word = NULL;
     if ((flags & 0xff00u) != WEFT__WAIT_SLEEP && !weft__lot_enqueue(t, word, expected)) {
         weft__heap_remove(&l->timers, &t->timer);
@@ -185,7 +214,7 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     struct weft_co *t = l->current;
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
-        return rc == 1 ? weft__park_fd_poll(fd, deadline) : rc == -ETIMEDOUT ? 0 : rc;
+        return rc == -ETIMEDOUT ? 0 : rc;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         /* Another task waits on fd already, or fd cannot be polled. */
@@ -209,6 +238,8 @@ static void task_recancel(struct weft__parker *p)
 
 /* The scheduler. */
 
+/* Run t; the tasks switch among themselves until one comes back home (the
+ * budget spent, nothing ready, or its end), which may not be t. */
 static void run_task(struct weft__loop *l, struct weft_co *t)
 {
     l->current = t;
@@ -216,19 +247,24 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     weft__parker = &l->parker;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
     weft__parker = NULL;
+    struct weft_co *last = l->current;
     l->current = NULL;
-    if (t->state == CO_DONE)
-        weft__co_reap(l, t);
+    if (last->state == CO_DONE)
+        weft__co_reap(l, last);
 }
 
+/* One round: as many task runs as were ready when it began (asyncio runs
+ * that many callbacks an iteration), but at least ROUND_MIN, so that tasks
+ * handing off to each other do not come home to look at I/O every time. */
 static void run_ready(struct weft__loop *l)
 {
-    struct weft_co *batch = l->ready;
-    l->ready = NULL;
-    l->ready_tail = &l->ready;
-    for (struct weft_co *t = batch, *next; t; t = next) {
-        next = t->next;
-        run_task(l, t);
+    size_t n = 0;
+    for (struct weft_co *t = l->ready; t; t = t->next)
+        n++;
+    l->budget = n > ROUND_MIN ? n : ROUND_MIN;
+    while (l->ready && l->budget > 0) {
+        l->budget--;
+        run_task(l, pop_ready(l));
     }
 }
 

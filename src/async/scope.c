@@ -169,15 +169,14 @@ static void timeout_fired(struct weft__timer *tm)
     weft_co_cancel(to->task);
 }
 
-static int arm(weft_co_timeout_t *to, double seconds)
+/* (Re)set the scope's timer; its place in the heap is reserved. */
+static void arm(weft_co_timeout_t *to, double seconds)
 {
     struct weft_co *t = to->task;
     weft__heap_remove(&t->loop->timers, &to->timer);
-    if (seconds < 0)
-        return 0;
     weft__deadline_t deadline;
-    weft__deadline(seconds, &deadline);
-    return weft__heap_push(&t->loop->timers, &to->timer, deadline);
+    if (seconds >= 0 && weft__deadline(seconds, &deadline) == 0)
+        weft__heap_push(&t->loop->timers, &to->timer, deadline);
 }
 
 static void leave_early(weft_co_timeout_t *to, int rc)
@@ -201,13 +200,14 @@ int weft_co_timeout_enter(weft_co_timeout_t *to)
         return 0;
     }
     struct weft_co *t = l->current;
-    to->task = t;
-    to->timer = (struct weft__timer){.index = WEFT__TIMER_IDLE, .fire = timeout_fired};
-    int rc = arm(to, to->seconds);
-    if (rc != 0) {
-        leave_early(to, rc);
+    if (weft__heap_reserve(&l->timers, l->live + l->scopes + 1) != 0) {
+        leave_early(to, -ENOMEM);
         return 0;
     }
+    l->scopes++;
+    to->task = t;
+    to->timer = (struct weft__timer){.index = WEFT__TIMER_IDLE, .fire = timeout_fired};
+    arm(to, to->seconds);
     to->outer = t->timeouts;
     t->timeouts = to;
     to->state = TO_INSIDE;
@@ -220,6 +220,7 @@ void weft_co_timeout_end(weft_co_timeout_t *to)
         return;
     struct weft_co *t = to->task;
     weft__heap_remove(&t->loop->timers, &to->timer);
+    t->loop->scopes--;
     t->timeouts = to->outer;
     int rc = 0;
     if (to->state == TO_FIRED) {
@@ -243,5 +244,6 @@ int weft_co_reschedule(double seconds)
         return -EINVAL;
     if (!t || !t->timeouts || t->timeouts->state != TO_INSIDE)
         return -EPERM;
-    return arm(t->timeouts, seconds);
+    arm(t->timeouts, seconds);
+    return 0;
 }

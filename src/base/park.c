@@ -131,6 +131,13 @@ WEFT__COLD static int unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags
     return unpark ? unpark(word, n, flags) : 0;
 }
 
+void weft__unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    weft__fence();
+    if (atomic_load_explicit(&weft__parked_tasks, memory_order_relaxed))
+        unpark_tasks(word, n, flags);
+}
+
 void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
 {
     weft__note_cpus(); /* a thread that only ever wakes others counts too */

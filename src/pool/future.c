@@ -135,6 +135,8 @@ static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
     weft_lock_release(&f->lock);
     if (atomic_load(&f->sleepers))
         weft__unpark(&f->state, INT_MAX, WEFT__WAIT_FUTURE);
+    else if (atomic_load(&f->task_sleepers))
+        weft__unpark_tasks(&f->state, INT_MAX, WEFT__WAIT_FUTURE);
     if (f->notify)
         f->notify(f);
     for (struct weft__callback *c = callbacks, *next; c; c = next) {
@@ -281,7 +283,8 @@ void weft__future_unwatch(weft_future_t *f, weft__watch_t *e)
 static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
 {
     int rc = 0;
-    atomic_fetch_add(&f->sleepers, 1);
+    _Atomic uint32_t *sleepers = weft__parker ? &f->task_sleepers : &f->sleepers;
+    atomic_fetch_add(sleepers, 1);
     for (;;) {
         uint32_t s = atomic_load(&f->state);
         if (s >= F_CANCELLED)
@@ -292,7 +295,7 @@ static int sleep_until_finished(weft_future_t *f, weft__deadline_t deadline)
             break;
         }
     }
-    atomic_fetch_sub(&f->sleepers, 1);
+    atomic_fetch_sub(sleepers, 1);
     return rc;
 }
 

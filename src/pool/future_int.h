@@ -42,7 +42,8 @@ struct weft__callback;
 
 struct weft_future {
     _Atomic uint32_t state;
-    _Atomic uint32_t sleepers; /* threads asleep in result() */
+    _Atomic uint32_t sleepers;      /* threads asleep in result() */
+    _Atomic uint32_t task_sleepers; /* async tasks parked there: they need no futex wake */
     _Atomic uint32_t refs;
     weft_lock_t lock;
     int error;
