@@ -503,3 +503,75 @@ WT_FAULT(a_spawn_without_memory_fails_and_the_others_still_time_out)
 {
     run_main(spawn_without_memory, NULL);
 }
+
+/* Owner-checked primitives are owned by the task that took them, not by
+ * its thread: another task of the same loop neither re-enters nor
+ * releases them. */
+static weft_rlock_t task_rlock = WEFT_RLOCK_INIT;
+static weft_critsec_t task_cs = WEFT_CRITSEC_INIT;
+static weft_rwlock_t task_rw = WEFT_RWLOCK_INIT;
+static weft_once_t task_once = WEFT_ONCE_INIT;
+static int once_runs;
+static weft_event_t owner_go = WEFT_EVENT_INIT;
+
+static void slow_init(void *arg)
+{
+    (void)arg;
+    once_runs++;
+    WT_EQ(weft_co_sleep(0.005), 0); /* the other task calls meanwhile */
+}
+
+static void *owner_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_rlock_acquire(&task_rlock, WEFT_FOREVER), 0);
+    WT_EQ(weft_rlock_acquire(&task_rlock, WEFT_FOREVER), 0); /* its own re-entry */
+    WT_EQ(weft_critsec_enter(&task_cs), 0);
+    WT_EQ(weft_rwlock_acquire_write(&task_rw, 0), 0);
+    WT_EQ(weft_event_set(&owner_go), 0);
+    WT_EQ(weft_once_call(&task_once, slow_init, NULL), 0);
+    WT_EQ(weft_rwlock_release_write(&task_rw), 0);
+    WT_EQ(weft_critsec_leave(&task_cs), 0);
+    WT_EQ(weft_rlock_release(&task_rlock), 0);
+    WT_EQ(weft_rlock_release(&task_rlock), 0);
+    return NULL;
+}
+
+static void *other_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_wait(&owner_go, WEFT_FOREVER), 0);
+    WT_EQ(weft_rlock_acquire(&task_rlock, 0), -EAGAIN); /* not a re-entry */
+    WT_EQ(weft_rlock_release(&task_rlock), -EPERM);
+    WT_EQ(weft_critsec_try_enter(&task_cs), -EAGAIN);
+    WT_EQ(weft_critsec_leave(&task_cs), -EPERM);
+    WT_EQ(weft_rwlock_release_write(&task_rw), -EPERM);
+    WT_EQ(weft_once_call(&task_once, slow_init, NULL), 0); /* waits, no -EDEADLK */
+    WT_EQ(once_runs, 1);
+    WT_EQ(weft_rlock_acquire(&task_rlock, WEFT_FOREVER), 0); /* once the owner lets go */
+    WT_EQ(weft_rlock_release(&task_rlock), 0);
+    WT_EQ(weft_critsec_enter(&task_cs), 0);
+    WT_EQ(weft_critsec_leave(&task_cs), 0);
+    return NULL;
+}
+
+static void *two_owners(void *arg)
+{
+    (void)arg;
+    weft_co_t *a, *b;
+    WT_EQ(weft_co_spawn(&a, owner_task, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&b, other_task, NULL, NULL), 0);
+    WT_EQ(weft_co_join(a, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_co_join(b, WEFT_FOREVER, NULL), 0);
+    weft_co_free(a);
+    weft_co_free(b);
+    return NULL;
+}
+
+WT_CASE(owner_checked_locks_belong_to_the_task_not_its_thread)
+{
+    run_main(two_owners, NULL);
+    /* And the thread, after its loop, is itself again. */
+    WT_EQ(weft_rlock_acquire(&task_rlock, 0), 0);
+    WT_EQ(weft_rlock_release(&task_rlock), 0);
+}

@@ -63,8 +63,9 @@ struct weft_co {
      * whether one is still to be delivered at a suspension point. */
     uint32_t cancels;
     bool cancel_due;
-    bool stopped; /* cancelled by weft_run's end */
-    int fail;     /* weft_co_fail's error, or 0 */
+    bool stopped;   /* cancelled by weft_run's end */
+    int fail;       /* weft_co_fail's error, or 0 */
+    uint32_t owner; /* its owner id (base.h), 0 until it needs one */
     struct weft__stack stack;
     /* Scopes (scope.c): the group the task belongs to, its place among the
      * group's children, and the innermost timeout scope it is in. */
@@ -123,6 +124,8 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
 int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+/* base's weft__task_owner (co.c). */
+uint32_t weft__co_owner(void);
 /* A park's timer firing: the park ends with -ETIMEDOUT (loop.c). */
 void weft__co_park_timeout(struct weft__timer *tm);
 /* A child of a group has ended, with this outcome (scope.c). */

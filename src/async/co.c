@@ -12,12 +12,62 @@
 
 #include "pool/future_int.h"
 
+/* A task owner id's number: the 22 bits below WEFT__OWNER_TASK. */
+#define OWNER_NUMBERS (WEFT__OWNER_TASK - 1)
+
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Owner ids for tasks (base.h's weft__owner_id), made when a task first
+ * takes an owner-checked lock: a process-wide stack of freed ones, then
+ * new ones, up to the 22 bits the owner words have for them. */
+static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *owners_free, owners_freed, owners_cap, owners_next = 1;
+
+static uint32_t owner_make(void)
+{
+    uint32_t id = 0;
+    pthread_mutex_lock(&owners_mu);
+    if (owners_freed)
+        id = owners_free[--owners_freed];
+    else if (owners_next <= OWNER_NUMBERS)
+        id = owners_next++ | WEFT__OWNER_TASK;
+    pthread_mutex_unlock(&owners_mu);
+    return id;
+}
+
+static void owner_drop(uint32_t id)
+{
+    pthread_mutex_lock(&owners_mu);
+    if (owners_freed == owners_cap) {
+        uint32_t cap = owners_cap ? 2 * owners_cap : 64;
+        uint32_t *ids = weft__sys.realloc(owners_free, cap * sizeof *ids);
+        if (ids) {
+            owners_free = ids;
+            owners_cap = cap;
+        }
+    }
+    if (owners_freed < owners_cap) /* else the id is lost, not reused */
+        owners_free[owners_freed++] = id;
+    pthread_mutex_unlock(&owners_mu);
+}
+
+/* base's weft__task_owner: the running task's id, made now if need be; 0
+ * outside a task, or when no id is left (the task then passes for its
+ * thread, as before tasks had ids). */
+uint32_t weft__co_owner(void)
+{
+    struct weft__loop *l = weft__loop_self;
+    struct weft_co *t = l ? l->current : NULL;
+    if (t && !t->owner)
+        t->owner = owner_make();
+    return t ? t->owner : 0;
+}
 
 static void co_unref(struct weft_co *t)
 {
@@ -105,6 +155,8 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_c
 
 void weft__co_reap(struct weft__loop *l, struct weft_co *t)
 {
+    if (t->owner)
+        owner_drop(t->owner);
     weft__ctx_release(&t->ctx);
     weft__loop_put_stack(l, &t->stack);
     if (t->all_prev)

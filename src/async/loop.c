@@ -153,7 +153,8 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
     struct weft_co *next = pop_ready(l);
     next->state = CO_RUNNING;
     l->current = next;
-    if (next != t) /* else t yielded with nobody else ready: it goes on */
+    weft__owner_self = next->owner; /* 0 until it needs one */
+    if (next != t)                  /* else t yielded with nobody else ready: it goes on */
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
 }
 
@@ -245,8 +246,10 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     l->current = t;
     t->state = CO_RUNNING;
     weft__parker = &l->parker;
+    weft__owner_self = t->owner;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
     weft__parker = NULL;
+    weft__owner_self = 0; /* the thread's own again, worked out when needed */
     struct weft_co *last = l->current;
     l->current = NULL;
     if (last->state == CO_DONE)
@@ -404,6 +407,7 @@ int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **res
     struct weft_co *first = NULL;
     if (rc == 0) {
         weft__lot_install();
+        atomic_store_explicit(&weft__task_owner, weft__co_owner, memory_order_release);
         weft__loop_self = &l;
         rc = weft__co_new(&l, &first, true, main, arg, &(weft_co_opts_t){"main", 0});
     }

@@ -146,6 +146,28 @@ static inline pid_t weft__gettid(void)
 }
 
 /*
+ * Who owns what an owner-checked primitive holds (an RLock, a critical
+ * section, a write lock, a call_once in progress): the calling thread's id,
+ * or in an async task the task's own owner id, so that two tasks on one
+ * thread do not pass for each other. A task's id has WEFT__OWNER_TASK set
+ * and 22 bits of number beside it, so it never equals a thread id (the
+ * kernel's are below 2^22). Cached per thread in weft__owner_self, which
+ * the async layer sets at every switch (0: work it out again); the fork
+ * handler of tid.c forgets it with the thread id.
+ */
+#define WEFT__OWNER_TASK 0x00400000u
+extern _Thread_local uint32_t weft__owner_self WEFT__TLS_FAST;
+/* The running task's owner id (made on first use), or 0 outside a task;
+ * set by the async layer. */
+extern uint32_t (*_Atomic weft__task_owner)(void);
+uint32_t weft__owner_id_slow(void);
+static inline uint32_t weft__owner_id(void)
+{
+    uint32_t id = weft__owner_self;
+    return __builtin_expect(id != 0, 1) ? id : weft__owner_id_slow();
+}
+
+/*
  * Birth ids (tid.c): a number that names one thread and that no other
  * thread of the system ever gets, unlike its id, which the kernel hands out
  * again once the thread has gone. weft__birth() is the calling thread's,

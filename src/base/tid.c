@@ -69,10 +69,21 @@
 _Thread_local pid_t weft__cached_tid WEFT__TLS_FAST;
 _Thread_local uint64_t weft__cached_birth WEFT__TLS_FAST;
 
+_Thread_local uint32_t weft__owner_self WEFT__TLS_FAST;
+uint32_t (*_Atomic weft__task_owner)(void);
+
 pid_t weft__gettid_slow(void)
 {
     weft__cached_tid = (pid_t)syscall(SYS_gettid);
     return weft__cached_tid;
+}
+
+uint32_t weft__owner_id_slow(void)
+{
+    uint32_t (*task_owner)(void) = atomic_load_explicit(&weft__task_owner, memory_order_acquire);
+    uint32_t id = task_owner ? task_owner() : 0;
+    weft__owner_self = id ? id : (uint32_t)weft__gettid();
+    return weft__owner_self;
 }
 
 /* In the child: only the forking thread exists, so its cache is all. */
@@ -80,6 +91,7 @@ static void forget_in_child(void)
 {
     weft__cached_tid = 0;
     weft__cached_birth = 0;
+    weft__owner_self = 0;
 }
 
 __attribute__((constructor(101))) static void tid_init(void)

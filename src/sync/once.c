@@ -2,7 +2,8 @@
  * Once: run a function exactly once.
  *
  * The word is 0 before the call, ONCE_DONE after it, and while the function
- * runs, the running thread's tid shifted left by one (so never ONCE_DONE),
+ * runs, the runner's owner id (base.h: its thread's, or its task's) shifted
+ * left by one (so never ONCE_DONE),
  * with ONCE_WAITERS set once another caller sleeps on it. The first caller
  * swaps 0 for its running value, calls the function and publishes ONCE_DONE
  * with release order; later callers return after one acquire load. Naming
@@ -32,7 +33,7 @@ int weft_once_call(weft_once_t *once, void (*fn)(void *arg), void *arg)
     uint32_t v = atomic_load_explicit(w, memory_order_acquire);
     if (WEFT__LIKELY(v == ONCE_DONE) && !WEFT__TSAN_ON())
         return 0; /* under TSan, done is acquired below */
-    uint32_t me = (uint32_t)weft__gettid() << 1;
+    uint32_t me = weft__owner_id() << 1;
     if (v == 0 && atomic_compare_exchange_strong(w, &v, me)) {
         fn(arg);
         weft__tsan_release(once);

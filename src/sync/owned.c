@@ -300,7 +300,7 @@ int weft__owned_acquire_slow(weft_rlock_t *r, uint32_t spin, double timeout)
     unsigned flags = timeout < 0 ? 0 : WEFT__TSAN_TRY;
     bool bracket = weft__tsan_lock_begin(r, flags);
     struct weft__owner o = owner_of(r);
-    uint32_t me = o.shared ? weft__owner_me() : (uint32_t)weft__gettid();
+    uint32_t me = o.shared ? weft__owner_me() : weft__owner_id();
     int rc = weft__owner_lock(&o, me, spin, timeout);
     if (rc == -EOWNERDEAD)
         r->count = 0; /* the dead owner's re-entries died with it */

@@ -4,7 +4,8 @@
  *
  * Word layout (32 bits, the futex the waiters sleep on):
  *
- *     bits 0-21  the owner's kernel thread id, 0 when free
+ *     bits 0-21  the owner's kernel thread id, 0 when free; in a private
+ *                word, with bit 22 (WEFT__OWNER_TASK), an async task's id
  *     bits 22-26 OWNER_TAG (shared only): 1 + the owner's birth id
  *                modulo 31 (base/tid.c), or 0 when the owner could not
  *                learn its birth id
@@ -64,6 +65,7 @@
 #include "sync/sync_int.h"
 
 #define OWNER_TID     0x003fffffu
+#define OWNER_ID      (OWNER_TID | WEFT__OWNER_TASK) /* a private word's owner (base.h) */
 #define OWNER_TAG     0x07c00000u
 #define OWNER_PENDING 0x08000000u
 #define OWNER_MARK    0x10000000u
@@ -152,7 +154,7 @@ static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double tim
 {
     if (WEFT__TSAN_ON())
         return weft__owned_acquire_slow(r, spin, timeout);
-    uint32_t me = (uint32_t)weft__cached_tid;
+    uint32_t me = weft__owner_self;
     if (WEFT__LIKELY(me != 0 && !isnan(timeout))) {
         /* Swap at once, as glibc and Go do: looking first made the swap
          * wait for the load, 3 ns of an uncontended 15 (an enter and a
@@ -164,7 +166,7 @@ static inline int weft__owned_acquire(weft_rlock_t *r, uint32_t spin, double tim
                 WEFT__ATOMIC(&r->word), &v, me, memory_order_acquire, memory_order_relaxed)))
             return 0;
         /* Never a shared word: it carries OWNER_MARK. */
-        if ((v & (OWNER_TID | OWNER_MARK)) == me && WEFT__LIKELY(r->count != UINT32_MAX - 1)) {
+        if ((v & (OWNER_ID | OWNER_MARK)) == me && WEFT__LIKELY(r->count != UINT32_MAX - 1)) {
             r->count++;
             return 0;
         }
@@ -176,7 +178,7 @@ static inline int weft__owned_release(weft_rlock_t *r)
 {
     if (WEFT__TSAN_ON())
         return weft__owned_release_slow(r);
-    uint32_t me = (uint32_t)weft__cached_tid;
+    uint32_t me = weft__owner_self;
     /* The mode first, so that on a contended (fenced) lock nothing comes
      * between reading the word and swapping it. */
     bool plain = weft__fence_free &&
@@ -207,7 +209,7 @@ static inline int weft__owned_is_mine(weft_rlock_t *r)
     uint32_t v = weft__owned_load(r);
     if (WEFT__UNLIKELY(v & OWNER_MARK))
         return weft__owned_is_mine_shared(r, v);
-    return (v & OWNER_TID) == (uint32_t)weft__gettid();
+    return (v & OWNER_ID) == weft__owner_id();
 }
 
 /* Python's _release_save / _acquire_restore, for Condition.wait: release

@@ -318,8 +318,7 @@ static int write_take(void *obj, double timeout)
                  ? 0
                  : write_slow(rw, timeout);
     if (rc == 0)
-        atomic_store_explicit(WEFT__ATOMIC(&rw->owner), (uint32_t)weft__gettid(),
-                              memory_order_relaxed);
+        atomic_store_explicit(WEFT__ATOMIC(&rw->owner), weft__owner_id(), memory_order_relaxed);
     return rc;
 }
 
@@ -347,7 +346,7 @@ int weft_rwlock_release_write(weft_rwlock_t *rw)
     _Atomic uint32_t *state = WEFT__ATOMIC(&rw->state);
     _Atomic uint32_t *owner = WEFT__ATOMIC(&rw->owner);
     if (!write_locked(atomic_load_explicit(state, memory_order_relaxed)) ||
-        atomic_load_explicit(owner, memory_order_relaxed) != (uint32_t)weft__gettid())
+        atomic_load_explicit(owner, memory_order_relaxed) != weft__owner_id())
         return -EPERM;
     if (WEFT__LOCKDEP_ON())
         weft__lockdep_release(rw);
