@@ -20,12 +20,11 @@ if [ -n "$missing" ]; then
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $missing
 fi
-[ -f "$build/CMakeCache.txt" ] ||
-    cmake -S "$root" -B "$build" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+cmake -S "$root" -B "$build" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
         -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER= \
         -DCMAKE_CROSSCOMPILING_EMULATOR=qemu-aarch64-static -DCMAKE_BUILD_TYPE=Release \
-        -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=OFF
-programs="test_ctx test_async test_async_cancel test_async_scope"
+        -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
+programs="test_ctx test_async test_async_cancel test_async_scope test_async_threads"
 cmake --build "$build" -j "$(nproc)" --target $programs
 QEMU_LD_PREFIX=/usr/aarch64-linux-gnu ctest --test-dir "$build" --output-on-failure \
     -j "$(nproc)" -R "^($(echo $programs | tr ' ' '|'))\." -E "running_out_of_mappings"

@@ -18,6 +18,9 @@
  *     await asyncio.sleep(s)               weft_co_sleep(s)   (0: yield to the others)
  *     raise inside a task                  return weft_co_fail(error)
  *     CancelledError                       -ECANCELED from the call that was waiting
+ *     await asyncio.to_thread(fn, arg)     weft_co_to_thread(fn, arg, &result)
+ *     loop.call_soon_threadsafe(fn, arg)   weft_loop_call_soon(loop, fn, arg)
+ *     run_coroutine_threadsafe(coro, loop) weft_loop_spawn(loop, &future, fn, arg)
  *
  * The prefix is weft_co_ (coroutine) so that these tasks are never taken
  * for a pool's tasks (weft/pool.h, weft_task_fail).
@@ -78,10 +81,11 @@ typedef struct weft_co_opts {
 } weft_co_opts_t;
 
 /*
- * Start fn(arg) as a task of the calling task's loop; it runs once the
- * caller waits or yields. *out gets a reference (weft_co_free drops it);
- * out may be NULL for a task nobody will join. opts may be NULL. -EPERM
- * outside a task, -EINVAL, -ENOMEM, WEFT_EMAPCOUNT.
+ * Start fn(arg) as a task of the calling thread's loop (from a task, or a
+ * call posted to the loop); it runs once the caller waits or yields. *out
+ * gets a reference (weft_co_free drops it); out may be NULL for a task
+ * nobody will join. opts may be NULL. -EPERM outside a loop (from another
+ * thread, use weft_loop_spawn), -EINVAL, -ENOMEM, WEFT_EMAPCOUNT.
  */
 WEFT_API int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_t *opts);
 /* Drop the reference weft_co_spawn gave; the task runs on. -EINVAL. */
@@ -97,7 +101,8 @@ WEFT_API int weft_co_join(weft_co_t *t, double timeout, void **result);
 WEFT_API weft_future_t *weft_co_future(weft_co_t *t);
 
 /* Ask t to stop at its next suspension point: 1 if asked, 0 if t has
- * already ended. From t's own loop (-EPERM elsewhere). */
+ * already ended. From any thread: from outside t's loop the request is
+ * posted to the loop (call_soon_threadsafe(t.cancel) in Python). */
 WEFT_API int weft_co_cancel(weft_co_t *t);
 /* Withdraw one cancellation: the requests left. -EPERM if none. */
 WEFT_API int weft_co_uncancel(weft_co_t *t);
@@ -142,6 +147,34 @@ WEFT_API int weft_co_wait_for(weft_co_t *t, double timeout, void **result);
  * the tasks it waits for and returns -ECANCELED. -EINVAL, -ENOMEM.
  */
 WEFT_API int weft_co_gather(weft_co_t *const *ts, size_t n, void **values, int *errors);
+
+/*
+ * Between threads and loops.
+ *
+ * weft_co_to_thread (asyncio.to_thread) runs fn(arg) on the default thread
+ * pool (weft/pool.h) and waits for it: the task is suspended, its loop
+ * runs on. A task cancelled while it waits gets -ECANCELED at once, but the
+ * job runs on to its end on its thread: a thread cannot be stopped from
+ * outside (Python's to_thread behaves the same).
+ *
+ * A loop as other threads see it is a weft_loop_t: weft_loop_current()
+ * gives the calling thread's (with a reference, NULL outside a loop),
+ * weft_loop_free drops it. It stays valid after the loop has ended; from
+ * then on posting is WEFT_ESHUTDOWN.
+ *   weft_loop_call_soon (loop.call_soon_threadsafe): fn(arg) runs on the
+ *       loop's thread between tasks, soon; it may spawn tasks.
+ *   weft_loop_spawn (asyncio.run_coroutine_threadsafe): fn(arg) as a task of
+ *       the loop; *f is its outcome (a reference for the caller, to wait on
+ *       with weft_future_result). Cancelling *f before the task starts
+ *       keeps it from starting; a loop that ends first cancels it.
+ * Errors: -EINVAL, -ENOMEM, WEFT_ESHUTDOWN.
+ */
+typedef struct weft_loop weft_loop_t;
+WEFT_API int weft_co_to_thread(weft_co_fn fn, void *arg, void **result);
+WEFT_API weft_loop_t *weft_loop_current(void);
+WEFT_API int weft_loop_free(weft_loop_t *loop);
+WEFT_API int weft_loop_call_soon(weft_loop_t *loop, void (*fn)(void *arg), void *arg);
+WEFT_API int weft_loop_spawn(weft_loop_t *loop, weft_future_t **f, weft_co_fn fn, void *arg);
 
 /* Internal: a timer of the loop's heap (a timeout scope embeds one). */
 struct weft__timer {

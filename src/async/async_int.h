@@ -45,6 +45,7 @@ enum co_state { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
 struct weft_co {
     struct weft__ctx ctx;
     struct weft__loop *loop;
+    struct weft_loop *portal;            /* its loop's, counted: it may outlive the loop */
     struct weft_co *next;                /* in a ready queue */
     struct weft_co *all_prev, *all_next; /* in the loop's list of live tasks */
     weft_future_t *future;               /* the outcome */
@@ -81,12 +82,9 @@ struct weft__loop {
     struct weft_co *ready, **ready_tail;
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
-    int epfd, evfd;
-    size_t fds_parked; /* tasks parked on descriptors */
-    /* From other threads. */
-    pthread_mutex_t remote_mu;
-    struct weft_co *remote, **remote_tail;
-    _Atomic uint32_t remote_signalled;
+    int epfd;
+    size_t fds_parked;        /* tasks parked on descriptors */
+    struct weft_loop *portal; /* other threads' door (portal.c) */
     /* Bookkeeping. */
     struct weft_co *all; /* live tasks */
     size_t live;
@@ -123,6 +121,10 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
  * (from the scheduler, after it switched home for the last time). */
 int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts);
+/* The same with the outcome going to `future` (running, referenced by the
+ * caller; the task takes a reference of its own). */
+int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                      void *arg, const weft_co_opts_t *opts, weft_future_t *future);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
 /* base's weft__task_owner (co.c). */
 uint32_t weft__co_owner(void);
@@ -130,6 +132,26 @@ uint32_t weft__co_owner(void);
 void weft__co_park_timeout(struct weft__timer *tm);
 /* A child of a group has ended, with this outcome (scope.c). */
 void weft__co_group_child_ended(struct weft_co *t, int outcome);
+
+/* The portal (portal.c): a call other threads post to a loop, run on the
+ * loop's thread (run), or dropped if the loop ends first (drop). */
+struct weft__call {
+    struct weft__call *next;
+    void (*run)(struct weft__call *c);
+    void (*drop)(struct weft__call *c);
+};
+int weft__portal_new(struct weft_loop **out);
+int weft__portal_fd(struct weft_loop *p);
+void weft__portal_ref(struct weft_loop *p);
+void weft__portal_release(struct weft_loop *p);
+void weft__portal_wake(struct weft_loop *p, struct weft_co *t);
+int weft__portal_post(struct weft_loop *p, struct weft__call *c);
+bool weft__portal_busy(struct weft_loop *p);
+void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft__call **calls);
+/* The loop has ended: no more posts; queued calls are dropped. */
+void weft__portal_close(struct weft_loop *p);
+/* weft_co_cancel from another thread: 1 if posted, 0 if the loop ended. */
+int weft__portal_cancel(struct weft_co *t);
 
 /* Stack overflows reported (overflow.c): the handler, and a signal stack
  * for the loop's thread unless it has one. */

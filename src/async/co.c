@@ -74,6 +74,7 @@ static void co_unref(struct weft_co *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     weft_future_free(t->future);
+    weft__portal_release(t->portal);
     free(t->name);
     free(t);
 }
@@ -98,12 +99,15 @@ static void co_main(void *arg, void *data)
     weft__ctx_exit(&t->ctx, &t->loop->home, NULL);
 }
 
-static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts)
+static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts,
+                    weft_future_t *future)
 {
     struct weft_co *t = weft__calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    t->future = weft__future_alloc();
+    if (future)
+        weft__future_ref(future);
+    t->future = future ? future : weft__future_alloc();
     t->name = opts && opts->name ? weft__strdup(opts->name) : NULL;
     size_t size = opts && opts->stack_size ? opts->stack_size : l->stack_size;
     int rc = !t->future || (opts && opts->name && !t->name) ? -ENOMEM
@@ -124,17 +128,19 @@ static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_op
     return 0;
 }
 
-int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
-                 const weft_co_opts_t *opts)
+int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                      void *arg, const weft_co_opts_t *opts, weft_future_t *future)
 {
     /* A place in the timer heap for each task's parks: they cannot fail. */
     int rc = weft__heap_reserve(&l->timers, l->live + l->scopes + 1);
     struct weft_co *t;
     if (rc == 0)
-        rc = co_alloc(l, &t, opts);
+        rc = co_alloc(l, &t, opts, future);
     if (rc != 0)
         return rc;
     t->loop = l;
+    t->portal = l->portal;
+    weft__portal_ref(t->portal);
     t->fn = fn;
     t->arg = arg;
     t->id = l->next_id++;
@@ -142,7 +148,8 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_c
     t->timer.index = WEFT__TIMER_IDLE;
     t->timer.fire = weft__co_park_timeout;
     atomic_init(&t->refs, handle ? 2 : 1);
-    weft_future_set_running_or_notify_cancel(t->future);
+    if (!future)
+        weft_future_set_running_or_notify_cancel(t->future);
     t->all_next = l->all;
     if (l->all)
         l->all->all_prev = t;
@@ -151,6 +158,12 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_c
     weft__co_wake(t, 0);
     *out = t;
     return 0;
+}
+
+int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
+                 const weft_co_opts_t *opts)
+{
+    return weft__co_new_with(l, out, handle, fn, arg, opts, NULL);
 }
 
 void weft__co_reap(struct weft__loop *l, struct weft_co *t)
@@ -174,7 +187,7 @@ int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_
     struct weft__loop *l = weft__loop_self;
     if (!fn)
         return -EINVAL;
-    if (!l || !l->current)
+    if (!l)
         return -EPERM;
     struct weft_co *t;
     int rc = weft__co_new(l, &t, out != NULL, fn, arg, opts);
@@ -287,8 +300,8 @@ int weft_co_cancel(weft_co_t *t)
 {
     if (!t)
         return -EINVAL;
-    if (weft__loop_self != t->loop)
-        return -EPERM;
+    if (weft__loop_self != t->loop) /* from another thread: posted to the loop */
+        return weft_future_done(t->future) ? 0 : weft__portal_cancel(t);
     if (t->state == CO_DONE)
         return 0;
     t->cancels++;
@@ -359,6 +372,22 @@ int weft_co_sleep(double seconds)
     }
     weft__loop_yield(l, t);
     return 0;
+}
+
+int weft_co_to_thread(weft_co_fn fn, void *arg, void **result)
+{
+    weft_pool_t *pool = weft_pool_default();
+    if (!fn)
+        return -EINVAL;
+    if (!pool)
+        return -ENOMEM;
+    weft_future_t *f;
+    int rc = weft_pool_submit(pool, fn, arg, &f);
+    if (rc != 0)
+        return rc;
+    rc = weft_future_result(f, WEFT_FOREVER, result);
+    weft_future_free(f); /* the pool keeps its own while the job runs */
+    return rc;
 }
 
 void *weft_co_fail(int error)

@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
@@ -76,48 +75,36 @@ static void push_ready(struct weft__loop *l, struct weft_co *t)
     l->ready_tail = &t->next;
 }
 
-/* From another thread: the remote list, and the eventfd when the list was
- * quiet. The task's state is left to the loop (its thread reads it). */
-static void push_remote(struct weft__loop *l, struct weft_co *t)
-{
-    t->next = NULL;
-    pthread_mutex_lock(&l->remote_mu);
-    *l->remote_tail = t;
-    l->remote_tail = &t->next;
-    pthread_mutex_unlock(&l->remote_mu);
-    if (!atomic_exchange(&l->remote_signalled, 1)) {
-        uint64_t one = 1;
-        while (write(l->evfd, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-    }
-}
-
 void weft__co_wake(struct weft_co *t, int rc)
 {
     t->park_rc = rc;
     struct weft__loop *l = t->loop;
-    if (weft__loop_self == l)
+    if (weft__loop_self == l) {
         push_ready(l, t);
-    else
-        push_remote(l, t);
+        return;
+    }
+    /* From another thread: through the portal, kept alive meanwhile (once
+     * t is queued, the loop may end before the eventfd is written). */
+    struct weft_loop *p = t->portal;
+    weft__portal_ref(p);
+    weft__portal_wake(p, t);
+    weft__portal_release(p);
 }
 
+/* What other threads queued: woken tasks, then calls (which run here, on
+ * the scheduler's stack, outside any task). */
 static void take_remote(struct weft__loop *l)
 {
-    if (!atomic_load_explicit(&l->remote_signalled, memory_order_relaxed))
-        return;
-    atomic_store(&l->remote_signalled, 0);
-    uint64_t count;
-    while (read(l->evfd, &count, sizeof count) < 0 && errno == EINTR)
-        ;
-    pthread_mutex_lock(&l->remote_mu);
-    struct weft_co *list = l->remote;
-    l->remote = NULL;
-    l->remote_tail = &l->remote;
-    pthread_mutex_unlock(&l->remote_mu);
-    for (struct weft_co *t = list, *next; t; t = next) {
+    struct weft_co *tasks;
+    struct weft__call *calls;
+    weft__portal_take(l->portal, &tasks, &calls);
+    for (struct weft_co *t = tasks, *next; t; t = next) {
         next = t->next;
         push_ready(l, t);
+    }
+    for (struct weft__call *c = calls, *next; c; c = next) {
+        next = c->next;
+        c->run(c);
     }
 }
 
@@ -296,8 +283,7 @@ static int wait_events(struct weft__loop *l, struct epoll_event *ev, weft__deadl
 
 static void poll_events(struct weft__loop *l)
 {
-    bool busy =
-        l->ready != NULL || atomic_load_explicit(&l->remote_signalled, memory_order_relaxed);
+    bool busy = l->ready != NULL || weft__portal_busy(l->portal);
     if (busy && l->fds_parked == 0)
         return;
     struct weft__timer *next = weft__heap_top(&l->timers);
@@ -353,18 +339,17 @@ static bool task_done(struct weft__loop *l, void *arg)
 
 static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
 {
-    *l = (struct weft__loop){
-        .parker = {task_park, task_park_fd, task_recancel}, .epfd = -1, .evfd = -1};
+    *l = (struct weft__loop){.parker = {task_park, task_park_fd, task_recancel}, .epfd = -1};
     l->ready_tail = &l->ready;
-    l->remote_tail = &l->remote;
     l->stack_size = opts && opts->stack_size ? opts->stack_size : STACK_DEFAULT;
     l->next_id = 1;
     weft__ctx_self(&l->home);
-    pthread_mutex_init(&l->remote_mu, NULL);
+    int rc = weft__portal_new(&l->portal);
+    if (rc != 0)
+        return rc;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (l->epfd < 0 || l->evfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) != 0)
+    if (l->epfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, weft__portal_fd(l->portal), &ev) != 0)
         return -errno;
     return weft__overflow_watch(l);
 }
@@ -378,9 +363,10 @@ static void loop_destroy(struct weft__loop *l)
     weft__heap_free(&l->timers);
     if (l->epfd >= 0)
         close(l->epfd);
-    if (l->evfd >= 0)
-        close(l->evfd);
-    pthread_mutex_destroy(&l->remote_mu);
+    if (l->portal) {
+        weft__portal_close(l->portal);
+        weft__portal_release(l->portal);
+    }
 }
 
 /* Once main has ended: cancel every task still live, once (and those they

@@ -1,0 +1,182 @@
+/*
+ * Tasks and other threads (weft/async.h): to_thread, posting calls and
+ * tasks into a running loop, cancelling a task from outside, and what is
+ * left once the loop has ended.
+ */
+#include "wt.h"
+
+#include <weft/async.h>
+#include <weft/sync.h>
+#include <weft/thread.h>
+
+#include <stdint.h>
+
+static void run_main(weft_co_fn fn, void *arg)
+{
+    WT_EQ(weft_run(fn, arg, NULL, NULL), 0);
+}
+
+/* to_thread: the loop runs on while the job blocks its thread. */
+static wt_gate job_gate;
+static _Atomic int job_ended;
+static int ticks;
+
+static void *blocking_job(void *arg)
+{
+    wt_gate_wait(&job_gate);
+    atomic_store(&job_ended, 1);
+    return (void *)((intptr_t)arg * 2);
+}
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&job_ended)) {
+        if (++ticks == 5)
+            wt_gate_open(&job_gate); /* the loop ran while the job waited */
+        if (weft_co_sleep(0.001) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *to_thread_main(void *arg)
+{
+    (void)arg;
+    job_gate = (wt_gate)WT_GATE_INIT;
+    atomic_store(&job_ended, 0);
+    ticks = 0;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, ticker, NULL, NULL), 0);
+    void *v;
+    WT_EQ(weft_co_to_thread(blocking_job, (void *)21, &v), 0);
+    WT_EQ((intptr_t)v, 42);
+    WT_CHECK(ticks >= 5);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    weft_co_free(t);
+    WT_EQ(weft_co_to_thread(NULL, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+/* Cancelled while it waits: the task leaves at once, the job runs on. */
+static int waiter_rc;
+
+static void *wait_for_job(void *arg)
+{
+    (void)arg;
+    waiter_rc = weft_co_to_thread(blocking_job, (void *)1, NULL);
+    return NULL;
+}
+
+static void *to_thread_cancelled(void *arg)
+{
+    (void)arg;
+    job_gate = (wt_gate)WT_GATE_INIT;
+    atomic_store(&job_ended, 0);
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, wait_for_job, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0.001), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    WT_EQ(waiter_rc, -ECANCELED);
+    WT_EQ(atomic_load(&job_ended), 0); /* still blocked on its gate */
+    wt_gate_open(&job_gate);
+    while (!atomic_load(&job_ended))
+        WT_EQ(weft_co_sleep(0.001), 0);
+    weft_co_free(t);
+    return NULL;
+}
+
+WT_CASE(to_thread_keeps_the_loop_running_and_a_cancelled_wait_leaves_the_job)
+{
+    run_main(to_thread_main, NULL);
+    run_main(to_thread_cancelled, NULL);
+}
+
+/* Posting from another thread: a call, a task, a cancellation. */
+static weft_loop_t *posted_loop;
+static weft_event_t call_ran = WEFT_EVENT_INIT, thread_done = WEFT_EVENT_INIT;
+static weft_co_t *victim;
+static int victim_rc;
+static pthread_t poster_id;
+
+static void on_loop(void *arg)
+{
+    WT_CHECK(pthread_equal(pthread_self(), *(pthread_t *)arg)); /* the loop's thread */
+    WT_CHECK(weft_co_current() == NULL);                        /* between tasks */
+    WT_EQ(weft_event_set(&call_ran), 0);
+}
+
+static void *doubled(void *arg)
+{
+    WT_CHECK(weft_co_current() != NULL);
+    return (void *)((intptr_t)arg * 2);
+}
+
+static void *poster(void *arg)
+{
+    pthread_t *loop_thread = arg;
+    WT_EQ(weft_loop_call_soon(posted_loop, on_loop, loop_thread), 0);
+    weft_future_t *f;
+    WT_EQ(weft_loop_spawn(posted_loop, &f, doubled, (void *)8), 0);
+    void *v;
+    WT_EQ(weft_future_result(f, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 16);
+    weft_future_free(f);
+    WT_EQ(weft_co_cancel(victim), 1); /* from outside the loop */
+    WT_EQ(weft_event_set(&thread_done), 0);
+    return NULL;
+}
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    victim_rc = weft_co_sleep(60);
+    return NULL;
+}
+
+static void *posting_main(void *arg)
+{
+    (void)arg;
+    static pthread_t me;
+    me = pthread_self();
+    posted_loop = weft_loop_current();
+    WT_CHECK(posted_loop != NULL);
+    WT_EQ(weft_co_spawn(&victim, sleep_long, NULL, NULL), 0);
+    WT_EQ(pthread_create(&poster_id, NULL, poster, &me), 0);
+    WT_EQ(weft_event_wait(&call_ran, WEFT_FOREVER), 0);
+    WT_EQ(weft_co_join(victim, WEFT_FOREVER, NULL), -ECANCELED);
+    WT_EQ(victim_rc, -ECANCELED);
+    WT_EQ(weft_event_wait(&thread_done, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+/* A spawn posted to a loop that ends before it gets to it is cancelled. */
+static weft_future_t *late;
+
+static void *post_and_leave(void *arg)
+{
+    (void)arg;
+    weft_loop_t *self = weft_loop_current();
+    WT_EQ(weft_loop_spawn(self, &late, doubled, (void *)1), 0);
+    weft_loop_free(self);
+    return NULL;
+}
+
+WT_CASE(other_threads_post_calls_tasks_and_cancellations_into_a_loop)
+{
+    run_main(posting_main, NULL);
+    WT_EQ(pthread_join(poster_id, NULL), 0);
+    weft_co_free(victim);
+    /* The loop has ended: its handle says so. */
+    WT_EQ(weft_loop_call_soon(posted_loop, on_loop, NULL), WEFT_ESHUTDOWN);
+    weft_future_t *f;
+    WT_EQ(weft_loop_spawn(posted_loop, &f, doubled, NULL), WEFT_ESHUTDOWN);
+    WT_EQ(weft_loop_free(posted_loop), 0);
+    WT_CHECK(weft_loop_current() == NULL);
+    WT_EQ(weft_loop_call_soon(NULL, on_loop, NULL), -EINVAL);
+
+    run_main(post_and_leave, NULL);
+    WT_EQ(weft_future_cancelled(late), 1);
+    weft_future_free(late);
+}
