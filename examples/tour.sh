@@ -24,4 +24,7 @@ run fib          "Nested tasks: recursive Fibonacci, waiting tasks run others, e
 run cpu_bound    "CPU-bound work in one thread, in threads, in processes (results in shared memory)"
 run crash_pool   "ProcessPoolExecutor that survives a segfaulting task and one that never ends"
 run gil          "The GIL, measured: CPU work, I/O, the convoy effect, and how light threads are"
+run io_bound     "asyncio: the I/O-bound case one by one, in threads, in processes, in tasks"
+run deadline     "asyncio.TaskGroup under asyncio.timeout: the slow requests are cancelled"
+run task_queue   "One queue between an async task and a thread"
 printf '\nTour finished.\n'
