@@ -48,6 +48,11 @@
  *   Go's scheduler free to use every CPU. weft's tasks share one thread,
  *   and the Queue is the same one threads use (a task parks where a thread
  *   would sleep).
+ * gather_100k: 100,000 tasks that each yield once, gathered
+ *   (weft_co_gather), per task. Against the same in Python's asyncio
+ *   (bench/py/gather.py: create_task for each coroutine, then await
+ *   asyncio.gather), timed inside the interpreter. Both create every task
+ *   before any runs, and both return each task's value through the gather.
  */
 #include "bench.h"
 
@@ -257,6 +262,67 @@ static double go_spawn_all(long iters)
 }
 
 BENCH_CASE(async, spawn_1m_concurrent, "go_goroutine_waitgroup", weft_spawn_all, go_spawn_all, 0)
+#endif /* WEFT_BENCH_GO_ASYNC */
+
+/* --- gather_100k ------------------------------------------------------------- */
+
+#ifdef WEFT_BENCH_PY_GATHER
+enum { GATHER = 100000 };
+
+static void *gathered(void *arg)
+{
+    int rc = weft_co_sleep(0);
+    if (rc != 0)
+        die("weft_co_sleep(0)", rc);
+    return arg;
+}
+
+/* GATHER tasks, each yielding once, gathered: the same shape as the
+ * asyncio program, which creates them all and awaits gather(). */
+static void *gather_main(void *arg)
+{
+    struct job *j = arg;
+    weft_co_t **t = malloc((size_t)j->n * sizeof *t);
+    if (!t)
+        die("malloc", -ENOMEM);
+    double t0 = bench_now();
+    for (long i = 0; i < j->n; i++)
+        t[i] = spawn(gathered, (void *)i);
+    int rc = weft_co_gather(t, (size_t)j->n, NULL, NULL);
+    if (rc != 0)
+        die("weft_co_gather", rc);
+    j->value = bench_now() - t0;
+    for (long i = 0; i < j->n; i++)
+        weft_co_free(t[i]);
+    free(t);
+    return NULL;
+}
+
+/* Per task, from rounds of GATHER tasks (iters only picks how many rounds). */
+static double weft_gather(long iters)
+{
+    long rounds = iters / GATHER + 1;
+    double s = 0;
+    for (long r = 0; r < rounds; r++)
+        s += run(gather_main, GATHER);
+    return s * (double)iters / (double)(rounds * GATHER);
+}
+
+static double py_gather(long iters)
+{
+    long rounds = iters / GATHER + 1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "python3 %s %d", WEFT_BENCH_PY_GATHER, GATHER);
+    double s = 0;
+    for (long r = 0; r < rounds; r++)
+        s += bench_run_timed(cmd);
+    return s * (double)iters / (double)(rounds * GATHER);
+}
+
+BENCH_CASE(async, gather_100k, "python_asyncio_gather", weft_gather, py_gather, 10.0)
+#endif /* WEFT_BENCH_PY_GATHER */
+
+#ifdef WEFT_BENCH_GO_ASYNC
 
 /* --- idle_task_rss ----------------------------------------------------------- */
 
