@@ -232,6 +232,8 @@ WT_CASE(bad_input)
     struct weft__stack s;
     WT_EQ(weft__stack_map(&s, 0), -EINVAL);
     WT_EQ(weft__stack_map(&s, SIZE_MAX), -EINVAL);
+    WT_EQ(weft__stack_map_many(&s, 0, STACK), -EINVAL);
+    WT_EQ(weft__stack_map_many(&s, SIZE_MAX / 4, STACK), -EINVAL);
 }
 
 /* Stacks. */
@@ -251,16 +253,27 @@ WT_CASE(a_stack_is_usable_from_bottom_to_top_and_rounded_to_pages)
     weft__stack_unmap(&s); /* twice is harmless */
 }
 
+/* Stacks mapped together, in more than one call's worth of guards: the
+ * last one's guard must fault too, and each stack is its own. */
+enum { BATCH = 70 };
+
 static int touch_guard(void *arg)
 {
     enum weft__stack_guard kind = (enum weft__stack_guard)(intptr_t)arg;
     if (kind != WEFT__GUARD_UNKNOWN)
         weft__stack_force_guard(kind);
-    struct weft__stack s;
-    if (weft__stack_map(&s, STACK) != 0)
+    static struct weft__stack s[BATCH];
+    if (weft__stack_map_many(s, BATCH, STACK) != 0)
         return 2;
+    for (int i = 0; i < BATCH; i++)
+        memset(weft__stack_lo(&s[i]), i, weft__stack_size(&s[i]));
+    for (int i = 1; i < BATCH - 1; i++)
+        weft__stack_unmap(&s[i]);
+    if (*(volatile char *)(weft__stack_lo(&s[0]) + 100) != 0 ||
+        *(volatile char *)(weft__stack_lo(&s[BATCH - 1]) + 100) != BATCH - 1)
+        return 3;
     signal(SIGSEGV, SIG_DFL);
-    *(volatile char *)(weft__stack_lo(&s) - 1) = 1;
+    *(volatile char *)(weft__stack_lo(&s[BATCH - 1]) - 1) = 1;
     return 0; /* not reached if the guard works */
 }
 
@@ -275,10 +288,16 @@ WT_CASE(the_guard_page_faults_whichever_way_it_was_made)
 {
     check_guard_faults(WEFT__GUARD_UNKNOWN); /* the probe's choice */
     check_guard_faults(WEFT__GUARD_MPROTECT);
-    if (weft__stack_guard_kind() == WEFT__GUARD_ADVICE)
+    switch (weft__stack_guard_kind()) {
+    case WEFT__GUARD_ADVICE_MANY:
+        check_guard_faults(WEFT__GUARD_ADVICE_MANY);
+        /* fall through */
+    case WEFT__GUARD_ADVICE:
         check_guard_faults(WEFT__GUARD_ADVICE);
-    else
+        break;
+    default:
         printf("no MADV_GUARD_INSTALL here: guards are mprotect'ed pages\n");
+    }
 }
 
 /* With mprotect'ed guards, every stack is two mappings: the process runs

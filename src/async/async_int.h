@@ -33,6 +33,9 @@
 
 struct weft__loop;
 
+/* Stacks a loop puts aside before unmapping them in one go (loop.c). */
+#define WEFT__ASIDE_MAX 64
+
 /* A task's place in the parking table while it waits on a word. */
 struct weft__waiter {
     _Atomic uint32_t *word;
@@ -91,8 +94,10 @@ struct weft__loop {
     size_t scopes; /* timeout scopes entered: each has a timer */
     uint64_t next_id;
     size_t stack_size;
-    struct weft__stack *cache; /* stacks of ended tasks, for reuse */
-    size_t cached, cache_cap;
+    struct weft__stack *cache;                 /* stacks of ended tasks, for reuse */
+    size_t cached;                             /* of CACHE_MAX places (loop.c) */
+    struct weft__stack aside[WEFT__ASIDE_MAX]; /* to unmap, together */
+    size_t set_aside;
     void *altstack; /* the thread's signal stack, if the loop made it */
     size_t altstack_size;
 };

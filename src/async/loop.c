@@ -29,40 +29,77 @@
 
 _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 
-enum { STACK_DEFAULT = 64 * 1024, CACHE_MAX = 1024, EVENTS = 64, ROUND_MIN = 64 };
+enum {
+    STACK_DEFAULT = 64 * 1024,
+    CACHE_MAX = 1024,
+    STACK_BATCH = 64,
+    ASIDE_MAX = WEFT__ASIDE_MAX,
+    EVENTS = 64,
+    ROUND_MIN = 64,
+};
 
 /* Stacks. Those of the loop's own size are kept for reuse, pages already
  * touched (a first touch costs a page fault); ASan is told to forget the
  * red zones of the frames the ended task abandoned. */
 
+/* A stack of the loop's size comes from the cache, which is refilled a
+ * batch at a time (one mapping, the guards in as few calls as the kernel
+ * allows). */
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
-    if (size == l->stack_size && l->cached) {
-        *s = l->cache[--l->cached];
-        return 0;
+    if (size != l->stack_size)
+        return weft__stack_map(s, size);
+    if (l->cached == 0) {
+        if (!l->cache) {
+            l->cache = weft__sys.realloc(NULL, CACHE_MAX * sizeof *l->cache);
+            if (!l->cache)
+                return -ENOMEM;
+        }
+        int rc = weft__stack_map_many(l->cache, STACK_BATCH, size);
+        if (rc != 0)
+            return rc;
+        l->cached = STACK_BATCH;
     }
-    return weft__stack_map(s, size);
+    *s = l->cache[--l->cached];
+    return 0;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    const char *x = ((const struct weft__stack *)a)->map, *y = ((const struct weft__stack *)b)->map;
+    return (x > y) - (x < y);
+}
+
+/* Unmap the stacks put aside, neighbours together: stacks mapped in one
+ * batch lie side by side, and tasks tend to end in the order they began,
+ * so a munmap usually frees many (one system call and one TLB flush for
+ * all of them). */
+static void unmap_aside(struct weft__loop *l)
+{
+    qsort(l->aside, l->set_aside, sizeof *l->aside, by_address);
+    for (size_t i = 0; i < l->set_aside;) {
+        struct weft__stack run = l->aside[i++];
+        while (i < l->set_aside && l->aside[i].map == run.map + run.map_len)
+            run.map_len += l->aside[i++].map_len;
+        weft__stack_unmap(&run);
+    }
+    l->set_aside = 0;
 }
 
 void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
 {
     weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
-    if (weft__stack_size(s) >= l->stack_size &&
-        weft__stack_size(s) < l->stack_size + weft__page_size() && l->cached < CACHE_MAX) {
-        if (l->cached == l->cache_cap) {
-            size_t cap = l->cache_cap ? 2 * l->cache_cap : 16;
-            struct weft__stack *c = weft__sys.realloc(l->cache, cap * sizeof *c);
-            if (!c) {
-                weft__stack_unmap(s);
-                return;
-            }
-            l->cache = c;
-            l->cache_cap = cap;
-        }
+    size_t size = weft__stack_size(s);
+    bool ours = size >= l->stack_size && size < l->stack_size + weft__page_size();
+    if (ours && l->cache && l->cached < CACHE_MAX) {
         l->cache[l->cached++] = *s;
-        return;
+    } else if (ours) {
+        l->aside[l->set_aside++] = *s;
+        if (l->set_aside == ASIDE_MAX)
+            unmap_aside(l);
+    } else {
+        weft__stack_unmap(s);
     }
-    weft__stack_unmap(s);
 }
 
 /* The ready queue. */
@@ -357,6 +394,7 @@ static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
 static void loop_destroy(struct weft__loop *l)
 {
     weft__overflow_unwatch(l);
+    unmap_aside(l);
     while (l->cached)
         weft__stack_unmap(&l->cache[--l->cached]);
     free(l->cache);

@@ -10,7 +10,11 @@
  * 65530, and then weft says so (WEFT_EMAPCOUNT) rather than a bare
  * -ENOMEM. The kind of guard is decided once, by a probe that checks that
  * an installed guard really faults (qemu-user accepts the advice and
- * ignores it): a write(2) from the guard page must fail with EFAULT.
+ * ignores it): a write(2) from the guard page must fail with EFAULT. Where
+ * process_madvise takes the advice for the calling process (PIDFD_SELF),
+ * the guards of a batch of stacks mapped together go in one call: a new
+ * stack then costs a quarter of a microsecond here instead of three
+ * (mmap, two madvise).
  *
  * MAP_NORESERVE: a stack's untouched pages reserve nothing, so a million
  * 64 KiB stacks fit under the kernel's overcommit heuristic. MAP_STACK (and
@@ -36,6 +40,10 @@ size_t weft__page_size(void);
 /* Map a stack of at least `size` usable bytes (rounded up to pages).
  * 0, -ENOMEM, or WEFT_EMAPCOUNT when the process has run out of mappings. */
 int weft__stack_map(struct weft__stack *s, size_t size);
+/* n of them at once, s[0..n-1], from one mapping (each unmapped on its own
+ * later): one mmap, and the guards as few system calls as the kernel
+ * allows. All or none. */
+int weft__stack_map_many(struct weft__stack *s, size_t n, size_t size);
 void weft__stack_unmap(struct weft__stack *s);
 
 /* The usable part. */
@@ -56,7 +64,12 @@ static inline bool weft__stack_guard_hit(const struct weft__stack *s, const void
 
 /* How guards are made: decided by the probe on first use, or forced by a
  * test (before the first stack is mapped). */
-enum weft__stack_guard { WEFT__GUARD_UNKNOWN, WEFT__GUARD_ADVICE, WEFT__GUARD_MPROTECT };
+enum weft__stack_guard {
+    WEFT__GUARD_UNKNOWN,
+    WEFT__GUARD_ADVICE,      /* MADV_GUARD_INSTALL, a call per stack */
+    WEFT__GUARD_ADVICE_MANY, /* the same, many stacks a call (process_madvise) */
+    WEFT__GUARD_MPROTECT,
+};
 enum weft__stack_guard weft__stack_guard_kind(void);
 void weft__stack_force_guard(enum weft__stack_guard kind);
 
