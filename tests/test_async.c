@@ -475,7 +475,7 @@ static void *spawn_without_memory(void *arg)
 {
     (void)arg;
     weft_co_t *t[200];
-    weft__sys.calloc = wt_no_calloc;
+    weft__sys.malloc = wt_no_malloc;
     WT_EQ(weft_co_spawn(&t[0], nap, NULL, NULL), -ENOMEM);
     weft__sys_reset();
     weft__sys.realloc = wt_no_realloc; /* the timer heap cannot grow */

@@ -56,7 +56,6 @@ struct weft_co {
     void *arg;
     char *name; /* NULL: named by id */
     uint64_t id;
-    _Atomic uint32_t refs; /* the handle's and the loop's */
     enum co_state state;
     /* Parking. */
     struct weft__waiter waiter;
@@ -131,6 +130,8 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_c
 int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
                       void *arg, const weft_co_opts_t *opts, weft_future_t *future);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+/* Another reference to t (co.c: a task is counted by its future's). */
+void weft__co_ref(struct weft_co *t);
 /* base's weft__task_owner (co.c). */
 uint32_t weft__co_owner(void);
 /* A park's timer firing: the park ends with -ETIMEDOUT (loop.c). */

@@ -69,14 +69,40 @@ uint32_t weft__co_owner(void)
     return t ? t->owner : 0;
 }
 
+/* A task and its future are one allocation, the future first: the task is
+ * counted by the future's references (the handle's, the loop's, and those
+ * of whoever waits on the future), and the future's last reference frees
+ * both. `anchor` is that future: the task's outcome too, unless the task
+ * reports to a future made elsewhere (weft_loop_spawn). */
+struct co_block {
+    weft_future_t anchor;
+    struct weft_co co;
+};
+
+static weft_future_t *anchor_of(struct weft_co *t)
+{
+    return (weft_future_t *)((char *)t - offsetof(struct co_block, co));
+}
+
+void weft__co_ref(struct weft_co *t)
+{
+    weft__future_ref(anchor_of(t));
+}
+
 static void co_unref(struct weft_co *t)
 {
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    weft_future_free(t->future);
-    weft__portal_release(t->portal);
+    weft__future_unref(anchor_of(t));
+}
+
+/* The anchor's drop: what the task holds besides its memory. */
+static void co_drop(weft_future_t *f)
+{
+    struct weft_co *t = &((struct co_block *)f)->co;
+    if (t->future != f)
+        weft_future_free(t->future);
+    if (t->portal)
+        weft__portal_release(t->portal);
     free(t->name);
-    free(t);
 }
 
 /* The end of a task, on its own stack: publish the outcome, then leave for
@@ -102,26 +128,25 @@ static void co_main(void *arg, void *data)
 static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts,
                     weft_future_t *future)
 {
-    struct weft_co *t = weft__calloc(1, sizeof *t);
-    if (!t)
+    struct co_block *b = weft__malloc(sizeof *b);
+    if (!b)
         return -ENOMEM;
+    weft__future_init(&b->anchor);
+    b->anchor.drop = co_drop;
+    struct weft_co *t = &b->co;
+    *t = (struct weft_co){.future = future ? future : &b->anchor};
     if (future)
         weft__future_ref(future);
-    t->future = future ? future : weft__future_alloc();
     t->name = opts && opts->name ? weft__strdup(opts->name) : NULL;
     size_t size = opts && opts->stack_size ? opts->stack_size : l->stack_size;
-    int rc = !t->future || (opts && opts->name && !t->name) ? -ENOMEM
-                                                            : weft__loop_stack(l, &t->stack, size);
+    int rc = opts && opts->name && !t->name ? -ENOMEM : weft__loop_stack(l, &t->stack, size);
     if (rc == 0)
         rc = weft__ctx_make(&t->ctx, weft__stack_lo(&t->stack), weft__stack_size(&t->stack),
                             co_main, t);
     if (rc != 0) {
         if (t->stack.map)
             weft__loop_put_stack(l, &t->stack);
-        if (t->future)
-            weft_future_free(t->future);
-        free(t->name);
-        free(t);
+        co_unref(t);
         return rc;
     }
     *out = t;
@@ -147,7 +172,8 @@ int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, w
     t->fd = -1;
     t->timer.index = WEFT__TIMER_IDLE;
     t->timer.fire = weft__co_park_timeout;
-    atomic_init(&t->refs, handle ? 2 : 1);
+    if (handle)
+        weft__co_ref(t);
     if (!future)
         weft_future_set_running_or_notify_cancel(t->future);
     t->all_next = l->all;

@@ -273,7 +273,7 @@ int weft__portal_cancel(struct weft_co *t)
     struct call_cancel *cc = weft__malloc(sizeof *cc);
     if (!cc)
         return -ENOMEM;
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    weft__co_ref(t);
     *cc = (struct call_cancel){{NULL, run_cancel, drop_cancel}, t};
     int rc = weft__portal_post(t->portal, &cc->call);
     if (rc != 0)

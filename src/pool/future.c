@@ -49,13 +49,17 @@ static _Thread_local int current_error;
  * thread's cache of freed blocks, so with a future per task the cache
  * stayed full and every calloc and free went the long way; they took a
  * quarter of fib(30)'s time (bench/pool.c), and malloc half as much. */
+void weft__future_init(weft_future_t *f)
+{
+    *f = (weft_future_t){.refs = 1};
+    f->last = &f->callbacks;
+}
+
 weft_future_t *weft__future_alloc(void)
 {
     weft_future_t *f = weft__malloc(sizeof *f);
-    if (f) {
-        *f = (weft_future_t){.refs = 1};
-        f->last = &f->callbacks;
-    }
+    if (f)
+        weft__future_init(f);
     return f;
 }
 

@@ -65,6 +65,10 @@ struct weft_future {
 
 /* A future with one reference, or NULL. */
 weft_future_t *weft__future_alloc(void);
+/* The same in memory of the caller's, which must start with it (the last
+ * reference frees that memory, after f->drop): an async task and its
+ * future are one allocation. */
+void weft__future_init(weft_future_t *f);
 void weft__future_ref(weft_future_t *f);
 void weft__future_unref(weft_future_t *f);
 
