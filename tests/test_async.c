@@ -4,6 +4,7 @@
  */
 #include "wt.h"
 
+#include "async/stack.h"
 #include "base/base.h"
 
 #include <weft/async.h>
@@ -574,4 +575,52 @@ WT_CASE(owner_checked_locks_belong_to_the_task_not_its_thread)
     /* And the thread, after its loop, is itself again. */
     WT_EQ(weft_rlock_acquire(&task_rlock, 0), 0);
     WT_EQ(weft_rlock_release(&task_rlock), 0);
+}
+
+/* A million tasks asleep at once (guard pages on), then all joined. Scaled
+ * down under the sanitizers (TSan counts each task's fiber against its
+ * 8128 threads) and where guards are mprotect'ed pages (two mappings a
+ * stack, against vm.max_map_count). */
+static long million_woke;
+
+static void *sleep_briefly(void *arg)
+{
+    WT_EQ(weft_co_sleep(0.2), 0);
+    million_woke++;
+    return arg;
+}
+
+static void *a_million(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    weft_co_t **t = malloc((size_t)n * sizeof *t);
+    WT_CHECK(t != NULL);
+    for (long i = 0; i < n; i++)
+        WT_EQ(weft_co_spawn(&t[i], sleep_briefly, (void *)(intptr_t)i, NULL), 0);
+    weft_co_t *all[1];
+    WT_EQ(weft_co_all(all, 1), n + 1); /* all live at once, and main */
+    for (long i = 0; i < n; i++) {
+        void *v;
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, i);
+        weft_co_free(t[i]);
+    }
+    free(t);
+    return NULL;
+}
+
+WT_STRESS(a_million_tasks_sleep_at_once)
+{
+    long n = 1000000;
+    if (wt_sanitizer() == 't')
+        n = 5000;
+    else if (wt_sanitizer())
+        n = 100000;
+    else if (weft__stack_guard_kind() == WEFT__GUARD_MPROTECT)
+        n = 20000;
+    million_woke = 0;
+    double start = wt_now();
+    run_main(a_million, (void *)(intptr_t)n);
+    WT_EQ(million_woke, n);
+    printf("%ld tasks in %.2f s\n", n, wt_now() - start);
 }
