@@ -6,6 +6,7 @@
 #include "wt.h"
 
 #include <weft/async.h>
+#include <weft/gil.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 
@@ -179,4 +180,72 @@ WT_CASE(other_threads_post_calls_tasks_and_cancellations_into_a_loop)
     run_main(post_and_leave, NULL);
     WT_EQ(weft_future_cancelled(late), 1);
     weft_future_free(late);
+}
+
+/* The GIL's task side: a task that holds the GIL lets go of it while it is
+ * suspended (a thread and the loop's other tasks take it meanwhile) and has
+ * it again when it resumes; a task that ends holding it lets go. */
+static weft_gil_t task_gil = WEFT_GIL_INIT;
+static _Atomic int thread_had_gil;
+static int other_task_had_gil;
+
+static void *gil_thread(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&task_gil), 0); /* while the task sleeps */
+    atomic_store(&thread_had_gil, 1);
+    WT_EQ(weft_gil_release(&task_gil), 0);
+    return NULL;
+}
+
+static void *other_gil_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_held(&task_gil), 0); /* another task's hold is not ours */
+    WT_EQ(weft_gil_acquire(&task_gil), 0);
+    other_task_had_gil = 1;
+    WT_EQ(weft_gil_release(&task_gil), 0);
+    return NULL;
+}
+
+static void *ends_holding(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&task_gil), 0);
+    return NULL;
+}
+
+static void *gil_holder(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&task_gil), 0);
+    WT_EQ(weft_gil_ensure(&task_gil), 1); /* nested: the depth comes back too */
+    weft_co_t *other;
+    WT_EQ(weft_co_spawn(&other, other_gil_task, NULL, NULL), 0);
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, gil_thread, NULL), 0);
+    while (!atomic_load(&thread_had_gil))
+        WT_EQ(weft_co_sleep(0.001), 0); /* suspended: the GIL is let go */
+    WT_EQ(pthread_join(th, NULL), 0);
+    WT_EQ(weft_co_join(other, WEFT_FOREVER, NULL), 0);
+    weft_co_free(other);
+    WT_EQ(other_task_had_gil, 1);
+    WT_EQ(weft_gil_held(&task_gil), 1);         /* and held again now */
+    WT_EQ(weft_gil_release(&task_gil), -EPERM); /* still nested */
+    WT_EQ(weft_gil_release_ensured(&task_gil, 1), 0);
+    WT_EQ(weft_gil_release(&task_gil), 0);
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, ends_holding, NULL, NULL), 0);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    weft_co_free(t);
+    return NULL;
+}
+
+WT_CASE(a_task_lets_go_of_the_gil_while_it_is_suspended)
+{
+    atomic_store(&thread_had_gil, 0);
+    other_task_had_gil = 0;
+    run_main(gil_holder, NULL);
+    WT_EQ(weft_gil_acquire(&task_gil), 0); /* the task that ended holding it let go */
+    WT_EQ(weft_gil_release(&task_gil), 0);
 }

@@ -66,9 +66,10 @@ struct weft_co {
      * whether one is still to be delivered at a suspension point. */
     uint32_t cancels;
     bool cancel_due;
-    bool stopped;   /* cancelled by weft_run's end */
-    int fail;       /* weft_co_fail's error, or 0 */
-    uint32_t owner; /* its owner id (base.h), 0 until it needs one */
+    bool stopped;                /* cancelled by weft_run's end */
+    int fail;                    /* weft_co_fail's error, or 0 */
+    uint32_t owner;              /* its owner id (base.h), 0 until it needs one */
+    struct weft__task_gils gils; /* the GILs it holds (base/park.h) */
     struct weft__stack stack;
     /* Scopes (scope.c): the group the task belongs to, its place among the
      * group's children, and the innermost timeout scope it is in. */

@@ -121,6 +121,10 @@ static void co_main(void *arg, void *data)
         weft_future_set_result(t->future, value);
     if (t->group)
         weft__co_group_child_ended(t, outcome);
+    if (t->gils.n) { /* a task that ends holding a GIL lets go of it */
+        atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->gils);
+        t->gils.n = 0;
+    }
     t->state = CO_DONE;
     weft__ctx_exit(&t->ctx, &t->loop->home, NULL);
 }

@@ -167,7 +167,35 @@ static struct weft_co *pop_ready(struct weft__loop *l)
     return t;
 }
 
+static void switch_away(struct weft__loop *l, struct weft_co *t);
+
+/* A task holding GILs lets go of them while it is suspended (base/park.h). */
+static void gils_suspend(struct weft_co *t)
+{
+    void (*hook)(struct weft__task_gils *) =
+        atomic_load_explicit(&weft__gils_suspend, memory_order_acquire);
+    hook(&t->gils);
+}
+
+static void gils_resume(struct weft_co *t)
+{
+    void (*hook)(struct weft__task_gils *) =
+        atomic_load_explicit(&weft__gils_resume, memory_order_acquire);
+    hook(&t->gils);
+}
+
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
+{
+    if (WEFT__UNLIKELY(t->gils.n)) {
+        gils_suspend(t);
+        switch_away(l, t);
+        gils_resume(t);
+        return;
+    }
+    switch_away(l, t);
+}
+
+static void switch_away(struct weft__loop *l, struct weft_co *t)
 {
     if (!l->ready || l->budget == 0) {
         weft__ctx_switch(&t->ctx, &l->home, NULL);
@@ -178,7 +206,8 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
     next->state = CO_RUNNING;
     l->current = next;
     weft__owner_self = next->owner; /* 0 until it needs one */
-    if (next != t)                  /* else t yielded with nobody else ready: it goes on */
+    weft__task_gils = &next->gils;
+    if (next != t) /* else t yielded with nobody else ready: it goes on */
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
 }
 
@@ -271,9 +300,11 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     t->state = CO_RUNNING;
     weft__parker = &l->parker;
     weft__owner_self = t->owner;
+    weft__task_gils = &t->gils;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
+    weft__task_gils = NULL;
     struct weft_co *last = l->current;
     l->current = NULL;
     if (last->state == CO_DONE)

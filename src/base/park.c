@@ -27,6 +27,9 @@
 
 _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
 _Atomic uint32_t weft__parked_tasks;
+_Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
+void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
+void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
 int (*_Atomic weft__task_unpark)(_Atomic uint32_t *word, int n, unsigned flags);
 
 static long sys_futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts,

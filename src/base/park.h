@@ -135,6 +135,27 @@ extern _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
 int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
                      unsigned flags);
 int weft__park_fd_poll(int fd, weft__deadline_t deadline);
+/*
+ * The GIL's task side (gil.c fills it, the async layer keeps it): the GILs
+ * the running task holds, which it lets go of while it is suspended and
+ * takes back when it resumes, so that other threads (and the loop's other
+ * tasks) may hold them meanwhile. weft__task_gils points to the running
+ * task's record (NULL outside tasks); the GIL layer adds and removes
+ * entries as the task acquires and releases, and installs the two hooks
+ * the loop calls around a suspension (and at a task's end, suspend alone).
+ */
+#define WEFT__TASK_GILS 4 /* GILs a task can hold at once and still have let go */
+struct weft__task_gils {
+    uint32_t n;
+    struct {
+        void *gil;
+        int depth;
+    } held[WEFT__TASK_GILS];
+};
+extern _Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
+extern void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
+extern void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
+
 /* Tasks parked now, in the whole process. */
 extern _Atomic uint32_t weft__parked_tasks;
 /* Wakes up to n tasks parked on word, returns how many it woke. Set before

@@ -140,8 +140,14 @@ static struct gil *gil_of(weft_gil_t *gil)
 static _Atomic uint64_t next_self = 1;
 static _Thread_local uint64_t self_id WEFT__TLS_FAST;
 
+/* An async task is a holder of its own (its owner id, base.h), marked so
+ * that it never equals a thread's self. */
+#define TASK_SELF (1ull << 63)
+
 static uint64_t me(void)
 {
+    if (WEFT__UNLIKELY(weft__task_gils != NULL))
+        return TASK_SELF | weft__owner_id();
     if (WEFT__UNLIKELY(self_id == 0))
         self_id = atomic_fetch_add_explicit(&next_self, 1, memory_order_relaxed);
     return self_id;
@@ -157,9 +163,14 @@ static void count_fork_in_child(void)
     atomic_store_explicit(&forks, n & ~RESETTING, memory_order_relaxed);
 }
 
+static void gils_suspend(struct weft__task_gils *r);
+static void gils_resume(struct weft__task_gils *r);
+
 WEFT__CONSTRUCTOR static void gil_boot(void)
 {
     (void)pthread_atfork(NULL, NULL, count_fork_in_child);
+    atomic_store_explicit(&weft__gils_suspend, gils_suspend, memory_order_release);
+    atomic_store_explicit(&weft__gils_resume, gils_resume, memory_order_release);
 }
 
 /* The child's copy, made consistent by the one thread that resets it. */
@@ -545,7 +556,7 @@ static int take_slow(struct gil *g, uint64_t self, int rank, uint32_t depth)
     return 0;
 }
 
-static int take(struct gil *g, int rank, uint32_t depth)
+static int take_as(struct gil *g, int rank, uint32_t depth)
 {
     uint64_t self = me();
     if (atomic_load_explicit(&g->holder, memory_order_relaxed) == self)
@@ -560,6 +571,71 @@ static int take(struct gil *g, int rank, uint32_t depth)
         return 0;
     }
     return take_slow(g, self, rank, depth);
+}
+
+/* --- the task side (base/park.h) -------------------------------------------- */
+
+/* The running task's record of the GILs it holds (nothing outside tasks). */
+static void record_held(struct gil *g)
+{
+    struct weft__task_gils *r = weft__task_gils;
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->held[i].gil == g)
+            return;
+    if (r->n < WEFT__TASK_GILS) /* beyond: held across suspensions, as by a thread */
+        r->held[r->n++].gil = g;
+}
+
+static void record_released(struct gil *g)
+{
+    struct weft__task_gils *r = weft__task_gils;
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->held[i].gil == g) {
+            r->held[i] = r->held[--r->n];
+            return;
+        }
+}
+
+static int take(struct gil *g, int rank, uint32_t depth)
+{
+    int rc = take_as(g, rank, depth);
+    if (rc == 0)
+        record_held(g);
+    return rc;
+}
+
+static void give(struct gil *g);
+
+/* A task about to be suspended lets go of its GILs, keeping their depths. */
+static void gils_suspend(struct weft__task_gils *r)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        struct gil *g = r->held[i].gil;
+        r->held[i].depth = (int)g->depth;
+        give(g);
+    }
+}
+
+/* ...and takes them back when it resumes, first in line in priority mode
+ * (as from a blocking call), waiting as a task if another holds one; a
+ * cancellation meanwhile waits for the task's next wait. */
+static void gils_resume(struct weft__task_gils *r)
+{
+    bool cancelled = false;
+    for (uint32_t i = 0; i < r->n; i++) {
+        struct gil *g = r->held[i].gil;
+        int rank =
+            __atomic_load_n(&g->mode, __ATOMIC_RELAXED) == WEFT_GIL_PRIORITY ? FIRST : SECOND;
+        int rc;
+        while ((rc = take_as(g, rank, (uint32_t)r->held[i].depth)) == -ECANCELED)
+            cancelled = true;
+    }
+    if (cancelled)
+        weft__park_recancel();
 }
 
 /* Let go (the caller holds the GIL, of its own accord): to the waiter
@@ -670,6 +746,7 @@ int weft_gil_release(weft_gil_t *gil)
         return -EINVAL;
     if (!holds(g) || g->depth != 0)
         return -EPERM;
+    record_released(g);
     give(g);
     return 0;
 }
@@ -682,6 +759,7 @@ int weft_gil_save(weft_gil_t *gil)
     if (!holds(g))
         return -EPERM;
     int depth = (int)g->depth;
+    record_released(g);
     give(g);
     return depth;
 }
@@ -718,10 +796,12 @@ int weft_gil_release_ensured(weft_gil_t *gil, int ensured)
         return -EINVAL;
     if (!holds(g) || (ensured ? g->depth == 0 : g->depth != 0))
         return -EPERM;
-    if (ensured)
+    if (ensured) {
         g->depth--;
-    else
+    } else {
+        record_released(g);
         give(g);
+    }
     return 0;
 }
 
