@@ -8,6 +8,7 @@
 #include "base/base.h"
 
 #include <weft/async.h>
+#include <weft/process.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 
@@ -623,4 +624,53 @@ WT_STRESS(a_million_tasks_sleep_at_once)
     run_main(a_million, (void *)(intptr_t)n);
     WT_EQ(million_woke, n);
     printf("%ld tasks in %.2f s\n", n, wt_now() - start);
+}
+
+/* Descriptors: two tasks waiting for the same one. epoll takes a descriptor
+ * once; the second wait must not fall back to blocking the loop's thread
+ * (the task that writes would never run). */
+
+static weft_conn_t *poll_r, *poll_w;
+static int polled[2];
+
+static void *conn_poller(void *arg)
+{
+    polled[(intptr_t)arg] = weft_conn_poll(poll_r, 2);
+    return NULL;
+}
+
+static void *conn_writer(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.01), 0);
+    WT_EQ(weft_conn_send_bytes(poll_w, "x", 1), 0);
+    return NULL;
+}
+
+static void *two_pollers_one_writer(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[3];
+    WT_EQ(weft_co_spawn(&t[0], conn_poller, (void *)0, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[1], conn_poller, (void *)1, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[2], conn_writer, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(two_tasks_wait_for_one_descriptor_without_blocking_the_loop)
+{
+    WT_EQ(weft_pipe(&poll_r, &poll_w, false), 0);
+    int fds = wt_count_fds();
+    double start = wt_now();
+    run_main(two_pollers_one_writer, NULL);
+    WT_CHECK(wt_now() - start < 1); /* not the pollers' 2 s timeouts */
+    WT_EQ(polled[0], 1);
+    WT_EQ(polled[1], 1);
+    WT_EQ(wt_count_fds(), fds); /* no duplicate left open */
+    weft_conn_close(poll_r);
+    weft_conn_close(poll_w);
 }

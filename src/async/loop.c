@@ -23,6 +23,7 @@
 #include "pool/future_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -270,15 +271,28 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     if (rc != 0)
         return rc == -ETIMEDOUT ? 0 : rc;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
+    int watched = fd;
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        /* Another task waits on fd already, or fd cannot be polled. */
-        weft__heap_remove(&l->timers, &t->timer);
-        return weft__park_fd_poll(fd, deadline);
+        /* Another task waits on fd already: epoll keeps one entry per
+         * descriptor number, so this task watches a duplicate (the same
+         * open file under another number). Polling here instead would
+         * block the loop's thread, and with it whichever task was to make
+         * fd readable. Only a descriptor epoll refuses (a regular file,
+         * always ready) or a lack of descriptors is polled. */
+        watched = errno == EEXIST ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (watched < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, watched, &ev) != 0) {
+            if (watched >= 0)
+                close(watched);
+            weft__heap_remove(&l->timers, &t->timer);
+            return weft__park_fd_poll(fd, deadline);
+        }
     }
-    t->fd = fd;
+    t->fd = watched;
     l->fds_parked++;
     rc = suspend(l, t);
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, watched, NULL);
+    if (watched != fd)
+        close(watched);
     t->fd = -1;
     l->fds_parked--;
     return rc == -ETIMEDOUT ? 0 : rc;
