@@ -674,3 +674,61 @@ WT_CASE(two_tasks_wait_for_one_descriptor_without_blocking_the_loop)
     weft_conn_close(poll_r);
     weft_conn_close(poll_w);
 }
+
+/* A process forked from a task (weft_process_start, fork method): the
+ * child runs its function alone, as a program of its own; the parent's loop
+ * and tasks stay in the parent. */
+
+static _Atomic int *bystander_runs;
+
+static void *bystander(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(bystander_runs, 1);
+    return NULL;
+}
+
+static void *forty_two(void *arg)
+{
+    (void)arg;
+    return (void *)42;
+}
+
+static int forked_child(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    int code = 0;
+    if (weft_sleep(0.01) != 0) /* a thread's sleep, not a task's */
+        code |= 1;
+    if (weft_co_current() != NULL)
+        code |= 2;
+    void *r = NULL;
+    if (weft_run(forty_two, NULL, NULL, &r) != 0 || r != (void *)42)
+        code |= 4;
+    return code;
+}
+
+static void *fork_from_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_spawn(NULL, bystander, NULL, NULL), 0); /* ready, not yet run */
+    weft_process_t *p;
+    WT_EQ(weft_process_new(&p, forked_child, NULL, 0,
+                           &(weft_process_opts_t){.method = WEFT_START_FORK}),
+          0);
+    WT_EQ(weft_process_start(p), 0);
+    WT_EQ(weft_process_join(p, 30), 0);
+    int code = -1;
+    WT_EQ(weft_process_exitcode(p, &code), 1);
+    WT_EQ(code, 0);
+    WT_EQ(weft_process_close(p), 0);
+    return NULL;
+}
+
+WT_CASE(a_process_forked_from_a_task_leaves_the_loop_behind)
+{
+    bystander_runs = wt_shared_map(sizeof *bystander_runs);
+    run_main(fork_from_task, NULL);
+    WT_EQ(atomic_load(bystander_runs), 1); /* in the parent only */
+}

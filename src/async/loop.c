@@ -465,6 +465,12 @@ static bool rest_cancelled(struct weft__loop *l, void *arg)
     return l->live == 0;
 }
 
+/* base's weft__loop_forget: in a forked child, the thread runs no loop. */
+static void forget_loop(void)
+{
+    weft__loop_self = NULL;
+}
+
 int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **result)
 {
     if (!main)
@@ -477,6 +483,7 @@ int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **res
     if (rc == 0) {
         weft__lot_install();
         atomic_store_explicit(&weft__task_owner, weft__co_owner, memory_order_release);
+        atomic_store_explicit(&weft__loop_forget, forget_loop, memory_order_release);
         weft__loop_self = &l;
         rc = weft__co_new(&l, &first, true, main, arg, &(weft_co_opts_t){"main", 0});
     }

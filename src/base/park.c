@@ -31,6 +31,7 @@ _Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
 void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
 void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
 int (*_Atomic weft__task_unpark)(_Atomic uint32_t *word, int n, unsigned flags);
+void (*_Atomic weft__loop_forget)(void);
 
 static long sys_futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts,
                       uint32_t val3)
@@ -117,6 +118,16 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
     if (WEFT__UNLIKELY(h))
         trace_end(h, NULL, flags, rc);
     return rc;
+}
+
+void weft__park_leave_loop(void)
+{
+    weft__parker = NULL;
+    weft__task_gils = NULL; /* the GIL, too, sees a thread again */
+    weft__owner_self = 0;
+    void (*forget)(void) = atomic_load_explicit(&weft__loop_forget, memory_order_acquire);
+    if (forget)
+        forget();
 }
 
 void weft__park_recancel(void)

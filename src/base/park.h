@@ -156,6 +156,17 @@ extern _Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
 extern void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
 extern void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
 
+/*
+ * A child forked to run a function (weft__child_run) may have been forked
+ * from a task: it is then on that task's stack, with the task's parker in
+ * its slot and the loop still the thread's. The loop and its other tasks
+ * stay with the parent: the child must wait as a thread does (else its
+ * first wait would run the parent's tasks in the child) and may run a loop
+ * of its own. weft__park_leave_loop empties the slot and calls
+ * weft__loop_forget, which the async layer sets once a loop has run.
+ */
+void weft__park_leave_loop(void);
+extern void (*_Atomic weft__loop_forget)(void);
 /* Tasks parked now, in the whole process. */
 extern _Atomic uint32_t weft__parked_tasks;
 /* Wakes up to n tasks parked on word, returns how many it woke. Set before

@@ -256,6 +256,7 @@ int weft__lifeline_for(const weft_process_t *p)
 
 _Noreturn void weft__child_run(const struct weft__child *c)
 {
+    weft__park_leave_loop(); /* forked from a task: its loop stays in the parent */
     close_inherited(c, c->daemon ? hold_lifeline(c) : -1);
     weft__gifts_receive(c->gifts, c->ngifts, c->inherit_all);
     parent.name = current.name;
