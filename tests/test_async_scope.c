@@ -331,3 +331,35 @@ WT_CASE(wait_for_gather_shield_and_futures_on_tasks)
     run_main(waits);
     run_main(shields);
 }
+
+/* A task that gathers itself among others waits until it is cancelled (as
+ * in Python), and a cancellation must then end the gather: passing it on to
+ * the tasks gathered must not pass it back to the gatherer for ever. */
+
+static weft_co_t *gatherer;
+
+static void *cancel_gatherer(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.01), 0);
+    WT_EQ(weft_co_cancel(gatherer), 1);
+    return NULL;
+}
+
+static void *gathers_itself(void *arg)
+{
+    (void)arg;
+    gatherer = weft_co_current();
+    weft_co_t *ts[2];
+    WT_EQ(weft_co_spawn(&ts[0], cancel_gatherer, NULL, NULL), 0);
+    ts[1] = gatherer;
+    WT_EQ(weft_co_gather(ts, 2, NULL, NULL), -ECANCELED);
+    WT_EQ(weft_future_done(weft_co_future(ts[0])), 1);
+    weft_co_free(ts[0]);
+    return NULL;
+}
+
+WT_CASE(a_task_gathering_itself_ends_when_cancelled)
+{
+    WT_EQ(weft_run(gathers_itself, NULL, NULL, NULL), -ECANCELED);
+}

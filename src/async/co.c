@@ -252,6 +252,13 @@ static int await_task(weft_co_t *t, double timeout, void **result, bool *cancell
 /* The waiter was cancelled: so is t, and the waiter waits for its end. */
 static int cancel_and_wait(weft_co_t *t)
 {
+    /* The waiter is among the tasks it waited for (a gather of itself):
+     * it is cancelled already, and cannot wait for its own end. Cancelling
+     * it again would make every wait below return -ECANCELED at once, and
+     * the loop would never end. */
+    struct weft__loop *l = weft__loop_self;
+    if (l && l->current == t)
+        return -ECANCELED;
     if (weft_co_cancel(t) >= 0)
         while (weft_future_result(t->future, WEFT_FOREVER, NULL) == -ECANCELED &&
                !weft_future_done(t->future))
