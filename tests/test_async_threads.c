@@ -249,3 +249,35 @@ WT_CASE(a_task_lets_go_of_the_gil_while_it_is_suspended)
     WT_EQ(weft_gil_acquire(&task_gil), 0); /* the task that ended holding it let go */
     WT_EQ(weft_gil_release(&task_gil), 0);
 }
+
+/* A call posted to a loop runs on the loop's own stack: a join there would
+ * stop the loop the joined task needs, and is refused. */
+static weft_co_t *join_target;
+static int posted_join_rc = 1;
+static weft_event_t posted_ran = WEFT_EVENT_INIT;
+
+static void join_from_call(void *arg)
+{
+    (void)arg;
+    posted_join_rc = weft_co_join(join_target, WEFT_FOREVER, NULL);
+    weft_event_set(&posted_ran);
+}
+
+static void *post_a_join(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_spawn(&join_target, doubled, (void *)1, NULL), 0);
+    weft_loop_t *self = weft_loop_current();
+    WT_EQ(weft_loop_call_soon(self, join_from_call, NULL), 0);
+    WT_EQ(weft_event_wait(&posted_ran, WEFT_FOREVER), 0);
+    WT_EQ(posted_join_rc, -EDEADLK);
+    WT_EQ(weft_co_join(join_target, WEFT_FOREVER, NULL), 0);
+    weft_co_free(join_target);
+    weft_loop_free(self);
+    return NULL;
+}
+
+WT_CASE(a_posted_call_may_not_join_a_task_of_its_loop)
+{
+    run_main(post_a_join, NULL);
+}

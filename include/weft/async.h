@@ -93,8 +93,9 @@ WEFT_API int weft_co_free(weft_co_t *t);
 
 /* Wait for t to end: 0 and *result, its error, or -ECANCELED if t ended
  * cancelled; -ETIMEDOUT/-EAGAIN, or -ECANCELED if the caller is cancelled
- * while it waits; -EDEADLK for the calling task itself. Works from a thread
- * too. */
+ * while it waits; -EDEADLK for the calling task itself, or from a call
+ * posted to t's loop (it runs on the loop's own stack: waiting there would
+ * stop the loop). Works from another thread too. */
 WEFT_API int weft_co_join(weft_co_t *t, double timeout, void **result);
 /* t's outcome as a future (borrowed; valid while the caller holds t): for
  * weft_wait, weft_as_completed and done callbacks. */

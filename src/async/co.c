@@ -242,7 +242,9 @@ static int await_task(weft_co_t *t, double timeout, void **result, bool *cancell
     if (!t || isnan(timeout))
         return -EINVAL;
     struct weft__loop *l = weft__loop_self;
-    if (l && l->current == t)
+    /* The task itself; or a call posted to t's loop, which runs on the
+     * loop's own stack: waiting there would stop the loop t needs. */
+    if (l && (l->current == t || (!l->current && t->loop == l)))
         return -EDEADLK;
     int rc = weft_future_result(t->future, timeout, result);
     *cancelled = rc == -ECANCELED && !weft_future_done(t->future);

@@ -489,6 +489,9 @@ static void wait_turn(struct gil *g, struct waiter *w, int64_t interval)
         if (weft__now_ns() >= deadline)
             break; /* a short interval: time to ask, not to look */
     }
+    /* A task waits for its turn even if cancelled (the GIL is taken back
+     * however a task resumes), and learns of the cancellation afterwards. */
+    bool cancelled = false;
     for (;;) {
         uint32_t state = atomic_load_explicit(&w->state, memory_order_acquire);
         if (state == 0) {
@@ -498,15 +501,19 @@ static void wait_turn(struct gil *g, struct waiter *w, int64_t interval)
         }
         if (state != SLEEPING) {
             if (settled(g, w, state))
-                return;
+                break;
             continue;
         }
-        if (weft__park(&w->state, SLEEPING, deadline, WEFT__WAIT_GIL) == -ETIMEDOUT) {
+        int parked = weft__park(&w->state, SLEEPING, deadline, WEFT__WAIT_GIL);
+        cancelled |= parked == -ECANCELED;
+        if (parked == -ETIMEDOUT) {
             if (interval_passed(g, w, &interval))
-                return;
+                break;
             deadline = weft__now_ns() + interval;
         }
     }
+    if (cancelled)
+        weft__park_recancel();
 }
 
 /* Queue w (under mu, QUEUED set; mu is let go here) and wait for the GIL.

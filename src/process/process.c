@@ -396,8 +396,12 @@ static bool reap_served(weft_process_t *p)
     bool gone = readable_now(p->pidfd);
     int code = 255;
     if (p->statusfd >= 0) {
-        if (gone)
+        /* The status follows the exit at once: a task waits for it even
+         * if cancelled, and learns of that at its next wait. */
+        if (gone && weft__park_fd(p->statusfd, WEFT__NEVER, WEFT__WAIT_PROCESS) == -ECANCELED) {
             weft__park_fd(p->statusfd, WEFT__NEVER, WEFT__WAIT_PROCESS);
+            weft__park_recancel();
+        }
         ssize_t n = read(p->statusfd, &code, sizeof code);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return false;
