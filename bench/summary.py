@@ -45,14 +45,18 @@ def main(paths):
         cases.sort(key=lambda k: ("_loaded" in k[1], "_one" in k[1], "_spread" in k[1]))
         for key in cases:
             runs = rows[key]
-            weft = statistics.median(r["weft"] * NS[r["unit"]] for r in runs)
-            base = statistics.median(r["baseline_value"] * NS[r["unit"]] for r in runs)
+            unit = runs[0]["unit"]
+            timed = unit in NS  # else a figure of its own unit (bytes/task), shown as is
+            scale = NS[unit] if timed else 1.0
+            show = readable if timed else (lambda v: "%.0f %s" % (v, unit))
+            weft = statistics.median(r["weft"] * scale for r in runs)
+            base = statistics.median(r["baseline_value"] * scale for r in runs)
             speedups = [r["speedup"] for r in runs]
             speedup = statistics.median(speedups)
             bar = runs[0].get("bar", 0)
             verdict = "report" if not bar else ">= %.1f: %s" % (bar, "met" if speedup >= bar else "**NOT MET**")
             print("| `%s` | %s | `%s` | %s | **%.2f** (%s) | %s |" % (
-                key[1], readable(weft), runs[0]["baseline"], readable(base), speedup,
+                key[1], show(weft), runs[0]["baseline"], show(base), speedup,
                 ", ".join("%.2f" % s for s in speedups), verdict))
 
 

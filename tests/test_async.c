@@ -732,3 +732,52 @@ WT_CASE(a_process_forked_from_a_task_leaves_the_loop_behind)
     run_main(fork_from_task, NULL);
     WT_EQ(atomic_load(bystander_runs), 1); /* in the parent only */
 }
+
+/* weft_wait_readable: a thread polls, a task parks (its loop runs on); at
+ * the timeout one look still reports a descriptor that is readable. */
+static int readable_fds[2];
+static int readable_rc = 9;
+
+static void *wait_pipe(void *arg)
+{
+    (void)arg;
+    readable_rc = weft_wait_readable(readable_fds[0], 10);
+    return NULL;
+}
+
+static void *write_pipe(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.005), 0);
+    WT_EQ(write(readable_fds[1], "x", 1), 1);
+    return NULL;
+}
+
+static void *readable_tasks(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_wait_readable(readable_fds[0], 0), 0); /* nothing yet: one look */
+    WT_EQ(weft_wait_readable(readable_fds[0], 0.005), 0);
+    weft_co_t *w, *p;
+    WT_EQ(weft_co_spawn(&w, wait_pipe, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&p, write_pipe, NULL, NULL), 0);
+    WT_EQ(weft_co_join(w, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_co_join(p, WEFT_FOREVER, NULL), 0);
+    weft_co_free(w);
+    weft_co_free(p);
+    WT_EQ(readable_rc, 1);
+    WT_EQ(weft_wait_readable(readable_fds[0], 0), 1); /* still unread */
+    return NULL;
+}
+
+WT_CASE(wait_readable_suspends_a_task_and_looks_once_at_the_timeout)
+{
+    WT_EQ(pipe(readable_fds), 0);
+    WT_EQ(weft_wait_readable(readable_fds[0], 0), 0);
+    WT_EQ(weft_wait_readable(-1, 1), -EINVAL);
+    WT_EQ(weft_wait_readable(readable_fds[0], NAN), -EINVAL);
+    run_main(readable_tasks, NULL);
+    WT_EQ(weft_wait_readable(readable_fds[0], 1), 1); /* a thread polls */
+    close(readable_fds[0]);
+    close(readable_fds[1]);
+}

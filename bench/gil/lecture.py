@@ -17,6 +17,7 @@ printing its figures on one line:
         join them, and the memory they took: kB of MemAvailable and kB of
         Committed_AS per unit
 """
+import asyncio
 import os
 import socket
 import sys
@@ -61,11 +62,27 @@ def io_task(nap, port):
         s.recv(1)
 
 
+async def io_task_async(nap, port):
+    await asyncio.sleep(nap)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"x")
+    await writer.drain()
+    await reader.read(1)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def io_tasks(tasks, nap, port):
+    await asyncio.gather(*(io_task_async(nap, port) for _ in range(tasks)))
+
+
 def io(tasks, nap, port, kind):
     t0 = time.perf_counter()
     if kind == "sequential":
         for _ in range(tasks):
             io_task(nap, port)
+    elif kind == "tasks":
+        asyncio.run(io_tasks(tasks, nap, port))
     else:
         run_workers(io_task, [(nap, port)] * tasks, kind)
     print(time.perf_counter() - t0)

@@ -76,6 +76,12 @@ enum weft_daemon {
 /* Seconds on CLOCK_MONOTONIC, the clock all of weft's timeouts run on. */
 WEFT_API double weft_monotonic(void);
 
+/* Wait until fd is readable (or at end of file, or in error): 1, or 0 once
+ * the timeout has passed; -EINVAL (NaN, a negative fd), or -errno from
+ * poll. In an async task only the task waits, and -ECANCELED ends the
+ * wait (asyncio's loop.add_reader, as a call that waits). */
+WEFT_API int weft_wait_readable(int fd, double timeout);
+
 /* Sleep for `seconds` on the monotonic clock, resuming after signals (Python's
  * time.sleep). Negative, NaN or infinite durations are -EINVAL. In an async
  * task (weft/async.h) only the task sleeps, and -ECANCELED ends its sleep. */

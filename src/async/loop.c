@@ -267,9 +267,10 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     WEFT__UNUSED(flags);
     struct weft__loop *l = (struct weft__loop *)p;
     struct weft_co *t = l->current;
+    /* At the deadline, one look (0 or 1), as a thread's poll makes. */
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
-        return rc == -ETIMEDOUT ? 0 : rc;
+        return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
     int watched = fd;
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -295,7 +296,7 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
         close(watched);
     t->fd = -1;
     l->fds_parked--;
-    return rc == -ETIMEDOUT ? 0 : rc;
+    return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
 }
 
 static void task_recancel(struct weft__parker *p)

@@ -66,6 +66,7 @@ enum weft__wait_kind {
     WEFT__WAIT_SLEEP = 15 << 8,   /* weft_sleep */
     WEFT__WAIT_BARRIER = 16 << 8, /* Barrier */
     WEFT__WAIT_GIL = 17 << 8,     /* the GIL */
+    WEFT__WAIT_FD = 18 << 8,      /* weft_wait_readable */
 };
 
 /* The flags of a wait of `kind` on a word that is process-shared or not. */

@@ -78,3 +78,11 @@ int weft_sleep(double seconds)
             return rc;
     return 0;
 }
+
+int weft_wait_readable(int fd, double timeout)
+{
+    weft__deadline_t deadline;
+    if (fd < 0 || weft__deadline(timeout, &deadline) < 0)
+        return -EINVAL;
+    return weft__park_fd(fd, deadline, WEFT__WAIT_FD);
+}
