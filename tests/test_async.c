@@ -781,3 +781,41 @@ WT_CASE(wait_readable_suspends_a_task_and_looks_once_at_the_timeout)
     close(readable_fds[0]);
     close(readable_fds[1]);
 }
+
+/* A descriptor closed by the program while a task waits on it, its file
+ * kept open by a duplicate: epoll keeps the entry, and its one late event
+ * must not reach the task, which has timed out and ended meanwhile. */
+static int closed_fds[2];
+
+static void *wait_then_end(void *arg)
+{
+    (void)arg;
+    /* Times out, and its last look finds the descriptor closed. */
+    WT_EQ(weft_wait_readable(closed_fds[0], 0.03), -EBADF);
+    return NULL;
+}
+
+static void *close_under_a_waiter(void *arg)
+{
+    (void)arg;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, wait_then_end, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0.005), 0);
+    int keep = dup(closed_fds[0]);
+    WT_CHECK(keep >= 0);
+    close(closed_fds[0]); /* the entry stays: `keep` holds the file open */
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    weft_co_free(t);                        /* the task is gone */
+    WT_EQ(write(closed_fds[1], "x", 1), 1); /* the stale entry fires */
+    WT_EQ(weft_wait_readable(keep, 1), 1);
+    WT_EQ(weft_co_sleep(0.005), 0); /* the loop looks at its events */
+    close(keep);
+    return NULL;
+}
+
+WT_CASE(a_late_event_for_a_closed_descriptor_reaches_nobody)
+{
+    WT_EQ(pipe(closed_fds), 0);
+    run_main(close_under_a_waiter, NULL);
+    close(closed_fds[1]);
+}

@@ -5,6 +5,8 @@
  */
 #include "wt.h"
 
+#include "base/park.h"
+
 #include <weft/async.h>
 #include <weft/gil.h>
 #include <weft/sync.h>
@@ -280,4 +282,79 @@ static void *post_a_join(void *arg)
 WT_CASE(a_posted_call_may_not_join_a_task_of_its_loop)
 {
     run_main(post_a_join, NULL);
+}
+
+/* fork while another thread's task is parked: the child's parking table
+ * starts empty and its own loop parks and wakes tasks as usual. */
+static weft_event_t fork_release = WEFT_EVENT_INIT;
+static weft_lock_t child_lock = WEFT_LOCK_INIT;
+static int child_count;
+
+static void *park_on_event(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_wait(&fork_release, WEFT_FOREVER), 0);
+    return NULL;
+}
+
+static void *loop_in_thread(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_run(park_on_event, NULL, NULL, NULL), 0);
+    return NULL;
+}
+
+static bool a_task_is_parked(void *arg)
+{
+    (void)arg;
+    return atomic_load(&weft__parked_tasks) > 0;
+}
+
+static void *child_locker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        if (weft_lock_acquire(&child_lock, WEFT_FOREVER) != 0)
+            return weft_co_fail(-EIO);
+        int c = child_count;
+        weft_co_sleep(0);
+        child_count = c + 1;
+        weft_lock_release(&child_lock);
+    }
+    return NULL;
+}
+
+static void *child_main(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[3];
+    for (int i = 0; i < 3; i++)
+        if (weft_co_spawn(&t[i], child_locker, NULL, NULL) != 0)
+            return weft_co_fail(-EIO);
+    for (int i = 0; i < 3; i++)
+        if (weft_co_join(t[i], WEFT_FOREVER, NULL) != 0)
+            return weft_co_fail(-EIO);
+    return NULL;
+}
+
+/* Ends with _exit: the parent's loop thread is not in the child, and a
+ * leak checker at exit would take what it holds for leaks. */
+static int forked_child(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&weft__parked_tasks) != 0)
+        weft__exit_now(2);
+    if (weft_run(child_main, NULL, NULL, NULL) != 0 || child_count != 300)
+        weft__exit_now(3);
+    weft__exit_now(0);
+}
+
+WT_CASE(a_child_forked_beside_a_parked_task_starts_with_an_empty_table)
+{
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, loop_in_thread, NULL), 0);
+    wt_wait_until(a_task_is_parked, NULL, 10);
+    WT_EQ(wt_fork(forked_child, NULL, 30 * wt_slack()), 0);
+    WT_EQ(weft_event_set(&fork_release), 0);
+    WT_EQ(pthread_join(th, NULL), 0);
 }

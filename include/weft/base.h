@@ -77,8 +77,8 @@ enum weft_daemon {
 WEFT_API double weft_monotonic(void);
 
 /* Wait until fd is readable (or at end of file, or in error): 1, or 0 once
- * the timeout has passed; -EINVAL (NaN, a negative fd), or -errno from
- * poll. In an async task only the task waits, and -ECANCELED ends the
+ * the timeout has passed; -EINVAL (NaN, a negative fd), -EBADF (fd is not
+ * open), or -errno from poll. In an async task only the task waits, and -ECANCELED ends the
  * wait (asyncio's loop.add_reader, as a call that waits). */
 WEFT_API int weft_wait_readable(int fd, double timeout);
 

@@ -33,6 +33,13 @@
 
 struct weft__loop;
 
+/* A descriptor wait as epoll knows it (loop.c). */
+struct weft__fd_slot {
+    struct weft_co *task; /* NULL when free */
+    uint32_t gen;         /* moved on at every release */
+    uint32_t next_free;   /* 1 + the next free slot, or 0 */
+};
+
 /* Stacks a loop puts aside before unmapping them in one go (loop.c). */
 #define WEFT__ASIDE_MAX 64
 
@@ -86,8 +93,10 @@ struct weft__loop {
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
     int epfd;
-    size_t fds_parked;        /* tasks parked on descriptors */
-    struct weft_loop *portal; /* other threads' door (portal.c) */
+    size_t fds_parked;           /* tasks parked on descriptors */
+    struct weft__fd_slot *slots; /* their names for epoll (loop.c) */
+    uint32_t nslots, free_slot;  /*   free_slot: 1 + the first free one, or 0 */
+    struct weft_loop *portal;    /* other threads' door (portal.c) */
     /* Bookkeeping. */
     struct weft_co *all; /* live tasks */
     size_t live;

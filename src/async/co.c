@@ -29,6 +29,17 @@
 static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t *owners_free, owners_freed, owners_cap, owners_next = 1;
 
+/* A child forked while another thread held the lock starts it afresh. */
+static void owners_in_child(void)
+{
+    pthread_mutex_init(&owners_mu, NULL);
+}
+
+WEFT__CONSTRUCTOR static void owners_boot(void)
+{
+    (void)pthread_atfork(NULL, NULL, owners_in_child);
+}
+
 static uint32_t owner_make(void)
 {
     uint32_t id = 0;

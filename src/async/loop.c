@@ -262,6 +262,50 @@ static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t ex
     return suspend(l, t);
 }
 
+/* Descriptor waits are named to epoll by a slot of the loop's table and
+ * the slot's generation, not by the task: a wait whose descriptor the
+ * program closed (while a duplicate keeps the file open, so epoll keeps the
+ * entry) can still deliver one event (EPOLLONESHOT) after the task has
+ * moved on, even ended; such an event names a slot whose generation has
+ * moved on too, and is dropped. */
+static const uint64_t PORTAL_EVENT = UINT64_MAX;
+
+static int slot_take(struct weft__loop *l, struct weft_co *t, uint64_t *name)
+{
+    if (l->free_slot == 0) {
+        uint32_t n = l->nslots ? 2 * l->nslots : 16;
+        struct weft__fd_slot *slots = weft__sys.realloc(l->slots, n * sizeof *slots);
+        if (!slots)
+            return -ENOMEM;
+        for (uint32_t i = l->nslots; i < n; i++)
+            slots[i] = (struct weft__fd_slot){NULL, 0, i + 1 < n ? i + 2 : 0};
+        l->free_slot = l->nslots + 1;
+        l->slots = slots;
+        l->nslots = n;
+    }
+    uint32_t i = l->free_slot - 1;
+    l->free_slot = l->slots[i].next_free;
+    l->slots[i].task = t;
+    *name = (uint64_t)l->slots[i].gen << 32 | i;
+    return (int)i;
+}
+
+static void slot_drop(struct weft__loop *l, int i)
+{
+    l->slots[i].task = NULL;
+    l->slots[i].gen++;
+    l->slots[i].next_free = l->free_slot;
+    l->free_slot = (uint32_t)i + 1;
+}
+
+static struct weft_co *slot_task(struct weft__loop *l, uint64_t name)
+{
+    uint32_t i = (uint32_t)name;
+    if (name == PORTAL_EVENT || i >= l->nslots || l->slots[i].gen != (uint32_t)(name >> 32))
+        return NULL;
+    return l->slots[i].task;
+}
+
 static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
 {
     WEFT__UNUSED(flags);
@@ -271,7 +315,13 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
         return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
+    uint64_t name = 0;
+    int slot = slot_take(l, t, &name);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = name};
+    if (slot < 0) {
+        weft__heap_remove(&l->timers, &t->timer);
+        return weft__park_fd_poll(fd, deadline);
+    }
     int watched = fd;
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         /* Another task waits on fd already: epoll keeps one entry per
@@ -284,6 +334,7 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
         if (watched < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, watched, &ev) != 0) {
             if (watched >= 0)
                 close(watched);
+            slot_drop(l, slot);
             weft__heap_remove(&l->timers, &t->timer);
             return weft__park_fd_poll(fd, deadline);
         }
@@ -291,6 +342,7 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     t->fd = watched;
     l->fds_parked++;
     rc = suspend(l, t);
+    slot_drop(l, slot);
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, watched, NULL);
     if (watched != fd)
         close(watched);
@@ -374,7 +426,7 @@ static void poll_events(struct weft__loop *l)
     struct epoll_event ev[EVENTS];
     int n = wait_events(l, ev, deadline);
     for (int i = 0; i < n; i++) {
-        struct weft_co *t = ev[i].data.ptr;
+        struct weft_co *t = slot_task(l, ev[i].data.u64);
         if (t && t->state == CO_PARKED)
             weft__co_wake(t, 1);
     }
@@ -431,7 +483,7 @@ static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
     if (rc != 0)
         return rc;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = PORTAL_EVENT};
     if (l->epfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, weft__portal_fd(l->portal), &ev) != 0)
         return -errno;
     return weft__overflow_watch(l);
@@ -445,6 +497,7 @@ static void loop_destroy(struct weft__loop *l)
         weft__stack_unmap(&l->cache[--l->cached]);
     free(l->cache);
     weft__heap_free(&l->timers);
+    free(l->slots);
     if (l->epfd >= 0)
         close(l->epfd);
     if (l->portal) {

@@ -29,6 +29,7 @@
 #include "async/async_int.h"
 
 #include <stddef.h>
+#include <string.h>
 
 enum { BUCKET_BITS = 12 };
 
@@ -123,6 +124,21 @@ static int lot_unpark(_Atomic uint32_t *word, int n, unsigned flags)
         weft__co_wake(task_of(w), 0);
     }
     return count;
+}
+
+/* In a forked child only the forking thread lives on: the tasks parked in
+ * the table are the parent's (a child forked from a task leaves its loop
+ * behind, see base/park.h), and a bucket's mutex may have been held by a
+ * thread that is not there. The child starts with an empty table. */
+static void empty_in_child(void)
+{
+    memset(table, 0, sizeof table);
+    atomic_store_explicit(&weft__parked_tasks, 0, memory_order_relaxed);
+}
+
+WEFT__CONSTRUCTOR static void lot_boot(void)
+{
+    (void)pthread_atfork(NULL, NULL, empty_in_child);
 }
 
 void weft__lot_install(void)

@@ -68,7 +68,7 @@ int weft__park_fd_poll(int fd, weft__deadline_t deadline)
         struct pollfd pfd = {fd, POLLIN, 0};
         int n = poll(&pfd, 1, ms);
         if (n > 0)
-            return 1;
+            return pfd.revents & POLLNVAL ? -EBADF : 1;
         if (n == 0 && ms == 0)
             return 0;
         if (n < 0 && errno != EINTR)
