@@ -2,12 +2,12 @@
  * The parking table for tasks (design in async_int.h and base/park.h).
  *
  * WebKit's ParkingLot keyed by address: a fixed table of buckets, each a
- * mutex and a FIFO list of the task waiters whose words hash to it. Words
+ * small lock and a FIFO list of the task waiters whose words hash to it. Words
  * waited on by threads never come here: threads sleep on the futex, and an
  * unpark reaches this table only while some task is parked (the count in
  * base, read after a fence).
  *
- * Why the check happens under the bucket's mutex: a task counts itself,
+ * Why the check happens under the bucket's lock: a task counts itself,
  * fences, and compares its word with the bucket locked; an unparker
  * changes the word, fences, reads the count, and takes the same lock to
  * look. Either the unparker's lock comes first, and then its change
@@ -34,12 +34,29 @@
 enum { BUCKET_BITS = 12 };
 
 struct bucket {
-    pthread_mutex_t mu;
+    _Atomic uint32_t mu; /* 1 while held (bucket_lock) */
     struct weft__waiter *head, *tail;
 } __attribute__((aligned(WEFT__CACHE_LINE)));
 
-/* All zero is an unlocked mutex and an empty list (glibc and musl). */
+/* All zero is an unlocked bucket with an empty list. */
 static struct bucket table[1 << BUCKET_BITS];
+
+/* A bucket's lock guards a few instructions (a compare, a link, a walk of
+ * the waiters): a test-and-set, polling while another holds it, yielding
+ * if that one seems not to be running (preempted, or on our only CPU).
+ * Never a park: this is what parking is built on. */
+static void bucket_lock(struct bucket *b)
+{
+    weft__stall_t stall = WEFT__STALL_INIT;
+    while (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire))
+        while (atomic_load_explicit(&b->mu, memory_order_relaxed))
+            weft__stall(&stall);
+}
+
+static void bucket_unlock(struct bucket *b)
+{
+    atomic_store_explicit(&b->mu, 0, memory_order_release);
+}
 
 static struct bucket *bucket_of(const void *word)
 {
@@ -70,12 +87,12 @@ int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expect
 {
     struct bucket *b = bucket_of(word);
     struct weft__waiter *w = &t->waiter;
-    pthread_mutex_lock(&b->mu);
+    bucket_lock(b);
     atomic_fetch_add_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
     weft__fence();
     if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
         atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&b->mu);
+        bucket_unlock(b);
         return 0;
     }
     *w = (struct weft__waiter){word, b->tail, NULL, true};
@@ -84,18 +101,18 @@ int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expect
     else
         b->head = w;
     b->tail = w;
-    pthread_mutex_unlock(&b->mu);
+    bucket_unlock(b);
     return 1;
 }
 
 bool weft__lot_dequeue(struct weft_co *t)
 {
     struct bucket *b = bucket_of(t->waiter.word);
-    pthread_mutex_lock(&b->mu);
+    bucket_lock(b);
     bool was = t->waiter.linked;
     if (was)
         unlink_waiter(b, &t->waiter);
-    pthread_mutex_unlock(&b->mu);
+    bucket_unlock(b);
     return was;
 }
 
@@ -107,7 +124,7 @@ static int lot_unpark(_Atomic uint32_t *word, int n, unsigned flags)
     struct bucket *b = bucket_of(word);
     struct weft__waiter *woken = NULL, **tail = &woken;
     int count = 0;
-    pthread_mutex_lock(&b->mu);
+    bucket_lock(b);
     for (struct weft__waiter *w = b->head, *next; w && count < n; w = next) {
         next = w->next;
         if (w->word != word)
@@ -118,7 +135,7 @@ static int lot_unpark(_Atomic uint32_t *word, int n, unsigned flags)
         tail = &w->next;
         count++;
     }
-    pthread_mutex_unlock(&b->mu);
+    bucket_unlock(b);
     for (struct weft__waiter *w = woken, *next; w; w = next) {
         next = w->next; /* read before the task can run and park again */
         weft__co_wake(task_of(w), 0);
@@ -128,7 +145,7 @@ static int lot_unpark(_Atomic uint32_t *word, int n, unsigned flags)
 
 /* In a forked child only the forking thread lives on: the tasks parked in
  * the table are the parent's (a child forked from a task leaves its loop
- * behind, see base/park.h), and a bucket's mutex may have been held by a
+ * behind, see base/park.h), and a bucket's lock may have been held by a
  * thread that is not there. The child starts with an empty table. */
 static void empty_in_child(void)
 {
