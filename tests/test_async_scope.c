@@ -122,12 +122,39 @@ static void *group_left_early(void *arg)
     return NULL;
 }
 
+/* A child starts a sibling while the scope's end already waits. */
+static weft_co_group_t *spawning_group;
+
+static void *spawns_a_sibling(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.005), 0); /* the parent is in the scope's end by now */
+    WT_EQ(weft_co_group_spawn(spawning_group, NULL, napper, (void *)1, NULL), 0);
+    return NULL;
+}
+
+static void *group_grows_at_its_end(void *arg)
+{
+    (void)arg;
+    ended_count = 0;
+    int rc = 1;
+    WEFT_CO_GROUP(g, &rc)
+    {
+        spawning_group = g;
+        WT_EQ(weft_co_group_spawn(g, NULL, spawns_a_sibling, NULL, NULL), 0);
+    }
+    WT_EQ(rc, 0);
+    WT_EQ(ended_count, 1); /* the sibling was waited for too */
+    return NULL;
+}
+
 WT_CASE(a_group_waits_for_its_children_and_reports_the_first_failure)
 {
     run_main(group_ok);
     run_main(group_fails);
     run_main(group_cancelled);
     run_main(group_left_early);
+    run_main(group_grows_at_its_end);
     int rc = 1, ran = 0;
     WEFT_CO_GROUP(g, &rc)
     {

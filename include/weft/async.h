@@ -210,8 +210,10 @@ typedef struct weft_co_group {
     unsigned state; /* internal */
 } weft_co_group_t;
 
-/* Start a child (weft_co_spawn's arguments): WEFT_ESHUTDOWN once the group is
- * ending or aborted, -EPERM from a task of another loop. */
+/* Start a child (weft_co_spawn's arguments), from the task running the
+ * group or from a child, also while the scope's end waits for the others:
+ * WEFT_ESHUTDOWN once the group is aborted or has ended, -EPERM from a task
+ * of another loop. */
 WEFT_API int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void *arg,
                                  const weft_co_opts_t *opts);
 

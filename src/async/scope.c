@@ -113,7 +113,10 @@ int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void
     struct weft_co *parent = g->parent;
     if (!parent || !l || parent->loop != l)
         return -EPERM;
-    if (g->state & (G_ENDING | G_ABORTED))
+    /* While the scope's end waits, a child may still start a sibling (as in
+     * Python's TaskGroup and Trio); not once the group is aborted, nor once
+     * nobody is left to wait for. */
+    if ((g->state & G_ABORTED) || ((g->state & G_ENDING) && g->live == 0))
         return WEFT_ESHUTDOWN;
     struct weft_co *t;
     int rc = weft__co_new(l, &t, out != NULL, fn, arg, opts);
