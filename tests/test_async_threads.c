@@ -13,6 +13,7 @@
 #include <weft/thread.h>
 
 #include <stdint.h>
+#include <unistd.h>
 
 static void run_main(weft_co_fn fn, void *arg)
 {
@@ -357,4 +358,78 @@ WT_CASE(a_child_forked_beside_a_parked_task_starts_with_an_empty_table)
     WT_EQ(wt_fork(forked_child, NULL, 30 * wt_slack()), 0);
     WT_EQ(weft_event_set(&fork_release), 0);
     WT_EQ(pthread_join(th, NULL), 0);
+}
+
+/* A primitive shared with another process (WEFT_SHARED): a task waiting on
+ * it leaves its loop running, a set from the other process wakes it, and
+ * its own timeout and a cancellation end its wait as for any other. */
+static weft_event_t *shared_event;
+static int shared_ticks;
+
+/* Forked by the harness from inside a task, so it waits without weft (a
+ * weft wait there would be the task's; weft's own processes leave the loop
+ * behind, see test_async's fork case). */
+static int set_after_a_while(void *arg)
+{
+    (void)arg;
+    usleep(20000);
+    weft_event_set(shared_event);
+    weft__exit_now(0);
+}
+
+static void *shared_ticker(void *arg)
+{
+    (void)arg;
+    while (!weft_event_is_set(shared_event)) {
+        shared_ticks++;
+        if (weft_co_sleep(0.001) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static int shared_wait_rc = 9;
+
+static void *wait_shared(void *arg)
+{
+    shared_wait_rc = weft_event_wait(shared_event, arg ? *(double *)arg : WEFT_FOREVER);
+    return NULL;
+}
+
+static void *shared_main(void *arg)
+{
+    (void)arg;
+    weft_co_t *tick, *t;
+    /* Its own timeout. */
+    double brief = 0.01;
+    WT_EQ(weft_co_spawn(&t, wait_shared, &brief, NULL), 0);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    weft_co_free(t);
+    WT_EQ(shared_wait_rc, -ETIMEDOUT);
+    /* Cancelled. */
+    WT_EQ(weft_co_spawn(&t, wait_shared, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0.005), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    weft_co_free(t);
+    WT_EQ(shared_wait_rc, -ECANCELED);
+    /* Set by another process, while the loop runs on. */
+    WT_EQ(weft_co_spawn(&tick, shared_ticker, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&t, wait_shared, NULL, NULL), 0);
+    pid_t child = wt_spawn(set_after_a_while, NULL);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(shared_wait_rc, 0);
+    WT_CHECK(shared_ticks > 0); /* the loop was not blocked meanwhile */
+    WT_EQ(weft_co_join(tick, WEFT_FOREVER, NULL), 0);
+    weft_co_free(t);
+    weft_co_free(tick);
+    WT_EQ(wt_reap(child, 30), 0);
+    return NULL;
+}
+
+WT_CASE(a_task_waits_on_a_shared_primitive_without_blocking_its_loop)
+{
+    shared_event = wt_shared_map(sizeof *shared_event);
+    WT_EQ(weft_event_init(shared_event, WEFT_SHARED), 0);
+    run_main(shared_main, NULL);
 }

@@ -73,10 +73,11 @@ struct weft_co {
      * whether one is still to be delivered at a suspension point. */
     uint32_t cancels;
     bool cancel_due;
-    bool stopped;                /* cancelled by weft_run's end */
-    int fail;                    /* weft_co_fail's error, or 0 */
-    uint32_t owner;              /* its owner id (base.h), 0 until it needs one */
-    struct weft__task_gils gils; /* the GILs it holds (base/park.h) */
+    bool stopped;                     /* cancelled by weft_run's end */
+    int fail;                         /* weft_co_fail's error, or 0 */
+    uint32_t owner;                   /* its owner id (base.h), 0 until it needs one */
+    struct weft__task_gils gils;      /* the GILs it holds (base/park.h) */
+    struct weft__shared_wait *shared; /* parked on a process-shared word */
     struct weft__stack stack;
     /* Scopes (scope.c): the group the task belongs to, its place among the
      * group's children, and the innermost timeout scope it is in. */
@@ -168,6 +169,15 @@ void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft_
 void weft__portal_close(struct weft_loop *p);
 /* weft_co_cancel from another thread: 1 if posted, 0 if the loop ended. */
 int weft__portal_cancel(struct weft_co *t);
+
+/* Waits on process-shared words (shared.c): a helper thread waits on the
+ * futex for t: 0, or -errno if none could start. abandon: the task's timer
+ * or a cancellation ends the wait first (true), or the helper has (false).
+ * done: after the task resumes. */
+struct weft__shared_wait;
+int weft__shared_park(struct weft_co *t, _Atomic uint32_t *word, uint32_t expected, unsigned flags);
+bool weft__shared_abandon(struct weft_co *t);
+void weft__shared_done(struct weft_co *t);
 
 /* Stack overflows reported (overflow.c): the handler, and a signal stack
  * for the loop's thread unless it has one. */

@@ -151,7 +151,9 @@ static void take_remote(struct weft__loop *l)
  * thread; a sleep or a descriptor wait only the loop's thread can end. */
 bool weft__loop_end_park(struct weft_co *t, int rc)
 {
-    if (t->waiter.word ? !weft__lot_dequeue(t) : t->state != CO_PARKED)
+    if (t->shared        ? !weft__shared_abandon(t)
+        : t->waiter.word ? !weft__lot_dequeue(t)
+                         : t->state != CO_PARKED)
         return false;
     weft__co_wake(t, rc);
     return true;
@@ -243,14 +245,36 @@ static int begin_park(struct weft__loop *l, struct weft_co *t, weft__deadline_t 
     return 0;
 }
 
+/* A word shared with other processes: their unparks would not look in
+ * this process's table, so a helper thread waits on the futex for the task
+ * (shared.c); without one, the loop's thread waits itself. */
+static int shared_park(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *word,
+                       uint32_t expected, weft__deadline_t deadline, unsigned flags)
+{
+    int rc = begin_park(l, t, deadline);
+    if (rc != 0)
+        return rc;
+    if (atomic_load(word) != expected) {
+        weft__heap_remove(&l->timers, &t->timer);
+        return 0;
+    }
+    if (weft__shared_park(t, word, expected, flags) != 0) {
+        weft__heap_remove(&l->timers, &t->timer);
+        return weft__park_futex(word, expected, deadline, flags);
+    }
+    t->waiter.word = NULL;
+    rc = suspend(l, t);
+    weft__shared_done(t);
+    return rc;
+}
+
 static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
                      weft__deadline_t deadline, unsigned flags)
 {
     struct weft__loop *l = (struct weft__loop *)p;
     struct weft_co *t = l->current;
-    /* Another process's unpark would not look in this process's table. */
     if (flags & WEFT__PARK_SHARED)
-        return weft__park_futex(word, expected, deadline, flags);
+        return shared_park(l, t, word, expected, deadline, flags);
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
         return rc;
