@@ -43,7 +43,19 @@
  * Stacks are 64 KiB of address space by default, committed as touched, with
  * a guard page below that faults; a finished task's stack is reused by the
  * next. Deep recursion or large arrays on a task's stack need a larger
- * stack_size.
+ * stack_size; a task that overflows its stack is named on stderr and the
+ * process aborts.
+ *
+ * Threads and processes. Owner-checked locks (RLock, critical section, write
+ * lock, call_once in progress) and the GIL belong to the task that took
+ * them, not to its thread; a task holding the GIL lets go of it while it is
+ * suspended (weft/gil.h). A task may wait on primitives shared with other
+ * processes (WEFT_SHARED): a helper thread waits on the futex for it. A
+ * process forked from a task (weft/process.h) leaves the loop behind.
+ *
+ * Thread-local storage: every task of a loop runs on the loop's thread, so
+ * errno and thread-locals are the thread's, shared by its tasks across their
+ * waits (save errno before a call that may wait if you need it after).
  */
 #ifndef WEFT_ASYNC_H
 #define WEFT_ASYNC_H
