@@ -433,3 +433,83 @@ WT_CASE(a_task_waits_on_a_shared_primitive_without_blocking_its_loop)
     WT_EQ(weft_event_init(shared_event, WEFT_SHARED), 0);
     run_main(shared_main, NULL);
 }
+
+/* A task that holds the GIL resumes while a thread holds it: the task waits
+ * for its turn (a park of the task) and must not let go of the thread's
+ * hold meanwhile, nor take the GIL from under it. */
+static weft_gil_t resume_gil = WEFT_GIL_INIT;
+static _Atomic int resume_thread_has;
+static _Atomic int resume_thread_held, resume_thread_release;
+
+static void *resume_gil_thread(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&resume_gil), 0);
+    atomic_store(&resume_thread_has, 1);
+    weft_sleep(0.1); /* the task's sleep ends meanwhile: it waits for its turn */
+    atomic_store(&resume_thread_held, weft_gil_held(&resume_gil));
+    atomic_store(&resume_thread_release, weft_gil_release(&resume_gil));
+    return NULL;
+}
+
+static void *resume_gil_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&resume_gil), 0);
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, resume_gil_thread, NULL), 0);
+    while (!atomic_load(&resume_thread_has))
+        WT_EQ(weft_co_sleep(0.001), 0);
+    /* Resumed: the thread has let go by now, and the GIL is the task's. */
+    WT_EQ(weft_gil_held(&resume_gil), 1);
+    WT_EQ(pthread_join(th, NULL), 0);
+    WT_EQ(weft_gil_release(&resume_gil), 0);
+    return NULL;
+}
+
+WT_CASE(a_task_resuming_behind_a_thread_waits_for_the_gil)
+{
+    run_main(resume_gil_task, NULL);
+    WT_EQ(atomic_load(&resume_thread_held), 1);
+    WT_EQ(atomic_load(&resume_thread_release), 0);
+}
+
+/* A GIL-holding task whose park (with a deadline) is ended by a thread that
+ * then keeps the GIL: the task takes the GIL back behind the thread, which
+ * parks it again, and that park must not meet the first one's timer or
+ * waiter still in place. */
+static weft_gil_t again_gil = WEFT_GIL_INIT;
+static weft_event_t again_event = WEFT_EVENT_INIT;
+static _Atomic int again_release = 1;
+
+static void *again_thread(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&again_gil), 0); /* the task let go: it is parked */
+    WT_EQ(weft_event_set(&again_event), 0);
+    weft_sleep(0.05); /* the task wakes and waits for its turn meanwhile */
+    atomic_store(&again_release, weft_gil_release(&again_gil));
+    return NULL;
+}
+
+static void *again_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&again_gil), 0);
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, again_thread, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_event_wait(&again_event, 10.0), 0);
+        WT_EQ(weft_gil_held(&again_gil), 1);
+        WT_EQ(weft_co_sleep(0.001), 0); /* the timer heap still works */
+    }
+    WT_EQ(pthread_join(th, NULL), 0);
+    WT_EQ(weft_gil_release(&again_gil), 0);
+    return NULL;
+}
+
+WT_CASE(a_task_waiting_for_the_gil_after_a_park_parks_afresh)
+{
+    run_main(again_task, NULL);
+    WT_EQ(atomic_load(&again_release), 0);
+}

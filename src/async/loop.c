@@ -170,35 +170,35 @@ static struct weft_co *pop_ready(struct weft__loop *l)
     return t;
 }
 
-static void switch_away(struct weft__loop *l, struct weft_co *t);
-
-/* A task holding GILs lets go of them while it is suspended (base/park.h). */
-static void gils_suspend(struct weft_co *t)
+/* A task holding GILs lets go of them while it is suspended (base/park.h),
+ * and takes them back when it resumes. Both happen outside the suspension
+ * proper: before the task is put anywhere (the parking table, the timer
+ * heap, the ready queue, a descriptor slot) and after it has left them all.
+ * Letting go and taking back may themselves park the task (on a GIL's
+ * internal lock, or for its turn behind another holder), and the task has
+ * one place in each of those: a park made while another is registered
+ * linked its waiter a second time, pushed its timer twice, or ran it from
+ * the ready queue while it was parked. */
+static bool gils_suspend(struct weft_co *t)
 {
+    if (WEFT__LIKELY(!t->gils.n))
+        return false;
     void (*hook)(struct weft__task_gils *) =
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire);
     hook(&t->gils);
+    return true;
 }
 
-static void gils_resume(struct weft_co *t)
+static void gils_resume(struct weft_co *t, bool let_go)
 {
+    if (WEFT__LIKELY(!let_go))
+        return;
     void (*hook)(struct weft__task_gils *) =
         atomic_load_explicit(&weft__gils_resume, memory_order_acquire);
     hook(&t->gils);
 }
 
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
-{
-    if (WEFT__UNLIKELY(t->gils.n)) {
-        gils_suspend(t);
-        switch_away(l, t);
-        gils_resume(t);
-        return;
-    }
-    switch_away(l, t);
-}
-
-static void switch_away(struct weft__loop *l, struct weft_co *t)
 {
     if (!l->ready || l->budget == 0) {
         weft__ctx_switch(&t->ctx, &l->home, NULL);
@@ -216,8 +216,10 @@ static void switch_away(struct weft__loop *l, struct weft_co *t)
 
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
+    bool let_go = gils_suspend(t);
     push_ready(l, t);
     weft__loop_switch_away(l, t);
+    gils_resume(t, let_go);
 }
 
 static int suspend(struct weft__loop *l, struct weft_co *t)
@@ -268,13 +270,9 @@ static int shared_park(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t
     return rc;
 }
 
-static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
-                     weft__deadline_t deadline, unsigned flags)
+static int park_word(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *word,
+                     uint32_t expected, weft__deadline_t deadline, unsigned flags)
 {
-    struct weft__loop *l = (struct weft__loop *)p;
-    struct weft_co *t = l->current;
-    if (flags & WEFT__PARK_SHARED)
-        return shared_park(l, t, word, expected, deadline, flags);
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
         return rc;
@@ -284,6 +282,18 @@ static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t ex
         return 0;
     }
     return suspend(l, t);
+}
+
+static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
+                     weft__deadline_t deadline, unsigned flags)
+{
+    struct weft__loop *l = (struct weft__loop *)p;
+    struct weft_co *t = l->current;
+    bool let_go = gils_suspend(t);
+    int rc = flags & WEFT__PARK_SHARED ? shared_park(l, t, word, expected, deadline, flags)
+                                       : park_word(l, t, word, expected, deadline, flags);
+    gils_resume(t, let_go);
+    return rc;
 }
 
 /* Descriptor waits are named to epoll by a slot of the loop's table and
@@ -330,11 +340,8 @@ static struct weft_co *slot_task(struct weft__loop *l, uint64_t name)
     return l->slots[i].task;
 }
 
-static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
+static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadline_t deadline)
 {
-    WEFT__UNUSED(flags);
-    struct weft__loop *l = (struct weft__loop *)p;
-    struct weft_co *t = l->current;
     /* At the deadline, one look (0 or 1), as a thread's poll makes. */
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
@@ -373,6 +380,17 @@ static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadlin
     t->fd = -1;
     l->fds_parked--;
     return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
+}
+
+static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
+{
+    WEFT__UNUSED(flags);
+    struct weft__loop *l = (struct weft__loop *)p;
+    struct weft_co *t = l->current;
+    bool let_go = gils_suspend(t);
+    int rc = park_fd(l, t, fd, deadline);
+    gils_resume(t, let_go);
+    return rc;
 }
 
 static void task_recancel(struct weft__parker *p)

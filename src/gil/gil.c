@@ -617,14 +617,22 @@ static int take(struct gil *g, int rank, uint32_t depth)
 
 static void give(struct gil *g);
 
-/* A task about to be suspended lets go of its GILs, keeping their depths. */
+/* A task about to be suspended lets go of its GILs, keeping their depths.
+ * While the hooks work the record reads as empty: letting go (on `mu`) and
+ * taking back (a turn behind another holder) may park the task, and that
+ * park calls the hooks again. It let go a second time of a GIL already let
+ * go or not yet taken back, clearing the holder another thread had, and
+ * the task then took the GIL from under that thread. */
 static void gils_suspend(struct weft__task_gils *r)
 {
-    for (uint32_t i = 0; i < r->n; i++) {
+    uint32_t n = r->n;
+    r->n = 0;
+    for (uint32_t i = 0; i < n; i++) {
         struct gil *g = r->held[i].gil;
         r->held[i].depth = (int)g->depth;
         give(g);
     }
+    r->n = n;
 }
 
 /* ...and takes them back when it resumes, first in line in priority mode
@@ -633,7 +641,9 @@ static void gils_suspend(struct weft__task_gils *r)
 static void gils_resume(struct weft__task_gils *r)
 {
     bool cancelled = false;
-    for (uint32_t i = 0; i < r->n; i++) {
+    uint32_t n = r->n;
+    r->n = 0; /* as in gils_suspend */
+    for (uint32_t i = 0; i < n; i++) {
         struct gil *g = r->held[i].gil;
         int rank =
             __atomic_load_n(&g->mode, __ATOMIC_RELAXED) == WEFT_GIL_PRIORITY ? FIRST : SECOND;
@@ -641,6 +651,7 @@ static void gils_resume(struct weft__task_gils *r)
         while ((rc = take_as(g, rank, (uint32_t)r->held[i].depth)) == -ECANCELED)
             cancelled = true;
     }
+    r->n = n;
     if (cancelled)
         weft__park_recancel();
 }
