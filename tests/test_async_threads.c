@@ -474,6 +474,45 @@ WT_CASE(a_task_resuming_behind_a_thread_waits_for_the_gil)
     WT_EQ(atomic_load(&resume_thread_release), 0);
 }
 
+/* A task that yields the GIL to a waiting thread (weft_gil_yield, what
+ * weft_gil_check does on request) waits for its turn as a task: the GIL is
+ * the thread's meanwhile, and the task's suspension must not let go of it. */
+static weft_gil_t yield_gil = WEFT_GIL_INIT;
+static _Atomic int yield_thread_held, yield_thread_release;
+
+static void *yield_gil_thread(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&yield_gil), 0); /* queued behind the task */
+    weft_sleep(0.05);                       /* the task parks for its turn meanwhile */
+    atomic_store(&yield_thread_held, weft_gil_held(&yield_gil));
+    atomic_store(&yield_thread_release, weft_gil_release(&yield_gil));
+    return NULL;
+}
+
+static void *yield_gil_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_gil_acquire(&yield_gil), 0);
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, yield_gil_thread, NULL), 0);
+    int rc;
+    while ((rc = weft_gil_yield(&yield_gil)) == 0)
+        ; /* until the thread queues */
+    WT_EQ(rc, 1);
+    WT_EQ(weft_gil_held(&yield_gil), 1);
+    WT_EQ(weft_gil_release(&yield_gil), 0);
+    WT_EQ(pthread_join(th, NULL), 0);
+    return NULL;
+}
+
+WT_CASE(a_task_that_yields_the_gil_leaves_it_to_the_thread)
+{
+    run_main(yield_gil_task, NULL);
+    WT_EQ(atomic_load(&yield_thread_held), 1);
+    WT_EQ(atomic_load(&yield_thread_release), 0);
+}
+
 /* A GIL-holding task whose park (with a deadline) is ended by a thread that
  * then keeps the GIL: the task takes the GIL back behind the thread, which
  * parks it again, and that park must not meet the first one's timer or

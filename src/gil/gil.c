@@ -850,7 +850,12 @@ int weft_gil_yield(weft_gil_t *gil)
     if (atomic_load_explicit(&g->drop, memory_order_relaxed))
         bump(&g->st.forced, 1);
     struct waiter self = {.self = me(), .depth = g->depth, .rank = SECOND};
+    /* A task waits for its turn off the record of GILs it holds: the GIL
+     * is the waiter's now, and the suspension of the task's park must not
+     * let go of it on the task's behalf (nor take it back on resuming). */
+    record_released(g);
     queue_and_wait(g, &self, true);
+    record_held(g);
     return 1;
 }
 
