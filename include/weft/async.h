@@ -115,7 +115,8 @@ WEFT_API weft_future_t *weft_co_future(weft_co_t *t);
 
 /* Ask t to stop at its next suspension point: 1 if asked, 0 if t has
  * already ended. From any thread: from outside t's loop the request is
- * posted to the loop (call_soon_threadsafe(t.cancel) in Python). */
+ * posted to the loop (call_soon_threadsafe(t.cancel) in Python), which
+ * needs memory (-ENOMEM). -EINVAL. */
 WEFT_API int weft_co_cancel(weft_co_t *t);
 /* Withdraw one cancellation: the requests left. -EPERM if none. */
 WEFT_API int weft_co_uncancel(weft_co_t *t);

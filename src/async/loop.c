@@ -56,9 +56,11 @@ int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
             if (!l->cache)
                 return -ENOMEM;
         }
+        /* Near the process's limit of mappings (mprotect'ed guards make
+         * two a stack), a whole batch may not fit where one stack does. */
         int rc = weft__stack_map_many(l->cache, STACK_BATCH, size);
         if (rc != 0)
-            return rc;
+            return weft__stack_map(s, size);
         l->cached = STACK_BATCH;
     }
     *s = l->cache[--l->cached];

@@ -209,10 +209,13 @@ static void run_spawn(struct weft__call *c)
 {
     struct call_spawn *cs = (struct call_spawn *)c;
     struct weft_co *t;
-    /* A future cancelled before the loop got to it: no task. */
+    /* A future cancelled before the loop got to it: no task. One that
+     * cannot start gets the reason (-ENOMEM, WEFT_EMAPCOUNT). */
+    int rc;
     if (weft_future_set_running_or_notify_cancel(cs->future) == 1 &&
-        weft__co_new_with(weft__loop_self, &t, false, cs->fn, cs->arg, NULL, cs->future) != 0)
-        weft_future_set_error(cs->future, -ENOMEM);
+        (rc = weft__co_new_with(weft__loop_self, &t, false, cs->fn, cs->arg, NULL, cs->future)) !=
+            0)
+        weft_future_set_error(cs->future, rc);
     weft_future_free(cs->future);
     free(cs);
 }
