@@ -115,6 +115,17 @@ static void join(weft_co_t *t, int expect)
     weft_co_free(t);
 }
 
+#if defined(WEFT_BENCH_GO_ASYNC) || defined(WEFT_BENCH_PY_GATHER)
+/* The task of spawn_1m_concurrent and gather_100k: one yield. */
+static void *yield_once(void *arg)
+{
+    int rc = weft_co_sleep(0);
+    if (rc != 0)
+        die("weft_co_sleep(0)", rc);
+    return arg;
+}
+#endif
+
 /* --- switch: weft ------------------------------------------------------------ */
 
 static void *yielder(void *arg)
@@ -218,14 +229,6 @@ BENCH_CASE(async, spawn_join, "go_goroutine_waitgroup", weft_spawn_join, go_spaw
 
 /* --- spawn_1m_concurrent ----------------------------------------------------- */
 
-static void *yield_once(void *arg)
-{
-    int rc = weft_co_sleep(0);
-    if (rc != 0)
-        die("weft_co_sleep(0)", rc);
-    return arg;
-}
-
 static void *spawn_all_main(void *arg)
 {
     struct job *j = arg;
@@ -269,14 +272,6 @@ BENCH_CASE(async, spawn_1m_concurrent, "go_goroutine_waitgroup", weft_spawn_all,
 #ifdef WEFT_BENCH_PY_GATHER
 enum { GATHER = 100000 };
 
-static void *gathered(void *arg)
-{
-    int rc = weft_co_sleep(0);
-    if (rc != 0)
-        die("weft_co_sleep(0)", rc);
-    return arg;
-}
-
 /* GATHER tasks, each yielding once, gathered: the same shape as the
  * asyncio program, which creates them all and awaits gather(). */
 static void *gather_main(void *arg)
@@ -287,7 +282,7 @@ static void *gather_main(void *arg)
         die("malloc", -ENOMEM);
     double t0 = bench_now();
     for (long i = 0; i < j->n; i++)
-        t[i] = spawn(gathered, (void *)i);
+        t[i] = spawn(yield_once, (void *)i);
     int rc = weft_co_gather(t, (size_t)j->n, NULL, NULL);
     if (rc != 0)
         die("weft_co_gather", rc);
