@@ -24,8 +24,8 @@
 #include <string.h>
 
 /* Owner ids for tasks (base.h's weft__owner_id), made when a task first
- * takes an owner-checked lock: a process-wide stack of freed ones, then
- * new ones, up to the 22 bits the owner words have for them. */
+ * takes an owner-checked lock: new ones up to the 22 bits the owner words
+ * have for them, then a process-wide stack of freed ones. */
 static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t *owners_free, owners_freed, owners_cap, owners_next = 1;
 
@@ -44,10 +44,13 @@ static uint32_t owner_make(void)
 {
     uint32_t id = 0;
     pthread_mutex_lock(&owners_mu);
-    if (owners_freed)
-        id = owners_free[--owners_freed];
-    else if (owners_next <= OWNER_NUMBERS)
+    /* New ids first: a task that ended holding an RLock leaves it held by
+     * its id, which then passes to no other task for the next four million
+     * ids (a thread that exits holding a lock is no better off). */
+    if (owners_next <= OWNER_NUMBERS)
         id = owners_next++ | WEFT__OWNER_TASK;
+    else if (owners_freed)
+        id = owners_free[--owners_freed];
     pthread_mutex_unlock(&owners_mu);
     return id;
 }
