@@ -3,13 +3,14 @@
  * found and woken.
  *
  * A loop belongs to the thread that runs it. Its scheduler runs on that
- * thread's own stack (`home`), takes tasks from the ready queue in FIFO
- * order and switches to each; a task runs until it parks, yields or ends,
- * and each of those switches back home. Only the loop's thread touches the
- * ready queue, the timer heap and the stack cache. Other threads reach a
- * loop through its remote queue: a mutex-guarded list and an eventfd the
- * loop's epoll watches, written only when the list goes from empty to not
- * (libuv's uv_async_send does the same), so a burst costs one wake-up.
+ * thread's own stack (`home`) and takes tasks from the ready queue in FIFO
+ * order; a task runs until it parks, yields or ends, and then switches to
+ * the next ready task, or home when none is ready, the round is over or it
+ * has ended (loop.c). Only the loop's thread touches the ready queue, the
+ * timer heap and the stack cache. Other threads reach a loop through its
+ * portal (portal.c): a mutex-guarded queue and an eventfd the loop's epoll
+ * watches, written only when the queue goes from empty to not (libuv's
+ * uv_async_send does the same), so a burst costs one wake-up.
  *
  * A park from a task (base/park.h's parker, lot.c) is settled under the
  * lock of the word's bucket in the parking table: the unpark, timer or

@@ -1,22 +1,25 @@
 /*
  * The event loop (design in async_int.h): the scheduler on the thread's
  * own stack, the parker that suspends a task where a thread would sleep,
- * timers, epoll, the queue other threads wake tasks through, and the cache
- * of stacks.
+ * timers, epoll, and the cache of stacks.
  *
- * One round of the scheduler: run the tasks that were ready when it began
- * (those they make ready run in the next round, after I/O and timers have
- * been looked at, as asyncio's loop does); then wait in epoll_pwait2 for
- * descriptors, the remote queue's eventfd or the next timer, but only when
- * nothing is ready, and not at all while nothing could answer (no task on a
- * descriptor, and the remote queue quiet); then fire due timers and take in
- * the remote queue. epoll_pwait2 takes its timeout in nanoseconds, so a
- * timer is never early and at most a wake-up late; where the kernel lacks
- * it (before 5.11), epoll_wait's milliseconds are rounded up.
+ * Tasks switch to each other directly: a task that parks or yields jumps to
+ * the next ready one (weft__loop_switch_away), and the scheduler's own stack
+ * is entered only when nothing is ready or the round's budget is spent. A
+ * round runs as many tasks as were ready when it began (asyncio runs that
+ * many callbacks an iteration), but at least ROUND_MIN, so that tasks
+ * handing off to each other do not come home to look at I/O every time.
+ * Between rounds the scheduler waits in epoll_pwait2 for descriptors, the
+ * portal's eventfd (portal.c) or the next timer, but only when nothing is
+ * ready, and not at all while nothing could answer (no task on a descriptor,
+ * and the portal quiet); then it fires due timers and takes in what other
+ * threads queued. epoll_pwait2 takes its timeout in nanoseconds, so a timer
+ * is never early and at most a wake-up late; where the kernel lacks it
+ * (before 5.11), epoll_wait's milliseconds are rounded up.
  *
- * The parker is installed in base's per-thread slot only while a task runs
- * (and emptied when it switches home), so that the scheduler itself, and
- * whatever it calls, waits as a thread does.
+ * The parker is installed in base's per-thread slot while tasks run (and
+ * emptied when the scheduler's stack is back), so that the scheduler
+ * itself, and whatever it calls, waits as a thread does.
  */
 #include "async/async_int.h"
 
@@ -40,12 +43,10 @@ enum {
 };
 
 /* Stacks. Those of the loop's own size are kept for reuse, pages already
- * touched (a first touch costs a page fault); ASan is told to forget the
- * red zones of the frames the ended task abandoned. */
-
-/* A stack of the loop's size comes from the cache, which is refilled a
+ * touched (a first touch costs a page fault), and the cache is refilled a
  * batch at a time (one mapping, the guards in as few calls as the kernel
- * allows). */
+ * allows); ASan is told to forget the red zones of the frames an ended task
+ * abandoned. */
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
     if (size != l->stack_size)
