@@ -125,7 +125,8 @@ WEFT_API int weft_co_cancelling(weft_co_t *t);
 
 /* The calling task, or NULL outside one. */
 WEFT_API weft_co_t *weft_co_current(void);
-/* The task's name. */
+/* The task's name: the one given, or "co-<id>", made on the first call
+ * (so call it from the task's loop, as everything but join and cancel). */
 WEFT_API const char *weft_co_name(weft_co_t *t);
 /* Up to cap of the calling loop's live tasks into out (no references
  * taken): how many there are in all. -EPERM outside a loop. */
