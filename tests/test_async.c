@@ -819,3 +819,61 @@ WT_CASE(a_late_event_for_a_closed_descriptor_reaches_nobody)
     run_main(close_under_a_waiter, NULL);
     close(closed_fds[1]);
 }
+
+/* The lock-order checker keeps a record per task: one task holding L1
+ * while another, on the same thread, takes L2 is no order L1 -> L2, so a
+ * thread taking L2 then L1 afterwards is reported for nothing. */
+static weft_lock_t order_a = WEFT_LOCK_INIT, order_b = WEFT_LOCK_INIT;
+static int order_reports;
+
+static void count_report(const char *report, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "%s\n", report);
+    order_reports++;
+}
+
+static void *hold_a_across_a_yield(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_lock_acquire(&order_a, WEFT_FOREVER), 0);
+    WT_EQ(weft_co_sleep(0.002), 0); /* the other task takes order_b meanwhile */
+    WT_EQ(weft_lock_release(&order_a), 0);
+    return NULL;
+}
+
+static void *take_b(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_lock_acquire(&order_b, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_release(&order_b), 0);
+    return NULL;
+}
+
+static void *interleave_locks(void *arg)
+{
+    (void)arg;
+    weft_co_t *a, *b;
+    WT_EQ(weft_co_spawn(&a, hold_a_across_a_yield, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&b, take_b, NULL, NULL), 0);
+    WT_EQ(weft_co_join(a, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_co_join(b, WEFT_FOREVER, NULL), 0);
+    weft_co_free(a);
+    weft_co_free(b);
+    return NULL;
+}
+
+WT_CASE(the_lock_order_checker_keeps_a_record_per_task)
+{
+    weft_lockdep_set_reporter(count_report, NULL);
+    weft_lockdep_enable(true);
+    order_reports = 0;
+    run_main(interleave_locks, NULL);
+    WT_EQ(weft_lock_acquire(&order_b, WEFT_FOREVER), 0); /* b then a: not an inversion */
+    WT_EQ(weft_lock_acquire(&order_a, WEFT_FOREVER), 0);
+    WT_EQ(weft_lock_release(&order_a), 0);
+    WT_EQ(weft_lock_release(&order_b), 0);
+    weft_lockdep_enable(false);
+    weft_lockdep_set_reporter(NULL, NULL);
+    WT_EQ(order_reports, 0);
+}

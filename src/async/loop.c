@@ -213,6 +213,7 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
     l->current = next;
     weft__owner_self = next->owner; /* 0 until it needs one */
     weft__task_gils = &next->gils;
+    weft__task_lockdep = &next->lockdep;
     if (next != t) /* else t yielded with nobody else ready: it goes on */
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
 }
@@ -413,10 +414,12 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     weft__parker = &l->parker;
     weft__owner_self = t->owner;
     weft__task_gils = &t->gils;
+    weft__task_lockdep = &t->lockdep;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
     weft__task_gils = NULL;
+    weft__task_lockdep = NULL;
     struct weft_co *last = l->current;
     l->current = NULL;
     if (last->state == CO_DONE)

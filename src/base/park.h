@@ -158,6 +158,17 @@ extern void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
 extern void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
 
 /*
+ * The lock-order checker's task side: its record of the locks a task holds
+ * (sync/lockdep.c), kept in the task, since tasks of one thread take and
+ * hold locks apart. weft__task_lockdep points to the running task's slot for
+ * it (NULL outside tasks: the thread's own record serves); the checker makes
+ * the record when the task first takes a lock and sets weft__lockdep_task_end,
+ * which the loop calls when a task with a record ends.
+ */
+extern _Thread_local void **weft__task_lockdep WEFT__TLS_FAST;
+extern void (*_Atomic weft__lockdep_task_end)(void **slot);
+
+/*
  * A child forked to run a function (weft__child_run) may have been forked
  * from a task: it is then on that task's stack, with the task's parker in
  * its slot and the loop still the thread's. The loop and its other tasks

@@ -89,7 +89,7 @@ static unsigned generation;
 static struct thread_held *threads;
 static void (*reporter)(const char *report, void *arg);
 static void *reporter_arg;
-static _Thread_local struct thread_held me;
+static _Thread_local struct thread_held own; /* the thread's record */
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -313,17 +313,45 @@ static void make_key(void)
 }
 
 /* Called with mu held. */
-static void list_me(void)
+static void list_held(struct thread_held *t)
 {
-    if (me.listed)
-        return;
-    me.next = threads;
-    me.pprev = &threads;
+    t->next = threads;
+    t->pprev = &threads;
     if (threads)
-        threads->pprev = &me.next;
-    threads = &me;
-    me.listed = true;
-    pthread_setspecific(exit_key, &me);
+        threads->pprev = &t->next;
+    threads = t;
+    t->listed = true;
+}
+
+/* The record of the caller's held locks (mu held): the running async
+ * task's own (made on first use; the thread's if there is no memory for
+ * it), else the thread's. */
+static struct thread_held *held_by_caller(void)
+{
+    void **slot = weft__task_lockdep;
+    if (slot && !*slot) {
+        struct thread_held *t = calloc(1, sizeof *t);
+        if (t) {
+            list_held(t);
+            *slot = t;
+        }
+    }
+    if (slot && *slot)
+        return *slot;
+    if (!own.listed) {
+        list_held(&own);
+        pthread_setspecific(exit_key, &own);
+    }
+    return &own;
+}
+
+/* base's weft__lockdep_task_end: a task with a record has ended. */
+static void task_ended(void **slot)
+{
+    struct thread_held *t = *slot;
+    forget_thread(t);
+    free(t);
+    *slot = NULL;
 }
 
 static struct held *find_held(struct thread_held *t, const void *lock)
@@ -348,14 +376,14 @@ static bool self_deadlock(const struct held *h, int kind)
     }
 }
 
-/* Record edges from everything held to `lock`; report inversions. */
-static void learn(const void *lock, const weft_site_t *site)
+/* Record edges from everything `me` holds to `lock`; report inversions. */
+static void learn(struct thread_held *me, const void *lock, const weft_site_t *site)
 {
     int to = node_of(lock);
     if (to < 0)
         return;
-    for (int i = 0; i < me.n; i++) {
-        const struct held *h = &me.e[i];
+    for (int i = 0; i < me->n; i++) {
+        const struct held *h = &me->e[i];
         if (h->lock == lock)
             continue;
         int from = node_of(h->lock);
@@ -368,15 +396,15 @@ static void learn(const void *lock, const weft_site_t *site)
     }
 }
 
-static void push(const void *lock, int kind, const weft_site_t *site)
+static void push(struct thread_held *me, const void *lock, int kind, const weft_site_t *site)
 {
-    struct held *h = find_held(&me, lock);
+    struct held *h = find_held(me, lock);
     if (h && kind == WEFT__LD_RECURSIVE) {
         h->count++;
         return;
     }
-    if (me.n < DEPTH)
-        me.e[me.n++] = (struct held){lock, site, 1, (uint8_t)kind};
+    if (me->n < DEPTH)
+        me->e[me->n++] = (struct held){lock, site, 1, (uint8_t)kind};
 }
 
 /* --- entry points ------------------------------------------------------------------ */
@@ -386,8 +414,8 @@ int weft__lockdep_acquire(void *lock, int kind, const weft_site_t *site, double 
 {
     pthread_once(&key_once, make_key);
     pthread_mutex_lock(&mu);
-    list_me();
-    struct held *h = find_held(&me, lock);
+    struct thread_held *me = held_by_caller();
+    struct held *h = find_held(me, lock);
     if (h && timeout < 0 && self_deadlock(h, kind)) {
         report_self_deadlock(lock, h, site);
         pthread_mutex_unlock(&mu);
@@ -395,13 +423,13 @@ int weft__lockdep_acquire(void *lock, int kind, const weft_site_t *site, double 
         return -EDEADLK;
     }
     if (timeout != 0 && !(h && kind == WEFT__LD_RECURSIVE))
-        learn(lock, site);
+        learn(me, lock, site);
     pthread_mutex_unlock(&mu);
     emit_pending();
     int rc = acquire(lock, timeout);
     if (rc == 0 || rc == -EOWNERDEAD) {
         pthread_mutex_lock(&mu);
-        push(lock, kind, site);
+        push(held_by_caller(), lock, kind, site); /* the same record: a task stays a task */
         pthread_mutex_unlock(&mu);
     }
     return rc;
@@ -423,7 +451,7 @@ static bool drop_from(struct thread_held *t, const void *lock)
 void weft__lockdep_release(const void *lock)
 {
     pthread_mutex_lock(&mu);
-    if (!drop_from(&me, lock))
+    if (!drop_from(held_by_caller(), lock))
         for (struct thread_held *t = threads; t; t = t->next)
             if (drop_from(t, lock))
                 break;
@@ -453,7 +481,7 @@ bool weft_lockdep_enable(bool on)
         n_nodes = cap_nodes = n_edges = cap_edges = cap_index = 0;
         for (struct thread_held *t = threads; t; t = t->next)
             t->n = 0;
-        me.n = 0;
+        own.n = 0;
     }
     pthread_mutex_unlock(&mu);
     return was;
@@ -469,6 +497,7 @@ void weft_lockdep_set_reporter(void (*fn)(const char *report, void *arg), void *
 
 WEFT__CONSTRUCTOR static void lockdep_from_environment(void)
 {
+    atomic_store_explicit(&weft__lockdep_task_end, task_ended, memory_order_release);
     weft__fork_guard(&mu, WEFT__RANK_LOCKDEP, NULL);
     const char *v = getenv("WEFT_LOCKDEP");
     if (v && *v && strcmp(v, "0") != 0)
