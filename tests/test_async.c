@@ -28,6 +28,18 @@ static void *run_main(weft_co_fn fn, void *arg)
     return result;
 }
 
+/* Spawn a and b, join both (each must end with its value), free both. */
+static void spawn_and_join_both(weft_co_fn a, weft_co_fn b)
+{
+    weft_co_t *t[2];
+    WT_EQ(weft_co_spawn(&t[0], a, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[1], b, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+}
+
 /* weft_run */
 
 static void *answer(void *arg)
@@ -560,13 +572,7 @@ static void *other_task(void *arg)
 static void *two_owners(void *arg)
 {
     (void)arg;
-    weft_co_t *a, *b;
-    WT_EQ(weft_co_spawn(&a, owner_task, NULL, NULL), 0);
-    WT_EQ(weft_co_spawn(&b, other_task, NULL, NULL), 0);
-    WT_EQ(weft_co_join(a, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_co_join(b, WEFT_FOREVER, NULL), 0);
-    weft_co_free(a);
-    weft_co_free(b);
+    spawn_and_join_both(owner_task, other_task);
     return NULL;
 }
 
@@ -758,13 +764,7 @@ static void *readable_tasks(void *arg)
     (void)arg;
     WT_EQ(weft_wait_readable(readable_fds[0], 0), 0); /* nothing yet: one look */
     WT_EQ(weft_wait_readable(readable_fds[0], 0.005), 0);
-    weft_co_t *w, *p;
-    WT_EQ(weft_co_spawn(&w, wait_pipe, NULL, NULL), 0);
-    WT_EQ(weft_co_spawn(&p, write_pipe, NULL, NULL), 0);
-    WT_EQ(weft_co_join(w, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_co_join(p, WEFT_FOREVER, NULL), 0);
-    weft_co_free(w);
-    weft_co_free(p);
+    spawn_and_join_both(wait_pipe, write_pipe);
     WT_EQ(readable_rc, 1);
     WT_EQ(weft_wait_readable(readable_fds[0], 0), 1); /* still unread */
     return NULL;
@@ -853,13 +853,7 @@ static void *take_b(void *arg)
 static void *interleave_locks(void *arg)
 {
     (void)arg;
-    weft_co_t *a, *b;
-    WT_EQ(weft_co_spawn(&a, hold_a_across_a_yield, NULL, NULL), 0);
-    WT_EQ(weft_co_spawn(&b, take_b, NULL, NULL), 0);
-    WT_EQ(weft_co_join(a, WEFT_FOREVER, NULL), 0);
-    WT_EQ(weft_co_join(b, WEFT_FOREVER, NULL), 0);
-    weft_co_free(a);
-    weft_co_free(b);
+    spawn_and_join_both(hold_a_across_a_yield, take_b);
     return NULL;
 }
 

@@ -201,6 +201,17 @@ static void gils_resume(struct weft_co *t, bool let_go)
     hook(&t->gils);
 }
 
+/* t is the running task from now on: the loop's and the thread's slots
+ * that name it (its owner id is 0 until it needs one). */
+static void make_current(struct weft__loop *l, struct weft_co *t)
+{
+    t->state = CO_RUNNING;
+    l->current = t;
+    weft__owner_self = t->owner;
+    weft__task_gils = &t->gils;
+    weft__task_lockdep = &t->lockdep;
+}
+
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 {
     if (!l->ready || l->budget == 0) {
@@ -209,11 +220,7 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
     }
     l->budget--;
     struct weft_co *next = pop_ready(l);
-    next->state = CO_RUNNING;
-    l->current = next;
-    weft__owner_self = next->owner; /* 0 until it needs one */
-    weft__task_gils = &next->gils;
-    weft__task_lockdep = &next->lockdep;
+    make_current(l, next);
     if (next != t) /* else t yielded with nobody else ready: it goes on */
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
 }
@@ -409,12 +416,8 @@ static void task_recancel(struct weft__parker *p)
  * budget spent, nothing ready, or its end), which may not be t. */
 static void run_task(struct weft__loop *l, struct weft_co *t)
 {
-    l->current = t;
-    t->state = CO_RUNNING;
+    make_current(l, t);
     weft__parker = &l->parker;
-    weft__owner_self = t->owner;
-    weft__task_gils = &t->gils;
-    weft__task_lockdep = &t->lockdep;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
