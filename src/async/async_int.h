@@ -68,7 +68,9 @@ struct weft_co {
     /* Parking. */
     struct weft__waiter waiter;
     struct weft__timer timer;
-    int fd;      /* parked on this descriptor, or -1 */
+    int fd;      /* parked on this descriptor (epoll's), or -1, */
+    int fd_slot; /*   named by this slot (loop.c), */
+    bool fd_dup; /*   a duplicate of the caller's */
     int park_rc; /* how the park ended */
     /* Cancellation (Python 3.11's): requests not yet withdrawn, and
      * whether one is still to be delivered at a suspension point. */
@@ -92,6 +94,7 @@ struct weft__loop {
     struct weft__parker parker; /* first: the parker is the loop */
     struct weft__ctx home;      /* the thread's own stack: the scheduler */
     struct weft_co *current;
+    struct weft_co *requeue; /* a yielding task, queued when it has left (loop.c) */
     struct weft_co *ready, **ready_tail;
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
@@ -123,6 +126,8 @@ extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
 /* Queue the running task t again behind the ready ones, and switch away. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
+/* What a task does first when it starts (loop.c). */
+void weft__loop_arrive(struct weft_co *t);
 /* Queue t to run on its loop, from any thread, with its park ended by rc. */
 void weft__co_wake(struct weft_co *t, int rc);
 /* From the loop's thread: end t's park with rc if it is parked and nothing

@@ -125,6 +125,7 @@ static void co_main(void *arg, void *data)
 {
     WEFT__UNUSED(data);
     struct weft_co *t = arg;
+    weft__loop_arrive(t);
     void *value = t->fn(t->arg);
     int outcome = t->cancels > 0 ? -ECANCELED : t->fail;
     if (outcome == -ECANCELED)
@@ -189,7 +190,7 @@ int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, w
     t->fn = fn;
     t->arg = arg;
     t->id = l->next_id++;
-    t->fd = -1;
+    t->fd = t->fd_slot = -1;
     t->timer.index = WEFT__TIMER_IDLE;
     t->timer.fire = weft__co_park_timeout;
     if (handle)

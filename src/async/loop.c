@@ -108,8 +108,71 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
 
 /* The ready queue. */
 
+/* Descriptor waits are named to epoll by a slot of the loop's table and
+ * the slot's generation, not by the task: a wait whose descriptor the
+ * program closed (while a duplicate keeps the file open, so epoll keeps the
+ * entry) can still deliver one event (EPOLLONESHOT) after the task has
+ * moved on, even ended; such an event names a slot whose generation has
+ * moved on too, and is dropped. */
+static const uint64_t PORTAL_EVENT = UINT64_MAX;
+
+static int slot_take(struct weft__loop *l, struct weft_co *t, uint64_t *name)
+{
+    if (l->free_slot == 0) {
+        uint32_t n = l->nslots ? 2 * l->nslots : 16;
+        struct weft__fd_slot *slots = weft__sys.realloc(l->slots, n * sizeof *slots);
+        if (!slots)
+            return -ENOMEM;
+        for (uint32_t i = l->nslots; i < n; i++)
+            slots[i] = (struct weft__fd_slot){NULL, 0, i + 1 < n ? i + 2 : 0};
+        l->free_slot = l->nslots + 1;
+        l->slots = slots;
+        l->nslots = n;
+    }
+    uint32_t i = l->free_slot - 1;
+    l->free_slot = l->slots[i].next_free;
+    l->slots[i].task = t;
+    *name = (uint64_t)l->slots[i].gen << 32 | i;
+    return (int)i;
+}
+
+static void slot_drop(struct weft__loop *l, int i)
+{
+    l->slots[i].task = NULL;
+    l->slots[i].gen++;
+    l->slots[i].next_free = l->free_slot;
+    l->free_slot = (uint32_t)i + 1;
+}
+
+static struct weft_co *slot_task(struct weft__loop *l, uint64_t name)
+{
+    uint32_t i = (uint32_t)name;
+    if (name == PORTAL_EVENT || i >= l->nslots || l->slots[i].gen != (uint32_t)(name >> 32))
+        return NULL;
+    return l->slots[i].task;
+}
+
+/* What a park holds of its loop (its timer, its descriptor's place in
+ * epoll) goes back when the park ends, on the loop's own thread: the task
+ * may next run on another one (M:N mode). */
+static void leave_park(struct weft__loop *l, struct weft_co *t)
+{
+    weft__heap_remove(&l->timers, &t->timer);
+    if (t->fd_slot >= 0) {
+        slot_drop(l, t->fd_slot);
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+        if (t->fd_dup)
+            close(t->fd);
+        t->fd = t->fd_slot = -1;
+        t->fd_dup = false;
+        l->fds_parked--;
+    }
+}
+
 static void push_ready(struct weft__loop *l, struct weft_co *t)
 {
+    if (t->state == CO_PARKED)
+        leave_park(l, t);
     t->state = CO_READY;
     t->next = NULL;
     *l->ready_tail = t;
@@ -212,24 +275,50 @@ static void make_current(struct weft__loop *l, struct weft_co *t)
     weft__task_lockdep = &t->lockdep;
 }
 
+/* The first thing a context does when it is resumed on a loop's thread:
+ * queue the task that yielded to it. A yielding task is queued only once
+ * it has left its stack, so that no other thread can take it from the
+ * queue and resume it while it is still on its way out (M:N mode); Go's
+ * gopark finishes on g0 for the same reason. */
+static void arrive(struct weft__loop *l)
+{
+    struct weft_co *t = l->requeue;
+    if (WEFT__UNLIKELY(t != NULL)) {
+        l->requeue = NULL;
+        push_ready(l, t);
+    }
+}
+
+void weft__loop_arrive(struct weft_co *t)
+{
+    arrive(t->loop);
+}
+
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 {
     if (!l->ready || l->budget == 0) {
         weft__ctx_switch(&t->ctx, &l->home, NULL);
-        return;
-    }
-    l->budget--;
-    struct weft_co *next = pop_ready(l);
-    make_current(l, next);
-    if (next != t) /* else t yielded with nobody else ready: it goes on */
+    } else {
+        l->budget--;
+        struct weft_co *next = pop_ready(l);
+        make_current(l, next);
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
+    }
+    /* Resumed, perhaps on another thread than the one it left: its loop is
+     * t->loop now, whatever l was. */
+    arrive(t->loop);
 }
 
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
     bool let_go = gils_suspend(t);
-    push_ready(l, t);
-    weft__loop_switch_away(l, t);
+    if (!l->ready && l->budget > 0) { /* nobody else to run: t goes on */
+        l->budget--;
+    } else {
+        t->state = CO_READY;
+        l->requeue = t;
+        weft__loop_switch_away(l, t);
+    }
     gils_resume(t, let_go);
 }
 
@@ -237,7 +326,6 @@ static int suspend(struct weft__loop *l, struct weft_co *t)
 {
     t->state = CO_PARKED;
     weft__loop_switch_away(l, t);
-    weft__heap_remove(&l->timers, &t->timer);
     t->waiter.word = NULL;
     return t->park_rc;
 }
@@ -307,50 +395,6 @@ static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t ex
     return rc;
 }
 
-/* Descriptor waits are named to epoll by a slot of the loop's table and
- * the slot's generation, not by the task: a wait whose descriptor the
- * program closed (while a duplicate keeps the file open, so epoll keeps the
- * entry) can still deliver one event (EPOLLONESHOT) after the task has
- * moved on, even ended; such an event names a slot whose generation has
- * moved on too, and is dropped. */
-static const uint64_t PORTAL_EVENT = UINT64_MAX;
-
-static int slot_take(struct weft__loop *l, struct weft_co *t, uint64_t *name)
-{
-    if (l->free_slot == 0) {
-        uint32_t n = l->nslots ? 2 * l->nslots : 16;
-        struct weft__fd_slot *slots = weft__sys.realloc(l->slots, n * sizeof *slots);
-        if (!slots)
-            return -ENOMEM;
-        for (uint32_t i = l->nslots; i < n; i++)
-            slots[i] = (struct weft__fd_slot){NULL, 0, i + 1 < n ? i + 2 : 0};
-        l->free_slot = l->nslots + 1;
-        l->slots = slots;
-        l->nslots = n;
-    }
-    uint32_t i = l->free_slot - 1;
-    l->free_slot = l->slots[i].next_free;
-    l->slots[i].task = t;
-    *name = (uint64_t)l->slots[i].gen << 32 | i;
-    return (int)i;
-}
-
-static void slot_drop(struct weft__loop *l, int i)
-{
-    l->slots[i].task = NULL;
-    l->slots[i].gen++;
-    l->slots[i].next_free = l->free_slot;
-    l->free_slot = (uint32_t)i + 1;
-}
-
-static struct weft_co *slot_task(struct weft__loop *l, uint64_t name)
-{
-    uint32_t i = (uint32_t)name;
-    if (name == PORTAL_EVENT || i >= l->nslots || l->slots[i].gen != (uint32_t)(name >> 32))
-        return NULL;
-    return l->slots[i].task;
-}
-
 static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadline_t deadline)
 {
     /* At the deadline, one look (0 or 1), as a thread's poll makes. */
@@ -381,15 +425,12 @@ static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadli
             return weft__park_fd_poll(fd, deadline);
         }
     }
+    /* Given back by leave_park. */
     t->fd = watched;
+    t->fd_slot = slot;
+    t->fd_dup = watched != fd;
     l->fds_parked++;
     rc = suspend(l, t);
-    slot_drop(l, slot);
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, watched, NULL);
-    if (watched != fd)
-        close(watched);
-    t->fd = -1;
-    l->fds_parked--;
     return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
 }
 
@@ -419,6 +460,7 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     make_current(l, t);
     weft__parker = &l->parker;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
+    arrive(l);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
     weft__task_gils = NULL;
