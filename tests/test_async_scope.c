@@ -3,6 +3,7 @@
  * timeout scopes, wait_for, gather, shield, and futures' waits on tasks.
  */
 #include "wt.h"
+#include "wt_async.h"
 
 #include <weft/async.h>
 
@@ -12,17 +13,18 @@
 
 static void run_main(weft_co_fn fn)
 {
-    WT_EQ(weft_run(fn, NULL, NULL, NULL), 0);
+    WT_EQ(weft_run(fn, NULL, wt_run_opts(), NULL), 0);
 }
 
-static int ended[8], ended_count;
+static int ended[8];
+static _Atomic int ended_count;
 
 /* Sleeps for arg milliseconds, then notes how its sleep ended. */
 static void *napper(void *arg)
 {
     intptr_t ms = (intptr_t)arg;
     int rc = weft_co_sleep((double)ms / 1000);
-    ended[ended_count++] = rc;
+    ended[atomic_fetch_add(&ended_count, 1)] = rc;
     return (void *)ms;
 }
 
@@ -388,5 +390,5 @@ static void *gathers_itself(void *arg)
 
 WT_CASE(a_task_gathering_itself_ends_when_cancelled)
 {
-    WT_EQ(weft_run(gathers_itself, NULL, NULL, NULL), -ECANCELED);
+    WT_EQ(weft_run(gathers_itself, NULL, wt_run_opts(), NULL), -ECANCELED);
 }

@@ -4,6 +4,7 @@
  * left once the loop has ended.
  */
 #include "wt.h"
+#include "wt_async.h"
 
 #include "base/park.h"
 
@@ -17,13 +18,13 @@
 
 static void run_main(weft_co_fn fn, void *arg)
 {
-    WT_EQ(weft_run(fn, arg, NULL, NULL), 0);
+    WT_EQ(weft_run(fn, arg, wt_run_opts(), NULL), 0);
 }
 
 /* to_thread: the loop runs on while the job blocks its thread. */
 static wt_gate job_gate;
 static _Atomic int job_ended;
-static int ticks;
+static _Atomic int ticks;
 
 static void *blocking_job(void *arg)
 {
@@ -181,7 +182,12 @@ WT_CASE(other_threads_post_calls_tasks_and_cancellations_into_a_loop)
     WT_EQ(weft_loop_call_soon(NULL, on_loop, NULL), -EINVAL);
 
     run_main(post_and_leave, NULL);
-    WT_EQ(weft_future_cancelled(late), 1);
+    /* With a second loop, main may end there, and its own loop take the
+     * spawn in before it stops: the task then runs, or starts cancelled. */
+    if (wt_threads() == 1)
+        WT_EQ(weft_future_cancelled(late), 1);
+    else
+        WT_CHECK(weft_future_done(late));
     weft_future_free(late);
 }
 
@@ -301,7 +307,7 @@ static void *park_on_event(void *arg)
 static void *loop_in_thread(void *arg)
 {
     (void)arg;
-    WT_EQ(weft_run(park_on_event, NULL, NULL, NULL), 0);
+    WT_EQ(weft_run(park_on_event, NULL, wt_run_opts(), NULL), 0);
     return NULL;
 }
 
@@ -345,13 +351,14 @@ static int forked_child(void *arg)
     (void)arg;
     if (atomic_load(&weft__parked_tasks) != 0)
         weft__exit_now(2);
-    if (weft_run(child_main, NULL, NULL, NULL) != 0 || child_count != 300)
+    if (weft_run(child_main, NULL, wt_run_opts(), NULL) != 0 || child_count != 300)
         weft__exit_now(3);
     weft__exit_now(0);
 }
 
 WT_CASE(a_child_forked_beside_a_parked_task_starts_with_an_empty_table)
 {
+    wt_skip_forks_under_tsan_mn();
     pthread_t th;
     WT_EQ(pthread_create(&th, NULL, loop_in_thread, NULL), 0);
     wt_wait_until(a_task_is_parked, NULL, 10);
@@ -364,7 +371,7 @@ WT_CASE(a_child_forked_beside_a_parked_task_starts_with_an_empty_table)
  * it leaves its loop running, a set from the other process wakes it, and
  * its own timeout and a cancellation end its wait as for any other. */
 static weft_event_t *shared_event;
-static int shared_ticks;
+static _Atomic int shared_ticks;
 
 /* Forked by the harness from inside a task, so it waits without weft (a
  * weft wait there would be the task's; weft's own processes leave the loop

@@ -31,6 +31,14 @@
  * that computes without waiting holds its loop; weft_co_sleep(0) lets the
  * others run.
  *
+ * M:N mode (opts.threads = N > 1, Go's model): the run's tasks share N
+ * loops, the caller's thread and N - 1 more; a loop with nothing to run
+ * takes half of another's ready tasks. Tasks then run in parallel: data
+ * they share needs a Lock or atomics even between two waits, a task just
+ * spawned may run (and end) before its spawner waits, there is no one FIFO
+ * order, and timers fire in deadline order per loop. A task inside a
+ * WEFT_TIMEOUT scope stays on its loop.
+ *
  * Cancellation is delivered at a suspension point: the next (or current)
  * waiting call of the task returns -ECANCELED, once per request. A task that
  * was cancelled ends cancelled, whatever it returns, unless it withdrew each
@@ -55,7 +63,9 @@
  *
  * Thread-local storage: every task of a loop runs on the loop's thread, so
  * errno and thread-locals are the thread's, shared by its tasks across their
- * waits (save errno before a call that may wait if you need it after).
+ * waits (save errno before a call that may wait if you need it after). In
+ * M:N mode a task may resume on another thread after any wait: a
+ * thread-local read before the wait is another thread's after it.
  */
 #ifndef WEFT_ASYNC_H
 #define WEFT_ASYNC_H
@@ -76,14 +86,19 @@ typedef void *(*weft_co_fn)(void *arg);
 
 typedef struct weft_run_opts {
     size_t stack_size; /* each task's, in bytes; 0: 64 KiB */
+    unsigned threads;  /* loops, one per thread (M:N mode), at most
+                          WEFT_RUN_THREADS_MAX; 0 or 1: one */
 } weft_run_opts_t;
+
+#define WEFT_RUN_THREADS_MAX 1024
 
 /*
  * Run main(arg) as the first task of a new loop on the calling thread, until
  * it ends; then cancel the tasks still running and wait for them (as
  * asyncio.run does). 0 and *result (may be NULL) for main's value, else
  * main's error (-ECANCELED if it was cancelled). -EPERM if the thread already
- * runs a loop, -EINVAL, -ENOMEM, -EMFILE, WEFT_EMAPCOUNT.
+ * runs a loop, -EINVAL (also for more than WEFT_RUN_THREADS_MAX threads),
+ * -ENOMEM, -EMFILE, WEFT_EMAPCOUNT, -EAGAIN (a thread could not start).
  */
 WEFT_API int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **result);
 
@@ -94,7 +109,8 @@ typedef struct weft_co_opts {
 
 /*
  * Start fn(arg) as a task of the calling thread's loop (from a task, or a
- * call posted to the loop); it runs once the caller waits or yields. *out
+ * call posted to the loop); it runs once the caller waits or yields (in
+ * M:N mode another loop may take it and run it at once). *out
  * gets a reference (weft_co_free drops it); out may be NULL for a task
  * nobody will join. opts may be NULL. -EPERM outside a loop (from another
  * thread, use weft_loop_spawn), -EINVAL, -ENOMEM, WEFT_EMAPCOUNT.

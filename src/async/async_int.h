@@ -34,6 +34,23 @@
 
 struct weft__loop;
 
+/* A small test-and-set lock for a few instructions (a bucket of the
+ * parking table, a ready queue, the list of tasks): polling while another
+ * holds it, yielding if that one seems not to be running. Never a park:
+ * parking is built on these. */
+static inline void weft__tas_lock(_Atomic uint32_t *mu)
+{
+    weft__stall_t stall = WEFT__STALL_INIT;
+    while (atomic_exchange_explicit(mu, 1, memory_order_acquire))
+        while (atomic_load_explicit(mu, memory_order_relaxed))
+            weft__stall(&stall);
+}
+
+static inline void weft__tas_unlock(_Atomic uint32_t *mu)
+{
+    atomic_store_explicit(mu, 0, memory_order_release);
+}
+
 /* A descriptor wait as epoll knows it (loop.c). */
 struct weft__fd_slot {
     struct weft_co *task; /* NULL when free */
@@ -55,7 +72,7 @@ enum co_state { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
 
 struct weft_co {
     struct weft__ctx ctx;
-    struct weft__loop *loop;
+    struct weft__loop *_Atomic loop;     /* where it runs, or waits to (sched.c) */
     struct weft_loop *portal;            /* its loop's, counted: it may outlive the loop */
     struct weft_co *next;                /* in a ready queue */
     struct weft_co *all_prev, *all_next; /* in the loop's list of live tasks */
@@ -74,7 +91,7 @@ struct weft_co {
     int park_rc; /* how the park ended */
     /* Cancellation (Python 3.11's): requests not yet withdrawn, and
      * whether one is still to be delivered at a suspension point. */
-    uint32_t cancels;
+    _Atomic uint32_t cancels; /* counted by the caller, from any thread */
     bool cancel_due;
     bool stopped;                     /* cancelled by weft_run's end */
     int fail;                         /* weft_co_fail's error, or 0 */
@@ -90,9 +107,37 @@ struct weft_co {
     weft_co_timeout_t *timeouts;
 };
 
+/* The loops of one weft_run: one, or opts.threads in M:N mode (sched.c),
+ * and what their tasks share. The locks and read-modify-writes are taken
+ * only in M:N mode (mn). */
+struct weft__sched {
+    struct weft__loop **loops; /* n of them; loops[0] runs on weft_run's caller */
+    size_t n;
+    bool mn;
+    pthread_t *workers;  /* the threads of loops[1..n) */
+    _Atomic uint32_t mu; /* the list of tasks, and groups (scope.c) */
+    struct weft_co *all; /* live tasks */
+    _Atomic size_t live;
+    _Atomic size_t scopes; /* timeout scopes entered: each has a timer */
+    _Atomic uint64_t next_id;
+    _Atomic size_t idle;   /* loops asleep with nothing to run */
+    _Atomic bool stopping; /* main has ended: new tasks start cancelled */
+    _Atomic bool over;     /* no task is left: the loops end */
+    struct weft_co *main;
+    size_t stack_size;
+    _Atomic uint32_t starting; /* workers not yet started (sched.c) */
+    _Atomic int start_error;   /*   and the first one's failure */
+};
+
 struct weft__loop {
     struct weft__parker parker; /* first: the parker is the loop */
-    struct weft__ctx home;      /* the thread's own stack: the scheduler */
+    struct weft__sched *sched;
+    size_t index;            /* in sched->loops */
+    _Atomic uint32_t rq_mu;  /* the ready queue's lock (M:N mode) */
+    _Atomic size_t nready;   /* its length, for a look without the lock, */
+    _Atomic size_t nmovable; /*   and how many of them may move (sched.c) */
+    _Atomic uint32_t idle;   /* asleep in epoll with nothing to run */
+    struct weft__ctx home;   /* the thread's own stack: the scheduler */
     struct weft_co *current;
     struct weft_co *requeue; /* a yielding task, queued when it has left (loop.c) */
     struct weft_co *ready, **ready_tail;
@@ -104,10 +149,6 @@ struct weft__loop {
     uint32_t nslots, free_slot;  /*   free_slot: 1 + the first free one, or 0 */
     struct weft_loop *portal;    /* other threads' door (portal.c) */
     /* Bookkeeping. */
-    struct weft_co *all; /* live tasks */
-    size_t live;
-    size_t scopes; /* timeout scopes entered: each has a timer */
-    uint64_t next_id;
     size_t stack_size;
     struct weft__stack *cache;                 /* stacks of ended tasks, for reuse */
     size_t cached;                             /* of CACHE_MAX places (loop.c) */
@@ -116,6 +157,33 @@ struct weft__loop {
     void *altstack; /* the thread's signal stack, if the loop made it */
     size_t altstack_size;
 };
+
+/* The sched's shared state: counts changed with a read-modify-write, and
+ * its lock taken, only in M:N mode. */
+static inline size_t weft__sched_add(struct weft__sched *s, _Atomic size_t *count, size_t delta)
+{
+    if (s->mn)
+        return atomic_fetch_add_explicit(count, delta, memory_order_acq_rel) + delta;
+    size_t n = atomic_load_explicit(count, memory_order_relaxed) + delta;
+    atomic_store_explicit(count, n, memory_order_relaxed);
+    return n;
+}
+
+static inline void weft__sched_lock(struct weft__sched *s)
+{
+    if (s->mn)
+        weft__tas_lock(&s->mu);
+}
+
+static inline void weft__sched_unlock(struct weft__sched *s)
+{
+    if (s->mn)
+        weft__tas_unlock(&s->mu);
+}
+
+/* Room in l's timer heap for a timer of every live task and timeout scope
+ * of the run, and one more: any of them may park here (0, or -ENOMEM). */
+int weft__loop_reserve(struct weft__loop *l);
 
 /* The loop the calling thread runs, or NULL. */
 extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
@@ -133,10 +201,40 @@ void weft__co_wake(struct weft_co *t, int rc);
 /* From the loop's thread: end t's park with rc if it is parked and nothing
  * else has ended the park yet; true if this call did. */
 bool weft__loop_end_park(struct weft_co *t, int rc);
+/* weft_co_cancel on t's loop (l, the caller's): counted now (count) or
+ * already (a request posted from another thread), and delivered. 1 done
+ * so, 0 t has ended (or withdrew every request), -EAGAIN t moved to
+ * another loop meanwhile. */
+int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count);
+/* A request posted from another thread, delivered on t's loop (co.c). */
+void weft__co_cancel_arrived(struct weft_co *t);
 /* A stack for a new task: a cached one if size is the loop's. */
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size);
 /* Back to the cache (or unmapped) once its task has ended. */
 void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s);
+
+/* M:N mode (sched.c). A loop with nothing to run takes ready tasks from
+ * the others (steal: how many), or announces that it is going to sleep
+ * (idle_begin: false if work turned up meanwhile; idle_end once awake); a
+ * loop that queues a task wakes a sleeping one to take it. */
+size_t weft__sched_steal(struct weft__loop *l);
+bool weft__sched_idle_begin(struct weft__loop *l);
+void weft__sched_idle_end(struct weft__loop *l);
+void weft__sched_wake_idle(struct weft__loop *from);
+/* Wake loop l to look at its portal and the sched's state. */
+void weft__sched_nudge(struct weft__loop *l);
+/* From v's ready queue, up to max tasks free to move, now l's (loop.c). */
+size_t weft__loop_detach(struct weft__loop *v, struct weft__loop *l, struct weft_co **out,
+                         size_t max);
+void weft__loop_adopt(struct weft__loop *l, struct weft_co *t);
+/* The loop's life (loop.c), and its scheduler until done(l, arg). */
+int weft__loop_init(struct weft__loop *l, struct weft__sched *s, size_t index);
+void weft__loop_destroy(struct weft__loop *l);
+/* On the thread that runs l, first and last: 0, or -errno. */
+int weft__loop_enter(struct weft__loop *l);
+void weft__loop_leave(struct weft__loop *l);
+void weft__loop_run_until(struct weft__loop *l, bool (*done)(struct weft__loop *l, void *arg),
+                          void *arg);
 
 /* Tasks (co.c): a new task of l, ready to run (with a reference for a
  * handle, or only the loop's); the end of one that is done
@@ -147,6 +245,9 @@ int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_c
  * caller; the task takes a reference of its own). */
 int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
                       void *arg, const weft_co_opts_t *opts, weft_future_t *future);
+/* The same for a child of group (scope.c links it). */
+int weft__co_new_child(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                       void *arg, const weft_co_opts_t *opts, weft_co_group_t *group);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
 /* Another reference to t (co.c: a task is counted by its future's). */
 void weft__co_ref(struct weft_co *t);
@@ -154,6 +255,9 @@ void weft__co_ref(struct weft_co *t);
 uint32_t weft__co_owner(void);
 /* A park's timer firing: the park ends with -ETIMEDOUT (loop.c). */
 void weft__co_park_timeout(struct weft__timer *tm);
+/* Link a new task t to group, under the run's lock: true if the group
+ * has been aborted, and t must start cancelled (scope.c). */
+bool weft__co_group_link(weft_co_group_t *g, struct weft_co *t);
 /* A child of a group has ended, with this outcome (scope.c). */
 void weft__co_group_child_ended(struct weft_co *t, int outcome);
 
@@ -169,13 +273,16 @@ int weft__portal_fd(struct weft_loop *p);
 void weft__portal_ref(struct weft_loop *p);
 void weft__portal_release(struct weft_loop *p);
 void weft__portal_wake(struct weft_loop *p, struct weft_co *t);
+/* Wake the loop to look at its portal, with nothing posted. */
+void weft__portal_nudge(struct weft_loop *p);
 int weft__portal_post(struct weft_loop *p, struct weft__call *c);
 bool weft__portal_busy(struct weft_loop *p);
 void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft__call **calls);
 /* The loop has ended: no more posts; queued calls are dropped. */
 void weft__portal_close(struct weft_loop *p);
-/* weft_co_cancel from another thread: 1 if posted, 0 if the loop ended. */
-int weft__portal_cancel(struct weft_co *t);
+/* weft_co_cancel from another thread, posted to p: 1 if posted, 0 if the
+ * loop ended. */
+int weft__portal_cancel(struct weft_co *t, struct weft_loop *p);
 
 /* Waits on process-shared words (shared.c): a helper thread waits on the
  * futex for t: 0, or -errno if none could start. abandon: the task's timer

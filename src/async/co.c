@@ -174,11 +174,15 @@ static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_op
     return 0;
 }
 
-int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
-                      void *arg, const weft_co_opts_t *opts, weft_future_t *future)
+/* A new task of l, ready to run; a group's child is linked to the group
+ * before it can run (on another loop, in M:N mode). */
+static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                    void *arg, const weft_co_opts_t *opts, weft_future_t *future,
+                    weft_co_group_t *group)
 {
     /* A place in the timer heap for each task's parks: they cannot fail. */
-    int rc = weft__heap_reserve(&l->timers, l->live + l->scopes + 1);
+    struct weft__sched *s = l->sched;
+    int rc = weft__loop_reserve(l);
     struct weft_co *t;
     if (rc == 0)
         rc = co_alloc(l, &t, opts, future);
@@ -189,7 +193,10 @@ int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, w
     weft__portal_ref(t->portal);
     t->fn = fn;
     t->arg = arg;
-    t->id = l->next_id++;
+    t->id = s->mn ? atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed)
+                  : atomic_load_explicit(&s->next_id, memory_order_relaxed);
+    if (!s->mn)
+        atomic_store_explicit(&s->next_id, t->id + 1, memory_order_relaxed);
     t->fd = t->fd_slot = -1;
     t->timer.index = WEFT__TIMER_IDLE;
     t->timer.fire = weft__co_park_timeout;
@@ -197,20 +204,42 @@ int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, w
         weft__co_ref(t);
     if (!future)
         weft_future_set_running_or_notify_cancel(t->future);
-    t->all_next = l->all;
-    if (l->all)
-        l->all->all_prev = t;
-    l->all = t;
-    l->live++;
+    weft__sched_lock(s);
+    t->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = t;
+    s->all = t;
+    bool stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed);
+    /* weft_run is ending (sched.c), or the group was aborted: cancelled at
+     * birth. */
+    if ((group && weft__co_group_link(group, t)) || stopping) {
+        t->stopped = stopping;
+        t->cancel_due = true;
+        t->cancels = 1;
+    }
+    weft__sched_unlock(s);
+    weft__sched_add(s, &s->live, 1);
+    *out = t; /* before another loop can run it and end it */
     weft__co_wake(t, 0);
-    *out = t;
     return 0;
 }
 
 int weft__co_new(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn, void *arg,
                  const weft_co_opts_t *opts)
 {
-    return weft__co_new_with(l, out, handle, fn, arg, opts, NULL);
+    return co_start(l, out, handle, fn, arg, opts, NULL, NULL);
+}
+
+int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                      void *arg, const weft_co_opts_t *opts, weft_future_t *future)
+{
+    return co_start(l, out, handle, fn, arg, opts, future, NULL);
+}
+
+int weft__co_new_child(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
+                       void *arg, const weft_co_opts_t *opts, weft_co_group_t *group)
+{
+    return co_start(l, out, handle, fn, arg, opts, NULL, group);
 }
 
 void weft__co_reap(struct weft__loop *l, struct weft_co *t)
@@ -219,13 +248,20 @@ void weft__co_reap(struct weft__loop *l, struct weft_co *t)
         owner_drop(t->owner);
     weft__ctx_release(&t->ctx);
     weft__loop_put_stack(l, &t->stack);
+    struct weft__sched *s = l->sched;
+    weft__sched_lock(s);
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
     else
-        l->all = t->all_next;
+        s->all = t->all_next;
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
-    l->live--;
+    weft__sched_unlock(s);
+    bool main = t == s->main;
+    /* weft_run's thread waits for main's end, then for the last task's. */
+    if (weft__sched_add(s, &s->live, (size_t)-1) == 0 || main)
+        if (s->mn)
+            weft__sched_nudge(s->loops[0]);
     co_unref(t);
 }
 
@@ -251,6 +287,15 @@ int weft_co_free(weft_co_t *t)
     return 0;
 }
 
+/* Whether l is a loop of s (l is not looked at: it may be gone). */
+static bool in_run(struct weft__sched *s, struct weft__loop *l)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->loops[i] == l)
+            return true;
+    return false;
+}
+
 /* Wait for t; a waiter cancelled meanwhile is reported as such (t's own
  * cancellation comes back as -ECANCELED too, with t done). */
 static int await_task(weft_co_t *t, double timeout, void **result, bool *cancelled)
@@ -259,9 +304,9 @@ static int await_task(weft_co_t *t, double timeout, void **result, bool *cancell
     if (!t || isnan(timeout))
         return -EINVAL;
     struct weft__loop *l = weft__loop_self;
-    /* The task itself; or a call posted to t's loop, which runs on the
-     * loop's own stack: waiting there would stop the loop t needs. */
-    if (l && (l->current == t || (!l->current && t->loop == l)))
+    /* The task itself; or a call posted to a loop of t's run, which runs on
+     * the loop's own stack: waiting there would stop a loop t may need. */
+    if (l && (l->current == t || (!l->current && in_run(l->sched, t->loop))))
         return -EDEADLK;
     int rc = weft_future_result(t->future, timeout, result);
     *cancelled = rc == -ECANCELED && !weft_future_done(t->future);
@@ -356,16 +401,33 @@ int weft_co_cancel(weft_co_t *t)
 {
     if (!t)
         return -EINVAL;
-    if (weft__loop_self != t->loop) /* from another thread: posted to the loop */
-        return weft_future_done(t->future) ? 0 : weft__portal_cancel(t);
-    if (t->state == CO_DONE)
+    struct weft__loop *self = weft__loop_self, *l = t->loop;
+    if (self == l) {
+        int rc = weft__loop_cancel(l, t, true);
+        if (rc != -EAGAIN)
+            return rc;
+        l = t->loop; /* taken by another loop of the run meanwhile */
+    }
+    /* From another thread: counted now, as Python counts it, and delivered
+     * by a call posted to the loop t is on, if it is one of the caller's
+     * run (they all live as long as t does); else to the portal t was born
+     * with, which outlives the run, and whose loop passes it on. */
+    if (weft_future_done(t->future))
         return 0;
     t->cancels++;
-    /* A park this ends returns -ECANCELED: the delivery. Otherwise the
-     * next one does. */
-    if (!(t->state == CO_PARKED && weft__loop_end_park(t, -ECANCELED)))
-        t->cancel_due = true;
-    return 1;
+    int rc = weft__portal_cancel(t, self && in_run(self->sched, l) ? l->portal : t->portal);
+    if (rc <= 0) /* no memory, or t's loop (and so t) has ended */
+        t->cancels--;
+    return rc;
+}
+
+void weft__co_cancel_arrived(struct weft_co *t)
+{
+    struct weft__loop *self = weft__loop_self, *l = t->loop;
+    if (self == l && weft__loop_cancel(l, t, false) != -EAGAIN)
+        return;
+    if (!weft_future_done(t->future)) /* on to the loop that took it */
+        weft__portal_cancel(t, t->loop->portal);
 }
 
 int weft_co_uncancel(weft_co_t *t)
@@ -410,9 +472,11 @@ int weft_co_all(weft_co_t **out, size_t cap)
     if (!out && cap)
         return -EINVAL;
     size_t n = 0;
-    for (struct weft_co *t = l->all; t; t = t->all_next, n++)
+    weft__sched_lock(l->sched);
+    for (struct weft_co *t = l->sched->all; t; t = t->all_next, n++)
         if (n < cap)
             out[n] = t;
+    weft__sched_unlock(l->sched);
     return (int)n;
 }
 

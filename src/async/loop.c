@@ -169,14 +169,96 @@ static void leave_park(struct weft__loop *l, struct weft_co *t)
     }
 }
 
+/* The ready queue: FIFO, and locked in M:N mode, where other loops take
+ * tasks from its head (weft__loop_detach). nready and nmovable change
+ * under the lock and are read without it. A task inside a timeout scope
+ * does not move: its scope's timer is in this loop's heap. */
+static size_t count_of(_Atomic size_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void count_add(_Atomic size_t *c, size_t delta)
+{
+    atomic_store_explicit(c, count_of(c) + delta, memory_order_relaxed);
+}
+
+static void rq_lock(struct weft__loop *l)
+{
+    if (l->sched->mn)
+        weft__tas_lock(&l->rq_mu);
+}
+
+static void rq_unlock(struct weft__loop *l)
+{
+    if (l->sched->mn)
+        weft__tas_unlock(&l->rq_mu);
+}
+
+static void enqueue(struct weft__loop *l, struct weft_co *t)
+{
+    t->state = CO_READY;
+    t->next = NULL;
+    rq_lock(l);
+    *l->ready_tail = t;
+    l->ready_tail = &t->next;
+    count_add(&l->nready, 1);
+    if (!t->timeouts)
+        count_add(&l->nmovable, 1);
+    rq_unlock(l);
+}
+
 static void push_ready(struct weft__loop *l, struct weft_co *t)
 {
     if (t->state == CO_PARKED)
         leave_park(l, t);
-    t->state = CO_READY;
-    t->next = NULL;
-    *l->ready_tail = t;
-    l->ready_tail = &t->next;
+    enqueue(l, t);
+    if (l->sched->mn)
+        weft__sched_wake_idle(l);
+}
+
+void weft__loop_adopt(struct weft__loop *l, struct weft_co *t)
+{
+    enqueue(l, t);
+}
+
+/* The first ready task, taken off the queue, or NULL. */
+static struct weft_co *pop_ready(struct weft__loop *l)
+{
+    if (!count_of(&l->nready))
+        return NULL;
+    rq_lock(l);
+    struct weft_co *t = l->ready;
+    if (t) {
+        if ((l->ready = t->next) == NULL)
+            l->ready_tail = &l->ready;
+        count_add(&l->nready, (size_t)-1);
+        if (!t->timeouts)
+            count_add(&l->nmovable, (size_t)-1);
+    }
+    rq_unlock(l);
+    return t;
+}
+
+size_t weft__loop_detach(struct weft__loop *v, struct weft__loop *l, struct weft_co **out,
+                         size_t max)
+{
+    size_t n = 0;
+    rq_lock(v);
+    for (struct weft_co **pp = &v->ready, *t; n < max && (t = *pp) != NULL;) {
+        if (t->timeouts) {
+            pp = &t->next;
+            continue;
+        }
+        if ((*pp = t->next) == NULL)
+            v->ready_tail = pp;
+        t->loop = l;
+        out[n++] = t;
+    }
+    count_add(&v->nready, -n);
+    count_add(&v->nmovable, -n);
+    rq_unlock(v);
+    return n;
 }
 
 void weft__co_wake(struct weft_co *t, int rc)
@@ -187,9 +269,10 @@ void weft__co_wake(struct weft_co *t, int rc)
         push_ready(l, t);
         return;
     }
-    /* From another thread: through the portal, kept alive meanwhile (once
-     * t is queued, the loop may end before the eventfd is written). */
-    struct weft_loop *p = t->portal;
+    /* From another thread: through the portal of the loop t parked on
+     * (which lives while t does), kept alive meanwhile (once t is queued,
+     * the loop may end before the eventfd is written). */
+    struct weft_loop *p = l->portal;
     weft__portal_ref(p);
     weft__portal_wake(p, t);
     weft__portal_release(p);
@@ -225,16 +308,29 @@ bool weft__loop_end_park(struct weft_co *t, int rc)
     return true;
 }
 
-/* Parking a task. */
-
-/* The first ready task, taken off the queue. */
-static struct weft_co *pop_ready(struct weft__loop *l)
+int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count)
 {
-    struct weft_co *t = l->ready;
-    if ((l->ready = t->next) == NULL)
-        l->ready_tail = &l->ready;
-    return t;
+    /* Under the queue's lock, so that no other loop takes t meanwhile. */
+    rq_lock(l);
+    if (t->loop != l || t->state == CO_DONE || (!count && t->cancels == 0)) {
+        bool moved = t->loop != l;
+        rq_unlock(l);
+        return moved ? -EAGAIN : 0;
+    }
+    if (count)
+        t->cancels++;
+    bool parked = t->state == CO_PARKED;
+    if (!parked)
+        t->cancel_due = true;
+    rq_unlock(l);
+    /* A park this ends returns -ECANCELED: the delivery. Otherwise the
+     * next one does. Only this thread queues a task parked here. */
+    if (parked && !weft__loop_end_park(t, -ECANCELED))
+        t->cancel_due = true;
+    return 1;
 }
+
+/* Parking a task. */
 
 /* A task holding GILs lets go of them while it is suspended (base/park.h),
  * and takes them back when it resumes. Both happen outside the suspension
@@ -296,11 +392,11 @@ void weft__loop_arrive(struct weft_co *t)
 
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 {
-    if (!l->ready || l->budget == 0) {
+    struct weft_co *next = l->budget ? pop_ready(l) : NULL;
+    if (!next) {
         weft__ctx_switch(&t->ctx, &l->home, NULL);
     } else {
         l->budget--;
-        struct weft_co *next = pop_ready(l);
         make_current(l, next);
         weft__ctx_switch(&t->ctx, &next->ctx, NULL);
     }
@@ -312,7 +408,7 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
     bool let_go = gils_suspend(t);
-    if (!l->ready && l->budget > 0) { /* nobody else to run: t goes on */
+    if (!count_of(&l->nready) && l->budget > 0) { /* nobody else to run: t goes on */
         l->budget--;
     } else {
         t->state = CO_READY;
@@ -460,14 +556,18 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     make_current(l, t);
     weft__parker = &l->parker;
     weft__ctx_switch(&l->home, &t->ctx, NULL);
+    /* Whether the last task to run has ended is read before a yielding one
+     * is queued: once queued, another loop may take it, run it to its end
+     * and reap it, and this one would reap it again. */
+    struct weft_co *last = l->current;
+    l->current = NULL;
+    bool ended = last->state == CO_DONE;
     arrive(l);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
     weft__task_gils = NULL;
     weft__task_lockdep = NULL;
-    struct weft_co *last = l->current;
-    l->current = NULL;
-    if (last->state == CO_DONE)
+    if (ended)
         weft__co_reap(l, last);
 }
 
@@ -476,13 +576,11 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
  * handing off to each other do not come home to look at I/O every time. */
 static void run_ready(struct weft__loop *l)
 {
-    size_t n = 0;
-    for (struct weft_co *t = l->ready; t; t = t->next)
-        n++;
+    size_t n = count_of(&l->nready);
     l->budget = n > ROUND_MIN ? n : ROUND_MIN;
-    while (l->ready && l->budget > 0) {
+    for (struct weft_co *t; l->budget > 0 && (t = pop_ready(l)) != NULL;) {
         l->budget--;
-        run_task(l, pop_ready(l));
+        run_task(l, t);
     }
 }
 
@@ -511,13 +609,19 @@ static int wait_events(struct weft__loop *l, struct epoll_event *ev, weft__deadl
 
 static void poll_events(struct weft__loop *l)
 {
-    bool busy = l->ready != NULL || weft__portal_busy(l->portal);
+    bool busy = count_of(&l->nready) || weft__portal_busy(l->portal);
     if (busy && l->fds_parked == 0)
         return;
+    /* With nothing to run, an M:N loop says it is going to sleep, so that
+     * a loop queueing work wakes it; unless work turned up meanwhile. */
+    if (!busy && l->sched->mn && !weft__sched_idle_begin(l))
+        busy = true;
     struct weft__timer *next = weft__heap_top(&l->timers);
     weft__deadline_t deadline = busy ? 0 : next ? next->deadline : WEFT__NEVER;
     struct epoll_event ev[EVENTS];
     int n = wait_events(l, ev, deadline);
+    if (l->sched->mn)
+        weft__sched_idle_end(l);
     for (int i = 0; i < n; i++) {
         struct weft_co *t = slot_task(l, ev[i].data.u64);
         if (t && t->state == CO_PARKED)
@@ -544,34 +648,35 @@ static void fire_timers(struct weft__loop *l)
     }
 }
 
-static void run_until(struct weft__loop *l, bool (*done)(struct weft__loop *l, void *arg),
-                      void *arg)
+void weft__loop_run_until(struct weft__loop *l, bool (*done)(struct weft__loop *l, void *arg),
+                          void *arg)
 {
     while (!done(l, arg)) {
         run_ready(l);
         if (done(l, arg))
             break; /* not into epoll with nothing left to wait for */
+        if (l->sched->mn && !count_of(&l->nready))
+            weft__sched_steal(l);
         poll_events(l);
         fire_timers(l);
         take_remote(l);
     }
 }
 
-static bool task_done(struct weft__loop *l, void *arg)
-{
-    WEFT__UNUSED(l);
-    return weft__future_finished(arg);
-}
-
 /* A loop. */
 
-static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
+int weft__loop_reserve(struct weft__loop *l)
 {
-    *l = (struct weft__loop){.parker = {task_park, task_park_fd, task_recancel}, .epfd = -1};
+    struct weft__sched *s = l->sched;
+    return weft__heap_reserve(&l->timers, count_of(&s->live) + count_of(&s->scopes) + 1);
+}
+
+int weft__loop_init(struct weft__loop *l, struct weft__sched *s, size_t index)
+{
+    *l = (struct weft__loop){
+        .parker = {task_park, task_park_fd, task_recancel}, .sched = s, .index = index, .epfd = -1};
     l->ready_tail = &l->ready;
-    l->stack_size = opts && opts->stack_size ? opts->stack_size : STACK_DEFAULT;
-    l->next_id = 1;
-    weft__ctx_self(&l->home);
+    l->stack_size = s->stack_size;
     int rc = weft__portal_new(&l->portal);
     if (rc != 0)
         return rc;
@@ -579,12 +684,29 @@ static int loop_init(struct weft__loop *l, const weft_run_opts_t *opts)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = PORTAL_EVENT};
     if (l->epfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, weft__portal_fd(l->portal), &ev) != 0)
         return -errno;
-    return weft__overflow_watch(l);
+    return 0;
 }
 
-static void loop_destroy(struct weft__loop *l)
+/* What belongs to the thread that runs the loop: its own stack as the
+ * scheduler's context (TSan's fiber is the thread's), and its signal
+ * stack. */
+int weft__loop_enter(struct weft__loop *l)
+{
+    weft__ctx_self(&l->home);
+    int rc = weft__overflow_watch(l);
+    if (rc == 0)
+        weft__loop_self = l;
+    return rc;
+}
+
+void weft__loop_leave(struct weft__loop *l)
 {
     weft__overflow_unwatch(l);
+    weft__loop_self = NULL;
+}
+
+void weft__loop_destroy(struct weft__loop *l)
+{
     unmap_aside(l);
     while (l->cached)
         weft__stack_unmap(&l->cache[--l->cached]);
@@ -597,50 +719,4 @@ static void loop_destroy(struct weft__loop *l)
         weft__portal_close(l->portal);
         weft__portal_release(l->portal);
     }
-}
-
-/* Once main has ended: cancel every task still live, once (and those they
- * start meanwhile), until none is left. */
-static bool rest_cancelled(struct weft__loop *l, void *arg)
-{
-    WEFT__UNUSED(arg);
-    for (struct weft_co *t = l->all; t; t = t->all_next)
-        if (!t->stopped) {
-            t->stopped = true;
-            weft_co_cancel(t);
-        }
-    return l->live == 0;
-}
-
-/* base's weft__loop_forget: in a forked child, the thread runs no loop. */
-static void forget_loop(void)
-{
-    weft__loop_self = NULL;
-}
-
-int weft_run(weft_co_fn main, void *arg, const weft_run_opts_t *opts, void **result)
-{
-    if (!main)
-        return -EINVAL;
-    if (weft__loop_self)
-        return -EPERM;
-    struct weft__loop l;
-    int rc = loop_init(&l, opts);
-    struct weft_co *first = NULL;
-    if (rc == 0) {
-        weft__lot_install();
-        atomic_store_explicit(&weft__task_owner, weft__co_owner, memory_order_release);
-        atomic_store_explicit(&weft__loop_forget, forget_loop, memory_order_release);
-        weft__loop_self = &l;
-        rc = weft__co_new(&l, &first, true, main, arg, &(weft_co_opts_t){"main", 0});
-    }
-    if (rc == 0) {
-        run_until(&l, task_done, first->future);
-        run_until(&l, rest_cancelled, NULL);
-        rc = weft_future_result(first->future, 0, result);
-        weft_co_free(first);
-    }
-    weft__loop_self = NULL;
-    loop_destroy(&l);
-    return rc;
 }

@@ -63,6 +63,11 @@ static void signal_loop(struct weft_loop *p)
     }
 }
 
+void weft__portal_nudge(struct weft_loop *p)
+{
+    signal_loop(p);
+}
+
 void weft__portal_wake(struct weft_loop *p, struct weft_co *t)
 {
     t->next = NULL;
@@ -259,7 +264,7 @@ struct call_cancel {
 static void run_cancel(struct weft__call *c)
 {
     struct call_cancel *cc = (struct call_cancel *)c;
-    weft_co_cancel(cc->task);
+    weft__co_cancel_arrived(cc->task);
     weft_co_free(cc->task);
     free(cc);
 }
@@ -271,14 +276,14 @@ static void drop_cancel(struct weft__call *c)
     free(cc);
 }
 
-int weft__portal_cancel(struct weft_co *t)
+int weft__portal_cancel(struct weft_co *t, struct weft_loop *p)
 {
     struct call_cancel *cc = weft__malloc(sizeof *cc);
     if (!cc)
         return -ENOMEM;
     weft__co_ref(t);
     *cc = (struct call_cancel){{NULL, run_cancel, drop_cancel}, t};
-    int rc = weft__portal_post(t->portal, &cc->call);
+    int rc = weft__portal_post(p, &cc->call);
     if (rc != 0)
         drop_cancel(&cc->call);
     return rc == WEFT_ESHUTDOWN ? 0 : rc < 0 ? rc : 1;

@@ -15,7 +15,8 @@
  * out of an `async with` block in Python.
  *
  * A timeout scope is a timer in the loop's heap that cancels its task when
- * it fires. Scopes nest through the task's list of them (innermost first);
+ * it fires; the task stays on that loop while it is in the scope (M:N
+ * mode, sched.c). Scopes nest through the task's list of them (innermost first);
  * each withdraws only the cancellation it made.
  */
 #include "async/async_int.h"
@@ -29,6 +30,16 @@ enum {
     G_ABORTED = 4,          /* a child failed, or the parent was cancelled */
     G_CANCELLED_PARENT = 8, /* the group asked the parent to stop */
 };
+
+static _Atomic uint32_t *live_word(weft_co_group_t *g)
+{
+    return (_Atomic uint32_t *)&g->live;
+}
+
+static unsigned live_of(weft_co_group_t *g)
+{
+    return atomic_load_explicit(live_word(g), memory_order_relaxed);
+}
 
 /* Children, linked through their sibling pointers. */
 static struct weft_co *first_child(weft_co_group_t *g)
@@ -44,7 +55,13 @@ static void link_child(weft_co_group_t *g, struct weft_co *t)
     if (t->sibling_next)
         t->sibling_next->sibling_prev = t;
     g->children = t;
-    g->live++;
+    atomic_store_explicit(live_word(g), live_of(g) + 1, memory_order_relaxed);
+}
+
+bool weft__co_group_link(weft_co_group_t *g, struct weft_co *t)
+{
+    link_child(g, t);
+    return g->state & G_ABORTED; /* a sibling failed meanwhile */
 }
 
 static void unlink_child(weft_co_group_t *g, struct weft_co *t)
@@ -56,7 +73,7 @@ static void unlink_child(weft_co_group_t *g, struct weft_co *t)
     if (t->sibling_next)
         t->sibling_next->sibling_prev = t->sibling_prev;
     t->group = NULL;
-    g->live--;
+    atomic_store_explicit(live_word(g), live_of(g) - 1, memory_order_relaxed);
 }
 
 static void abort_group(weft_co_group_t *g)
@@ -72,20 +89,26 @@ static void abort_group(weft_co_group_t *g)
     }
 }
 
-static _Atomic uint32_t *live_word(weft_co_group_t *g)
+/* A group's children and state change under the run's lock: in M:N mode
+ * its parent and children may run on different threads. */
+static struct weft__sched *sched_of(weft_co_group_t *g)
 {
-    return (_Atomic uint32_t *)&g->live;
+    return ((struct weft_co *)g->parent)->loop->sched;
 }
 
 void weft__co_group_child_ended(struct weft_co *t, int outcome)
 {
     weft_co_group_t *g = t->group;
+    struct weft__sched *s = sched_of(g);
+    weft__sched_lock(s);
     unlink_child(g, t);
     if (outcome < 0 && outcome != -ECANCELED && g->error == 0) {
         g->error = outcome;
         abort_group(g);
     }
-    if (g->live == 0)
+    bool last = live_of(g) == 0;
+    weft__sched_unlock(s);
+    if (last)
         weft__unpark(live_word(g), 1, WEFT__WAIT_GROUP);
 }
 
@@ -111,21 +134,30 @@ int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void
         return -EINVAL;
     struct weft__loop *l = weft__loop_self;
     struct weft_co *parent = g->parent;
-    if (!parent || !l || parent->loop != l)
+    if (!parent || !l || parent->loop->sched != l->sched)
         return -EPERM;
     /* While the scope's end waits, a child may still start a sibling (as in
      * Python's TaskGroup and Trio); not once the group is aborted, nor once
      * nobody is left to wait for. */
-    if ((g->state & G_ABORTED) || ((g->state & G_ENDING) && g->live == 0))
+    struct weft__sched *s = l->sched;
+    weft__sched_lock(s);
+    bool closed = (g->state & G_ABORTED) || ((g->state & G_ENDING) && live_of(g) == 0);
+    if (!closed)
+        atomic_store_explicit(live_word(g), live_of(g) + 1, memory_order_relaxed); /* held open */
+    weft__sched_unlock(s);
+    if (closed)
         return WEFT_ESHUTDOWN;
     struct weft_co *t;
-    int rc = weft__co_new(l, &t, out != NULL, fn, arg, opts);
-    if (rc != 0)
-        return rc;
-    link_child(g, t);
-    if (out)
+    int rc = weft__co_new_child(l, &t, out != NULL, fn, arg, opts, g);
+    weft__sched_lock(s);
+    atomic_store_explicit(live_word(g), live_of(g) - 1, memory_order_relaxed);
+    bool last = live_of(g) == 0;
+    weft__sched_unlock(s);
+    if (rc == 0 && out)
         *out = t;
-    return 0;
+    else if (last) /* the scope's end may wait for the place held open */
+        weft__unpark(live_word(g), 1, WEFT__WAIT_GROUP);
+    return rc;
 }
 
 void weft_co_group_end(weft_co_group_t *g)
@@ -133,19 +165,25 @@ void weft_co_group_end(weft_co_group_t *g)
     struct weft_co *parent = g->parent;
     if (!parent)
         return;
+    struct weft__sched *s = sched_of(g);
+    weft__sched_lock(s);
     g->state |= G_ENDING;
     unsigned own = g->state & G_CANCELLED_PARENT ? 1 : 0;
     bool outside = parent->cancels > own;
     if (outside)
         abort_group(g);
-    while (g->live) {
-        uint32_t live = g->live;
+    weft__sched_unlock(s);
+    for (uint32_t live; (live = live_of(g)) != 0;) {
         if (weft__park(live_word(g), live, WEFT__NEVER, WEFT__WAIT_GROUP) == -ECANCELED &&
             parent->cancels > own) {
             outside = true;
+            weft__sched_lock(s);
             abort_group(g);
+            weft__sched_unlock(s);
         }
     }
+    weft__sched_lock(s); /* the last child's unlock, before what it left is read */
+    weft__sched_unlock(s);
     if (g->state & G_CANCELLED_PARENT)
         weft_co_uncancel(parent);
     int rc = g->error ? g->error : outside ? -ECANCELED : 0;
@@ -203,11 +241,11 @@ int weft_co_timeout_enter(weft_co_timeout_t *to)
         return 0;
     }
     struct weft_co *t = l->current;
-    if (weft__heap_reserve(&l->timers, l->live + l->scopes + 1) != 0) {
+    if (weft__loop_reserve(l) != 0) {
         leave_early(to, -ENOMEM);
         return 0;
     }
-    l->scopes++;
+    weft__sched_add(l->sched, &l->sched->scopes, 1);
     to->task = t;
     to->timer = (struct weft__timer){.index = WEFT__TIMER_IDLE, .fire = timeout_fired};
     arm(to, to->seconds);
@@ -223,7 +261,7 @@ void weft_co_timeout_end(weft_co_timeout_t *to)
         return;
     struct weft_co *t = to->task;
     weft__heap_remove(&t->loop->timers, &to->timer);
-    t->loop->scopes--;
+    weft__sched_add(t->loop->sched, &t->loop->sched->scopes, (size_t)-1);
     t->timeouts = to->outer;
     int rc = 0;
     if (to->state == TO_FIRED) {
