@@ -48,6 +48,11 @@
  *   Go's scheduler free to use every CPU. weft's tasks share one thread,
  *   and the Queue is the same one threads use (a task parks where a thread
  *   would sleep).
+ * lock_contended_tasks_mn: 1,000 tasks in M:N mode on 2 threads each take
+ *   one weft Lock n/1,000 times to add one to a counter, per acquisition.
+ *   Against 1,000 goroutines doing the same with one sync.Mutex,
+ *   GOMAXPROCS=2. A task that finds the Lock held parks (tasks never
+ *   poll); Go's waiter spins a little first.
  * gather_100k: 100,000 tasks that each yield once, gathered
  *   (weft_co_gather), per task. Against the same in Python's asyncio
  *   (bench/py/gather.py: create_task for each coroutine, then await
@@ -88,13 +93,18 @@ struct job {
     double value;
 };
 
-static double run(weft_co_fn fn, long n)
+static double run_on(weft_co_fn fn, long n, unsigned threads)
 {
     struct job j = {n, 0};
-    int rc = weft_run(fn, &j, NULL, NULL);
+    int rc = weft_run(fn, &j, &(weft_run_opts_t){.threads = threads}, NULL);
     if (rc != 0)
         die("weft_run", rc);
     return j.value;
+}
+
+static double run(weft_co_fn fn, long n)
+{
+    return run_on(fn, n, 1);
 }
 
 static weft_co_t *spawn(weft_co_fn fn, void *arg)
@@ -441,4 +451,55 @@ static double go_pingpong(long iters)
 }
 
 BENCH_CASE(async, queue_pingpong_tasks, "go_chan_unbuffered", weft_pingpong, go_pingpong, 2.0)
+
+/* --- lock_contended_tasks_mn ------------------------------------------------- */
+
+enum { LOCKERS = 1000 };
+
+struct crowd {
+    weft_lock_t lock;
+    long each, counter;
+};
+
+static void *add_locked(void *arg)
+{
+    struct crowd *c = arg;
+    for (long i = 0; i < c->each; i++) {
+        int rc = weft_lock_acquire(&c->lock, WEFT_FOREVER);
+        if (rc != 0)
+            die("weft_lock_acquire", rc);
+        c->counter++;
+        weft_lock_release(&c->lock);
+    }
+    return NULL;
+}
+
+static void *crowd_main(void *arg)
+{
+    struct job *j = arg;
+    struct crowd c = {WEFT_LOCK_INIT, j->n > LOCKERS ? j->n / LOCKERS : 1, 0};
+    static weft_co_t *t[LOCKERS];
+    double t0 = bench_now();
+    for (int i = 0; i < LOCKERS; i++)
+        t[i] = spawn(add_locked, &c);
+    for (int i = 0; i < LOCKERS; i++)
+        join(t[i], 0);
+    double secs = bench_now() - t0;
+    if (c.counter != c.each * LOCKERS)
+        die("lock_contended_tasks_mn: a lost update", -EIO);
+    j->value = secs * (double)j->n / (double)(c.each * LOCKERS);
+    return NULL;
+}
+
+static double weft_crowd(long iters)
+{
+    return run_on(crowd_main, iters, 2);
+}
+
+static double go_crowd(long iters)
+{
+    return go("mutex", iters);
+}
+
+BENCH_CASE(async, lock_contended_tasks_mn, "go_sync_mutex", weft_crowd, go_crowd, 1.0)
 #endif /* WEFT_BENCH_GO_ASYNC */

@@ -13,6 +13,9 @@
 //	go-async pingpong N         N round trips of one value between two goroutines
 //	                            through two unbuffered channels, GOMAXPROCS at
 //	                            Go's default (one per CPU)
+//	go-async mutex N            1,000 goroutines on 2 threads (GOMAXPROCS=2) each
+//	                            take one sync.Mutex N/1,000 times to add one to
+//	                            a counter
 package main
 
 import (
@@ -107,15 +110,44 @@ func pingpong(n int) float64 {
 	return time.Since(start).Seconds()
 }
 
+func mutex(n int) float64 {
+	runtime.GOMAXPROCS(2)
+	const goroutines = 1000
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	counter, each := 0, n/goroutines
+	if each < 1 {
+		each = 1
+	}
+	start := time.Now()
+	wg.Add(goroutines)
+	for g := 0; g < goroutines; g++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	if counter != each*goroutines {
+		panic("lost an update")
+	}
+	return time.Since(start).Seconds() * float64(n) / float64(each*goroutines)
+}
+
 func main() {
 	modes := map[string]func(int) float64{
 		"spawn_join":       spawnJoin,
 		"spawn_concurrent": spawnConcurrent,
 		"rss":              rss,
 		"pingpong":         pingpong,
+		"mutex":            mutex,
 	}
 	if len(os.Args) != 3 || modes[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: go-async spawn_join|spawn_concurrent|rss|pingpong N")
+		fmt.Fprintln(os.Stderr, "usage: go-async spawn_join|spawn_concurrent|rss|pingpong|mutex N")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
