@@ -275,6 +275,10 @@ void weft__portal_release(struct weft_loop *p);
 void weft__portal_wake(struct weft_loop *p, struct weft_co *t);
 /* Wake the loop to look at its portal, with nothing posted. */
 void weft__portal_nudge(struct weft_loop *p);
+/* The loop is about to sleep in epoll: false if something came meanwhile
+ * (it must not sleep); wake_up once it is back. */
+bool weft__portal_doze(struct weft_loop *p);
+void weft__portal_wake_up(struct weft_loop *p);
 int weft__portal_post(struct weft_loop *p, struct weft__call *c);
 bool weft__portal_busy(struct weft_loop *p);
 void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft__call **calls);

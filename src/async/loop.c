@@ -47,16 +47,23 @@ enum {
  * batch at a time (one mapping, the guards in as few calls as the kernel
  * allows); ASan is told to forget the red zones of the frames an ended task
  * abandoned. */
+/* The cache's array, made on first use: a loop of M:N mode that only
+ * runs tasks others spawned keeps their stacks too (unmapping each would
+ * cost every thread of the process a TLB flush). */
+static bool have_cache(struct weft__loop *l)
+{
+    if (!l->cache)
+        l->cache = weft__sys.realloc(NULL, CACHE_MAX * sizeof *l->cache);
+    return l->cache != NULL;
+}
+
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
     if (size != l->stack_size)
         return weft__stack_map(s, size);
     if (l->cached == 0) {
-        if (!l->cache) {
-            l->cache = weft__sys.realloc(NULL, CACHE_MAX * sizeof *l->cache);
-            if (!l->cache)
-                return -ENOMEM;
-        }
+        if (!have_cache(l))
+            return -ENOMEM;
         /* Near the process's limit of mappings (mprotect'ed guards make
          * two a stack), a whole batch may not fit where one stack does. */
         int rc = weft__stack_map_many(l->cache, STACK_BATCH, size);
@@ -78,15 +85,20 @@ static int by_address(const void *a, const void *b)
  * batch lie side by side, and tasks tend to end in the order they began,
  * so a munmap usually frees many (one system call and one TLB flush for
  * all of them). */
-static void unmap_aside(struct weft__loop *l)
+static void unmap_runs(struct weft__stack *stacks, size_t n)
 {
-    qsort(l->aside, l->set_aside, sizeof *l->aside, by_address);
-    for (size_t i = 0; i < l->set_aside;) {
-        struct weft__stack run = l->aside[i++];
-        while (i < l->set_aside && l->aside[i].map == run.map + run.map_len)
-            run.map_len += l->aside[i++].map_len;
+    qsort(stacks, n, sizeof *stacks, by_address);
+    for (size_t i = 0; i < n;) {
+        struct weft__stack run = stacks[i++];
+        while (i < n && stacks[i].map == run.map + run.map_len)
+            run.map_len += stacks[i++].map_len;
         weft__stack_unmap(&run);
     }
+}
+
+static void unmap_aside(struct weft__loop *l)
+{
+    unmap_runs(l->aside, l->set_aside);
     l->set_aside = 0;
 }
 
@@ -95,7 +107,7 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
     weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
     size_t size = weft__stack_size(s);
     bool ours = size >= l->stack_size && size < l->stack_size + weft__page_size();
-    if (ours && l->cache && l->cached < CACHE_MAX) {
+    if (ours && have_cache(l) && l->cached < CACHE_MAX) {
         l->cache[l->cached++] = *s;
     } else if (ours) {
         l->aside[l->set_aside++] = *s;
@@ -616,10 +628,13 @@ static void poll_events(struct weft__loop *l)
      * a loop queueing work wakes it; unless work turned up meanwhile. */
     if (!busy && l->sched->mn && !weft__sched_idle_begin(l))
         busy = true;
+    if (!busy && !weft__portal_doze(l->portal))
+        busy = true;
     struct weft__timer *next = weft__heap_top(&l->timers);
     weft__deadline_t deadline = busy ? 0 : next ? next->deadline : WEFT__NEVER;
     struct epoll_event ev[EVENTS];
     int n = wait_events(l, ev, deadline);
+    weft__portal_wake_up(l->portal);
     if (l->sched->mn)
         weft__sched_idle_end(l);
     for (int i = 0; i < n; i++) {
@@ -708,8 +723,9 @@ void weft__loop_leave(struct weft__loop *l)
 void weft__loop_destroy(struct weft__loop *l)
 {
     unmap_aside(l);
-    while (l->cached)
-        weft__stack_unmap(&l->cache[--l->cached]);
+    if (l->cached) /* the cache's batches, whole again */
+        unmap_runs(l->cache, l->cached);
+    l->cached = 0;
     free(l->cache);
     weft__heap_free(&l->timers);
     free(l->slots);

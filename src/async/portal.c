@@ -4,7 +4,12 @@
  * from outside), queued under a mutex and announced through an eventfd the
  * loop's epoll watches. The eventfd is written only when the queues go from
  * quiet to not (`signalled`), as libuv's uv_async_send does, so a burst
- * costs one wake-up.
+ * costs one wake-up; and only while the loop sleeps in epoll or is about to
+ * (`dozing`): a loop that is running looks at `signalled` between rounds
+ * anyway, so a task woken on a busy loop from another thread costs no
+ * system call on either side. The loop sets dozing, fences and looks at
+ * signalled once more before it sleeps; a poster sets signalled, fences and
+ * looks at dozing: one of them sees the other.
  *
  * The portal is apart from the loop and counted, because other threads
  * keep handles to it that may outlive weft_run: once the loop has ended,
@@ -26,6 +31,8 @@ struct weft_loop {
     struct weft__call *calls, **calls_tail;
     bool closed; /* the loop has ended (under mu) */
     _Atomic uint32_t signalled;
+    _Atomic uint32_t dozing;  /* the loop sleeps, or is about to */
+    _Atomic uint32_t written; /* the eventfd has been written since it was read */
     _Atomic uint32_t refs;
     int evfd;
 };
@@ -54,13 +61,33 @@ int weft__portal_fd(struct weft_loop *p)
     return p->evfd;
 }
 
+static void ring(struct weft_loop *p)
+{
+    atomic_store(&p->written, 1);
+    uint64_t one = 1;
+    while (write(p->evfd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
 static void signal_loop(struct weft_loop *p)
 {
-    if (!atomic_exchange(&p->signalled, 1)) {
-        uint64_t one = 1;
-        while (write(p->evfd, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-    }
+    if (atomic_exchange(&p->signalled, 1))
+        return;
+    weft__fence();
+    if (atomic_load_explicit(&p->dozing, memory_order_relaxed))
+        ring(p);
+}
+
+bool weft__portal_doze(struct weft_loop *p)
+{
+    atomic_store_explicit(&p->dozing, 1, memory_order_relaxed);
+    weft__fence();
+    return !weft__portal_busy(p);
+}
+
+void weft__portal_wake_up(struct weft_loop *p)
+{
+    atomic_store_explicit(&p->dozing, 0, memory_order_relaxed);
 }
 
 void weft__portal_nudge(struct weft_loop *p)
@@ -107,8 +134,9 @@ void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft_
         return;
     atomic_store(&p->signalled, 0);
     uint64_t count;
-    while (read(p->evfd, &count, sizeof count) < 0 && errno == EINTR)
-        ;
+    if (atomic_exchange(&p->written, 0))
+        while (read(p->evfd, &count, sizeof count) < 0 && errno == EINTR)
+            ;
     pthread_mutex_lock(&p->mu);
     *tasks = p->tasks;
     *calls = p->calls;
