@@ -185,47 +185,61 @@ static void leave_park(struct weft__loop *l, struct weft_co *t)
  * tasks from its head (weft__loop_detach). nready and nmovable change
  * under the lock and are read without it. A task inside a timeout scope
  * does not move: its scope's timer is in this loop's heap. */
-static size_t count_of(_Atomic size_t *c)
+static WEFT__INLINE size_t count_of(_Atomic size_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static void count_add(_Atomic size_t *c, size_t delta)
+static WEFT__INLINE void count_add(_Atomic size_t *c, size_t delta)
 {
     atomic_store_explicit(c, count_of(c) + delta, memory_order_relaxed);
 }
 
-static void rq_lock(struct weft__loop *l)
+static WEFT__INLINE void rq_lock(struct weft__loop *l)
 {
-    if (l->sched->mn)
+    if (l->mn)
         weft__tas_lock(&l->rq_mu);
 }
 
-static void rq_unlock(struct weft__loop *l)
+static WEFT__INLINE void rq_unlock(struct weft__loop *l)
 {
-    if (l->sched->mn)
+    if (l->mn)
         weft__tas_unlock(&l->rq_mu);
 }
 
-static void enqueue(struct weft__loop *l, struct weft_co *t)
+/* Only M:N mode counts the queue (others look at it without its lock),
+ * and what in it may move. */
+static WEFT__INLINE void count_ready(struct weft__loop *l, struct weft_co *t, size_t delta)
+{
+    if (!l->mn)
+        return;
+    count_add(&l->nready, delta);
+    if (!t->timeouts)
+        count_add(&l->nmovable, delta);
+}
+
+static WEFT__INLINE bool none_ready(struct weft__loop *l)
+{
+    return l->mn ? !count_of(&l->nready) : !l->ready;
+}
+
+static WEFT__INLINE void enqueue(struct weft__loop *l, struct weft_co *t)
 {
     t->state = CO_READY;
     t->next = NULL;
     rq_lock(l);
     *l->ready_tail = t;
     l->ready_tail = &t->next;
-    count_add(&l->nready, 1);
-    if (!t->timeouts)
-        count_add(&l->nmovable, 1);
+    count_ready(l, t, 1);
     rq_unlock(l);
 }
 
-static void push_ready(struct weft__loop *l, struct weft_co *t)
+static WEFT__INLINE void push_ready(struct weft__loop *l, struct weft_co *t)
 {
     if (t->state == CO_PARKED)
         leave_park(l, t);
     enqueue(l, t);
-    if (l->sched->mn)
+    if (l->mn)
         weft__sched_wake_idle(l);
 }
 
@@ -235,18 +249,16 @@ void weft__loop_adopt(struct weft__loop *l, struct weft_co *t)
 }
 
 /* The first ready task, taken off the queue, or NULL. */
-static struct weft_co *pop_ready(struct weft__loop *l)
+static WEFT__INLINE struct weft_co *pop_ready(struct weft__loop *l)
 {
-    if (!count_of(&l->nready))
+    if (none_ready(l))
         return NULL;
     rq_lock(l);
     struct weft_co *t = l->ready;
     if (t) {
         if ((l->ready = t->next) == NULL)
             l->ready_tail = &l->ready;
-        count_add(&l->nready, (size_t)-1);
-        if (!t->timeouts)
-            count_add(&l->nmovable, (size_t)-1);
+        count_ready(l, t, (size_t)-1);
     }
     rq_unlock(l);
     return t;
@@ -414,17 +426,21 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
     }
     /* Resumed, perhaps on another thread than the one it left: its loop is
      * t->loop now, whatever l was. */
-    arrive(t->loop);
+    if (l->mn)
+        arrive(t->loop);
 }
 
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
     bool let_go = gils_suspend(t);
-    if (!count_of(&l->nready) && l->budget > 0) { /* nobody else to run: t goes on */
+    if (none_ready(l) && l->budget > 0) { /* nobody else to run: t goes on */
         l->budget--;
     } else {
-        t->state = CO_READY;
-        l->requeue = t;
+        /* With one loop nobody can take t before it is off its stack. */
+        if (l->mn)
+            l->requeue = t;
+        else
+            enqueue(l, t);
         weft__loop_switch_away(l, t);
     }
     gils_resume(t, let_go);
@@ -588,7 +604,12 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
  * handing off to each other do not come home to look at I/O every time. */
 static void run_ready(struct weft__loop *l)
 {
-    size_t n = count_of(&l->nready);
+    size_t n = 0;
+    if (l->mn)
+        n = count_of(&l->nready);
+    else
+        for (struct weft_co *t = l->ready; t; t = t->next)
+            n++;
     l->budget = n > ROUND_MIN ? n : ROUND_MIN;
     for (struct weft_co *t; l->budget > 0 && (t = pop_ready(l)) != NULL;) {
         l->budget--;
@@ -621,12 +642,12 @@ static int wait_events(struct weft__loop *l, struct epoll_event *ev, weft__deadl
 
 static void poll_events(struct weft__loop *l)
 {
-    bool busy = count_of(&l->nready) || weft__portal_busy(l->portal);
+    bool busy = !none_ready(l) || weft__portal_busy(l->portal);
     if (busy && l->fds_parked == 0)
         return;
     /* With nothing to run, an M:N loop says it is going to sleep, so that
      * a loop queueing work wakes it; unless work turned up meanwhile. */
-    if (!busy && l->sched->mn && !weft__sched_idle_begin(l))
+    if (!busy && l->mn && !weft__sched_idle_begin(l))
         busy = true;
     if (!busy && !weft__portal_doze(l->portal))
         busy = true;
@@ -635,7 +656,7 @@ static void poll_events(struct weft__loop *l)
     struct epoll_event ev[EVENTS];
     int n = wait_events(l, ev, deadline);
     weft__portal_wake_up(l->portal);
-    if (l->sched->mn)
+    if (l->mn)
         weft__sched_idle_end(l);
     for (int i = 0; i < n; i++) {
         struct weft_co *t = slot_task(l, ev[i].data.u64);
@@ -670,7 +691,7 @@ void weft__loop_run_until(struct weft__loop *l, bool (*done)(struct weft__loop *
         run_ready(l);
         if (done(l, arg))
             break; /* not into epoll with nothing left to wait for */
-        if (l->sched->mn && !count_of(&l->nready))
+        if (l->mn && none_ready(l))
             weft__sched_steal(l);
         poll_events(l);
         fire_timers(l);
@@ -688,8 +709,11 @@ int weft__loop_reserve(struct weft__loop *l)
 
 int weft__loop_init(struct weft__loop *l, struct weft__sched *s, size_t index)
 {
-    *l = (struct weft__loop){
-        .parker = {task_park, task_park_fd, task_recancel}, .sched = s, .index = index, .epfd = -1};
+    *l = (struct weft__loop){.parker = {task_park, task_park_fd, task_recancel},
+                             .sched = s,
+                             .mn = s->mn,
+                             .index = index,
+                             .epfd = -1};
     l->ready_tail = &l->ready;
     l->stack_size = s->stack_size;
     int rc = weft__portal_new(&l->portal);

@@ -132,6 +132,9 @@ void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
 /* For slow paths kept out of line so that their callers' fast paths stay
  * free of the register saves the slow path would need. */
 #define WEFT__NOINLINE __attribute__((noinline))
+/* For a few lines on a path measured in nanoseconds, which the compiler's
+ * size heuristics would otherwise call out of line. */
+#define WEFT__INLINE inline __attribute__((always_inline))
 
 /* The kernel thread id of the calling thread, cached per thread (inline:
  * the owner-checked locks read it on every acquire and release). tid.c's
