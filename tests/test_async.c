@@ -403,6 +403,55 @@ WT_CASE(tasks_and_a_thread_share_a_lock_without_losing_an_update)
     WT_EQ(counter, 5000);
 }
 
+/* RWLock reads are counted per task: behind a waiting writer, the task
+ * that holds a read may read again, and another task of the same thread,
+ * which holds none, waits for the writer like anybody else. */
+static weft_rwlock_t reads_rw = WEFT_RWLOCK_INIT;
+static _Atomic long reads_writer;
+
+static void *reads_write(void *arg)
+{
+    atomic_store(&reads_writer, weft_thread_get_native_id());
+    WT_EQ(weft_rwlock_acquire_write(&reads_rw, WEFT_FOREVER), 0);
+    WT_EQ(weft_rwlock_release_write(&reads_rw), 0);
+    return arg;
+}
+
+static void *read_without_holding(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_rwlock_acquire_read(&reads_rw, 0.05), -ETIMEDOUT);
+    return NULL;
+}
+
+static void *reads_per_task(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_rwlock_acquire_read(&reads_rw, WEFT_FOREVER), 0);
+    weft_thread_t *w;
+    WT_EQ(weft_thread_new(&w, reads_write, NULL, NULL), 0);
+    WT_EQ(weft_thread_start(w), 0);
+    while (atomic_load(&reads_writer) == 0)
+        WT_EQ(weft_co_sleep(0.001), 0);
+    wt_await_futex_sleep(atomic_load(&reads_writer), &reads_rw.wseq, 60);
+    weft_co_t *other;
+    WT_EQ(weft_co_spawn(&other, read_without_holding, NULL, NULL), 0);
+    WT_EQ(weft_co_join(other, WEFT_FOREVER, NULL), 0);
+    weft_co_free(other);
+    WT_EQ(weft_rwlock_acquire_read(&reads_rw, 0), 0); /* past the writer: it holds one */
+    WT_EQ(weft_rwlock_release_read(&reads_rw), 0);
+    WT_EQ(weft_rwlock_release_read(&reads_rw), 0);
+    WT_EQ(weft_thread_join(w, WEFT_FOREVER, NULL), 0);
+    weft_thread_free(w);
+    return NULL;
+}
+
+WT_CASE(rwlock_reads_are_counted_per_task)
+{
+    run_main(reads_per_task, NULL);
+    WT_EQ(reads_rw.state, 0);
+}
+
 /* A thread joins a task's future while the loop runs in another. */
 static weft_future_t *published;
 static wt_gate published_gate = WT_GATE_INIT, read_gate = WT_GATE_INIT;

@@ -378,3 +378,72 @@ WT_CASE(the_end_of_main_cancels_the_tasks_on_every_loop)
 {
     run_mn(leave_many, NULL);
 }
+
+/* A task's RWLock reads are its own: one that reads, moves to the other
+ * thread while a writer waits, and reads again, is let past the writer
+ * (counted on the thread it left, it would wait for the writer, which
+ * waits for its first read). Whether it moves is up to the loops; the
+ * same count on one loop is checked in test_async.c. */
+static weft_rwlock_t rw = WEFT_RWLOCK_INIT;
+static _Atomic long writer_tid;
+
+static void *write_once(void *arg)
+{
+    atomic_store(&writer_tid, weft_thread_get_native_id());
+    WT_EQ(weft_rwlock_acquire_write(&rw, WEFT_FOREVER), 0);
+    WT_EQ(weft_rwlock_release_write(&rw), 0);
+    return arg;
+}
+
+static void *read_move_read(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_rwlock_acquire_read(&rw, WEFT_FOREVER), 0);
+    weft_thread_t *w;
+    WT_EQ(weft_thread_new(&w, write_once, NULL, NULL), 0);
+    WT_EQ(weft_thread_start(w), 0);
+    while (atomic_load(&writer_tid) == 0)
+        WT_EQ(weft_co_sleep(0.001), 0);
+    wt_await_futex_sleep(atomic_load(&writer_tid), &rw.wseq, 60);
+    long first = weft_thread_get_native_id();
+    for (int i = 0; i < 10000 && weft_thread_get_native_id() == first; i++)
+        WT_EQ(weft_co_sleep(0), 0); /* the busy task below keeps the other loop taking */
+    WT_EQ(weft_rwlock_acquire_read(&rw, 10 * wt_slack()), 0);
+    WT_EQ(weft_rwlock_release_read(&rw), 0);
+    WT_EQ(weft_rwlock_release_read(&rw), 0);
+    WT_EQ(weft_thread_join(w, WEFT_FOREVER, NULL), 0);
+    weft_thread_free(w);
+    return NULL;
+}
+
+static _Atomic bool reads_done;
+
+static void *keep_busy(void *arg)
+{
+    while (!atomic_load(&reads_done))
+        WT_EQ(weft_co_sleep(0), 0);
+    return arg;
+}
+
+static void *reads_main(void *arg)
+{
+    (void)arg;
+    weft_co_t *busy[4], *reader;
+    for (int i = 0; i < 4; i++)
+        WT_EQ(weft_co_spawn(&busy[i], keep_busy, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&reader, read_move_read, NULL, NULL), 0);
+    WT_EQ(weft_co_join(reader, WEFT_FOREVER, NULL), 0);
+    weft_co_free(reader);
+    atomic_store(&reads_done, true);
+    for (int i = 0; i < 4; i++) {
+        WT_EQ(weft_co_join(busy[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(busy[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(a_task_that_moves_reads_again_past_a_waiting_writer)
+{
+    run_mn(reads_main, NULL);
+    WT_EQ(rw.state, 0);
+}

@@ -393,6 +393,7 @@ static void make_current(struct weft__loop *l, struct weft_co *t)
     weft__owner_self = t->owner;
     weft__task_gils = &t->gils;
     weft__task_lockdep = &t->lockdep;
+    weft__task_reads = &t->reads_held;
 }
 
 /* The first thing a context does when it is resumed on a loop's thread:
@@ -595,6 +596,7 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
     weft__task_gils = NULL;
     weft__task_lockdep = NULL;
+    weft__task_reads = NULL;
     if (ended)
         weft__co_reap(l, last);
 }

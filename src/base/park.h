@@ -169,6 +169,15 @@ extern _Thread_local void **weft__task_lockdep WEFT__TLS_FAST;
 extern void (*_Atomic weft__lockdep_task_end)(void **slot);
 
 /*
+ * An RWLock's count of read locks held, which lets a holder read again past
+ * waiting writers (sync/rwlock.c): a task's own (it may hold reads apart
+ * from its thread's other tasks, and in M:N mode move to another thread
+ * while it holds them). weft__task_reads points to the running task's
+ * count, NULL outside tasks.
+ */
+extern _Thread_local uint32_t *weft__task_reads WEFT__TLS_FAST;
+
+/*
  * A child forked to run a function (weft__child_run) may have been forked
  * from a task: it is then on that task's stack, with the task's parker in
  * its slot and the loop still the thread's. The loop and its other tasks

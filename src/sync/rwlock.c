@@ -47,8 +47,17 @@
 #define READERS_WAITING 0x40000000u
 #define WRITERS_WAITING 0x80000000u
 
-/* Read locks the calling thread holds, in any RWLock. */
-static _Thread_local uint32_t reads_held WEFT__TLS_FAST;
+/* Read locks the calling thread holds, in any RWLock; a task's are its own
+ * (base/park.h). Looked up afresh after a wait, which may have moved the
+ * task to another thread (M:N mode): not inlined, so that the thread's
+ * address is not kept across the wait. */
+static _Thread_local uint32_t thread_reads WEFT__TLS_FAST;
+
+WEFT__NOINLINE static uint32_t *reads_held(void)
+{
+    uint32_t *task = weft__task_reads;
+    return task ? task : &thread_reads;
+}
 
 static bool shared(const weft_rwlock_t *rw)
 {
@@ -69,7 +78,7 @@ static bool write_locked(uint32_t s)
  * waiting, unless the caller already holds a read lock (see the top). */
 static bool read_lockable(uint32_t s)
 {
-    return (s & READERS) < MAX_READERS && (!(s & WRITERS_WAITING) || reads_held > 0);
+    return (s & READERS) < MAX_READERS && (!(s & WRITERS_WAITING) || *reads_held() > 0);
 }
 
 int weft_rwlock_init(weft_rwlock_t *rw, unsigned flags)
@@ -190,7 +199,7 @@ static int read_take(void *obj, double timeout)
     weft_rwlock_t *rw = obj;
     int rc = try_read(WEFT__ATOMIC(&rw->state)) ? 0 : read_slow(rw, timeout);
     if (rc == 0)
-        reads_held++;
+        ++*reads_held();
     return rc;
 }
 
@@ -228,8 +237,9 @@ int weft_rwlock_release_read(weft_rwlock_t *rw)
         }
     } while (!atomic_compare_exchange_weak_explicit(state, &s, s - 1, memory_order_release,
                                                     memory_order_relaxed));
-    if (rc == 0 && reads_held > 0)
-        reads_held--;
+    uint32_t *held = reads_held();
+    if (rc == 0 && *held > 0)
+        --*held;
     if (rc == 0 && WEFT__LOCKDEP_ON())
         weft__lockdep_release(rw);
     if (rc == 0 && WEFT__UNLIKELY((s & READERS) == 1 && (s & (READERS_WAITING | WRITERS_WAITING))))
