@@ -27,7 +27,7 @@
 
 struct weft_loop {
     pthread_mutex_t mu;
-    struct weft_co *tasks, **tasks_tail; /* woken by other threads */
+    struct weft_co *_Atomic inbox; /* woken by other threads, newest first */
     struct weft__call *calls, **calls_tail;
     bool closed; /* the loop has ended (under mu) */
     _Atomic uint32_t signalled;
@@ -49,7 +49,6 @@ int weft__portal_new(struct weft_loop **out)
         return err;
     }
     pthread_mutex_init(&p->mu, NULL);
-    p->tasks_tail = &p->tasks;
     p->calls_tail = &p->calls;
     atomic_init(&p->refs, 1);
     *out = p;
@@ -95,13 +94,16 @@ void weft__portal_nudge(struct weft_loop *p)
     signal_loop(p);
 }
 
+/* A woken task is pushed on the inbox, a stack the loop takes whole: one
+ * compare-and-swap, no lock, on the path of every wake-up from another
+ * thread (M:N mode's loops wake each other's tasks all the time). */
 void weft__portal_wake(struct weft_loop *p, struct weft_co *t)
 {
-    t->next = NULL;
-    pthread_mutex_lock(&p->mu);
-    *p->tasks_tail = t;
-    p->tasks_tail = &t->next;
-    pthread_mutex_unlock(&p->mu);
+    struct weft_co *head = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+    do
+        t->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, t, memory_order_release,
+                                                  memory_order_relaxed));
     signal_loop(p);
 }
 
@@ -130,18 +132,24 @@ void weft__portal_take(struct weft_loop *p, struct weft_co **tasks, struct weft_
 {
     *tasks = NULL;
     *calls = NULL;
-    if (!weft__portal_busy(p))
+    /* Taking the signal (an exchange, which reads the poster's) comes
+     * after whatever the poster queued before giving it. */
+    if (!weft__portal_busy(p) || !atomic_exchange(&p->signalled, 0))
         return;
-    atomic_store(&p->signalled, 0);
     uint64_t count;
     if (atomic_exchange(&p->written, 0))
         while (read(p->evfd, &count, sizeof count) < 0 && errno == EINTR)
             ;
+    /* The inbox in the order the tasks were woken. */
+    struct weft_co *t = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
+    while (t) {
+        struct weft_co *next = t->next;
+        t->next = *tasks;
+        *tasks = t;
+        t = next;
+    }
     pthread_mutex_lock(&p->mu);
-    *tasks = p->tasks;
     *calls = p->calls;
-    p->tasks = NULL;
-    p->tasks_tail = &p->tasks;
     p->calls = NULL;
     p->calls_tail = &p->calls;
     pthread_mutex_unlock(&p->mu);
