@@ -11,6 +11,8 @@
 #include <weft/sync.h>
 #include <weft/thread.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -475,4 +477,55 @@ WT_CASE(a_cancellation_racing_a_wake_up_loses_and_doubles_nothing)
      * (test_mn.c races them across threads). */
     wt_one_loop_only();
     run_main(races);
+}
+
+/* A cancellation from another thread is counted at once and delivered by a
+ * call posted to the task's loop; if the task learns of it first (a
+ * timeout scope's end re-arms it), the posted call must not deliver it a
+ * second time. */
+static _Atomic int dd_inside, dd_cancelled;
+static int dd_scope = 1, dd_first = 1, dd_second = 1;
+
+static void *dd_task(void *arg)
+{
+    (void)arg;
+    WEFT_TIMEOUT(60, &dd_scope)
+    {
+        atomic_store(&dd_inside, 1);
+        while (!atomic_load(&dd_cancelled))
+            ; /* no suspension point: the posted delivery must wait */
+    }
+    dd_first = weft_co_sleep(0.001);
+    dd_second = weft_co_sleep(0.001);
+    return NULL;
+}
+
+static void *dd_canceller(void *arg)
+{
+    while (!atomic_load(&dd_inside))
+        sched_yield();
+    WT_EQ(weft_co_cancel(arg), 1);
+    atomic_store(&dd_cancelled, 1);
+    return NULL;
+}
+
+static void *dd_main(void *arg)
+{
+    (void)arg;
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, dd_task, NULL, NULL), 0);
+    pthread_t th;
+    WT_EQ(pthread_create(&th, NULL, dd_canceller, t), 0);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    WT_EQ(pthread_join(th, NULL), 0);
+    weft_co_free(t);
+    return NULL;
+}
+
+WT_CASE(a_cancellation_from_another_thread_is_delivered_once)
+{
+    run_main(dd_main);
+    WT_EQ(dd_scope, -ECANCELED);
+    WT_EQ(dd_first, -ECANCELED);
+    WT_EQ(dd_second, 0);
 }

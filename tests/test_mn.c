@@ -10,6 +10,7 @@
 #include "wt.h"
 
 #include <weft/async.h>
+#include <weft/gil.h>
 #include <weft/queue.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
@@ -18,10 +19,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+static void run_on(unsigned threads, weft_co_fn fn, void *arg)
+{
+    weft_run_opts_t opts = {.threads = threads};
+    WT_EQ(weft_run(fn, arg, &opts, NULL), 0);
+}
+
 static void run_mn(weft_co_fn fn, void *arg)
 {
-    weft_run_opts_t opts = {.threads = 2};
-    WT_EQ(weft_run(fn, arg, &opts, NULL), 0);
+    run_on(2, fn, arg);
 }
 
 /* Spawn n tasks of fn(i), join them all (each must end with 0). */
@@ -446,4 +452,86 @@ WT_CASE(a_task_that_moves_reads_again_past_a_waiting_writer)
 {
     run_mn(reads_main, NULL);
     WT_EQ(rw.state, 0);
+}
+
+/* Tasks that hold the GIL across a yield: letting go of it may park the
+ * task (on the GIL's own lock), and it may come back on the other loop;
+ * the yield must go on from there, not from the loop it left. */
+static weft_gil_t mn_gil = WEFT_GIL_INIT;
+
+static void *gil_yielder(void *arg)
+{
+    for (int i = 0; i < 5000; i++) {
+        WT_EQ(weft_gil_acquire(&mn_gil), 0);
+        WT_EQ(weft_co_sleep(0), 0);
+        WT_EQ(weft_gil_release(&mn_gil), 0);
+    }
+    return arg;
+}
+
+static void *gil_crowd(void *arg)
+{
+    (void)arg;
+    spawn_join_all(gil_yielder, 32);
+    return NULL;
+}
+
+WT_CASE(tasks_holding_the_gil_across_a_yield_move_safely)
+{
+    for (int round = 0; round < 16; round++)
+        run_on(4, gil_crowd, NULL); /* more loops than CPUs: more moves */
+}
+
+/* A task that is not a child of a group feeds it children, keeping their
+ * handles, while the group's end waits: a child may end on the other loop
+ * before the spawn lets go of the place it held open, and then the spawn
+ * must wake the end itself. */
+static void *trivial(void *arg)
+{
+    return arg;
+}
+
+static void *short_nap(void *arg)
+{
+    WT_EQ(weft_co_sleep(0.0005), 0);
+    return arg;
+}
+
+static void *feed_group(void *arg)
+{
+    weft_co_group_t *g = arg;
+    for (int i = 0; i < 20; i++) {
+        weft_co_t *c = NULL;
+        if (weft_co_group_spawn(g, &c, trivial, NULL, NULL) != 0)
+            return NULL; /* the group has ended */
+        weft_co_free(c);
+        weft_co_sleep(0.00005);
+    }
+    return NULL;
+}
+
+static void *feeders(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 300; round++) {
+        /* The group outlives its scope here: the feeder may still call
+         * on it after the end (and is refused). */
+        int rc = 1;
+        weft_co_group_t g = {NULL, NULL, &rc, 0, 0, 0};
+        weft_co_t *f = NULL;
+        if (weft_co_group_enter(&g)) {
+            WT_EQ(weft_co_group_spawn(&g, NULL, short_nap, NULL, NULL), 0);
+            WT_EQ(weft_co_spawn(&f, feed_group, &g, NULL), 0);
+        }
+        weft_co_group_end(&g);
+        WT_EQ(rc, 0);
+        WT_EQ(weft_co_join(f, WEFT_FOREVER, NULL), 0);
+        weft_co_free(f);
+    }
+    return NULL;
+}
+
+WT_CASE(a_spawn_into_a_group_from_outside_wakes_its_end)
+{
+    run_on(3, feeders, NULL); /* more loops than CPUs: more ways to lose it */
 }

@@ -144,8 +144,10 @@ WEFT_API weft_co_t *weft_co_current(void);
 /* The task's name: the one given, or "co-<id>", made on the first call
  * (so call it from the task's loop, as everything but join and cancel). */
 WEFT_API const char *weft_co_name(weft_co_t *t);
-/* Up to cap of the calling loop's live tasks into out (no references
- * taken): how many there are in all. -EPERM outside a loop. */
+/* Up to cap of the live tasks of the calling thread's run into out (no
+ * references taken): how many there are in all. -EPERM outside a loop. In
+ * M:N mode a task on another loop may end and be freed at any moment: use
+ * only those you also hold a handle to. */
 WEFT_API int weft_co_all(weft_co_t **out, size_t cap);
 
 /* Sleep for seconds; 0 lets the other ready tasks run first. Outside a

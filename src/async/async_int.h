@@ -92,6 +92,9 @@ struct weft_co {
     /* Cancellation (Python 3.11's): requests not yet withdrawn, and
      * whether one is still to be delivered at a suspension point. */
     _Atomic uint32_t cancels; /* counted by the caller, from any thread */
+    /* Requests from other threads counted but not yet delivered: the first
+     * delivery, whoever makes it, answers them all (co.c). */
+    _Atomic uint32_t undelivered;
     bool cancel_due;
     bool stopped;                     /* cancelled by weft_run's end */
     int fail;                         /* weft_co_fail's error, or 0 */
@@ -210,6 +213,9 @@ bool weft__loop_end_park(struct weft_co *t, int rc);
 int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count);
 /* A request posted from another thread, delivered on t's loop (co.c). */
 void weft__co_cancel_arrived(struct weft_co *t);
+/* At a suspension point of the running task t: -ECANCELED if a
+ * cancellation is due (it is delivered now), else 0. */
+int weft__co_take_cancel(struct weft_co *t);
 /* A stack for a new task: a cached one if size is the loop's. */
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size);
 /* Back to the cache (or unmapped) once its task has ended. */

@@ -204,6 +204,10 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
         weft__co_ref(t);
     if (!future)
         weft_future_set_running_or_notify_cancel(t->future);
+    /* Counted before it is listed: once listed, the run's end may look at
+     * it (sched.c), and a task listed but not yet counted could let the
+     * run end without it. */
+    weft__sched_add(s, &s->live, 1);
     weft__sched_lock(s);
     t->all_next = s->all;
     if (s->all)
@@ -218,7 +222,6 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
         t->cancels = 1;
     }
     weft__sched_unlock(s);
-    weft__sched_add(s, &s->live, 1);
     *out = t; /* before another loop can run it and end it */
     weft__co_wake(t, 0);
     return 0;
@@ -414,11 +417,24 @@ int weft_co_cancel(weft_co_t *t)
      * with, which outlives the run, and whose loop passes it on. */
     if (weft_future_done(t->future))
         return 0;
+    /* Undelivered first: whoever sees the count delivers for it. */
+    t->undelivered++;
     t->cancels++;
     int rc = weft__portal_cancel(t, self && in_run(self->sched, l) ? l->portal : t->portal);
-    if (rc <= 0) /* no memory, or t's loop (and so t) has ended */
+    if (rc <= 0) { /* no memory, or t's loop (and so t) has ended */
         t->cancels--;
+        t->undelivered--;
+    }
     return rc;
+}
+
+int weft__co_take_cancel(struct weft_co *t)
+{
+    if (!t->cancel_due)
+        return 0;
+    t->cancel_due = false;
+    atomic_store(&t->undelivered, 0);
+    return -ECANCELED;
 }
 
 void weft__co_cancel_arrived(struct weft_co *t)
@@ -436,8 +452,10 @@ int weft_co_uncancel(weft_co_t *t)
         return -EINVAL;
     if (weft__loop_self != t->loop || t->cancels == 0)
         return -EPERM;
-    if (--t->cancels == 0)
+    if (--t->cancels == 0) {
         t->cancel_due = false;
+        atomic_store(&t->undelivered, 0);
+    }
     return (int)t->cancels;
 }
 
@@ -486,10 +504,8 @@ int weft_co_sleep(double seconds)
     if (seconds != 0 || !l || !l->current)
         return weft_sleep(seconds);
     struct weft_co *t = l->current;
-    if (t->cancel_due) {
-        t->cancel_due = false;
-        return -ECANCELED;
-    }
+    if (t->cancel_due)
+        return weft__co_take_cancel(t);
     weft__loop_yield(l, t);
     return 0;
 }

@@ -334,10 +334,13 @@ bool weft__loop_end_park(struct weft_co *t, int rc)
 
 int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count)
 {
-    /* Under the queue's lock, so that no other loop takes t meanwhile. */
+    /* Under the queue's lock, so that no other loop takes t meanwhile. A
+     * request posted from another thread that finds it delivered already
+     * (by an earlier one, or by a scope's end re-arming it) does nothing. */
     rq_lock(l);
-    if (t->loop != l || t->state == CO_DONE || (!count && t->cancels == 0)) {
-        bool moved = t->loop != l;
+    bool moved = t->loop != l;
+    if (moved || t->state == CO_DONE ||
+        (!count && (t->cancels == 0 || atomic_exchange(&t->undelivered, 0) == 0))) {
         rq_unlock(l);
         return moved ? -EAGAIN : 0;
     }
@@ -349,7 +352,11 @@ int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count)
     rq_unlock(l);
     /* A park this ends returns -ECANCELED: the delivery. Otherwise the
      * next one does. Only this thread queues a task parked here. */
-    if (parked && !weft__loop_end_park(t, -ECANCELED))
+    if (!parked)
+        return 1;
+    if (weft__loop_end_park(t, -ECANCELED))
+        atomic_store(&t->undelivered, 0);
+    else
         t->cancel_due = true;
     return 1;
 }
@@ -434,6 +441,7 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
     bool let_go = gils_suspend(t);
+    l = t->loop;                          /* letting go of a GIL may have parked t, and moved it */
     if (none_ready(l) && l->budget > 0) { /* nobody else to run: t goes on */
         l->budget--;
     } else {
@@ -459,10 +467,8 @@ static int suspend(struct weft__loop *l, struct weft_co *t)
  * 0 with t's timer set for the deadline (its place reserved at spawn). */
 static int begin_park(struct weft__loop *l, struct weft_co *t, weft__deadline_t deadline)
 {
-    if (t->cancel_due) {
-        t->cancel_due = false;
-        return -ECANCELED;
-    }
+    if (t->cancel_due)
+        return weft__co_take_cancel(t);
     if (deadline == WEFT__NEVER)
         return 0;
     if (deadline <= weft__now_ns())
@@ -511,9 +517,9 @@ static int park_word(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *
 static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,
                      weft__deadline_t deadline, unsigned flags)
 {
-    struct weft__loop *l = (struct weft__loop *)p;
-    struct weft_co *t = l->current;
+    struct weft_co *t = ((struct weft__loop *)p)->current;
     bool let_go = gils_suspend(t);
+    struct weft__loop *l = t->loop; /* letting go may have parked t, and moved it */
     int rc = flags & WEFT__PARK_SHARED ? shared_park(l, t, word, expected, deadline, flags)
                                        : park_word(l, t, word, expected, deadline, flags);
     gils_resume(t, let_go);
@@ -562,10 +568,9 @@ static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadli
 static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
 {
     WEFT__UNUSED(flags);
-    struct weft__loop *l = (struct weft__loop *)p;
-    struct weft_co *t = l->current;
+    struct weft_co *t = ((struct weft__loop *)p)->current;
     bool let_go = gils_suspend(t);
-    int rc = park_fd(l, t, fd, deadline);
+    int rc = park_fd(t->loop, t, fd, deadline); /* t->loop: as in task_park */
     gils_resume(t, let_go);
     return rc;
 }

@@ -70,12 +70,15 @@ size_t weft__sched_steal(struct weft__loop *l)
 
 /* Sleeping and waking. */
 
-static bool work_anywhere(struct weft__sched *s)
+static bool sched_over(struct weft__loop *l, void *arg);
+
+static bool work_anywhere(struct weft__loop *l)
 {
+    struct weft__sched *s = l->sched;
     for (size_t i = 0; i < s->n; i++)
         if (count_of(&s->loops[i]->nmovable))
             return true;
-    return atomic_load_explicit(&s->over, memory_order_acquire);
+    return sched_over(l, NULL);
 }
 
 bool weft__sched_idle_begin(struct weft__loop *l)
@@ -84,7 +87,7 @@ bool weft__sched_idle_begin(struct weft__loop *l)
     atomic_store_explicit(&l->idle, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->idle, 1, memory_order_relaxed);
     weft__fence();
-    if (!work_anywhere(s) && !weft__portal_busy(l->portal))
+    if (!work_anywhere(l) && !weft__portal_busy(l->portal))
         return true;
     weft__sched_idle_end(l);
     return false;

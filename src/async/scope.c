@@ -99,7 +99,7 @@ static struct weft__sched *sched_of(weft_co_group_t *g)
 void weft__co_group_child_ended(struct weft_co *t, int outcome)
 {
     weft_co_group_t *g = t->group;
-    struct weft__sched *s = sched_of(g);
+    struct weft__sched *s = t->loop->sched; /* the parent's run too */
     weft__sched_lock(s);
     unlink_child(g, t);
     if (outcome < 0 && outcome != -ECANCELED && g->error == 0) {
@@ -133,14 +133,19 @@ int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void
     if (!g || !fn)
         return -EINVAL;
     struct weft__loop *l = weft__loop_self;
-    struct weft_co *parent = g->parent;
-    if (!parent || !l || parent->loop->sched != l->sched)
+    if (!l)
         return -EPERM;
     /* While the scope's end waits, a child may still start a sibling (as in
      * Python's TaskGroup and Trio); not once the group is aborted, nor once
-     * nobody is left to wait for. */
+     * nobody is left to wait for. The parent is looked at under the lock of
+     * the caller's run: the end clears it under the same lock. */
     struct weft__sched *s = l->sched;
     weft__sched_lock(s);
+    struct weft_co *parent = g->parent;
+    if (!parent || parent->loop->sched != s) {
+        weft__sched_unlock(s);
+        return -EPERM;
+    }
     bool closed = (g->state & G_ABORTED) || ((g->state & G_ENDING) && live_of(g) == 0);
     if (!closed)
         atomic_store_explicit(live_word(g), live_of(g) + 1, memory_order_relaxed); /* held open */
@@ -155,7 +160,9 @@ int weft_co_group_spawn(weft_co_group_t *g, weft_co_t **out, weft_co_fn fn, void
     weft__sched_unlock(s);
     if (rc == 0 && out)
         *out = t;
-    else if (last) /* the scope's end may wait for the place held open */
+    /* The place held open was the last (the child, if any, has ended on
+     * another loop already): the scope's end may be waiting for it. */
+    if (last)
         weft__unpark(live_word(g), 1, WEFT__WAIT_GROUP);
     return rc;
 }
@@ -182,14 +189,14 @@ void weft_co_group_end(weft_co_group_t *g)
             weft__sched_unlock(s);
         }
     }
-    weft__sched_lock(s); /* the last child's unlock, before what it left is read */
+    weft__sched_lock(s); /* after the last child's unlock: what it left is seen */
+    g->parent = NULL;
     weft__sched_unlock(s);
     if (g->state & G_CANCELLED_PARENT)
         weft_co_uncancel(parent);
     int rc = g->error ? g->error : outside ? -ECANCELED : 0;
     if (outside)
         weft__park_recancel();
-    g->parent = NULL;
     if (g->result)
         *g->result = rc;
 }
