@@ -407,11 +407,8 @@ WT_CASE(tasks_and_a_thread_share_a_lock_without_losing_an_update)
  * that holds a read may read again, and another task of the same thread,
  * which holds none, waits for the writer like anybody else. */
 static weft_rwlock_t reads_rw = WEFT_RWLOCK_INIT;
-static _Atomic long reads_writer;
-
 static void *reads_write(void *arg)
 {
-    atomic_store(&reads_writer, weft_thread_get_native_id());
     WT_EQ(weft_rwlock_acquire_write(&reads_rw, WEFT_FOREVER), 0);
     WT_EQ(weft_rwlock_release_write(&reads_rw), 0);
     return arg;
@@ -431,9 +428,7 @@ static void *reads_per_task(void *arg)
     weft_thread_t *w;
     WT_EQ(weft_thread_new(&w, reads_write, NULL, NULL), 0);
     WT_EQ(weft_thread_start(w), 0);
-    while (atomic_load(&reads_writer) == 0)
-        WT_EQ(weft_co_sleep(0.001), 0);
-    wt_await_futex_sleep(atomic_load(&reads_writer), &reads_rw.wseq, 60);
+    wt_await_waiting_writer(&reads_rw);
     weft_co_t *other;
     WT_EQ(weft_co_spawn(&other, read_without_holding, NULL, NULL), 0);
     WT_EQ(weft_co_join(other, WEFT_FOREVER, NULL), 0);

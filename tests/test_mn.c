@@ -8,6 +8,7 @@
  */
 #include "base/base.h"
 #include "wt.h"
+#include "wt_async.h"
 
 #include <weft/async.h>
 #include <weft/gil.h>
@@ -391,11 +392,9 @@ WT_CASE(the_end_of_main_cancels_the_tasks_on_every_loop)
  * waits for its first read). Whether it moves is up to the loops; the
  * same count on one loop is checked in test_async.c. */
 static weft_rwlock_t rw = WEFT_RWLOCK_INIT;
-static _Atomic long writer_tid;
 
 static void *write_once(void *arg)
 {
-    atomic_store(&writer_tid, weft_thread_get_native_id());
     WT_EQ(weft_rwlock_acquire_write(&rw, WEFT_FOREVER), 0);
     WT_EQ(weft_rwlock_release_write(&rw), 0);
     return arg;
@@ -408,9 +407,7 @@ static void *read_move_read(void *arg)
     weft_thread_t *w;
     WT_EQ(weft_thread_new(&w, write_once, NULL, NULL), 0);
     WT_EQ(weft_thread_start(w), 0);
-    while (atomic_load(&writer_tid) == 0)
-        WT_EQ(weft_co_sleep(0.001), 0);
-    wt_await_futex_sleep(atomic_load(&writer_tid), &rw.wseq, 60);
+    wt_await_waiting_writer(&rw);
     long first = weft_thread_get_native_id();
     for (int i = 0; i < 10000 && weft_thread_get_native_id() == first; i++)
         WT_EQ(weft_co_sleep(0), 0); /* the busy task below keeps the other loop taking */

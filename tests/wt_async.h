@@ -10,6 +10,8 @@
 
 #include <weft/async.h>
 
+#include <stdatomic.h>
+
 #include <stdlib.h>
 
 static inline unsigned wt_threads(void)
@@ -31,6 +33,17 @@ static inline const weft_run_opts_t *wt_run_opts(void)
         if (wt_threads() > 1) \
             exit(77);         \
     } while (0)
+
+/* From a task: wait until a writer waits on rw (the top bit of its state,
+ * sync/rwlock.c), letting the loop run meanwhile. Read from the lock
+ * rather than from the writer's thread in /proc, which qemu-user does not
+ * show as a futex wait. */
+static inline void wt_await_waiting_writer(weft_rwlock_t *rw)
+{
+    while (!(atomic_load((_Atomic uint32_t *)&rw->state) & 0x80000000u))
+        if (weft_co_sleep(0.001) != 0)
+            abort();
+}
 
 /* TSan cannot start threads in a child forked from a process with more
  * than one (die_after_fork), and in M:N mode the loop's are there. */
