@@ -48,15 +48,20 @@
 #define WRITERS_WAITING 0x80000000u
 
 /* Read locks the calling thread holds, in any RWLock; a task's are its own
- * (base/park.h). Looked up afresh after a wait, which may have moved the
- * task to another thread (M:N mode): not inlined, so that the thread's
- * address is not kept across the wait. */
+ * (base/park.h). After a wait, which may have moved the task to another
+ * thread (M:N mode), they are looked up again through a function that is
+ * not inlined, so that no thread's address is kept across the wait. */
 static _Thread_local uint32_t thread_reads WEFT__TLS_FAST;
 
-WEFT__NOINLINE static uint32_t *reads_held(void)
+static WEFT__INLINE uint32_t *reads_held(void)
 {
     uint32_t *task = weft__task_reads;
     return task ? task : &thread_reads;
+}
+
+WEFT__NOINLINE static uint32_t *reads_held_after_wait(void)
+{
+    return reads_held();
 }
 
 static bool shared(const weft_rwlock_t *rw)
@@ -78,7 +83,8 @@ static bool write_locked(uint32_t s)
  * waiting, unless the caller already holds a read lock (see the top). */
 static bool read_lockable(uint32_t s)
 {
-    return (s & READERS) < MAX_READERS && (!(s & WRITERS_WAITING) || *reads_held() > 0);
+    return (s & READERS) < MAX_READERS &&
+           (!(s & WRITERS_WAITING) || *reads_held_after_wait() > 0); /* also after a wait */
 }
 
 int weft_rwlock_init(weft_rwlock_t *rw, unsigned flags)
@@ -197,9 +203,13 @@ WEFT__NOINLINE static int read_slow(weft_rwlock_t *rw, double timeout)
 static int read_take(void *obj, double timeout)
 {
     weft_rwlock_t *rw = obj;
-    int rc = try_read(WEFT__ATOMIC(&rw->state)) ? 0 : read_slow(rw, timeout);
-    if (rc == 0)
+    if (try_read(WEFT__ATOMIC(&rw->state))) {
         ++*reads_held();
+        return 0;
+    }
+    int rc = read_slow(rw, timeout);
+    if (rc == 0)
+        ++*reads_held_after_wait();
     return rc;
 }
 
