@@ -17,6 +17,7 @@
 #include <weft/thread.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -531,4 +532,45 @@ static void *feeders(void *arg)
 WT_CASE(a_spawn_into_a_group_from_outside_wakes_its_end)
 {
     run_on(3, feeders, NULL); /* more loops than CPUs: more ways to lose it */
+}
+
+/* Failures at the start: a worker thread that cannot start, or any one of
+ * the run's allocations, fail weft_run cleanly (the loops and threads made
+ * so far undone), and the next run works. */
+static _Atomic int creates_left, allocs_left;
+
+static int create_some(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_sub(&creates_left, 1) <= 0)
+        return EAGAIN;
+    return pthread_create(th, attr, fn, arg);
+}
+
+static void *malloc_some(size_t size)
+{
+    return atomic_fetch_sub(&allocs_left, 1) <= 0 ? NULL : malloc(size);
+}
+
+static void *calloc_some(size_t count, size_t size)
+{
+    return atomic_fetch_sub(&allocs_left, 1) <= 0 ? NULL : calloc(count, size);
+}
+
+WT_FAULT(a_run_that_cannot_start_fails_cleanly)
+{
+    weft__sys.pthread_create = create_some;
+    for (int made = 0; made < 3; made++) {
+        atomic_store(&creates_left, made);
+        WT_EQ(weft_run(nothing, NULL, &(weft_run_opts_t){.threads = 4}, NULL), -EAGAIN);
+    }
+    weft__sys_reset();
+    for (int ok = 0; ok < 12; ok++) {
+        atomic_store(&allocs_left, ok);
+        weft__sys.malloc = malloc_some;
+        weft__sys.calloc = calloc_some;
+        int rc = weft_run(nothing, NULL, &(weft_run_opts_t){.threads = 3}, NULL);
+        weft__sys_reset();
+        WT_CHECK(rc == -ENOMEM || rc == 0);
+    }
+    run_on(3, nothing, NULL);
 }

@@ -227,7 +227,8 @@ static int sched_init(struct weft__sched *s, const weft_run_opts_t *opts)
     size_t started = 0;
     atomic_init(&s->starting, (uint32_t)n - 1);
     while (rc == 0 && started + 1 < n &&
-           (rc = -pthread_create(&s->workers[started], NULL, worker, s->loops[started + 1])) == 0)
+           (rc = -weft__sys.pthread_create(&s->workers[started], NULL, worker,
+                                           s->loops[started + 1])) == 0)
         started++;
     if (rc != 0) /* those never started will not say */
         atomic_fetch_sub(&s->starting, (uint32_t)(n - 1 - started));
