@@ -144,9 +144,19 @@ static _Thread_local uint64_t self_id WEFT__TLS_FAST;
  * that it never equals a thread's self. */
 #define TASK_SELF (1ull << 63)
 
+/* The running task's record of its GILs (base/park.h), or NULL on a
+ * thread. Looked up through a function that is not inlined: a task may wait
+ * between two lookups in one function and come back on another thread (M:N
+ * mode), and a compiler may keep a thread's address (on aarch64, the thread
+ * pointer register) across the wait. */
+WEFT__NOINLINE static struct weft__task_gils *task_gils(void)
+{
+    return weft__task_gils;
+}
+
 static uint64_t me(void)
 {
-    if (WEFT__UNLIKELY(weft__task_gils != NULL))
+    if (WEFT__UNLIKELY(task_gils() != NULL))
         return TASK_SELF | weft__owner_id();
     if (WEFT__UNLIKELY(self_id == 0))
         self_id = atomic_fetch_add_explicit(&next_self, 1, memory_order_relaxed);
@@ -585,7 +595,7 @@ static int take_as(struct gil *g, int rank, uint32_t depth)
 /* The running task's record of the GILs it holds (nothing outside tasks). */
 static void record_held(struct gil *g)
 {
-    struct weft__task_gils *r = weft__task_gils;
+    struct weft__task_gils *r = task_gils();
     if (!r)
         return;
     for (uint32_t i = 0; i < r->n; i++)
@@ -597,7 +607,7 @@ static void record_held(struct gil *g)
 
 static void record_released(struct gil *g)
 {
-    struct weft__task_gils *r = weft__task_gils;
+    struct weft__task_gils *r = task_gils();
     if (!r)
         return;
     for (uint32_t i = 0; i < r->n; i++)
