@@ -163,6 +163,12 @@ struct weft__loop {
     size_t altstack_size;
 };
 
+/* A count another thread may change, read without its lock (a snapshot). */
+static inline size_t weft__count_of(_Atomic size_t *count)
+{
+    return atomic_load_explicit(count, memory_order_relaxed);
+}
+
 /* The sched's shared state: counts changed with a read-modify-write, and
  * its lock taken, only in M:N mode. */
 static inline size_t weft__sched_add(struct weft__sched *s, _Atomic size_t *count, size_t delta)

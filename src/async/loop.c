@@ -185,14 +185,9 @@ static void leave_park(struct weft__loop *l, struct weft_co *t)
  * tasks from its head (weft__loop_detach). nready and nmovable change
  * under the lock and are read without it. A task inside a timeout scope
  * does not move: its scope's timer is in this loop's heap. */
-static WEFT__INLINE size_t count_of(_Atomic size_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
 static WEFT__INLINE void count_add(_Atomic size_t *c, size_t delta)
 {
-    atomic_store_explicit(c, count_of(c) + delta, memory_order_relaxed);
+    atomic_store_explicit(c, weft__count_of(c) + delta, memory_order_relaxed);
 }
 
 static WEFT__INLINE void rq_lock(struct weft__loop *l)
@@ -220,7 +215,7 @@ static WEFT__INLINE void count_ready(struct weft__loop *l, struct weft_co *t, si
 
 static WEFT__INLINE bool none_ready(struct weft__loop *l)
 {
-    return l->mn ? !count_of(&l->nready) : !l->ready;
+    return l->mn ? !weft__count_of(&l->nready) : !l->ready;
 }
 
 static WEFT__INLINE void enqueue(struct weft__loop *l, struct weft_co *t)
@@ -613,7 +608,7 @@ static void run_ready(struct weft__loop *l)
 {
     size_t n = 0;
     if (l->mn)
-        n = count_of(&l->nready);
+        n = weft__count_of(&l->nready);
     else
         for (struct weft_co *t = l->ready; t; t = t->next)
             n++;
@@ -711,7 +706,8 @@ void weft__loop_run_until(struct weft__loop *l, bool (*done)(struct weft__loop *
 int weft__loop_reserve(struct weft__loop *l)
 {
     struct weft__sched *s = l->sched;
-    return weft__heap_reserve(&l->timers, count_of(&s->live) + count_of(&s->scopes) + 1);
+    return weft__heap_reserve(&l->timers,
+                              weft__count_of(&s->live) + weft__count_of(&s->scopes) + 1);
 }
 
 int weft__loop_init(struct weft__loop *l, struct weft__sched *s, size_t index)

@@ -37,11 +37,6 @@
 
 enum { STACK_DEFAULT = 64 * 1024, STEAL_MAX = 32 };
 
-static size_t count_of(_Atomic size_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
 void weft__sched_nudge(struct weft__loop *l)
 {
     weft__portal_nudge(l->portal);
@@ -54,7 +49,7 @@ size_t weft__sched_steal(struct weft__loop *l)
     struct weft__sched *s = l->sched;
     for (size_t i = 1; i < s->n; i++) {
         struct weft__loop *v = s->loops[(l->index + i) % s->n];
-        size_t movable = count_of(&v->nmovable);
+        size_t movable = weft__count_of(&v->nmovable);
         if (movable == 0 || weft__loop_reserve(l) != 0)
             continue;
         size_t half = (movable + 1) / 2;
@@ -76,7 +71,7 @@ static bool work_anywhere(struct weft__loop *l)
 {
     struct weft__sched *s = l->sched;
     for (size_t i = 0; i < s->n; i++)
-        if (count_of(&s->loops[i]->nmovable))
+        if (weft__count_of(&s->loops[i]->nmovable))
             return true;
     return sched_over(l, NULL);
 }
