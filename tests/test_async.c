@@ -13,7 +13,9 @@
 #include <weft/sync.h>
 #include <weft/thread.h>
 
+#include <fenv.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <signal.h>
@@ -109,6 +111,55 @@ WT_CASE(ready_tasks_run_in_the_order_they_became_ready)
     run_main(spawn_abc, NULL);
     order[order_len] = '\0';
     WT_CHECK(strcmp(order, "-abcabc") == 0);
+}
+
+/* Tasks that only yield to each other: each keeps its registers and its
+ * rounding mode across every yield, and the loop still looks at its
+ * timers between rounds, so a sleeper wakes while they spin. */
+static atomic_int woke;
+
+static void *yield_until_woken(void *arg)
+{
+    int mode = (int)(intptr_t)arg;
+    fesetround(mode);
+    uint64_t x0 = (uint64_t)mode + 1, x1 = x0 * 3 + 1, x2 = x1 * 3 + 1, x3 = x2 * 3 + 1;
+    for (long i = 0; !atomic_load(&woke); i++) {
+        WT_CHECK(i < 100000000); /* a loop that never fires its timer */
+        WT_EQ(weft_co_sleep(0), 0);
+        WT_EQ(fegetround(), mode);
+        WT_CHECK(x1 == x0 * 3 + 1 && x2 == x1 * 3 + 1 && x3 == x2 * 3 + 1);
+        x0 = x3 + (uint64_t)i, x1 = x0 * 3 + 1, x2 = x1 * 3 + 1, x3 = x2 * 3 + 1;
+    }
+    fesetround(FE_TONEAREST);
+    return NULL;
+}
+
+static void *wake_later(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.001), 0);
+    atomic_store(&woke, 1);
+    return NULL;
+}
+
+static void *yielders_and_a_sleeper(void *arg)
+{
+    (void)arg;
+    weft_co_t *t[3];
+    WT_EQ(weft_co_spawn(&t[0], yield_until_woken, (void *)(intptr_t)FE_UPWARD, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[1], yield_until_woken, (void *)(intptr_t)FE_DOWNWARD, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[2], wake_later, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+    return NULL;
+}
+
+WT_CASE(yielding_tasks_keep_their_registers_and_rounding_and_let_timers_in)
+{
+    atomic_store(&woke, 0);
+    run_main(yielders_and_a_sleeper, NULL);
 }
 
 /* Joins. */

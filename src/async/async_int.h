@@ -137,6 +137,7 @@ struct weft__loop {
     struct weft__parker parker; /* first: the parker is the loop */
     struct weft__sched *sched;
     bool mn;                 /* sched->mn */
+    bool plain;              /* one loop, no sanitizer: nothing to do after a switch */
     size_t index;            /* in sched->loops */
     _Atomic uint32_t rq_mu;  /* the ready queue's lock (M:N mode) */
     _Atomic size_t nready;   /* its length, for a look without the lock, */

@@ -136,6 +136,8 @@ __asm__(".text\n"
 #error "weft's async layer has a context switch for x86-64 and aarch64 only"
 #endif
 
+const struct weft__transfer weft__ctx_nothing;
+
 /* Where a new context begins (through the trampoline). */
 static void ctx_start(struct weft__ctx *c, struct weft__transfer *t)
 {

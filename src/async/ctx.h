@@ -92,6 +92,10 @@ struct weft__transfer {
     void *data;
 };
 
+/* What a switch that has nothing to tell passes: no data, and a context
+ * resumed by it needs to learn nothing either (no sanitizer runs). */
+extern const struct weft__transfer weft__ctx_nothing;
+
 static inline void weft__ctx_enter(struct weft__ctx *self, struct weft__transfer *t)
 {
     if (WEFT__ASAN_FIBERS())
