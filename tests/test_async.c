@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,6 +161,53 @@ WT_CASE(yielding_tasks_keep_their_registers_and_rounding_and_let_timers_in)
 {
     atomic_store(&woke, 0);
     run_main(yielders_and_a_sleeper, NULL);
+}
+
+/* The stacks of a wave of tasks that ended serve the next wave, however
+ * many there were: the second wave maps no stack. */
+enum { WAVE = 3000 };
+static atomic_int stack_maps;
+
+static void *counting_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+    atomic_fetch_add(&stack_maps, 1);
+    return mmap(addr, len, prot, flags, fd, offset);
+}
+
+static void *yield_once(void *arg)
+{
+    WT_EQ(weft_co_sleep(0), 0);
+    return arg;
+}
+
+/* WAVE tasks alive at once, then all joined. */
+static void wave(void)
+{
+    static weft_co_t *t[WAVE];
+    for (int i = 0; i < WAVE; i++)
+        WT_EQ(weft_co_spawn(&t[i], yield_once, NULL, NULL), 0);
+    for (int i = 0; i < WAVE; i++) {
+        WT_EQ(weft_co_join(t[i], WEFT_FOREVER, NULL), 0);
+        weft_co_free(t[i]);
+    }
+}
+
+static void *two_waves(void *arg)
+{
+    (void)arg;
+    wave();
+    atomic_store(&stack_maps, 0);
+    weft__sys.mmap = counting_mmap;
+    wave();
+    weft__sys_reset();
+    WT_EQ(atomic_load(&stack_maps), 0);
+    return NULL;
+}
+
+WT_CASE(a_wave_of_tasks_reuses_the_stacks_of_the_wave_before)
+{
+    wt_one_loop_only(); /* each loop keeps the stacks of the tasks that ended on it */
+    run_main(two_waves, NULL);
 }
 
 /* Joins. */

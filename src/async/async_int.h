@@ -157,7 +157,7 @@ struct weft__loop {
     /* Bookkeeping. */
     size_t stack_size;
     struct weft__stack *cache;                 /* stacks of ended tasks, for reuse */
-    size_t cached;                             /* of CACHE_MAX places (loop.c) */
+    size_t cached, cache_cap;                  /* how many, of how many places (loop.c) */
     struct weft__stack aside[WEFT__ASIDE_MAX]; /* to unmap, together */
     size_t set_aside;
     void *altstack; /* the thread's signal stack, if the loop made it */

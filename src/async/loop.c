@@ -35,7 +35,8 @@ _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 
 enum {
     STACK_DEFAULT = 64 * 1024,
-    CACHE_MAX = 1024,
+    CACHE_FIRST = 1024,
+    CACHE_MAX = 1 << 20,
     STACK_BATCH = 64,
     ASIDE_MAX = WEFT__ASIDE_MAX,
     EVENTS = 64,
@@ -43,18 +44,30 @@ enum {
 };
 
 /* Stacks. Those of the loop's own size are kept for reuse, pages already
- * touched (a first touch costs a page fault), and the cache is refilled a
- * batch at a time (one mapping, the guards in as few calls as the kernel
- * allows); ASan is told to forget the red zones of the frames an ended task
- * abandoned. */
-/* The cache's array, made on first use: a loop of M:N mode that only
- * runs tasks others spawned keeps their stacks too (unmapping each would
- * cost every thread of the process a TLB flush). */
-static bool have_cache(struct weft__loop *l)
+ * touched (a first touch costs a page fault and the unmap another trip
+ * into the kernel, about 1.7 us together here, more than the rest of a
+ * task's life), and the cache is refilled a batch at a time (one mapping,
+ * the guards in as few calls as the kernel allows); ASan is told to forget
+ * the red zones of the frames an ended task abandoned. The cache grows
+ * with the run's tasks, up to a million stacks, so that a run keeps the
+ * stacks of its busiest moment for the next one, as Go keeps its
+ * goroutines' stacks; they go back to the kernel when the run ends. */
+/* Room in the cache for one more stack, the array made on first use (a
+ * loop of M:N mode that only runs tasks others spawned keeps their stacks
+ * too: unmapping each would cost every thread of the process a TLB flush)
+ * and doubled when full; false past CACHE_MAX or without memory. */
+static bool cache_room(struct weft__loop *l)
 {
-    if (!l->cache)
-        l->cache = weft__sys.realloc(NULL, CACHE_MAX * sizeof *l->cache);
-    return l->cache != NULL;
+    if (l->cached < l->cache_cap)
+        return true;
+    size_t cap = l->cache_cap ? 2 * l->cache_cap : CACHE_FIRST;
+    struct weft__stack *cache =
+        cap <= CACHE_MAX ? weft__sys.realloc(l->cache, cap * sizeof *cache) : NULL;
+    if (!cache)
+        return false;
+    l->cache = cache;
+    l->cache_cap = cap;
+    return true;
 }
 
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
@@ -62,7 +75,7 @@ int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
     if (size != l->stack_size)
         return weft__stack_map(s, size);
     if (l->cached == 0) {
-        if (!have_cache(l))
+        if (!cache_room(l))
             return -ENOMEM;
         /* Near the process's limit of mappings (mprotect'ed guards make
          * two a stack), a whole batch may not fit where one stack does. */
@@ -107,7 +120,7 @@ void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
     weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
     size_t size = weft__stack_size(s);
     bool ours = size >= l->stack_size && size < l->stack_size + weft__page_size();
-    if (ours && have_cache(l) && l->cached < CACHE_MAX) {
+    if (ours && cache_room(l)) {
         l->cache[l->cached++] = *s;
     } else if (ours) {
         l->aside[l->set_aside++] = *s;

@@ -27,6 +27,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 struct waiter {
@@ -66,48 +67,33 @@ static void unwatch_all(struct waiter *w)
     free(w->fs);
 }
 
-struct entry {
-    weft_future_t *f;
-    size_t i;
-};
-
-static int by_future_then_index(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    uintptr_t p = (uintptr_t)x->f, q = (uintptr_t)y->f;
-    return p != q ? (p > q) - (p < q) : (x->i > y->i) - (x->i < y->i);
-}
-
-static int by_index(const void *a, const void *b)
-{
-    size_t x = ((const struct entry *)a)->i, y = ((const struct entry *)b)->i;
-    return (x > y) - (x < y);
-}
-
 /* Copy fs[0..n-1] without repeats into w->fs, keeping the first appearance
- * of each: sort by future, keep the first of each run, sort those back
- * into input order. */
+ * of each: each future is looked up in a set of those seen so far, open
+ * addressing in a table at least twice n, so a wait on a hundred thousand
+ * futures (a gather of as many tasks) does not pay for sorting them. */
 static int copy_distinct(struct waiter *w, weft_future_t *const *fs, size_t n)
 {
-    struct entry *e = weft__calloc(n ? n : 1, sizeof *e);
+    int bits = 1;
+    while (bits < 62 && ((size_t)1 << bits) < 2 * n)
+        bits++;
+    size_t mask = ((size_t)1 << bits) - 1;
+    weft_future_t **seen = weft__calloc(mask + 1, sizeof *seen);
     w->fs = weft__calloc(n ? n : 1, sizeof *w->fs);
-    if (!e || !w->fs) {
-        free(e);
+    if (!seen || !w->fs) {
+        free(seen);
         free(w->fs);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        e[i] = (struct entry){fs[i], i};
-    qsort(e, n, sizeof *e, by_future_then_index);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || e[i].f != e[i - 1].f)
-            e[k++] = e[i];
-    qsort(e, k, sizeof *e, by_index);
-    for (size_t i = 0; i < k; i++)
-        w->fs[i] = e[i].f;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = (size_t)(((uint64_t)(uintptr_t)fs[i] * 0x9e3779b97f4a7c15u) >> (64 - bits));
+        while (seen[h] && seen[h] != fs[i])
+            h = (h + 1) & mask;
+        if (!seen[h])
+            seen[h] = w->fs[k++] = fs[i];
+    }
     w->n = k;
-    free(e);
+    free(seen);
     return 0;
 }
 
