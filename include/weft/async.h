@@ -50,7 +50,9 @@
  *
  * Stacks are 64 KiB of address space by default, committed as touched, with
  * a guard page below that faults; a finished task's stack is reused by the
- * next. Deep recursion or large arrays on a task's stack need a larger
+ * next. A run keeps the stacks of its ended tasks, as many as it ever had
+ * alive at once (up to a million), with the pages they touched: its memory
+ * stays near its busiest moment until weft_run returns. Deep recursion or large arrays on a task's stack need a larger
  * stack_size; a task that overflows its stack is named on stderr and the
  * process aborts.
  *

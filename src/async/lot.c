@@ -88,8 +88,8 @@ int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expect
     struct bucket *b = bucket_of(word);
     struct weft__waiter *w = &t->waiter;
     bucket_lock(b);
-    atomic_fetch_add_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
-    weft__fence();
+    atomic_fetch_add(&weft__parked_tasks, 1);
+    weft__fence_after_atomic();
     if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
         atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
         bucket_unlock(b);

@@ -72,7 +72,7 @@ static void signal_loop(struct weft_loop *p)
 {
     if (atomic_exchange(&p->signalled, 1))
         return;
-    weft__fence();
+    weft__fence_after_atomic();
     if (atomic_load_explicit(&p->dozing, memory_order_relaxed))
         ring(p);
 }

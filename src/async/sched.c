@@ -80,8 +80,8 @@ bool weft__sched_idle_begin(struct weft__loop *l)
 {
     struct weft__sched *s = l->sched;
     atomic_store_explicit(&l->idle, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->idle, 1, memory_order_relaxed);
-    weft__fence();
+    atomic_fetch_add(&s->idle, 1);
+    weft__fence_after_atomic();
     if (!work_anywhere(l) && !weft__portal_busy(l->portal))
         return true;
     weft__sched_idle_end(l);

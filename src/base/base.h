@@ -100,6 +100,23 @@ static inline void weft__fence(void)
 }
 
 /*
+ * The same fence right after a sequentially consistent read-modify-write
+ * (a count of waiters raised before a look at the word they wait on): on
+ * x86 every locked instruction is a full barrier already, so there only
+ * the compiler is held back, as Linux's smp_mb__after_atomic. On aarch64
+ * an acquire-release read-modify-write lets a later plain load of another
+ * word pass its store, so the fence stays.
+ */
+static inline void weft__fence_after_atomic(void)
+{
+#if defined(__x86_64__) && !defined(WEFT_TSAN)
+    atomic_signal_fence(memory_order_seq_cst);
+#else
+    weft__fence();
+#endif
+}
+
+/*
  * Take `mutex` around every fork (fork.c), in ascending rank among the
  * guarded ones: a lower rank may be held while a higher one is taken.
  * in_child, if not NULL, runs in the child before the mutex is released.

@@ -46,13 +46,19 @@ static int spin(int (*attempt)(void *arg), void *arg)
 
 /* Take the pending wake-up (whoever's it was) before looking again. The
  * fence orders the waiter's stores (its registration, the cleared flag)
- * before the loads of its check, against the notifier's fence: always
- * paid, as this is the slow path. */
-static void clear_pending(weft__evc_t *e)
+ * before the loads of its check, against the notifier's fence. `counted`:
+ * the waiter's last store was its count's read-modify-write, which is
+ * that fence already where the hardware makes it one (base.h). */
+static void clear_pending(weft__evc_t *e, bool counted)
 {
-    if (atomic_load_explicit(&e->pending, memory_order_relaxed))
+    if (atomic_load_explicit(&e->pending, memory_order_relaxed)) {
         atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-    weft__fence();
+        counted = false;
+    }
+    if (counted)
+        weft__fence_after_atomic();
+    else
+        weft__fence();
 }
 
 int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
@@ -62,19 +68,19 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
     if (rc != -EAGAIN)
         return rc;
     atomic_fetch_add(&e->waiters, 1);
-    for (;;) {
+    for (bool counted = true;; counted = false) {
         uint32_t key = atomic_load(&e->seq);
         /* Take over any wake-up sent before the key was read: its seq bump
          * is in the key, so it will not end the sleep below, and notifiers
          * that skipped because of it rely on someone clearing `pending`
          * and then checking. (A wake-up sent after the key was read
          * changes seq, and the sleep returns at once.) */
-        clear_pending(e);
+        clear_pending(e, counted);
         if ((rc = attempt(arg)) != -EAGAIN)
             break;
         int parked = weft__park(&e->seq, key, deadline, e->kind);
         if (parked < 0) {
-            clear_pending(e);
+            clear_pending(e, false);
             /* At the deadline, one last look; a cancelled task takes nothing. */
             rc = parked == -ETIMEDOUT && (rc = attempt(arg)) != -EAGAIN ? rc : parked;
             break;
@@ -83,7 +89,7 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
     atomic_fetch_sub(&e->waiters, 1);
     /* A wake-up may have been sent for this thread while it was on its way
      * out, and notifiers since skipped: pass it on if there is more. */
-    clear_pending(e);
+    clear_pending(e, true);
     if (rc == 0 && more && more(arg))
         weft__evc_notify(e);
     return rc;
