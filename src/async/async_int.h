@@ -99,10 +99,8 @@ struct weft_co {
     bool stopped;                     /* cancelled by weft_run's end */
     int fail;                         /* weft_co_fail's error, or 0 */
     uint32_t owner;                   /* its owner id (base.h), 0 until it needs one */
-    struct weft__task_gils gils;      /* the GILs it holds (base/park.h) */
+    struct weft__task_rec rec;        /* its GILs, locks and reads held (base/park.h) */
     struct weft__shared_wait *shared; /* parked on a process-shared word */
-    void *lockdep;                    /* the lock-order checker's record of what it holds */
-    uint32_t reads_held;              /* RWLock reads it holds (base/park.h) */
     struct weft__stack stack;
     /* Scopes (scope.c): the group the task belongs to, its place among the
      * group's children, and the innermost timeout scope it is in. */

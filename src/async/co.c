@@ -136,11 +136,11 @@ static void co_main(void *arg, void *data)
         weft_future_set_result(t->future, value);
     if (t->group)
         weft__co_group_child_ended(t, outcome);
-    if (t->lockdep) /* the checker's record of what it held */
-        atomic_load_explicit(&weft__lockdep_task_end, memory_order_acquire)(&t->lockdep);
-    if (t->gils.n) { /* a task that ends holding a GIL lets go of it */
-        atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->gils);
-        t->gils.n = 0;
+    if (t->rec.lockdep) /* the checker's record of what it held */
+        atomic_load_explicit(&weft__lockdep_task_end, memory_order_acquire)(&t->rec.lockdep);
+    if (t->rec.gils.n) { /* a task that ends holding a GIL lets go of it */
+        atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->rec.gils);
+        t->rec.gils.n = 0;
     }
     t->state = CO_DONE;
     weft__ctx_exit(&t->ctx, &t->loop->home, NULL);

@@ -382,11 +382,11 @@ int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count)
  * the ready queue while it was parked. */
 static bool gils_suspend(struct weft_co *t)
 {
-    if (WEFT__LIKELY(!t->gils.n))
+    if (WEFT__LIKELY(!t->rec.gils.n))
         return false;
     void (*hook)(struct weft__task_gils *) =
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire);
-    hook(&t->gils);
+    hook(&t->rec.gils);
     return true;
 }
 
@@ -396,7 +396,7 @@ static void gils_resume(struct weft_co *t, bool let_go)
         return;
     void (*hook)(struct weft__task_gils *) =
         atomic_load_explicit(&weft__gils_resume, memory_order_acquire);
-    hook(&t->gils);
+    hook(&t->rec.gils);
 }
 
 /* t is the running task from now on: the loop's and the thread's slots
@@ -406,9 +406,7 @@ static void make_current(struct weft__loop *l, struct weft_co *t)
     t->state = CO_RUNNING;
     l->current = t;
     weft__owner_self = t->owner;
-    weft__task_gils = &t->gils;
-    weft__task_lockdep = &t->lockdep;
-    weft__task_reads = &t->reads_held;
+    weft__task_rec = &t->rec;
 }
 
 /* The first thing a context does when it is resumed on a loop's thread:
@@ -472,8 +470,8 @@ static WEFT__NOINLINE void yield_slow(struct weft__loop *l, struct weft_co *t)
  * switch. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
-    if (WEFT__UNLIKELY(!l->plain || t->gils.n || !l->ready || !l->budget)) {
-        if (l->ready || !l->budget || !l->plain || t->gils.n)
+    if (WEFT__UNLIKELY(!l->plain || t->rec.gils.n || !l->ready || !l->budget)) {
+        if (l->ready || !l->budget || !l->plain || t->rec.gils.n)
             yield_slow(l, t);
         else
             l->budget--; /* nobody else to run: t goes on */
@@ -635,9 +633,7 @@ static void run_task(struct weft__loop *l, struct weft_co *t)
     arrive(l);
     weft__parker = NULL;
     weft__owner_self = 0; /* the thread's own again, worked out when needed */
-    weft__task_gils = NULL;
-    weft__task_lockdep = NULL;
-    weft__task_reads = NULL;
+    weft__task_rec = NULL;
     if (ended)
         weft__co_reap(l, last);
 }

@@ -27,9 +27,7 @@
 
 _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
 _Atomic uint32_t weft__parked_tasks;
-_Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
-_Thread_local void **weft__task_lockdep WEFT__TLS_FAST;
-_Thread_local uint32_t *weft__task_reads WEFT__TLS_FAST;
+_Thread_local struct weft__task_rec *weft__task_rec WEFT__TLS_FAST;
 void (*_Atomic weft__lockdep_task_end)(void **slot);
 void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
 void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
@@ -126,9 +124,7 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
 void weft__park_leave_loop(void)
 {
     weft__parker = NULL;
-    weft__task_gils = NULL; /* the GIL, too, sees a thread again */
-    weft__task_lockdep = NULL;
-    weft__task_reads = NULL;
+    weft__task_rec = NULL; /* the GIL, too, sees a thread again */
     weft__owner_self = 0;
     void (*forget)(void) = atomic_load_explicit(&weft__loop_forget, memory_order_acquire);
     if (forget)

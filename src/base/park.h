@@ -137,13 +137,32 @@ int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t
                      unsigned flags);
 int weft__park_fd_poll(int fd, weft__deadline_t deadline);
 /*
- * The GIL's task side (gil.c fills it, the async layer keeps it): the GILs
- * the running task holds, which it lets go of while it is suspended and
+ * What the layers below keep for the running task, apart from its thread:
+ * one record in each task, and weft__task_rec pointing at the running
+ * task's (NULL outside tasks), one store at each switch.
+ *
+ * gils: the GIL's task side (gil.c fills it, the async layer keeps it),
+ * the GILs the task holds, which it lets go of while it is suspended and
  * takes back when it resumes, so that other threads (and the loop's other
- * tasks) may hold them meanwhile. weft__task_gils points to the running
- * task's record (NULL outside tasks); the GIL layer adds and removes
- * entries as the task acquires and releases, and installs the two hooks
- * the loop calls around a suspension (and at a task's end, suspend alone).
+ * tasks) may hold them meanwhile. The GIL layer adds and removes entries
+ * as the task acquires and releases, and installs the two hooks the loop
+ * calls around a suspension (and at a task's end, suspend alone).
+ *
+ * lockdep: the lock-order checker's record of the locks the task holds
+ * (sync/lockdep.c), since tasks of one thread take and hold locks apart;
+ * the checker makes it when the task first takes a lock and sets
+ * weft__lockdep_task_end, which the loop calls when a task with a record
+ * ends. Outside tasks the thread's own record serves.
+ *
+ * reads_held: an RWLock's count of read locks held, which lets a holder
+ * read again past waiting writers (sync/rwlock.c): the task's own, as it
+ * may hold reads apart from its thread's other tasks, and in M:N mode move
+ * to another thread while it holds them.
+ *
+ * A task may wait between two lookups in one function and come back on
+ * another thread (M:N mode), and a compiler may keep a thread's address
+ * (on aarch64, the thread pointer register) across the wait: a lookup
+ * after a wait goes through a function that is not inlined.
  */
 #define WEFT__TASK_GILS 4 /* GILs a task can hold at once and still have let go */
 struct weft__task_gils {
@@ -153,29 +172,15 @@ struct weft__task_gils {
         int depth;
     } held[WEFT__TASK_GILS];
 };
-extern _Thread_local struct weft__task_gils *weft__task_gils WEFT__TLS_FAST;
+struct weft__task_rec {
+    struct weft__task_gils gils;
+    void *lockdep;
+    uint32_t reads_held;
+};
+extern _Thread_local struct weft__task_rec *weft__task_rec WEFT__TLS_FAST;
 extern void (*_Atomic weft__gils_suspend)(struct weft__task_gils *held);
 extern void (*_Atomic weft__gils_resume)(struct weft__task_gils *held);
-
-/*
- * The lock-order checker's task side: its record of the locks a task holds
- * (sync/lockdep.c), kept in the task, since tasks of one thread take and
- * hold locks apart. weft__task_lockdep points to the running task's slot for
- * it (NULL outside tasks: the thread's own record serves); the checker makes
- * the record when the task first takes a lock and sets weft__lockdep_task_end,
- * which the loop calls when a task with a record ends.
- */
-extern _Thread_local void **weft__task_lockdep WEFT__TLS_FAST;
 extern void (*_Atomic weft__lockdep_task_end)(void **slot);
-
-/*
- * An RWLock's count of read locks held, which lets a holder read again past
- * waiting writers (sync/rwlock.c): a task's own (it may hold reads apart
- * from its thread's other tasks, and in M:N mode move to another thread
- * while it holds them). weft__task_reads points to the running task's
- * count, NULL outside tasks.
- */
-extern _Thread_local uint32_t *weft__task_reads WEFT__TLS_FAST;
 
 /*
  * A child forked to run a function (weft__child_run) may have been forked

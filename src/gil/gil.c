@@ -151,7 +151,8 @@ static _Thread_local uint64_t self_id WEFT__TLS_FAST;
  * pointer register) across the wait. */
 WEFT__NOINLINE static struct weft__task_gils *task_gils(void)
 {
-    return weft__task_gils;
+    struct weft__task_rec *task = weft__task_rec;
+    return task ? &task->gils : NULL;
 }
 
 static uint64_t me(void)

@@ -328,7 +328,8 @@ static void list_held(struct thread_held *t)
  * it), else the thread's. */
 static struct thread_held *held_by_caller(void)
 {
-    void **slot = weft__task_lockdep;
+    struct weft__task_rec *task = weft__task_rec;
+    void **slot = task ? &task->lockdep : NULL;
     if (slot && !*slot) {
         struct thread_held *t = calloc(1, sizeof *t);
         if (t) {

@@ -55,8 +55,8 @@ static _Thread_local uint32_t thread_reads WEFT__TLS_FAST;
 
 static WEFT__INLINE uint32_t *reads_held(void)
 {
-    uint32_t *task = weft__task_reads;
-    return task ? task : &thread_reads;
+    struct weft__task_rec *task = weft__task_rec;
+    return task ? &task->reads_held : &thread_reads;
 }
 
 WEFT__NOINLINE static uint32_t *reads_held_after_wait(void)
