@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void run_on(unsigned threads, weft_co_fn fn, void *arg)
 {
@@ -573,4 +575,44 @@ WT_FAULT(a_run_that_cannot_start_fails_cleanly)
         WT_CHECK(rc == -ENOMEM || rc == 0);
     }
     run_on(3, nothing, NULL);
+}
+
+/* A loop keeps the stacks of the tasks that ended on it, and in M:N mode
+ * those are often tasks another loop spawned: it keeps no more than the
+ * run ever had alive at once (a thousand at the least), and unmaps the
+ * rest, however many tasks pass through. 64,000 tasks in batches of 64
+ * would leave gigabytes mapped otherwise. */
+enum { BATCHES = 1000, BATCH = 64 };
+
+static long mapped_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    WT_CHECK(f != NULL);
+    WT_EQ(fscanf(f, "%ld", &pages), 1);
+    fclose(f);
+    return pages * sysconf(_SC_PAGESIZE);
+}
+
+static void *yield_thrice(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_co_sleep(0), 0);
+    return arg;
+}
+
+static void *batches(void *arg)
+{
+    (void)arg;
+    long before = mapped_bytes();
+    for (int b = 0; b < BATCHES; b++)
+        spawn_join_all(yield_thrice, BATCH);
+    long grown = mapped_bytes() - before;
+    WT_CHECK(grown < 1024L * 1024 * 1024);
+    return NULL;
+}
+
+WT_CASE(a_loop_keeps_no_more_stacks_than_the_run_had_tasks_alive)
+{
+    run_mn(batches, NULL);
 }

@@ -120,6 +120,7 @@ struct weft__sched {
     _Atomic uint32_t mu; /* the list of tasks, and groups (scope.c) */
     struct weft_co *all; /* live tasks */
     _Atomic size_t live;
+    _Atomic size_t peak;   /* the most tasks live at once: what a loop's stack cache keeps */
     _Atomic size_t scopes; /* timeout scopes entered: each has a timer */
     _Atomic uint64_t next_id;
     _Atomic size_t idle;   /* loops asleep with nothing to run */

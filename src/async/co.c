@@ -207,7 +207,9 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
     /* Counted before it is listed: once listed, the run's end may look at
      * it (sched.c), and a task listed but not yet counted could let the
      * run end without it. */
-    weft__sched_add(s, &s->live, 1);
+    size_t live = weft__sched_add(s, &s->live, 1);
+    if (live > weft__count_of(&s->peak)) /* a race loses a step of a heuristic, no more */
+        atomic_store_explicit(&s->peak, live, memory_order_relaxed);
     weft__sched_lock(s);
     t->all_next = s->all;
     if (s->all)

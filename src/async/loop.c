@@ -48,21 +48,31 @@ enum {
  * into the kernel, about 1.7 us together here, more than the rest of a
  * task's life), and the cache is refilled a batch at a time (one mapping,
  * the guards in as few calls as the kernel allows); ASan is told to forget
- * the red zones of the frames an ended task abandoned. The cache grows
- * with the run's tasks, up to a million stacks, so that a run keeps the
- * stacks of its busiest moment for the next one, as Go keeps its
- * goroutines' stacks; they go back to the kernel when the run ends. */
+ * the red zones of the frames an ended task abandoned. The cache keeps as
+ * many stacks as the run ever had tasks alive at once (a thousand at the
+ * least, a million at the most), so that a run keeps the stacks of its
+ * busiest moment for the next one, as Go keeps its goroutines' stacks;
+ * they go back to the kernel when the run ends. The bound is the run's,
+ * not the loop's own: in M:N mode a stack goes back to the loop its task
+ * ended on, and a loop that runs tasks others spawned would otherwise
+ * collect stacks it never hands out. */
+static size_t cache_limit(struct weft__loop *l)
+{
+    size_t peak = weft__count_of(&l->sched->peak);
+    return peak < CACHE_FIRST ? CACHE_FIRST : peak > CACHE_MAX ? CACHE_MAX : peak;
+}
+
 /* Room in the cache for one more stack, the array made on first use (a
  * loop of M:N mode that only runs tasks others spawned keeps their stacks
  * too: unmapping each would cost every thread of the process a TLB flush)
- * and doubled when full; false past CACHE_MAX or without memory. */
+ * and doubled when full; false at the limit or without memory. */
 static bool cache_room(struct weft__loop *l)
 {
     if (l->cached < l->cache_cap)
-        return true;
+        return l->cached < cache_limit(l);
     size_t cap = l->cache_cap ? 2 * l->cache_cap : CACHE_FIRST;
     struct weft__stack *cache =
-        cap <= CACHE_MAX ? weft__sys.realloc(l->cache, cap * sizeof *cache) : NULL;
+        l->cached < cache_limit(l) ? weft__sys.realloc(l->cache, cap * sizeof *cache) : NULL;
     if (!cache)
         return false;
     l->cache = cache;
