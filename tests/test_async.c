@@ -400,6 +400,26 @@ static void *leave_some(void *arg)
     return NULL;
 }
 
+/* weft_co_all lists a task until it ends, not until its loop has put its
+ * stack away: an ending task goes straight to the task that joins it. */
+static void *list_around_an_end(void *arg)
+{
+    (void)arg;
+    weft_co_t *t, *all[4];
+    WT_EQ(weft_co_spawn(&t, plus_one, NULL, NULL), 0);
+    WT_EQ(weft_co_all(all, 4), 2);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+    WT_EQ(weft_co_all(all, 4), 1);
+    WT_CHECK(all[0] == weft_co_current());
+    weft_co_free(t);
+    return NULL;
+}
+
+WT_CASE(an_ended_task_is_no_longer_listed)
+{
+    run_main(list_around_an_end, NULL);
+}
+
 WT_CASE(run_cancels_the_tasks_main_leaves_behind)
 {
     leftovers_ended = 0;

@@ -145,6 +145,7 @@ struct weft__loop {
     struct weft__ctx home;   /* the thread's own stack: the scheduler */
     struct weft_co *current;
     struct weft_co *requeue; /* a yielding task, queued when it has left (loop.c) */
+    struct weft_co *dead;    /* an ended task, reaped when it has left (loop.c) */
     struct weft_co *ready, **ready_tail;
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
@@ -205,6 +206,9 @@ extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
 /* Queue the running task t again behind the ready ones, and switch away. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
+/* The end of the running task t: off its stack for good, to the next ready
+ * task or the scheduler; the loop reaps it once it is off (loop.c). */
+_Noreturn void weft__loop_exit(struct weft__loop *l, struct weft_co *t);
 /* What a task does first when it starts (loop.c). */
 void weft__loop_arrive(struct weft_co *t);
 /* Queue t to run on its loop, from any thread, with its park ended by rc. */

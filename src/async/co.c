@@ -119,6 +119,21 @@ static void co_drop(weft_future_t *f)
     free(t->name);
 }
 
+/* A task is listed (weft_co_all, the run's end) from its spawn to its
+ * end, taken off the list on its own stack, before it leaves it. */
+static void unlist(struct weft_co *t)
+{
+    struct weft__sched *s = t->loop->sched;
+    weft__sched_lock(s);
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        s->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    weft__sched_unlock(s);
+}
+
 /* The end of a task, on its own stack: publish the outcome, then leave for
  * good. */
 static void co_main(void *arg, void *data)
@@ -142,8 +157,9 @@ static void co_main(void *arg, void *data)
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->rec.gils);
         t->rec.gils.n = 0;
     }
+    unlist(t);
     t->state = CO_DONE;
-    weft__ctx_exit(&t->ctx, &t->loop->home, NULL);
+    weft__loop_exit(t->loop, t);
 }
 
 static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts,
@@ -254,14 +270,6 @@ void weft__co_reap(struct weft__loop *l, struct weft_co *t)
     weft__ctx_release(&t->ctx);
     weft__loop_put_stack(l, &t->stack);
     struct weft__sched *s = l->sched;
-    weft__sched_lock(s);
-    if (t->all_prev)
-        t->all_prev->all_next = t->all_next;
-    else
-        s->all = t->all_next;
-    if (t->all_next)
-        t->all_next->all_prev = t->all_prev;
-    weft__sched_unlock(s);
     bool main = t == s->main;
     /* weft_run's thread waits for main's end, then for the last task's. */
     if (weft__sched_add(s, &s->live, (size_t)-1) == 0 || main)
