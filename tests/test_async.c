@@ -407,7 +407,8 @@ static void *list_around_an_end(void *arg)
     (void)arg;
     weft_co_t *t, *all[4];
     WT_EQ(weft_co_spawn(&t, plus_one, NULL, NULL), 0);
-    WT_EQ(weft_co_all(all, 4), 2);
+    if (wt_threads() == 1) /* not run yet (another loop may have run it) */
+        WT_EQ(weft_co_all(all, 4), 2);
     WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
     WT_EQ(weft_co_all(all, 4), 1);
     WT_CHECK(all[0] == weft_co_current());

@@ -119,8 +119,9 @@ static void co_drop(weft_future_t *f)
     free(t->name);
 }
 
-/* A task is listed (weft_co_all, the run's end) from its spawn to its
- * end, taken off the list on its own stack, before it leaves it. */
+/* A task is listed (weft_co_all, the run's end) from its spawn until its
+ * function returns, taken off the list on its own stack before its outcome
+ * is published: whoever sees it done does not find it listed. */
 static void unlist(struct weft_co *t)
 {
     struct weft__sched *s = t->loop->sched;
@@ -142,6 +143,7 @@ static void co_main(void *arg, void *data)
     struct weft_co *t = arg;
     weft__loop_arrive(t);
     void *value = t->fn(t->arg);
+    unlist(t); /* before anyone can see it done */
     int outcome = t->cancels > 0 ? -ECANCELED : t->fail;
     if (outcome == -ECANCELED)
         weft__future_finish_cancelled(t->future);
@@ -157,7 +159,6 @@ static void co_main(void *arg, void *data)
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->rec.gils);
         t->rec.gils.n = 0;
     }
-    unlist(t);
     t->state = CO_DONE;
     weft__loop_exit(t->loop, t);
 }
