@@ -74,7 +74,7 @@ struct weft_co {
     struct weft__ctx ctx;
     struct weft__loop *_Atomic loop;     /* where it runs, or waits to (sched.c) */
     struct weft_loop *portal;            /* its loop's, counted: it may outlive the loop */
-    struct weft_co *next;                /* in a ready queue */
+    struct weft_co *next;                /* in a ready queue, or its loop's ended tasks */
     struct weft_co *all_prev, *all_next; /* in the loop's list of live tasks */
     weft_future_t *future;               /* the outcome */
     weft_co_fn fn;
@@ -145,7 +145,7 @@ struct weft__loop {
     struct weft__ctx home;   /* the thread's own stack: the scheduler */
     struct weft_co *current;
     struct weft_co *requeue; /* a yielding task, queued when it has left (loop.c) */
-    struct weft_co *dead;    /* an ended task, reaped when it has left (loop.c) */
+    struct weft_co *dead;    /* ended tasks, reaped by the scheduler (loop.c) */
     struct weft_co *ready, **ready_tail;
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
@@ -207,7 +207,7 @@ void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
 /* Queue the running task t again behind the ready ones, and switch away. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
 /* The end of the running task t: off its stack for good, to the next ready
- * task or the scheduler; the loop reaps it once it is off (loop.c). */
+ * task or the scheduler, which reaps it (loop.c). */
 _Noreturn void weft__loop_exit(struct weft__loop *l, struct weft_co *t);
 /* What a task does first when it starts (loop.c). */
 void weft__loop_arrive(struct weft_co *t);

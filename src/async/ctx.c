@@ -179,11 +179,17 @@ int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn f
     return 0;
 }
 
+/* An exiting context's transfer outlives its frame: under ASan's
+ * detect_stack_use_after_return the frame is a fake one, which the switch
+ * frees before the context resumed reads the transfer. That one runs next
+ * on this thread and reads it at once. */
+static _Thread_local struct weft__transfer exit_transfer;
+
 void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data)
 {
-    struct weft__transfer t = {from, data};
+    exit_transfer = (struct weft__transfer){from, data};
     weft__ctx_leave(NULL, to);
-    weft__ctx_jump(&from->sp, to->sp, &t);
+    weft__ctx_jump(&from->sp, to->sp, &exit_transfer);
     __builtin_trap(); /* nobody resumes an exited context */
 }
 

@@ -80,10 +80,52 @@ static bool cache_room(struct weft__loop *l)
     return true;
 }
 
+/* An ended task goes straight to the next ready one, as a parking one
+ * does, so that spawn-and-join costs one switch less, and leaves its
+ * reaping (its stack back in the cache, its place in the run given up) to
+ * the scheduler, which every round comes back to: reaping may unmap stacks
+ * and free memory, work of a depth that no task's stack was sized for.
+ * Only their stacks go back sooner, where that is a store into the cache:
+ * the stack of the task that ended before, as the next one ends (so that
+ * a task spawned and joined again and again runs on one hot stack), and
+ * all of them when a spawn finds the cache empty. Each task ends on one
+ * loop's thread, once, and only that thread reaps it. */
+static void reap_dead(struct weft__loop *l)
+{
+    for (struct weft_co *t = l->dead, *next; t; t = next) {
+        next = t->next;
+        weft__co_reap(l, t);
+    }
+    l->dead = NULL;
+}
+
+static bool ours(struct weft__loop *l, const struct weft__stack *s)
+{
+    size_t size = weft__stack_size(s);
+    return size >= l->stack_size && size < l->stack_size + weft__page_size();
+}
+
+/* The stack of an ended task back in the cache if that takes no more than
+ * a store (room without growing it), else left with its task for the
+ * reaping; true if taken. */
+static bool put_stack_light(struct weft__loop *l, struct weft_co *t)
+{
+    if (!t->stack.map || !ours(l, &t->stack) || l->cached >= l->cache_cap ||
+        l->cached >= cache_limit(l))
+        return false;
+    weft__ctx_unpoison(weft__stack_lo(&t->stack), weft__stack_size(&t->stack));
+    l->cache[l->cached++] = t->stack;
+    t->stack.map = NULL;
+    return true;
+}
+
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
     if (size != l->stack_size)
         return weft__stack_map(s, size);
+    if (l->cached == 0) /* the stacks of the tasks ended since the round began */
+        for (struct weft_co *t = l->dead; t; t = t->next)
+            put_stack_light(l, t);
     if (l->cached == 0) {
         if (!cache_room(l))
             return -ENOMEM;
@@ -127,12 +169,13 @@ static void unmap_aside(struct weft__loop *l)
 
 void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
 {
+    if (!s->map) /* back in the cache already (weft__loop_exit) */
+        return;
     weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
-    size_t size = weft__stack_size(s);
-    bool ours = size >= l->stack_size && size < l->stack_size + weft__page_size();
-    if (ours && cache_room(l)) {
+    bool mine = ours(l, s);
+    if (mine && cache_room(l)) {
         l->cache[l->cached++] = *s;
-    } else if (ours) {
+    } else if (mine) {
         l->aside[l->set_aside++] = *s;
         if (l->set_aside == ASIDE_MAX)
             unmap_aside(l);
@@ -627,24 +670,13 @@ static void task_recancel(struct weft__parker *p)
 
 /* The scheduler. */
 
-/* An ended task is reaped (its stack back in the cache, its place in the
- * run given up) by whatever runs next on its loop's thread once it is off
- * its stack: the next task to end, or the scheduler, which every round
- * comes back to. So an ending task goes straight to the next ready one, as
- * a parking one does, and spawn-and-join costs one switch less. Each task
- * ends on one loop's thread, once, and only that thread reaps it. */
-static void reap_dead(struct weft__loop *l)
-{
-    struct weft_co *dead = l->dead;
-    if (dead) {
-        l->dead = NULL;
-        weft__co_reap(l, dead);
-    }
-}
-
 void weft__loop_exit(struct weft__loop *l, struct weft_co *t)
 {
-    reap_dead(l); /* the one before t: t is on its own stack */
+    /* The task that ended before t is off its stack: the next spawn can
+     * have it (hot in the cache) if taking it back is a store. */
+    if (l->dead)
+        put_stack_light(l, l->dead);
+    t->next = l->dead;
     l->dead = t;
     struct weft_co *next = l->budget ? pop_ready(l) : NULL;
     if (!next)

@@ -325,8 +325,10 @@ static void list_held(struct thread_held *t)
 
 /* The record of the caller's held locks (mu held): the running async
  * task's own (made on first use; the thread's if there is no memory for
- * it), else the thread's. */
-static struct thread_held *held_by_caller(void)
+ * it), else the thread's. Not inlined: a caller that waits between two
+ * lookups may be a task that came back on another thread (M:N mode), and
+ * clang, inlining it, kept the first thread's pointer across the wait. */
+WEFT__NOINLINE static struct thread_held *held_by_caller(void)
 {
     struct weft__task_rec *task = weft__task_rec;
     void **slot = task ? &task->lockdep : NULL;
