@@ -145,7 +145,8 @@ struct weft__loop {
     struct weft__ctx home;   /* the thread's own stack: the scheduler */
     struct weft_co *current;
     struct weft_co *requeue; /* a yielding task, queued when it has left (loop.c) */
-    struct weft_co *dead;    /* ended tasks, reaped by the scheduler (loop.c) */
+    struct weft_co *dead;    /* ended tasks, reaped by the scheduler (loop.c): */
+    struct weft_co *husks;   /*   with their stacks, and without */
     struct weft_co *ready, **ready_tail;
     size_t budget; /* task runs left in this round before the loop looks at I/O */
     struct weft__heap timers;
@@ -206,6 +207,9 @@ extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
 /* Queue the running task t again behind the ready ones, and switch away. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
+/* Reap one task that ended this round, its stack back in the cache first:
+ * a spawn does, so that it allocates what the reaping frees (loop.c). */
+void weft__loop_reap_one(struct weft__loop *l);
 /* The end of the running task t: off its stack for good, to the next ready
  * task or the scheduler, which reaps it (loop.c). */
 _Noreturn void weft__loop_exit(struct weft__loop *l, struct weft_co *t);

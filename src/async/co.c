@@ -199,6 +199,7 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
 {
     /* A place in the timer heap for each task's parks: they cannot fail. */
     struct weft__sched *s = l->sched;
+    weft__loop_reap_one(l);
     int rc = weft__loop_reserve(l);
     struct weft_co *t;
     if (rc == 0)

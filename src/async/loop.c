@@ -84,19 +84,28 @@ static bool cache_room(struct weft__loop *l)
  * does, so that spawn-and-join costs one switch less, and leaves its
  * reaping (its stack back in the cache, its place in the run given up) to
  * the scheduler, which every round comes back to: reaping may unmap stacks
- * and free memory, work of a depth that no task's stack was sized for.
- * Only their stacks go back sooner, where that is a store into the cache:
- * the stack of the task that ended before, as the next one ends (so that
- * a task spawned and joined again and again runs on one hot stack), and
- * all of them when a spawn finds the cache empty. Each task ends on one
- * loop's thread, once, and only that thread reaps it. */
-static void reap_dead(struct weft__loop *l)
+ * and free memory, work of a depth that an ending task's stack was not
+ * sized for. Their stacks go back sooner, where that is a store into the
+ * cache: the stack of the task that ended before, as the next one ends (so
+ * that a task spawned and joined again and again runs on one hot stack),
+ * and more as spawns need them. A spawn also reaps one whose stack is back
+ * (it frees the memory the spawn then allocates: a spawning task's stack
+ * has room for that), so that a round that spawns as many as ended does
+ * not hold twice the tasks' memory. Each task ends on one loop's thread,
+ * once, and only that thread reaps it. */
+static void reap_list(struct weft__loop *l, struct weft_co **list)
 {
-    for (struct weft_co *t = l->dead, *next; t; t = next) {
+    for (struct weft_co *t = *list, *next; t; t = next) {
         next = t->next;
         weft__co_reap(l, t);
     }
-    l->dead = NULL;
+    *list = NULL;
+}
+
+static void reap_dead(struct weft__loop *l)
+{
+    reap_list(l, &l->dead);
+    reap_list(l, &l->husks);
 }
 
 static bool ours(struct weft__loop *l, const struct weft__stack *s)
@@ -105,27 +114,44 @@ static bool ours(struct weft__loop *l, const struct weft__stack *s)
     return size >= l->stack_size && size < l->stack_size + weft__page_size();
 }
 
-/* The stack of an ended task back in the cache if that takes no more than
- * a store (room without growing it), else left with its task for the
- * reaping; true if taken. */
-static bool put_stack_light(struct weft__loop *l, struct weft_co *t)
+/* The stack of the task that ended last and still has one back in the
+ * cache, if that is a store (room without growing the cache), the task
+ * moved on to the husks; a stack of another size stays with its task, for
+ * the reaping to unmap. False if there is none, or no room. */
+static bool unstack_one(struct weft__loop *l)
 {
-    if (!t->stack.map || !ours(l, &t->stack) || l->cached >= l->cache_cap ||
-        l->cached >= cache_limit(l))
+    struct weft_co *t = l->dead;
+    if (!t)
         return false;
-    weft__ctx_unpoison(weft__stack_lo(&t->stack), weft__stack_size(&t->stack));
-    l->cache[l->cached++] = t->stack;
-    t->stack.map = NULL;
+    if (ours(l, &t->stack)) {
+        if (l->cached >= l->cache_cap || l->cached >= cache_limit(l))
+            return false;
+        weft__ctx_unpoison(weft__stack_lo(&t->stack), weft__stack_size(&t->stack));
+        l->cache[l->cached++] = t->stack;
+        t->stack.map = NULL;
+    }
+    l->dead = t->next;
+    t->next = l->husks;
+    l->husks = t;
     return true;
+}
+
+void weft__loop_reap_one(struct weft__loop *l)
+{
+    unstack_one(l);
+    struct weft_co *t = l->husks;
+    if (t) {
+        l->husks = t->next;
+        weft__co_reap(l, t);
+    }
 }
 
 int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
     if (size != l->stack_size)
         return weft__stack_map(s, size);
-    if (l->cached == 0) /* the stacks of the tasks ended since the round began */
-        for (struct weft_co *t = l->dead; t; t = t->next)
-            put_stack_light(l, t);
+    while (l->cached < STACK_BATCH && unstack_one(l)) /* tasks ended this round */
+        ;
     if (l->cached == 0) {
         if (!cache_room(l))
             return -ENOMEM;
@@ -674,8 +700,7 @@ void weft__loop_exit(struct weft__loop *l, struct weft_co *t)
 {
     /* The task that ended before t is off its stack: the next spawn can
      * have it (hot in the cache) if taking it back is a store. */
-    if (l->dead)
-        put_stack_light(l, l->dead);
+    unstack_one(l);
     t->next = l->dead;
     l->dead = t;
     struct weft_co *next = l->budget ? pop_ready(l) : NULL;
