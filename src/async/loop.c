@@ -62,17 +62,19 @@ static size_t cache_limit(struct weft__loop *l)
     return peak < CACHE_FIRST ? CACHE_FIRST : peak > CACHE_MAX ? CACHE_MAX : peak;
 }
 
-/* Room in the cache for one more stack, the array made on first use (a
- * loop of M:N mode that only runs tasks others spawned keeps their stacks
- * too: unmapping each would cost every thread of the process a TLB flush)
- * and doubled when full; false at the limit or without memory. */
-static bool cache_room(struct weft__loop *l)
+/* Room in the cache for one more stack: false at the limit; else true if
+ * the array has a free place, or if `grow` and the array can be made (on
+ * first use: a loop of M:N mode that only runs tasks others spawned keeps
+ * their stacks too, since unmapping each would cost every thread of the
+ * process a TLB flush) or doubled. */
+static bool cache_room(struct weft__loop *l, bool grow)
 {
+    if (l->cached >= cache_limit(l))
+        return false;
     if (l->cached < l->cache_cap)
-        return l->cached < cache_limit(l);
+        return true;
     size_t cap = l->cache_cap ? 2 * l->cache_cap : CACHE_FIRST;
-    struct weft__stack *cache =
-        l->cached < cache_limit(l) ? weft__sys.realloc(l->cache, cap * sizeof *cache) : NULL;
+    struct weft__stack *cache = grow ? weft__sys.realloc(l->cache, cap * sizeof *cache) : NULL;
     if (!cache)
         return false;
     l->cache = cache;
@@ -124,7 +126,7 @@ static bool unstack_one(struct weft__loop *l)
     if (!t)
         return false;
     if (ours(l, &t->stack)) {
-        if (l->cached >= l->cache_cap || l->cached >= cache_limit(l))
+        if (!cache_room(l, false))
             return false;
         weft__ctx_unpoison(weft__stack_lo(&t->stack), weft__stack_size(&t->stack));
         l->cache[l->cached++] = t->stack;
@@ -153,7 +155,7 @@ int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
     while (l->cached < STACK_BATCH && unstack_one(l)) /* tasks ended this round */
         ;
     if (l->cached == 0) {
-        if (!cache_room(l))
+        if (!cache_room(l, true))
             return -ENOMEM;
         /* Near the process's limit of mappings (mprotect'ed guards make
          * two a stack), a whole batch may not fit where one stack does. */
@@ -195,11 +197,11 @@ static void unmap_aside(struct weft__loop *l)
 
 void weft__loop_put_stack(struct weft__loop *l, struct weft__stack *s)
 {
-    if (!s->map) /* back in the cache already (weft__loop_exit) */
+    if (!s->map) /* back in the cache already (unstack_one) */
         return;
     weft__ctx_unpoison(weft__stack_lo(s), weft__stack_size(s));
     bool mine = ours(l, s);
-    if (mine && cache_room(l)) {
+    if (mine && cache_room(l, true)) {
         l->cache[l->cached++] = *s;
     } else if (mine) {
         l->aside[l->set_aside++] = *s;
@@ -549,11 +551,12 @@ static WEFT__NOINLINE void yield_slow(struct weft__loop *l, struct weft_co *t)
  * switch. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t)
 {
-    if (WEFT__UNLIKELY(!l->plain || t->rec.gils.n || !l->ready || !l->budget)) {
-        if (l->ready || !l->budget || !l->plain || t->rec.gils.n)
-            yield_slow(l, t);
-        else
-            l->budget--; /* nobody else to run: t goes on */
+    if (WEFT__UNLIKELY(!l->plain || t->rec.gils.n || !l->budget)) {
+        yield_slow(l, t);
+        return;
+    }
+    if (!l->ready) {
+        l->budget--; /* nobody else to run: t goes on */
         return;
     }
     /* t joins the queue's tail and its head leaves, which is never t. */
