@@ -207,8 +207,9 @@ extern _Thread_local struct weft__loop *weft__loop_self WEFT__TLS_FAST;
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t);
 /* Queue the running task t again behind the ready ones, and switch away. */
 void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
-/* Reap one task that ended this round, its stack back in the cache first:
- * a spawn does, so that it allocates what the reaping frees (loop.c). */
+/* Reap one task that ended this round, after taking back the stacks of
+ * those ended since, up to a batch: a spawn does first, so that it takes a
+ * hot stack and allocates what the reaping frees (loop.c). */
 void weft__loop_reap_one(struct weft__loop *l);
 /* The end of the running task t: off its stack for good, to the next ready
  * task or the scheduler, which reaps it (loop.c). */

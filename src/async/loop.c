@@ -140,7 +140,8 @@ static bool unstack_one(struct weft__loop *l)
 
 void weft__loop_reap_one(struct weft__loop *l)
 {
-    unstack_one(l);
+    while (l->cached < STACK_BATCH && unstack_one(l)) /* tasks ended this round */
+        ;
     struct weft_co *t = l->husks;
     if (t) {
         l->husks = t->next;
@@ -152,8 +153,6 @@ int weft__loop_stack(struct weft__loop *l, struct weft__stack *s, size_t size)
 {
     if (size != l->stack_size)
         return weft__stack_map(s, size);
-    while (l->cached < STACK_BATCH && unstack_one(l)) /* tasks ended this round */
-        ;
     if (l->cached == 0) {
         if (!cache_room(l, true))
             return -ENOMEM;
