@@ -245,6 +245,72 @@ WT_CASE(join_gives_the_value_or_the_error_and_refuses_the_task_itself)
     run_main(self_join, NULL);
 }
 
+/* A join of a task of the same loop is woken by that task's end, not
+ * through the future: the wake-up must reach the joiner only while it
+ * still waits there, and every other waiter must still get the value. */
+static weft_event_t gate;
+
+static void *held_at_gate(void *arg)
+{
+    WT_EQ(weft_event_wait(&gate, WEFT_FOREVER), 0);
+    return arg;
+}
+
+static void *open_gate(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_set(&gate), 0);
+    return NULL;
+}
+
+static void *join_held(void *arg)
+{
+    void *v = NULL;
+    WT_EQ(weft_co_join(arg, WEFT_FOREVER, &v), 0);
+    return v;
+}
+
+static void *joins_time_out_and_share(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    weft_co_t *held, *opener, *joiners[3];
+    WT_EQ(weft_co_spawn(&held, held_at_gate, (void *)7, NULL), 0);
+    WT_EQ(weft_co_join(held, 0.01, NULL), -ETIMEDOUT);
+    /* held ends while this task sleeps: the sleep runs its full length. */
+    WT_EQ(weft_co_spawn(&opener, open_gate, NULL, NULL), 0);
+    double t0 = wt_now();
+    WT_EQ(weft_co_sleep(0.05), 0);
+    WT_CHECK(wt_now() - t0 >= 0.05);
+    void *v = NULL;
+    WT_EQ(weft_co_join(held, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 7);
+    weft_co_free(held);
+    weft_co_free(opener);
+    /* Three tasks wait for one, and so does this one. */
+    WT_EQ(weft_event_clear(&gate), 0);
+    WT_EQ(weft_co_spawn(&held, held_at_gate, (void *)8, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        WT_EQ(weft_co_spawn(&joiners[i], join_held, held, NULL), 0);
+    WT_EQ(weft_co_spawn(&opener, open_gate, NULL, NULL), 0);
+    WT_EQ(weft_co_join(held, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 8);
+    for (int i = 0; i < 3; i++) {
+        WT_EQ(weft_co_join(joiners[i], WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, 8);
+        weft_co_free(joiners[i]);
+    }
+    weft_co_free(held);
+    weft_co_free(opener);
+    WT_EQ(weft_event_destroy(&gate), 0);
+    return NULL;
+}
+
+WT_CASE(a_join_that_timed_out_is_not_woken_later_and_every_joiner_gets_the_value)
+{
+    run_main(joins_time_out_and_share, NULL);
+}
+
 /* Timers: never early, and in deadline order. */
 static double woke_at[4];
 static int woke_order[4];

@@ -593,7 +593,7 @@ static const struct scenario scenarios[] = {
     {"as_completed", WEFT__WAIT_POOL, setup_future, wait_as_completed, wake_future},
     {"group", WEFT__WAIT_POOL, setup_group, wait_group, wake_group},
     {"thread join", WEFT__WAIT_THREAD, setup_join, wait_join, wake_join},
-    {"sleep", WEFT__WAIT_SLEEP, NULL, wait_sleep, wake_nothing},
+    {"sleep", WEFT__WAIT_SLEEP | WEFT__PARK_LOOP, NULL, wait_sleep, wake_nothing},
     {"process join", WEFT__WAIT_PROCESS, setup_process, wait_process, wake_process},
     {"pipe poll", WEFT__WAIT_PROCESS, setup_conn, wait_conn, wake_conn},
     {"mpqueue get", WEFT__WAIT_PROCESS | WEFT__PARK_SHARED, setup_mpqueue, wait_mpqueue,

@@ -84,11 +84,15 @@ struct weft_co {
     enum co_state state;
     /* Parking. */
     struct weft__waiter waiter;
+    _Atomic uint32_t *loop_word; /* parked with WEFT__PARK_LOOP, on this word */
     struct weft__timer timer;
     int fd;      /* parked on this descriptor (epoll's), or -1, */
     int fd_slot; /*   named by this slot (loop.c), */
     bool fd_dup; /*   a duplicate of the caller's */
     int park_rc; /* how the park ended */
+    /* A task of the same loop parked in weft_co_join until this one ends,
+     * woken by its end without the future's parking (co.c). */
+    struct weft_co *joiner;
     /* Cancellation (Python 3.11's): requests not yet withdrawn, and
      * whether one is still to be delivered at a suspension point. */
     _Atomic uint32_t cancels; /* counted by the caller, from any thread */
@@ -221,6 +225,9 @@ void weft__co_wake(struct weft_co *t, int rc);
 /* From the loop's thread: end t's park with rc if it is parked and nothing
  * else has ended the park yet; true if this call did. */
 bool weft__loop_end_park(struct weft_co *t, int rc);
+/* From the loop's thread: end t's park if it is parked with WEFT__PARK_LOOP
+ * on `word` (a join of a task of its loop, co.c). */
+void weft__loop_end_wait(struct weft_co *t, _Atomic uint32_t *word);
 /* weft_co_cancel on t's loop (l, the caller's): counted now (count) or
  * already (a request posted from another thread), and delivered. 1 done
  * so, 0 t has ended (or withdrew every request), -EAGAIN t moved to

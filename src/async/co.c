@@ -145,12 +145,7 @@ static void co_main(void *arg, void *data)
     void *value = t->fn(t->arg);
     unlist(t); /* before anyone can see it done */
     int outcome = t->cancels > 0 ? -ECANCELED : t->fail;
-    if (outcome == -ECANCELED)
-        weft__future_finish_cancelled(t->future);
-    else if (outcome)
-        weft_future_set_error(t->future, outcome);
-    else
-        weft_future_set_result(t->future, value);
+    weft__future_end(t->future, outcome ? NULL : value, outcome, outcome == -ECANCELED);
     if (t->group)
         weft__co_group_child_ended(t, outcome);
     if (t->rec.lockdep) /* the checker's record of what it held */
@@ -159,20 +154,27 @@ static void co_main(void *arg, void *data)
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->rec.gils);
         t->rec.gils.n = 0;
     }
+    if (t->joiner)
+        weft__loop_end_wait(t->joiner, &t->future->state);
     t->state = CO_DONE;
     weft__loop_exit(t->loop, t);
 }
 
-static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_opts_t *opts,
-                    weft_future_t *future)
+static int co_alloc(struct weft__loop *l, struct weft_co **out, bool handle,
+                    const weft_co_opts_t *opts, weft_future_t *future)
 {
-    struct co_block *b = weft__malloc(sizeof *b);
+    struct co_block *b = weft__zalloc(sizeof *b);
     if (!b)
         return -ENOMEM;
     weft__future_init(&b->anchor);
     b->anchor.drop = co_drop;
+    /* Nobody else sees the anchor yet: starting the task's own outcome
+     * running (weft_future_set_running_or_notify_cancel's step) and,
+     * below, counting the handle's reference need no read-modify-write. */
+    if (!future)
+        atomic_store_explicit(&b->anchor.state, F_RUNNING, memory_order_relaxed);
     struct weft_co *t = &b->co;
-    *t = (struct weft_co){.future = future ? future : &b->anchor};
+    t->future = future ? future : &b->anchor;
     if (future)
         weft__future_ref(future);
     t->name = opts && opts->name ? weft__strdup(opts->name) : NULL;
@@ -187,6 +189,7 @@ static int co_alloc(struct weft__loop *l, struct weft_co **out, const weft_co_op
         co_unref(t);
         return rc;
     }
+    atomic_store_explicit(&b->anchor.refs, handle ? 2 : 1, memory_order_relaxed);
     *out = t;
     return 0;
 }
@@ -203,7 +206,7 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
     int rc = weft__loop_reserve(l);
     struct weft_co *t;
     if (rc == 0)
-        rc = co_alloc(l, &t, opts, future);
+        rc = co_alloc(l, &t, handle, opts, future);
     if (rc != 0)
         return rc;
     t->loop = l;
@@ -218,10 +221,6 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
     t->fd = t->fd_slot = -1;
     t->timer.index = WEFT__TIMER_IDLE;
     t->timer.fire = weft__co_park_timeout;
-    if (handle)
-        weft__co_ref(t);
-    if (!future)
-        weft_future_set_running_or_notify_cancel(t->future);
     /* Counted before it is listed: once listed, the run's end may look at
      * it (sched.c), and a task listed but not yet counted could let the
      * run end without it. */
@@ -311,6 +310,25 @@ static bool in_run(struct weft__sched *s, struct weft__loop *l)
     return false;
 }
 
+/* The running task of l waits for t, a task of l, which is the run's only
+ * loop, so that t ends on this thread: its end wakes the waiter directly
+ * (co_main), without the parking table or the future's count of task
+ * waiters. Only a deadline or a cancellation ends the park otherwise (a
+ * second waiter of t waits on the future). 0 once t has ended, or what
+ * ended the park. */
+static int join_parked(struct weft__loop *l, struct weft_co *t, double timeout)
+{
+    struct weft_co *self = l->current;
+    weft__deadline_t deadline;
+    weft__deadline(timeout, &deadline);
+    _Atomic uint32_t *word = &t->future->state;
+    t->joiner = self;
+    int rc = weft__park(word, atomic_load_explicit(word, memory_order_relaxed), deadline,
+                        WEFT__WAIT_FUTURE | WEFT__PARK_LOOP);
+    t->joiner = NULL;
+    return weft__park_outcome(rc, weft__future_finished(t->future));
+}
+
 /* Wait for t; a waiter cancelled meanwhile is reported as such (t's own
  * cancellation comes back as -ECANCELED too, with t done). */
 static int await_task(weft_co_t *t, double timeout, void **result, bool *cancelled)
@@ -323,6 +341,14 @@ static int await_task(weft_co_t *t, double timeout, void **result, bool *cancell
      * the loop's own stack: waiting there would stop a loop t may need. */
     if (l && (l->current == t || (!l->current && in_run(l->sched, t->loop))))
         return -EDEADLK;
+    if (l && l->current && !l->mn && t->loop == l && timeout != 0 && !t->joiner &&
+        !weft__future_finished(t->future)) {
+        int rc = join_parked(l, t, timeout);
+        if (rc < 0) {
+            *cancelled = rc == -ECANCELED;
+            return rc;
+        }
+    }
     int rc = weft_future_result(t->future, timeout, result);
     *cancelled = rc == -ECANCELED && !weft_future_done(t->future);
     return rc;

@@ -420,6 +420,12 @@ bool weft__loop_end_park(struct weft_co *t, int rc)
     return true;
 }
 
+void weft__loop_end_wait(struct weft_co *t, _Atomic uint32_t *word)
+{
+    if (t->state == CO_PARKED && t->loop_word == word)
+        weft__co_wake(t, 0);
+}
+
 int weft__loop_cancel(struct weft__loop *l, struct weft_co *t, bool count)
 {
     /* Under the queue's lock, so that no other loop takes t meanwhile. A
@@ -575,6 +581,7 @@ static int suspend(struct weft__loop *l, struct weft_co *t)
     t->state = CO_PARKED;
     weft__loop_switch_away(l, t);
     t->waiter.word = NULL;
+    t->loop_word = NULL;
     return t->park_rc;
 }
 
@@ -622,7 +629,9 @@ static int park_word(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *
     if (rc != 0)
         return rc;
     t->waiter.word = NULL;
-    if ((flags & 0xff00u) != WEFT__WAIT_SLEEP && !weft__lot_enqueue(t, word, expected)) {
+    if (flags & WEFT__PARK_LOOP)
+        t->loop_word = word;
+    else if (!weft__lot_enqueue(t, word, expected)) {
         weft__heap_remove(&l->timers, &t->timer);
         return 0;
     }

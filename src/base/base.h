@@ -261,6 +261,13 @@ void weft__coverage_dump(void);
 void *weft__malloc(size_t size);
 void *weft__calloc(size_t count, size_t size);
 char *weft__strdup(const char *s);
+/* Zeroed memory, for a struct allocated again and again (an async task):
+ * malloc, which takes from the thread's cache of freed blocks (glibc's
+ * calloc before 2.41 never does), and the C library's memset. A struct
+ * zeroed where its size is known compiles to `rep stos`, whose start-up
+ * cost half of a spawn's own work for a few hundred bytes; the library's
+ * vector stores take a few cycles. */
+void *weft__zalloc(size_t size);
 /* Zeroed memory that starts on a cache line (for structs whose fields
  * written by different threads are laid out a line apart); free() it. */
 void *weft__calloc_lines(size_t size);

@@ -44,9 +44,13 @@
 
 #include "base/base.h"
 
-/* Flags: the word may be in memory shared by several processes; and what
- * the wait is for, in bits 8-15 (for tracing and tests). */
+/* Flags: the word may be in memory shared by several processes; no unpark
+ * will come through the word (a task's park that only its own loop ends: by
+ * its timer, a cancellation, or a task of the loop that it waits for
+ * ending; a thread's sleeps until its deadline); and what the wait is for,
+ * in bits 8-15 (for tracing and tests). */
 #define WEFT__PARK_SHARED      1u
+#define WEFT__PARK_LOOP        2u
 #define WEFT__PARK_KIND(flags) (((flags) >> 8) & 0xffu)
 enum weft__wait_kind {
     WEFT__WAIT_LOCK = 1 << 8,   /* Lock */

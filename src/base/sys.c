@@ -92,6 +92,14 @@ void *weft__calloc(size_t count, size_t size)
     return weft__sys.calloc(count, size);
 }
 
+void *weft__zalloc(size_t size)
+{
+    void *p = weft__sys.malloc(size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
 void *weft__calloc_lines(size_t size)
 {
     size_t n = (size + WEFT__CACHE_LINE - 1) / WEFT__CACHE_LINE * WEFT__CACHE_LINE;

@@ -73,7 +73,7 @@ int weft_sleep(double seconds)
      * the sleep, and a task's sleep suspends the task alone. */
     _Atomic uint32_t never = 0;
     int rc;
-    while ((rc = weft__park(&never, 0, deadline, WEFT__WAIT_SLEEP)) != -ETIMEDOUT)
+    while ((rc = weft__park(&never, 0, deadline, WEFT__WAIT_SLEEP | WEFT__PARK_LOOP)) != -ETIMEDOUT)
         if (rc == -ECANCELED) /* a task's sleep, cancelled */
             return rc;
     return 0;

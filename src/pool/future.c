@@ -115,17 +115,20 @@ static bool publish(weft_future_t *f, uint32_t state)
 /* Called with f->lock held and f not finished: record the outcome, notify
  * the watchers; then, after unlocking, wake sleepers and run callbacks.
  * False, unlocked and unchanged, for a cancel that found f running. */
-static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
+static bool finish_held(weft_future_t *f, uint32_t state, void *value, int error, bool held)
 {
     f->value = value; /* read only once the state says finished */
     f->error = error;
     /* Taken before the state says finished: from then on a waiter may drop
-     * the last outside reference (and so may a callback). */
-    weft__future_ref(f);
+     * the last outside reference (and so may a callback), unless the
+     * caller's own lasts. */
+    if (!held)
+        weft__future_ref(f);
     weft__tsan_release(f);
     if (!publish(f, state)) {
         weft_lock_release(&f->lock);
-        weft__future_unref(f);
+        if (!held)
+            weft__future_unref(f);
         return false;
     }
     struct weft__callback *callbacks = f->callbacks;
@@ -148,8 +151,14 @@ static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
         c->fn(f, c->arg);
         free(c);
     }
-    weft__future_unref(f);
+    if (!held)
+        weft__future_unref(f);
     return true;
+}
+
+static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
+{
+    return finish_held(f, state, value, error, false);
 }
 
 /* Take the Lock unless f has finished already (then false, not locked). */
@@ -180,11 +189,11 @@ int weft__future_finish(weft_future_t *f, void *value, int error)
     return 0;
 }
 
-int weft__future_finish_cancelled(weft_future_t *f)
+int weft__future_end(weft_future_t *f, void *value, int error, bool stopped)
 {
     if (!lock_unfinished(f))
         return -EPERM;
-    finish(f, F_STOPPED, NULL, -ECANCELED);
+    finish_held(f, stopped ? F_STOPPED : F_DONE, value, error, true);
     return 0;
 }
 

@@ -78,9 +78,11 @@ bool weft__future_watch(weft_future_t *f, weft__watch_t *e, weft__watcher_t *w);
 /* Unlink it if still linked; afterwards f never notifies w again. */
 void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
 
-/* Finish f as cancelled whether it was pending or running (an async task
- * that stopped when asked); -EPERM if already finished. */
-int weft__future_finish_cancelled(weft_future_t *f);
+/* An async task's end, which holds a reference to f throughout: f done
+ * with value and error, or, if stopped (the task stopped when asked),
+ * cancelled whether it was pending or running; -EPERM if already
+ * finished. */
+int weft__future_end(weft_future_t *f, void *value, int error, bool stopped);
 
 /* Finish f with both a value and an error (the process pool keeps a
  * crashed task's exit code in its value); -EPERM if already finished. */
