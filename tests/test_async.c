@@ -7,9 +7,11 @@
 
 #include "async/stack.h"
 #include "base/base.h"
+#include "base/park.h"
 
 #include <weft/async.h>
 #include <weft/process.h>
+#include <weft/queue.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 
@@ -309,6 +311,70 @@ static void *joins_time_out_and_share(void *arg)
 WT_CASE(a_join_that_timed_out_is_not_woken_later_and_every_joiner_gets_the_value)
 {
     run_main(joins_time_out_and_share, NULL);
+}
+
+/* Unparks look among tasks only while some task is counted as parked
+ * (base/park.h); a loop of its own holds one count while any of its tasks
+ * is parked. Parks that end by a wake-up, a timeout and a cancellation
+ * all give their counts back. */
+struct rally {
+    weft_queue_t *there, *back;
+};
+
+static void *bounce(void *arg)
+{
+    struct rally *r = arg;
+    for (int i = 0; i < 1000; i++) {
+        long v;
+        WT_EQ(weft_queue_get(r->there, &v, WEFT_FOREVER), 0);
+        WT_EQ(weft_queue_put(r->back, &v, WEFT_FOREVER), 0);
+    }
+    return NULL;
+}
+
+static void *wait_gate(void *arg)
+{
+    return (void *)(intptr_t)weft_event_wait(&gate, *(double *)arg);
+}
+
+static void *parks_of_every_ending(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    struct rally r;
+    WT_EQ(weft_queue_new(&r.there, sizeof(long), 1), 0);
+    WT_EQ(weft_queue_new(&r.back, sizeof(long), 1), 0);
+    double brief = 0.01, forever = WEFT_FOREVER;
+    weft_co_t *ball, *timed, *cancelled;
+    WT_EQ(weft_co_spawn(&ball, bounce, &r, NULL), 0);
+    WT_EQ(weft_co_spawn(&timed, wait_gate, &brief, NULL), 0);
+    WT_EQ(weft_co_spawn(&cancelled, wait_gate, &forever, NULL), 0);
+    for (long i = 0; i < 1000; i++) {
+        long v;
+        WT_EQ(weft_queue_put(r.there, &i, WEFT_FOREVER), 0);
+        WT_EQ(weft_queue_get(r.back, &v, WEFT_FOREVER), 0);
+        WT_EQ(v, i);
+    }
+    WT_CHECK(atomic_load(&weft__parked_tasks) > 0); /* cancelled waits still */
+    WT_EQ(weft_co_join(ball, WEFT_FOREVER, NULL), 0);
+    void *v;
+    WT_EQ(weft_co_join(timed, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, -ETIMEDOUT);
+    WT_EQ(weft_co_cancel(cancelled), 1);
+    WT_EQ(weft_co_join(cancelled, WEFT_FOREVER, NULL), -ECANCELED);
+    weft_co_free(ball);
+    weft_co_free(timed);
+    weft_co_free(cancelled);
+    weft_queue_free(r.there);
+    weft_queue_free(r.back);
+    WT_EQ(weft_event_destroy(&gate), 0);
+    return NULL;
+}
+
+WT_CASE(parked_tasks_are_counted_until_their_parks_end_however_they_end)
+{
+    run_main(parks_of_every_ending, NULL);
+    WT_EQ(atomic_load(&weft__parked_tasks), 0);
 }
 
 /* Timers: never early, and in deadline order. */

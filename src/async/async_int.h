@@ -66,6 +66,7 @@ struct weft__waiter {
     _Atomic uint32_t *word;
     struct weft__waiter *prev, *next;
     bool linked; /* on its bucket's list (read and written under its lock) */
+    bool global; /* counted in weft__parked_tasks itself (lot.c) */
 };
 
 enum co_state { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
@@ -156,6 +157,7 @@ struct weft__loop {
     struct weft__heap timers;
     int epfd;
     size_t fds_parked;           /* tasks parked on descriptors */
+    size_t words_parked;         /* tasks parked in the table, one loop alone (lot.c) */
     struct weft__fd_slot *slots; /* their names for epoll (loop.c) */
     uint32_t nslots, free_slot;  /*   free_slot: 1 + the first free one, or 0 */
     struct weft_loop *portal;    /* other threads' door (portal.c) */
@@ -339,6 +341,9 @@ int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expect
 /* Take t's waiter off its list if it is still on it: true if this call did
  * (and so ends the park). */
 bool weft__lot_dequeue(struct weft_co *t);
+/* The end of a park that weft__lot_enqueue counted, on the task's loop's
+ * thread, once the task has left the table. */
+void weft__lot_uncount(struct weft_co *t);
 /* Install the table's unpark in base (once). */
 void weft__lot_install(void);
 

@@ -183,7 +183,7 @@ int weft__ctx_make(struct weft__ctx *c, void *stack, size_t size, weft__ctx_fn f
  * detect_stack_use_after_return the frame is a fake one, which the switch
  * frees before the context resumed reads the transfer. That one runs next
  * on this thread and reads it at once. */
-static _Thread_local struct weft__transfer exit_transfer;
+static _Thread_local struct weft__transfer exit_transfer WEFT__TLS_FAST;
 
 void weft__ctx_exit(struct weft__ctx *from, struct weft__ctx *to, void *data)
 {

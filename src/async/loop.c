@@ -629,13 +629,17 @@ static int park_word(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *
     if (rc != 0)
         return rc;
     t->waiter.word = NULL;
-    if (flags & WEFT__PARK_LOOP)
+    if (flags & WEFT__PARK_LOOP) {
         t->loop_word = word;
-    else if (!weft__lot_enqueue(t, word, expected)) {
+        return suspend(l, t);
+    }
+    if (!weft__lot_enqueue(t, word, expected)) {
         weft__heap_remove(&l->timers, &t->timer);
         return 0;
     }
-    return suspend(l, t);
+    rc = suspend(l, t);
+    weft__lot_uncount(t);
+    return rc;
 }
 
 static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t expected,

@@ -69,6 +69,38 @@ static struct weft_co *task_of(struct weft__waiter *w)
     return (struct weft_co *)((char *)w - offsetof(struct weft_co, waiter));
 }
 
+/*
+ * The count that sends unparks here (weft__parked_tasks, base/park.h). In
+ * M:N mode each parked task is counted there. A loop that runs alone counts
+ * its parked tasks itself, on its own thread, and holds one count there
+ * while it has any: two tasks handing off to each other, one parked while
+ * the other runs, then make no read-modify-write on a word every thread of
+ * the process reads. The loop's count drops once the task is back on its
+ * thread (weft__lot_uncount), not when it is unlinked, which any thread
+ * may do: the process's count is high for that while, which costs an
+ * unparker a needless look, never a lost wake-up. A parker whose loop held
+ * the count already counted it with an earlier read-modify-write, so the
+ * count is visible before its look at the word, as when it counts now.
+ */
+static void count_parked(struct weft__waiter *w, struct weft__loop *l)
+{
+    w->global = l->mn;
+    if (l->mn || l->words_parked++ == 0)
+        atomic_fetch_add(&weft__parked_tasks, 1);
+}
+
+static void uncount_loop(struct weft__loop *l)
+{
+    if (--l->words_parked == 0)
+        atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+}
+
+void weft__lot_uncount(struct weft_co *t)
+{
+    if (!t->waiter.global)
+        uncount_loop(t->loop);
+}
+
 static void unlink_waiter(struct bucket *b, struct weft__waiter *w)
 {
     if (w->prev)
@@ -80,22 +112,28 @@ static void unlink_waiter(struct bucket *b, struct weft__waiter *w)
     else
         b->tail = w->prev;
     w->linked = false;
-    atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+    if (w->global)
+        atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
 }
 
 int weft__lot_enqueue(struct weft_co *t, _Atomic uint32_t *word, uint32_t expected)
 {
     struct bucket *b = bucket_of(word);
     struct weft__waiter *w = &t->waiter;
+    struct weft__loop *l = t->loop;
     bucket_lock(b);
-    atomic_fetch_add(&weft__parked_tasks, 1);
+    count_parked(w, l);
     weft__fence_after_atomic();
     if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
-        atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+        bool global = w->global;
         bucket_unlock(b);
+        if (global)
+            atomic_fetch_sub_explicit(&weft__parked_tasks, 1, memory_order_relaxed);
+        else
+            uncount_loop(l);
         return 0;
     }
-    *w = (struct weft__waiter){word, b->tail, NULL, true};
+    *w = (struct weft__waiter){word, b->tail, NULL, true, w->global};
     if (b->tail)
         b->tail->next = w;
     else

@@ -23,15 +23,11 @@ enum { GUARDS_AT_ONCE = 64 };
 
 static _Atomic int guard_kind; /* enum weft__stack_guard */
 
-size_t weft__page_size(void)
+size_t weft__page;
+
+WEFT__CONSTRUCTOR static void page_boot(void)
 {
-    static _Atomic size_t page;
-    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
-    if (WEFT__UNLIKELY(!p)) {
-        p = (size_t)sysconf(_SC_PAGESIZE);
-        atomic_store_explicit(&page, p, memory_order_relaxed);
-    }
-    return p;
+    weft__page = (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Whether a guard installed by advice faults: the kernel reports a fault

@@ -34,8 +34,13 @@ struct weft__stack {
     size_t map_len; /* both, in bytes */
 };
 
-/* The page size, and the guard's (one page). */
-size_t weft__page_size(void);
+/* The page size, and the guard's (one page), read at load time: a spawn
+ * asks for it several times. */
+extern size_t weft__page;
+static inline size_t weft__page_size(void)
+{
+    return weft__page;
+}
 
 /* Map a stack of at least `size` usable bytes (rounded up to pages).
  * 0, -ENOMEM, or WEFT_EMAPCOUNT when the process has run out of mappings. */

@@ -12,13 +12,13 @@ void weft__evc_wake_one(weft__evc_t *e)
     if (atomic_exchange(&e->pending, 1))
         return; /* another notifier got there first */
     atomic_fetch_add(&e->seq, 1);
-    weft__unpark(&e->seq, 1, e->kind);
+    weft__unpark_after_atomic(&e->seq, 1, e->kind);
 }
 
 void weft__evc_wake_all(weft__evc_t *e)
 {
     atomic_fetch_add(&e->seq, 1);
-    weft__unpark(&e->seq, INT_MAX, e->kind);
+    weft__unpark_after_atomic(&e->seq, INT_MAX, e->kind);
 }
 
 /*

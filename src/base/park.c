@@ -153,13 +153,26 @@ void weft__unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags)
         unpark_tasks(word, n, flags);
 }
 
-void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
+static WEFT__INLINE void unpark(_Atomic uint32_t *word, int n, unsigned flags, bool after_atomic)
 {
     weft__note_cpus(); /* a thread that only ever wakes others counts too */
-    weft__fence();
+    if (after_atomic)
+        weft__fence_after_atomic();
+    else
+        weft__fence();
     if (WEFT__UNLIKELY(atomic_load_explicit(&weft__parked_tasks, memory_order_relaxed)) &&
         (n -= unpark_tasks(word, n, flags)) <= 0)
         return;
     int op = FUTEX_WAKE | (flags & WEFT__PARK_SHARED ? 0 : FUTEX_PRIVATE_FLAG);
     sys_futex(word, op, (uint32_t)n, NULL, 0);
+}
+
+void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    unpark(word, n, flags, false);
+}
+
+void weft__unpark_after_atomic(_Atomic uint32_t *word, int n, unsigned flags)
+{
+    unpark(word, n, flags, true);
 }

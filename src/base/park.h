@@ -82,6 +82,9 @@ static inline unsigned weft__park_flags(unsigned kind, bool shared)
 int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
                unsigned flags);
 void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags);
+/* weft__unpark right after a read-modify-write of word (the eventcount's
+ * bump): its fence is then weft__fence_after_atomic's. */
+void weft__unpark_after_atomic(_Atomic uint32_t *word, int n, unsigned flags);
 /* weft__unpark for a word on which the caller knows no thread sleeps (it
  * counts its task waiters apart): no futex system call. */
 void weft__unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags);

@@ -42,8 +42,8 @@ struct weft__callback {
 };
 
 /* The task the calling thread runs, for weft_task_fail. */
-static _Thread_local weft_future_t *current_task;
-static _Thread_local int current_error;
+static _Thread_local weft_future_t *current_task WEFT__TLS_FAST;
+static _Thread_local int current_error WEFT__TLS_FAST;
 
 /* malloc, not calloc: glibc's calloc (before 2.41) never takes from the
  * thread's cache of freed blocks, so with a future per task the cache

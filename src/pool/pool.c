@@ -92,7 +92,7 @@ struct weft_pool {
     _Alignas(WEFT__CACHE_LINE) weft__evc_t work; /* idle workers park here */
 };
 
-static _Thread_local struct worker *self;
+static _Thread_local struct worker *self WEFT__TLS_FAST;
 
 /* Live pools, for the exit hook. */
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
