@@ -247,6 +247,60 @@ WT_CASE(join_gives_the_value_or_the_error_and_refuses_the_task_itself)
     run_main(self_join, NULL);
 }
 
+/* A loop keeps the memory of tasks it reaps when nobody holds them any
+ * more, for the next spawns: a program that spawns and joins again and
+ * again allocates next to nothing after the first. A task whose handle is
+ * still held is never reused meanwhile. */
+static atomic_int mallocs;
+
+static void *counting_malloc(size_t size)
+{
+    atomic_fetch_add(&mallocs, 1);
+    return malloc(size);
+}
+
+static void *spawn_join_many(void *arg)
+{
+    (void)arg;
+    weft_co_t *kept, *t;
+    WT_EQ(weft_co_spawn(&kept, plus_one, (void *)4, NULL), 0);
+    WT_EQ(weft_co_join(kept, WEFT_FOREVER, NULL), 0);
+    for (int i = 0; i < 100; i++) { /* kept's end is reaped meanwhile */
+        WT_EQ(weft_co_spawn(&t, plus_one, (void *)(intptr_t)i, NULL), 0);
+        WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), 0);
+        weft_co_free(t);
+    }
+    atomic_store(&mallocs, 0);
+    weft__sys.malloc = counting_malloc;
+    for (int i = 0; i < 1000; i++) {
+        void *v;
+        WT_EQ(weft_co_spawn(&t, plus_one, (void *)(intptr_t)i, NULL), 0);
+        WT_EQ(weft_co_join(t, WEFT_FOREVER, &v), 0);
+        WT_EQ((intptr_t)v, i + 1);
+        weft_co_free(t);
+    }
+    weft__sys_reset();
+    /* Under a sanitizer every task's memory is freed, for it to find
+     * misuse. Otherwise a task reaped while its handle is held is freed by
+     * the handle's holder: once a scheduler round (64 task runs, two a
+     * spawn and join), the round's end finds the task ended before its
+     * joiner freed the handle. */
+    if (!wt_sanitizer())
+        WT_CHECK(atomic_load(&mallocs) < 100);
+    void *v;
+    WT_EQ(weft_co_join(kept, 0, &v), 0);
+    WT_EQ((intptr_t)v, 5);
+    WT_EQ(weft_future_done(weft_co_future(kept)), 1);
+    weft_co_free(kept);
+    return NULL;
+}
+
+WT_CASE(spawning_and_joining_again_and_again_reuses_the_tasks_memory)
+{
+    wt_one_loop_only();
+    run_main(spawn_join_many, NULL);
+}
+
 /* A join of a task of the same loop is woken by that task's end, not
  * through the future: the wake-up must reach the joiner only while it
  * still waits there, and every other waiter must still get the value. */

@@ -158,6 +158,8 @@ struct weft__loop {
     int epfd;
     size_t fds_parked;           /* tasks parked on descriptors */
     size_t words_parked;         /* tasks parked in the table, one loop alone (lot.c) */
+    void *spares;                /* ended tasks' memory kept for spawns (co.c), */
+    size_t nspares;              /*   how many */
     struct weft__fd_slot *slots; /* their names for epoll (loop.c) */
     uint32_t nslots, free_slot;  /*   free_slot: 1 + the first free one, or 0 */
     struct weft_loop *portal;    /* other threads' door (portal.c) */
@@ -281,6 +283,8 @@ int weft__co_new_with(struct weft__loop *l, struct weft_co **out, bool handle, w
 int weft__co_new_child(struct weft__loop *l, struct weft_co **out, bool handle, weft_co_fn fn,
                        void *arg, const weft_co_opts_t *opts, weft_co_group_t *group);
 void weft__co_reap(struct weft__loop *l, struct weft_co *t);
+/* Free the memory of ended tasks that l kept for spawns (co.c). */
+void weft__co_free_spares(struct weft__loop *l);
 /* Another reference to t (co.c: a task is counted by its future's). */
 void weft__co_ref(struct weft_co *t);
 /* base's weft__task_owner (co.c). */

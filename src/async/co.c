@@ -160,10 +160,58 @@ static void co_main(void *arg, void *data)
     weft__loop_exit(t->loop, t);
 }
 
+/* A task's memory, kept by its loop when the loop reaps the task and holds
+ * its last reference: spawning and joining again and again then costs no
+ * malloc and free. Only on a plain loop (no sanitizer, whose allocator is
+ * what finds a handle used after it was freed), and a few, since memory
+ * kept here is no other thread's to reuse. */
+enum { SPARES_MAX = 64 };
+
+struct spare {
+    struct spare *next;
+};
+
+static struct co_block *block_new(struct weft__loop *l)
+{
+    struct spare *s = l->spares;
+    if (!s)
+        return weft__zalloc(sizeof(struct co_block));
+    l->spares = s->next;
+    l->nspares--;
+    weft__zero(s, sizeof(struct co_block));
+    return (struct co_block *)s;
+}
+
+/* Give up the loop's reference to t: keep its memory if that was the last. */
+static void block_release(struct weft__loop *l, struct weft_co *t)
+{
+    weft_future_t *a = anchor_of(t);
+    if (!l->plain || l->nspares == SPARES_MAX ||
+        atomic_load_explicit(&a->refs, memory_order_acquire) != 1) {
+        co_unref(t);
+        return;
+    }
+    weft__future_dispose(a);
+    struct spare *s = (struct spare *)a;
+    s->next = l->spares;
+    l->spares = s;
+    l->nspares++;
+}
+
+void weft__co_free_spares(struct weft__loop *l)
+{
+    for (struct spare *s = l->spares, *next; s; s = next) {
+        next = s->next;
+        free(s);
+    }
+    l->spares = NULL;
+    l->nspares = 0;
+}
+
 static int co_alloc(struct weft__loop *l, struct weft_co **out, bool handle,
                     const weft_co_opts_t *opts, weft_future_t *future)
 {
-    struct co_block *b = weft__zalloc(sizeof *b);
+    struct co_block *b = block_new(l);
     if (!b)
         return -ENOMEM;
     weft__future_init(&b->anchor);
@@ -276,7 +324,7 @@ void weft__co_reap(struct weft__loop *l, struct weft_co *t)
     if (weft__sched_add(s, &s->live, (size_t)-1) == 0 || main)
         if (s->mn)
             weft__sched_nudge(s->loops[0]);
-    co_unref(t);
+    block_release(l, t);
 }
 
 int weft_co_spawn(weft_co_t **out, weft_co_fn fn, void *arg, const weft_co_opts_t *opts)

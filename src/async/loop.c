@@ -517,13 +517,19 @@ void weft__loop_arrive(struct weft_co *t)
 void weft__loop_switch_away(struct weft__loop *l, struct weft_co *t)
 {
     struct weft_co *next = l->budget ? pop_ready(l) : NULL;
-    if (!next) {
-        weft__ctx_switch(&t->ctx, &l->home, NULL);
-    } else {
+    struct weft__ctx *to = &l->home;
+    if (next) {
         l->budget--;
         make_current(l, next);
-        weft__ctx_switch(&t->ctx, &next->ctx, NULL);
+        to = &next->ctx;
     }
+    /* A plain loop has nothing to do once t is resumed: a tail jump, as in
+     * weft__loop_yield, which returns straight to whoever parked t. */
+    if (l->plain) {
+        weft__ctx_jump(&t->ctx.sp, to->sp, (void *)&weft__ctx_nothing);
+        return;
+    }
+    weft__ctx_switch(&t->ctx, to, NULL);
     /* Resumed, perhaps on another thread than the one it left: its loop is
      * t->loop now, whatever l was. */
     if (l->mn)
@@ -895,6 +901,7 @@ void weft__loop_destroy(struct weft__loop *l)
         unmap_runs(l->cache, l->cached);
     l->cached = 0;
     free(l->cache);
+    weft__co_free_spares(l);
     weft__heap_free(&l->timers);
     free(l->slots);
     if (l->epfd >= 0)

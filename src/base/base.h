@@ -268,6 +268,9 @@ char *weft__strdup(const char *s);
  * cost half of a spawn's own work for a few hundred bytes; the library's
  * vector stores take a few cycles. */
 void *weft__zalloc(size_t size);
+/* The same memset for memory the caller has (not inlined, for the same
+ * reason). */
+void weft__zero(void *p, size_t size);
 /* Zeroed memory that starts on a cache line (for structs whose fields
  * written by different threads are laid out a line apart); free() it. */
 void *weft__calloc_lines(size_t size);

@@ -92,11 +92,16 @@ void *weft__calloc(size_t count, size_t size)
     return weft__sys.calloc(count, size);
 }
 
+void weft__zero(void *p, size_t size)
+{
+    memset(p, 0, size);
+}
+
 void *weft__zalloc(size_t size)
 {
     void *p = weft__sys.malloc(size);
     if (p)
-        memset(p, 0, size);
+        weft__zero(p, size);
     return p;
 }
 

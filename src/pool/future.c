@@ -68,16 +68,21 @@ void weft__future_ref(weft_future_t *f)
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 }
 
-void weft__future_unref(weft_future_t *f)
+void weft__future_dispose(weft_future_t *f)
 {
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
-        return;
     for (struct weft__callback *c = f->callbacks, *next; c; c = next) {
         next = c->next;
         free(c);
     }
     if (f->drop)
         f->drop(f);
+}
+
+void weft__future_unref(weft_future_t *f)
+{
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    weft__future_dispose(f);
     free(f);
 }
 

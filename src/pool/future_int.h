@@ -71,6 +71,10 @@ weft_future_t *weft__future_alloc(void);
 void weft__future_init(weft_future_t *f);
 void weft__future_ref(weft_future_t *f);
 void weft__future_unref(weft_future_t *f);
+/* What the last reference's drop does but the free: for a caller that
+ * holds that reference (it has seen the count at 1) and keeps the memory
+ * for another future. */
+void weft__future_dispose(weft_future_t *f);
 
 /* Link a watch into f's list: true, or false if f has already finished
  * (nothing linked, nothing will be notified). */
