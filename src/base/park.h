@@ -22,7 +22,8 @@
  * Why one place: it is where the async layer hooks in. A thread that runs
  * an event loop fills the per-thread slot `weft__parker`, and a park from
  * one of its tasks then suspends the task alone; tasks parked so are
- * counted in `weft__parked_tasks`, and while any are, an unpark asks that
+ * counted in `weft__parked_tasks` (a loop that runs alone holds one count
+ * there for all of its own), and while any are, an unpark asks that
  * layer (`weft__task_unpark`) to wake tasks first and the futex only for
  * the rest, so n counts tasks and threads together. Plain threads (the
  * slot empty, no task parked) sleep on the futex as before, and an unpark
