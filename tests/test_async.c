@@ -10,6 +10,7 @@
 #include "base/park.h"
 
 #include <weft/async.h>
+#include <weft/future.h>
 #include <weft/process.h>
 #include <weft/queue.h>
 #include <weft/sync.h>
@@ -365,6 +366,45 @@ static void *joins_time_out_and_share(void *arg)
 WT_CASE(a_join_that_timed_out_is_not_woken_later_and_every_joiner_gets_the_value)
 {
     run_main(joins_time_out_and_share, NULL);
+}
+
+/* A task's done callbacks run after its waiters are released: one may wait
+ * for what the joiner does once its join returns (a joiner of the same
+ * loop, woken by the task's end, is released before them too). */
+static weft_event_t joined, called;
+static int callback_rc = 1;
+
+static void wait_for_the_joiner(weft_future_t *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    callback_rc = weft_event_wait(&joined, 10.0);
+    weft_event_set(&called);
+}
+
+static void *callback_waits_for_joiner(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_event_init(&joined, 0), 0);
+    WT_EQ(weft_event_init(&called, 0), 0);
+    weft_co_t *t;
+    WT_EQ(weft_co_spawn(&t, plus_one, (void *)6, NULL), 0);
+    WT_EQ(weft_future_add_done_callback(weft_co_future(t), wait_for_the_joiner, NULL), 0);
+    void *v;
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, &v), 0);
+    WT_EQ((intptr_t)v, 7);
+    WT_EQ(weft_event_set(&joined), 0);
+    WT_EQ(weft_event_wait(&called, WEFT_FOREVER), 0);
+    WT_EQ(callback_rc, 0);
+    weft_co_free(t);
+    WT_EQ(weft_event_destroy(&joined), 0);
+    WT_EQ(weft_event_destroy(&called), 0);
+    return NULL;
+}
+
+WT_CASE(a_done_callback_may_wait_for_what_the_joiner_does_next)
+{
+    run_main(callback_waits_for_joiner, NULL);
 }
 
 /* Unparks look among tasks only while some task is counted as parked

@@ -135,6 +135,15 @@ static void unlist(struct weft_co *t)
     weft__sched_unlock(s);
 }
 
+/* A task of t's loop parked in weft_co_join until t ends (join_parked):
+ * woken as the future's own waiters are. */
+static void wake_joiner(void *arg)
+{
+    struct weft_co *t = arg;
+    if (t->joiner)
+        weft__loop_end_wait(t->joiner, &t->future->state);
+}
+
 /* The end of a task, on its own stack: publish the outcome, then leave for
  * good. */
 static void co_main(void *arg, void *data)
@@ -145,7 +154,9 @@ static void co_main(void *arg, void *data)
     void *value = t->fn(t->arg);
     unlist(t); /* before anyone can see it done */
     int outcome = t->cancels > 0 ? -ECANCELED : t->fail;
-    weft__future_end(t->future, outcome ? NULL : value, outcome, outcome == -ECANCELED);
+    if (weft__future_end(t->future, outcome ? NULL : value, outcome, outcome == -ECANCELED,
+                         wake_joiner, t) < 0)
+        wake_joiner(t); /* finished already (weft_future_set_result on it) */
     if (t->group)
         weft__co_group_child_ended(t, outcome);
     if (t->rec.lockdep) /* the checker's record of what it held */
@@ -154,8 +165,6 @@ static void co_main(void *arg, void *data)
         atomic_load_explicit(&weft__gils_suspend, memory_order_acquire)(&t->rec.gils);
         t->rec.gils.n = 0;
     }
-    if (t->joiner)
-        weft__loop_end_wait(t->joiner, &t->future->state);
     t->state = CO_DONE;
     weft__loop_exit(t->loop, t);
 }
@@ -359,11 +368,12 @@ static bool in_run(struct weft__sched *s, struct weft__loop *l)
 }
 
 /* The running task of l waits for t, a task of l, which is the run's only
- * loop, so that t ends on this thread: its end wakes the waiter directly
- * (co_main), without the parking table or the future's count of task
- * waiters. Only a deadline or a cancellation ends the park otherwise (a
- * second waiter of t waits on the future). 0 once t has ended, or what
- * ended the park. */
+ * loop, so that t ends on this thread, and which reports to its own
+ * future, which only its end finishes: its end wakes the waiter directly
+ * (wake_joiner, where the future wakes its own waiters), without the
+ * parking table or the future's count of task waiters. Only a deadline or
+ * a cancellation ends the park otherwise (a second waiter of t waits on
+ * the future). 0 once t has ended, or what ended the park. */
 static int join_parked(struct weft__loop *l, struct weft_co *t, double timeout)
 {
     struct weft_co *self = l->current;
@@ -389,8 +399,8 @@ static int await_task(weft_co_t *t, double timeout, void **result, bool *cancell
      * the loop's own stack: waiting there would stop a loop t may need. */
     if (l && (l->current == t || (!l->current && in_run(l->sched, t->loop))))
         return -EDEADLK;
-    if (l && l->current && !l->mn && t->loop == l && timeout != 0 && !t->joiner &&
-        !weft__future_finished(t->future)) {
+    if (l && l->current && !l->mn && t->loop == l && t->future == anchor_of(t) && timeout != 0 &&
+        !t->joiner && !weft__future_finished(t->future)) {
         int rc = join_parked(l, t, timeout);
         if (rc < 0) {
             *cancelled = rc == -ECANCELED;

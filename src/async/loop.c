@@ -636,6 +636,12 @@ static int park_word(struct weft__loop *l, struct weft_co *t, _Atomic uint32_t *
         return rc;
     t->waiter.word = NULL;
     if (flags & WEFT__PARK_LOOP) {
+        /* Only this thread ends such a park, but letting go of a GIL may
+         * have parked t meanwhile, while what it waits for happened. */
+        if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
+            weft__heap_remove(&l->timers, &t->timer);
+            return 0;
+        }
         t->loop_word = word;
         return suspend(l, t);
     }

@@ -120,7 +120,8 @@ static bool publish(weft_future_t *f, uint32_t state)
 /* Called with f->lock held and f not finished: record the outcome, notify
  * the watchers; then, after unlocking, wake sleepers and run callbacks.
  * False, unlocked and unchanged, for a cancel that found f running. */
-static bool finish_held(weft_future_t *f, uint32_t state, void *value, int error, bool held)
+static bool finish_held(weft_future_t *f, uint32_t state, void *value, int error, bool held,
+                        void (*wake)(void *arg), void *arg)
 {
     f->value = value; /* read only once the state says finished */
     f->error = error;
@@ -149,6 +150,8 @@ static bool finish_held(weft_future_t *f, uint32_t state, void *value, int error
         weft__unpark(&f->state, INT_MAX, WEFT__WAIT_FUTURE);
     else if (atomic_load(&f->task_sleepers))
         weft__unpark_tasks(&f->state, INT_MAX, WEFT__WAIT_FUTURE);
+    if (wake)
+        wake(arg);
     if (f->notify)
         f->notify(f);
     for (struct weft__callback *c = callbacks, *next; c; c = next) {
@@ -163,7 +166,7 @@ static bool finish_held(weft_future_t *f, uint32_t state, void *value, int error
 
 static bool finish(weft_future_t *f, uint32_t state, void *value, int error)
 {
-    return finish_held(f, state, value, error, false);
+    return finish_held(f, state, value, error, false, NULL, NULL);
 }
 
 /* Take the Lock unless f has finished already (then false, not locked). */
@@ -194,11 +197,12 @@ int weft__future_finish(weft_future_t *f, void *value, int error)
     return 0;
 }
 
-int weft__future_end(weft_future_t *f, void *value, int error, bool stopped)
+int weft__future_end(weft_future_t *f, void *value, int error, bool stopped,
+                     void (*wake)(void *arg), void *arg)
 {
     if (!lock_unfinished(f))
         return -EPERM;
-    finish_held(f, stopped ? F_STOPPED : F_DONE, value, error, true);
+    finish_held(f, stopped ? F_STOPPED : F_DONE, value, error, true, wake, arg);
     return 0;
 }
 

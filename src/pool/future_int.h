@@ -85,8 +85,11 @@ void weft__future_unwatch(weft_future_t *f, weft__watch_t *e);
 /* An async task's end, which holds a reference to f throughout: f done
  * with value and error, or, if stopped (the task stopped when asked),
  * cancelled whether it was pending or running; -EPERM if already
- * finished. */
-int weft__future_end(weft_future_t *f, void *value, int error, bool stopped);
+ * finished. wake(arg), if not NULL, runs where f's sleepers are woken:
+ * after the outcome is published, before the callbacks, one of which may
+ * wait for what a waiter does next. */
+int weft__future_end(weft_future_t *f, void *value, int error, bool stopped,
+                     void (*wake)(void *arg), void *arg);
 
 /* Finish f with both a value and an error (the process pool keeps a
  * crashed task's exit code in its value); -EPERM if already finished. */
