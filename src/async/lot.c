@@ -45,12 +45,21 @@ static struct bucket table[1 << BUCKET_BITS];
  * the waiters): a test-and-set, polling while another holds it, yielding
  * if that one seems not to be running (preempted, or on our only CPU).
  * Never a park: this is what parking is built on. */
-static void bucket_lock(struct bucket *b)
+static WEFT__NOINLINE void bucket_wait(struct bucket *b)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
-    while (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire))
+    do
         while (atomic_load_explicit(&b->mu, memory_order_relaxed))
             weft__stall(&stall);
+    while (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire));
+}
+
+/* Out of line, the wait leaves the callers' fast paths with fewer
+ * registers to save. */
+static WEFT__INLINE void bucket_lock(struct bucket *b)
+{
+    if (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire))
+        bucket_wait(b);
 }
 
 static void bucket_unlock(struct bucket *b)

@@ -90,7 +90,9 @@ int weft__evc_wait(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void 
     /* A wake-up may have been sent for this thread while it was on its way
      * out, and notifiers since skipped: pass it on if there is more. */
     clear_pending(e, true);
-    if (rc == 0 && more && more(arg))
+    /* Waiters that register from now on look at the condition themselves:
+     * only one counted already needs the wake-up passed on. */
+    if (rc == 0 && more && atomic_load_explicit(&e->waiters, memory_order_relaxed) && more(arg))
         weft__evc_notify(e);
     return rc;
 }

@@ -48,7 +48,7 @@ static bool polling_pays(void)
     return !weft__parker && weft__spin_pays();
 }
 
-void weft__spin_begin(weft__spin_t *s, enum weft__spin_kind kind)
+void weft__spin_setup(weft__spin_t *s, enum weft__spin_kind kind)
 {
     if (!polling_pays())
         *s = (weft__spin_t){0, 0, 0, 0};

@@ -67,7 +67,7 @@
 #ifndef WEFT_SRC_BASE_SPIN_H
 #define WEFT_SRC_BASE_SPIN_H
 
-#include "base/base.h"
+#include "base/park.h"
 
 /* What a waiter waits for, which says how it should poll. */
 enum weft__spin_kind {
@@ -102,8 +102,17 @@ typedef struct weft__spin {
 } weft__spin_t;
 
 /* Set up the polls for `kind`, as many as the machine allows now (none on
- * one CPU, fewer when it is busy). */
-void weft__spin_begin(weft__spin_t *s, enum weft__spin_kind kind);
+ * one CPU, fewer when it is busy). A task never polls: what it waits for
+ * may be another task of its own loop, which cannot run until it parks;
+ * that is decided inline, since every wait of a task comes here. */
+void weft__spin_setup(weft__spin_t *s, enum weft__spin_kind kind);
+static inline void weft__spin_begin(weft__spin_t *s, enum weft__spin_kind kind)
+{
+    if (weft__parker)
+        *s = (weft__spin_t){0, 0, 0, 0};
+    else
+        weft__spin_setup(s, kind);
+}
 
 /* The same with the caller's own number of polls (a critical section's
  * spin count) in place of the kind's: all of them while the machine has

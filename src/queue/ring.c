@@ -11,8 +11,9 @@
  * to the get that takes the item and from that get to the next lap's put,
  * which reuses the cell. Each operation acquires the cell's address once it
  * has claimed it and releases it before it moves the seq on, so that TSan
- * orders the item copies (memcpy, which it intercepts) and, through the
- * put's release, whatever the producer wrote before the put.
+ * orders the item copies (a word's move, which it instruments, or memcpy,
+ * which it intercepts) and, through the put's release, whatever the
+ * producer wrote before the put.
  */
 #include "queue/ring.h"
 
@@ -46,6 +47,19 @@ static _Atomic size_t *locate(const weft__ring_t *r, size_t pos, size_t *lap)
 static void *item_of(_Atomic size_t *seq)
 {
     return (unsigned char *)seq + sizeof(size_t);
+}
+
+/* An item's copy: a word (a pointer, a number: most queues' items) in one
+ * move, anything else through the C library's memcpy. */
+static WEFT__INLINE void copy_item(void *to, const void *from, size_t size)
+{
+    if (size == sizeof(uint64_t)) {
+        uint64_t word;
+        memcpy(&word, from, sizeof word);
+        memcpy(to, &word, sizeof word);
+    } else {
+        memcpy(to, from, size);
+    }
 }
 
 weft__ring_t *weft__ring_new(size_t capacity, size_t item_size)
@@ -86,34 +100,63 @@ void weft__ring_free(weft__ring_t *r)
  * flight: for a put the get counter is a whole lap behind, for a get the put
  * counter has not passed the position.
  */
-static _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter, _Atomic size_t *other,
-                             size_t full)
+enum look { TAKEN, NONE, IN_FLIGHT, AGAIN };
+
+/* One look at position *pos: the cell taken (*cell), none to take, an
+ * operation on the cell in flight, or look again at *pos, moved on. */
+static WEFT__INLINE enum look look(weft__ring_t *r, _Atomic size_t *counter, _Atomic size_t *other,
+                                   size_t full, size_t *pos, _Atomic size_t **cell)
+{
+    size_t lap;
+    _Atomic size_t *seq = locate(r, *pos, &lap);
+    size_t want = 2 * lap + full;
+    size_t have = atomic_load_explicit(seq, memory_order_acquire);
+    if (have == want) {
+        if (!atomic_compare_exchange_weak_explicit(counter, pos, *pos + 1, memory_order_relaxed,
+                                                   memory_order_relaxed))
+            return AGAIN;
+        weft__tsan_acquire(seq);
+        *cell = seq;
+        return TAKEN;
+    }
+    size_t now = atomic_load_explicit(counter, memory_order_acquire);
+    if ((intptr_t)(have - want) < 0 && now == *pos) {
+        /* Signed: `other` may have moved on since `have` was read. */
+        intptr_t ahead = (intptr_t)(atomic_load_explicit(other, memory_order_acquire) - *pos);
+        return (full ? ahead <= 0 : -ahead >= (intptr_t)r->cap) ? NONE : IN_FLIGHT;
+    }
+    *pos = now;
+    return AGAIN;
+}
+
+static WEFT__NOINLINE _Atomic size_t *claim_slow(weft__ring_t *r, _Atomic size_t *counter,
+                                                 _Atomic size_t *other, size_t full, size_t pos)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
-    size_t pos = atomic_load_explicit(counter, memory_order_relaxed);
+    _Atomic size_t *cell = NULL;
     for (;;) {
-        size_t lap;
-        _Atomic size_t *seq = locate(r, pos, &lap);
-        size_t want = 2 * lap + full;
-        size_t have = atomic_load_explicit(seq, memory_order_acquire);
-        if (have == want) {
-            if (atomic_compare_exchange_weak_explicit(counter, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed)) {
-                weft__tsan_acquire(seq);
-                return seq;
-            }
-            continue;
-        }
-        size_t now = atomic_load_explicit(counter, memory_order_acquire);
-        if ((intptr_t)(have - want) < 0 && now == pos) {
-            /* Signed: `other` may have moved on since `have` was read. */
-            intptr_t ahead = (intptr_t)(atomic_load_explicit(other, memory_order_acquire) - pos);
-            if (full ? ahead <= 0 : -ahead >= (intptr_t)r->cap)
-                return NULL;
+        switch (look(r, counter, other, full, &pos, &cell)) {
+        case TAKEN:
+        case NONE:
+            return cell;
+        case IN_FLIGHT:
             weft__stall(&stall); /* an operation on this cell is in flight */
+            break;
+        case AGAIN:
+            break;
         }
-        pos = now;
     }
+}
+
+/* The first look inline, which is all that an operation on a ring not
+ * fought over takes; the loop with its backoff out of line. */
+static WEFT__INLINE _Atomic size_t *claim(weft__ring_t *r, _Atomic size_t *counter,
+                                          _Atomic size_t *other, size_t full)
+{
+    size_t pos = atomic_load_explicit(counter, memory_order_relaxed);
+    _Atomic size_t *cell = NULL;
+    enum look first = look(r, counter, other, full, &pos, &cell);
+    return first == TAKEN || first == NONE ? cell : claim_slow(r, counter, other, full, pos);
 }
 
 /* Hand a claimed cell on: to the get (after a put) or the next put. */
@@ -131,7 +174,7 @@ int weft__ring_put(weft__ring_t *r, const void *item, _Atomic uint64_t *count, u
         return -EAGAIN;
     if (count)
         atomic_fetch_add_explicit(count, add, memory_order_release);
-    memcpy(item_of(seq), item, r->item_size);
+    copy_item(item_of(seq), item, r->item_size);
     pass_on(seq);
     return 0;
 }
@@ -142,7 +185,7 @@ int weft__ring_get(weft__ring_t *r, void *item)
     if (!seq)
         return -EAGAIN;
     if (item)
-        memcpy(item, item_of(seq), r->item_size);
+        copy_item(item, item_of(seq), r->item_size);
     pass_on(seq);
     return 0;
 }
