@@ -51,9 +51,6 @@ static inline void weft__cpu_relax(void)
 #endif
 }
 bool weft__spin_pays(void);
-/* Show the calling thread's CPUs to weft__spin_pays, once per thread: it
- * pays once the threads shown have more than one CPU between them (cpu.c). */
-void weft__note_cpus(void);
 /* The quota's part of weft__spin_pays: at least 2 CPUs of cgroup quota
  * (quota.c's files opened with open_file). */
 bool weft__quota_lets_spin(int (*open_file)(const char *path, int flags));
@@ -152,6 +149,17 @@ void weft__fork_guard(pthread_mutex_t *mutex, int rank, void (*in_child)(void));
 /* For a few lines on a path measured in nanoseconds, which the compiler's
  * size heuristics would otherwise call out of line. */
 #define WEFT__INLINE inline __attribute__((always_inline))
+
+/* Show the calling thread's CPUs to weft__spin_pays, once per thread: it
+ * pays once the threads shown have more than one CPU between them (cpu.c).
+ * Inline: every unpark asks. */
+extern _Thread_local bool weft__cpus_shown WEFT__TLS_FAST;
+void weft__show_cpus(void);
+static inline void weft__note_cpus(void)
+{
+    if (__builtin_expect(!weft__cpus_shown, 0))
+        weft__show_cpus();
+}
 
 /* The kernel thread id of the calling thread, cached per thread (inline:
  * the owner-checked locks read it on every acquire and release). tid.c's

@@ -75,17 +75,17 @@ bool weft__quota_lets_spin(int (*open_file)(const char *path, int flags))
  * whether the threads shown have more than one CPU between them. */
 static _Atomic int lone_cpu = -1;
 static _Atomic bool spread;
-static _Thread_local bool shown WEFT__TLS_FAST;
+_Thread_local bool weft__cpus_shown WEFT__TLS_FAST;
 
-/* A mask on the stack for 8192 CPUs: show_cpus runs lazily, in whichever
+/* A mask on the stack for 8192 CPUs: weft__show_cpus runs lazily, in whichever
  * thread first waits or wakes (a pool's worker, say), so it keeps away from
  * the allocator and the fault-injection table, which a test may be changing
  * meanwhile. A machine with more CPUs than that counts as several. */
 #define SHOWN_CPUS 8192
 
-WEFT__NOINLINE static void show_cpus(void)
+void weft__show_cpus(void)
 {
-    shown = true;
+    weft__cpus_shown = true;
     unsigned long mask[SHOWN_CPUS / (8 * sizeof(unsigned long))];
     size_t size = sizeof mask;
     cpu_set_t *set = (cpu_set_t *)mask;
@@ -109,7 +109,7 @@ WEFT__NOINLINE static void show_cpus(void)
  * need not: slower, never wrong.) */
 static void forget_cpus_in_child(void)
 {
-    shown = false;
+    weft__cpus_shown = false;
     atomic_store_explicit(&lone_cpu, -1, memory_order_relaxed);
     atomic_store_explicit(&spread, false, memory_order_relaxed);
 }
@@ -117,12 +117,6 @@ static void forget_cpus_in_child(void)
 WEFT__CONSTRUCTOR static void cpus_init(void)
 {
     (void)pthread_atfork(NULL, NULL, forget_cpus_in_child);
-}
-
-void weft__note_cpus(void)
-{
-    if (WEFT__UNLIKELY(!shown))
-        show_cpus();
 }
 
 bool weft__spin_pays(void)
