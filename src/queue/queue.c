@@ -285,7 +285,7 @@ struct op {
     void *item;
 };
 
-static int attempt_put(void *arg)
+static WEFT__INLINE int attempt_put(void *arg)
 {
     struct op *op = arg;
     weft_queue_t *q = op->q;
@@ -300,7 +300,7 @@ static int attempt_put(void *arg)
     return rc;
 }
 
-static int attempt_get(void *arg)
+static WEFT__INLINE int attempt_get(void *arg)
 {
     struct op *op = arg;
     int rc = store_get(op->q, op->item);
@@ -310,24 +310,26 @@ static int attempt_get(void *arg)
 }
 
 /* After a woken getter's success: items left for the next sleeper? */
-static bool items_left(void *arg)
+static WEFT__INLINE bool items_left(void *arg)
 {
     return store_size(((struct op *)arg)->q) > 0;
 }
 
 /* After a woken putter's success: room left for the next sleeper? */
-static bool room_left(void *arg)
+static WEFT__INLINE bool room_left(void *arg)
 {
     weft_queue_t *q = ((struct op *)arg)->q;
     return store_size(q) < q->maxsize;
 }
 
-static int wait_for(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg), void *arg,
-                    double timeout)
+/* Inline, with attempt and more known: a get or put that waits runs them
+ * without a call through a pointer. */
+static WEFT__INLINE int wait_for(weft__evc_t *e, int (*attempt)(void *arg), bool (*more)(void *arg),
+                                 void *arg, double timeout)
 {
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    return weft__evc_wait(e, attempt, more, arg, deadline);
+    return weft__evc_wait_inline(e, attempt, more, arg, deadline);
 }
 
 int weft_queue_put(weft_queue_t *q, const void *item, double timeout)
