@@ -121,7 +121,7 @@ static int bounded_chain_put(weft_queue_t *q, const void *item, _Atomic uint64_t
 
 /* Put item in the store; at the claim, the put in flight becomes a task
  * (SimpleQueue counts neither). */
-static int store_put(weft_queue_t *q, const void *item)
+static WEFT__INLINE int store_put(weft_queue_t *q, const void *item)
 {
     _Atomic uint64_t *tasks = q->simple ? NULL : &q->tasks;
     switch (q->store) {
@@ -136,7 +136,7 @@ static int store_put(weft_queue_t *q, const void *item)
     }
 }
 
-static int store_get(weft_queue_t *q, void *item)
+static WEFT__INLINE int store_get(weft_queue_t *q, void *item)
 {
     int rc;
     switch (q->store) {
