@@ -37,13 +37,13 @@ struct weft__loop;
 /* A small test-and-set lock for a few instructions (a bucket of the
  * parking table, a ready queue, the list of tasks): polling while another
  * holds it, yielding if that one seems not to be running. Never a park:
- * parking is built on these. */
-static inline void weft__tas_lock(_Atomic uint32_t *mu)
+ * parking is built on these. The wait is out of line (lot.c), which leaves
+ * the callers' fast paths with fewer registers to save. */
+void weft__tas_wait(_Atomic uint32_t *mu);
+static WEFT__INLINE void weft__tas_lock(_Atomic uint32_t *mu)
 {
-    weft__stall_t stall = WEFT__STALL_INIT;
-    while (atomic_exchange_explicit(mu, 1, memory_order_acquire))
-        while (atomic_load_explicit(mu, memory_order_relaxed))
-            weft__stall(&stall);
+    if (atomic_exchange_explicit(mu, 1, memory_order_acquire))
+        weft__tas_wait(mu);
 }
 
 static inline void weft__tas_unlock(_Atomic uint32_t *mu)

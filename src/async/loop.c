@@ -373,21 +373,25 @@ size_t weft__loop_detach(struct weft__loop *v, struct weft__loop *l, struct weft
     return n;
 }
 
-void weft__co_wake(struct weft_co *t, int rc)
+/* From another thread: through the portal of the loop t parked on (which
+ * lives while t does), kept alive meanwhile (once t is queued, the loop may
+ * end before the eventfd is written). */
+static WEFT__NOINLINE void wake_from_afar(struct weft__loop *l, struct weft_co *t)
 {
-    t->park_rc = rc;
-    struct weft__loop *l = t->loop;
-    if (weft__loop_self == l) {
-        push_ready(l, t);
-        return;
-    }
-    /* From another thread: through the portal of the loop t parked on
-     * (which lives while t does), kept alive meanwhile (once t is queued,
-     * the loop may end before the eventfd is written). */
     struct weft_loop *p = l->portal;
     weft__portal_ref(p);
     weft__portal_wake(p, t);
     weft__portal_release(p);
+}
+
+void weft__co_wake(struct weft_co *t, int rc)
+{
+    t->park_rc = rc;
+    struct weft__loop *l = t->loop;
+    if (WEFT__LIKELY(weft__loop_self == l))
+        push_ready(l, t);
+    else
+        wake_from_afar(l, t);
 }
 
 /* What other threads queued: woken tasks, then calls (which run here, on

@@ -41,30 +41,25 @@ struct bucket {
 /* All zero is an unlocked bucket with an empty list. */
 static struct bucket table[1 << BUCKET_BITS];
 
-/* A bucket's lock guards a few instructions (a compare, a link, a walk of
- * the waiters): a test-and-set, polling while another holds it, yielding
- * if that one seems not to be running (preempted, or on our only CPU).
- * Never a park: this is what parking is built on. */
-static WEFT__NOINLINE void bucket_wait(struct bucket *b)
+WEFT__NOINLINE void weft__tas_wait(_Atomic uint32_t *mu)
 {
     weft__stall_t stall = WEFT__STALL_INIT;
     do
-        while (atomic_load_explicit(&b->mu, memory_order_relaxed))
+        while (atomic_load_explicit(mu, memory_order_relaxed))
             weft__stall(&stall);
-    while (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire));
+    while (atomic_exchange_explicit(mu, 1, memory_order_acquire));
 }
 
-/* Out of line, the wait leaves the callers' fast paths with fewer
- * registers to save. */
+/* A bucket's lock guards a few instructions (a compare, a link, a walk of
+ * the waiters). */
 static WEFT__INLINE void bucket_lock(struct bucket *b)
 {
-    if (atomic_exchange_explicit(&b->mu, 1, memory_order_acquire))
-        bucket_wait(b);
+    weft__tas_lock(&b->mu);
 }
 
-static void bucket_unlock(struct bucket *b)
+static WEFT__INLINE void bucket_unlock(struct bucket *b)
 {
-    atomic_store_explicit(&b->mu, 0, memory_order_release);
+    weft__tas_unlock(&b->mu);
 }
 
 static struct bucket *bucket_of(const void *word)
