@@ -387,9 +387,14 @@ static void *callback_waits_for_joiner(void *arg)
     (void)arg;
     WT_EQ(weft_event_init(&joined, 0), 0);
     WT_EQ(weft_event_init(&called, 0), 0);
+    WT_EQ(weft_event_init(&gate, 0), 0);
+    /* Held until the callback is added: a callback added once the task has
+     * ended (it may, at once, on another loop in M:N mode) runs in the
+     * caller. */
     weft_co_t *t;
-    WT_EQ(weft_co_spawn(&t, plus_one, (void *)6, NULL), 0);
+    WT_EQ(weft_co_spawn(&t, held_at_gate, (void *)7, NULL), 0);
     WT_EQ(weft_future_add_done_callback(weft_co_future(t), wait_for_the_joiner, NULL), 0);
+    WT_EQ(weft_event_set(&gate), 0);
     void *v;
     WT_EQ(weft_co_join(t, WEFT_FOREVER, &v), 0);
     WT_EQ((intptr_t)v, 7);
@@ -399,6 +404,7 @@ static void *callback_waits_for_joiner(void *arg)
     weft_co_free(t);
     WT_EQ(weft_event_destroy(&joined), 0);
     WT_EQ(weft_event_destroy(&called), 0);
+    WT_EQ(weft_event_destroy(&gate), 0);
     return NULL;
 }
 
