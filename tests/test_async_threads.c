@@ -172,6 +172,10 @@ WT_CASE(other_threads_post_calls_tasks_and_cancellations_into_a_loop)
 {
     run_main(posting_main, NULL);
     WT_EQ(pthread_join(poster_id, NULL), 0);
+    /* A handle outlives the run (and the count of its birth loop's portal
+     * it took when the run reaped it): the task is over, nothing to post. */
+    WT_EQ(weft_co_cancel(victim), 0);
+    WT_EQ(weft_co_join(victim, 0, NULL), -ECANCELED);
     weft_co_free(victim);
     /* The loop has ended: its handle says so. */
     WT_EQ(weft_loop_call_soon(posted_loop, on_loop, NULL), WEFT_ESHUTDOWN);

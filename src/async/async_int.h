@@ -74,7 +74,8 @@ enum co_state { CO_READY, CO_RUNNING, CO_PARKED, CO_DONE };
 struct weft_co {
     struct weft__ctx ctx;
     struct weft__loop *_Atomic loop;     /* where it runs, or waits to (sched.c) */
-    struct weft_loop *portal;            /* its loop's, counted: it may outlive the loop */
+    struct weft_loop *portal;            /* its birth loop's: counted once t outlives */
+    bool portal_held;                    /*   its reaping, for a later cancellation (co.c) */
     struct weft_co *next;                /* in a ready queue, or its loop's ended tasks */
     struct weft_co *all_prev, *all_next; /* in the loop's list of live tasks */
     weft_future_t *future;               /* the outcome */

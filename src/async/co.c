@@ -114,7 +114,7 @@ static void co_drop(weft_future_t *f)
     struct weft_co *t = &((struct co_block *)f)->co;
     if (t->future != f)
         weft_future_free(t->future);
-    if (t->portal)
+    if (t->portal_held)
         weft__portal_release(t->portal);
     free(t->name);
 }
@@ -191,12 +191,21 @@ static struct co_block *block_new(struct weft__loop *l)
     return (struct co_block *)s;
 }
 
-/* Give up the loop's reference to t: keep its memory if that was the last. */
+/* Give up the loop's reference to t: keep its memory if that was the last.
+ * A task that outlives its reaping (its handle, a cancellation posted from
+ * afar) counts the portal it was born with from now on: the portal's
+ * loop, and so the portal, lives at least as long as the run, whose tasks
+ * all end and are reaped before it does, so a task needs no count of its
+ * own before (two read-modify-writes a spawn saved). */
 static void block_release(struct weft__loop *l, struct weft_co *t)
 {
     weft_future_t *a = anchor_of(t);
-    if (!l->plain || l->nspares == SPARES_MAX ||
-        atomic_load_explicit(&a->refs, memory_order_acquire) != 1) {
+    bool last = atomic_load_explicit(&a->refs, memory_order_acquire) == 1;
+    if (!last) {
+        weft__portal_ref(t->portal);
+        t->portal_held = true;
+    }
+    if (!last || !l->plain || l->nspares == SPARES_MAX) {
         co_unref(t);
         return;
     }
@@ -266,9 +275,9 @@ static int co_start(struct weft__loop *l, struct weft_co **out, bool handle, wef
         rc = co_alloc(l, &t, handle, opts, future);
     if (rc != 0)
         return rc;
-    t->loop = l;
-    t->portal = l->portal;
-    weft__portal_ref(t->portal);
+    /* Nobody else sees t yet: a plain store. */
+    atomic_store_explicit(&t->loop, l, memory_order_relaxed);
+    t->portal = l->portal; /* counted only if t outlives its reaping */
     t->fn = fn;
     t->arg = arg;
     t->id = s->mn ? atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed)
