@@ -52,8 +52,9 @@
  * lock_contended_tasks_mn: 1,000 tasks in M:N mode on 2 threads each take
  *   one weft Lock n/1,000 times to add one to a counter, per acquisition.
  *   Against 1,000 goroutines doing the same with one sync.Mutex,
- *   GOMAXPROCS=2. A task that finds the Lock held parks (tasks never
- *   poll); Go's waiter spins a little first.
+ *   GOMAXPROCS=2. A task that finds the Lock held looks at it up to
+ *   four times while the other loop is running tasks, then parks; Go's
+ *   waiter spins a little first too.
  * gather_100k: 100,000 tasks that each yield once, gathered
  *   (weft_co_gather), per task. Against the same in Python's asyncio
  *   (bench/py/gather.py: create_task for each coroutine, then await

@@ -132,7 +132,7 @@ static int fake_unpark(_Atomic uint32_t *word, int n, unsigned flags)
     return woke;
 }
 
-static struct weft__parker fake = {fake_park, fake_park_fd, NULL};
+static struct weft__parker fake = {fake_park, fake_park_fd, NULL, NULL};
 
 static bool one_parked(void *arg)
 {

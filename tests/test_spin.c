@@ -102,6 +102,48 @@ WT_CASE(polls_stop_when_the_machine_is_busy_and_resume_when_idle)
     unlink(loadavg);
 }
 
+/* A task polls only for a lock's holder, no more than four times, and only
+ * while its parker says other threads run its run's tasks (M:N mode): the
+ * holder may be running there. Else it parks at once, for what it waits
+ * for may be a task of its own loop, which cannot run until it parks. */
+static bool others_run;
+
+static bool fake_may_poll(struct weft__parker *p)
+{
+    (void)p;
+    return others_run;
+}
+
+static struct weft__parker alone = {NULL, NULL, NULL, NULL};
+static struct weft__parker beside = {NULL, NULL, NULL, fake_may_poll};
+
+WT_CASE(a_task_polls_for_a_lock_only_while_other_threads_run_tasks)
+{
+    fake_loadavg();
+    set_runnable(1);
+    sample_later();
+    sample_later();
+    WT_CHECK(!weft__spin_busy());
+    weft__parker = &alone;
+    WT_EQ(polls(WEFT__SPIN_MUTEX), 0);
+    WT_EQ(polls(WEFT__SPIN_HANDOFF), 0);
+    weft__parker = &beside;
+    others_run = false;
+    WT_EQ(polls(WEFT__SPIN_MUTEX), 0);
+    others_run = true;
+    WT_EQ(polls(WEFT__SPIN_MUTEX), 4);
+    WT_EQ(polls(WEFT__SPIN_HANDOFF), 0);
+    WT_EQ(polls(WEFT__SPIN_BATCH), 0);
+    set_runnable(online() + 1); /* busy: the kind's busy share, if fewer */
+    sample_later();
+    WT_CHECK(weft__spin_busy());
+    uint16_t busy = polls(WEFT__SPIN_MUTEX);
+    WT_CHECK(busy > 0 && busy <= 4);
+    weft__parker = NULL;
+    WT_CHECK(polls(WEFT__SPIN_MUTEX) >= busy);
+    unlink(loadavg);
+}
+
 /* A thread caught between two steps of another's lock-free operation
  * pauses before it yields, busy machine or not: the other is almost always
  * running, and a yield beside a busy loop costs a scheduler tick. A stall

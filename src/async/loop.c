@@ -725,6 +725,14 @@ static void task_recancel(struct weft__parker *p)
     l->current->cancel_due = true;
 }
 
+/* M:N mode: another loop of the run is awake, so a lock's holder may be
+ * running there, about to let go (spin.h). */
+static bool task_may_poll(struct weft__parker *p)
+{
+    struct weft__sched *s = ((struct weft__loop *)p)->sched;
+    return weft__count_of(&s->idle) + 1 < s->n;
+}
+
 /* The scheduler. */
 
 void weft__loop_exit(struct weft__loop *l, struct weft_co *t)
@@ -868,12 +876,13 @@ int weft__loop_reserve(struct weft__loop *l)
 
 int weft__loop_init(struct weft__loop *l, struct weft__sched *s, size_t index)
 {
-    *l = (struct weft__loop){.parker = {task_park, task_park_fd, task_recancel},
-                             .sched = s,
-                             .mn = s->mn,
-                             .plain = !s->mn && !WEFT__ASAN_FIBERS() && !WEFT__TSAN_FIBERS(),
-                             .index = index,
-                             .epfd = -1};
+    *l = (struct weft__loop){
+        .parker = {task_park, task_park_fd, task_recancel, s->mn ? task_may_poll : NULL},
+        .sched = s,
+        .mn = s->mn,
+        .plain = !s->mn && !WEFT__ASAN_FIBERS() && !WEFT__TSAN_FIBERS(),
+        .index = index,
+        .epfd = -1};
     l->ready_tail = &l->ready;
     l->stack_size = s->stack_size;
     int rc = weft__portal_new(&l->portal);

@@ -109,6 +109,10 @@ struct weft__parker {
     int (*park_fd)(struct weft__parker *self, int fd, weft__deadline_t deadline, unsigned flags);
     /* Deliver a cancellation again at the next park (may be NULL). */
     void (*recancel)(struct weft__parker *self);
+    /* Whether the task may poll for a lock's holder to leave before it
+     * parks: true only while other threads run tasks of its run (M:N mode),
+     * where the holder may be running; NULL where it never may. */
+    bool (*may_poll)(struct weft__parker *self);
 };
 
 /*

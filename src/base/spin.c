@@ -41,19 +41,31 @@ bool weft__spin_busy(void)
     return atomic_load_explicit(&verdicts, memory_order_relaxed) != 0;
 }
 
-/* A task never polls: what it waits for may be another task of its own
- * loop, which cannot run until it parks. */
+/* A task's looks for a lock's holder: few, since its loop's other tasks
+ * wait meanwhile (Go's waiter looks four times). */
+enum { TASK_POLLS = 4 };
+
 static bool polling_pays(void)
 {
     return !weft__parker && weft__spin_pays();
 }
 
+static bool task_polling_pays(enum weft__spin_kind kind)
+{
+    struct weft__parker *p = weft__parker;
+    return kind == WEFT__SPIN_MUTEX && p->may_poll && p->may_poll(p) && weft__spin_pays();
+}
+
 void weft__spin_setup(weft__spin_t *s, enum weft__spin_kind kind)
 {
-    if (!polling_pays())
+    bool task = weft__parker != NULL;
+    if (task ? !task_polling_pays(kind) : !polling_pays()) {
         *s = (weft__spin_t){0, 0, 0, 0};
-    else
-        *s = weft__spin_busy() ? busy_polls[kind] : idle_polls[kind];
+        return;
+    }
+    *s = weft__spin_busy() ? busy_polls[kind] : idle_polls[kind];
+    if (task && s->polls > TASK_POLLS)
+        s->polls = TASK_POLLS;
 }
 
 void weft__spin_begin_n(weft__spin_t *s, enum weft__spin_kind kind, uint32_t polls)

@@ -102,13 +102,16 @@ typedef struct weft__spin {
 } weft__spin_t;
 
 /* Set up the polls for `kind`, as many as the machine allows now (none on
- * one CPU, fewer when it is busy). A task never polls: what it waits for
- * may be another task of its own loop, which cannot run until it parks;
- * that is decided inline, since every wait of a task comes here. */
+ * one CPU, fewer when it is busy). A task polls only for a lock's holder
+ * (WEFT__SPIN_MUTEX), only a few times, and only while its parker says
+ * other threads run tasks of its run: what else it waits for, and a holder
+ * when no other thread runs, may be another task of its own loop, which
+ * cannot run until it parks. A loop running alone is told inline, since
+ * every wait of a task comes here. */
 void weft__spin_setup(weft__spin_t *s, enum weft__spin_kind kind);
 static inline void weft__spin_begin(weft__spin_t *s, enum weft__spin_kind kind)
 {
-    if (weft__parker)
+    if (weft__parker && !weft__parker->may_poll)
         *s = (weft__spin_t){0, 0, 0, 0};
     else
         weft__spin_setup(s, kind);
