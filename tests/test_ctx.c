@@ -19,7 +19,7 @@ enum { STACK = 64 * 1024 };
 static struct weft__ctx main_ctx, ping_ctx;
 
 /* Counts back every value it is sent, plus one, until sent NULL. */
-static void echo(void *arg, void *data)
+static struct weft__ctx *echo(void *arg, void *data)
 {
     WT_CHECK(arg == &ping_ctx);
     while (data) {
@@ -66,11 +66,13 @@ static uint64_t mix(uint64_t *v, int n, uint64_t x)
     return x;
 }
 
-static void clobberer(void *arg, void *data)
+enum { ROUNDS = 100 };
+
+static struct weft__ctx *clobberer(void *arg, void *data)
 {
     (void)arg;
     (void)data;
-    for (;;) {
+    for (int round = 0; round < ROUNDS; round++) {
         uint64_t r0 = seed * 3, r1 = r0 * 5, r2 = r1 * 7, r3 = r2 * 11, r4 = r3 * 13, r5 = r4 * 17;
         fesetround(FE_DOWNWARD);
         weft__ctx_switch(&b_ctx, &a_ctx, NULL);
@@ -78,6 +80,7 @@ static void clobberer(void *arg, void *data)
         uint64_t v[6] = {r0, r1, r2, r3, r4, r5};
         seed = mix(v, 6, seed);
     }
+    return &a_ctx; /* resumed once more than the test switches: never */
 }
 
 WT_CASE(callee_saved_registers_and_rounding_mode_survive_a_switch)
@@ -87,7 +90,7 @@ WT_CASE(callee_saved_registers_and_rounding_mode_survive_a_switch)
     weft__ctx_self(&a_ctx);
     WT_EQ(weft__ctx_make(&b_ctx, weft__stack_lo(&s), weft__stack_size(&s), clobberer, NULL), 0);
     fesetround(FE_UPWARD);
-    for (int round = 0; round < 100; round++) {
+    for (int round = 0; round < ROUNDS; round++) {
         uint64_t x0 = seed + 1, x1 = x0 * 3 + 1, x2 = x1 * 3 + 1, x3 = x2 * 3 + 1, x4 = x3 * 3 + 1,
                  x5 = x4 * 3 + 1;
         weft__ctx_switch(&a_ctx, &b_ctx, NULL);
@@ -105,14 +108,14 @@ static int fresh_rounding;
 static uintptr_t fresh_frame;
 static char fresh_text[32];
 
-static void fresh(void *arg, void *data)
+static struct weft__ctx *fresh(void *arg, void *data)
 {
     (void)arg;
     (void)data;
     fresh_rounding = fegetround();
     fresh_frame = (uintptr_t)__builtin_frame_address(0);
     snprintf(fresh_text, sizeof fresh_text, "%.3f %Lf", 2.5, (long double)1.25);
-    weft__ctx_exit(&b_ctx, &a_ctx, NULL);
+    return &a_ctx;
 }
 
 WT_CASE(a_new_context_starts_aligned_with_the_default_floating_point_controls)
@@ -132,12 +135,52 @@ WT_CASE(a_new_context_starts_aligned_with_the_default_floating_point_controls)
     drop_stack(&b_ctx, &s);
 }
 
+/* A context's function that returns ends it: the context it names resumes
+ * with NULL, its registers as it left them, whether it was suspended by a
+ * switch or is new (c3 ends into c2, which c1 entered new and which ends
+ * into the thread). */
+static struct weft__ctx c1, c2, c3;
+static void *c2_got = (void *)1;
+
+static struct weft__ctx *ends_into_c2(void *arg, void *data)
+{
+    (void)arg;
+    WT_CHECK(data == (void *)3);
+    return &c2;
+}
+
+static struct weft__ctx *starts_c3(void *arg, void *data)
+{
+    (void)arg;
+    WT_CHECK(data == (void *)2);
+    uint64_t x0 = seed + 1, x1 = x0 * 3 + 1, x2 = x1 * 3 + 1, x3 = x2 * 3 + 1;
+    c2_got = weft__ctx_switch(&c2, &c3, (void *)3);
+    WT_CHECK(x1 == x0 * 3 + 1 && x2 == x1 * 3 + 1 && x3 == x2 * 3 + 1);
+    return &c1;
+}
+
+WT_CASE(a_context_whose_function_returns_resumes_the_one_it_names)
+{
+    struct weft__stack s2, s3;
+    map_stack(&s2);
+    map_stack(&s3);
+    weft__ctx_self(&c1);
+    WT_EQ(weft__ctx_make(&c2, weft__stack_lo(&s2), weft__stack_size(&s2), starts_c3, NULL), 0);
+    WT_EQ(weft__ctx_make(&c3, weft__stack_lo(&s3), weft__stack_size(&s3), ends_into_c2, NULL), 0);
+    uint64_t y0 = seed + 7, y1 = y0 * 5 + 1, y2 = y1 * 5 + 1, y3 = y2 * 5 + 1, y4 = y3 * 5 + 1;
+    WT_CHECK(weft__ctx_switch(&c1, &c2, (void *)2) == NULL);
+    WT_CHECK(c2_got == NULL);
+    WT_CHECK(y1 == y0 * 5 + 1 && y2 == y1 * 5 + 1 && y3 == y2 * 5 + 1 && y4 == y3 * 5 + 1);
+    drop_stack(&c3, &s3);
+    drop_stack(&c2, &s2);
+}
+
 /* A ring of contexts, each passing a counter to the next: the switch does
  * not care which context it came from. */
 enum { RING = 64, LAPS = 100 };
 static struct weft__ctx ring[RING + 1]; /* ring[RING]: the thread */
 
-static void ring_member(void *arg, void *data)
+static struct weft__ctx *ring_member(void *arg, void *data)
 {
     intptr_t me = (intptr_t)arg;
     for (int lap = 0; lap < LAPS; lap++) {
@@ -186,7 +229,7 @@ __attribute__((noinline)) static pthread_t current_thread(void)
     return pthread_self();
 }
 
-static void moving(void *arg, void *data)
+static struct weft__ctx *moving(void *arg, void *data)
 {
     (void)arg;
     mover_seen[0] = current_thread();

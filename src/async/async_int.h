@@ -220,9 +220,10 @@ void weft__loop_yield(struct weft__loop *l, struct weft_co *t);
  * those ended since, up to a batch: a spawn does first, so that it takes a
  * hot stack and allocates what the reaping frees (loop.c). */
 void weft__loop_reap_one(struct weft__loop *l);
-/* The end of the running task t: off its stack for good, to the next ready
- * task or the scheduler, which reaps it (loop.c). */
-_Noreturn void weft__loop_exit(struct weft__loop *l, struct weft_co *t);
+/* The end of the running task t: the context to leave its stack for, for
+ * good (the next ready task's, or the scheduler's, which reaps t), made
+ * current (loop.c). */
+struct weft__ctx *weft__loop_exit(struct weft__loop *l, struct weft_co *t);
 /* What a task does first when it starts (loop.c). */
 void weft__loop_arrive(struct weft_co *t);
 /* Queue t to run on its loop, from any thread, with its park ended by rc. */

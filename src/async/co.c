@@ -145,8 +145,8 @@ static void wake_joiner(void *arg)
 }
 
 /* The end of a task, on its own stack: publish the outcome, then leave for
- * good. */
-static void co_main(void *arg, void *data)
+ * good, returning the context to go to (ctx.h). */
+static struct weft__ctx *co_main(void *arg, void *data)
 {
     WEFT__UNUSED(data);
     struct weft_co *t = arg;
@@ -166,7 +166,7 @@ static void co_main(void *arg, void *data)
         t->rec.gils.n = 0;
     }
     t->state = CO_DONE;
-    weft__loop_exit(t->loop, t);
+    return weft__loop_exit(t->loop, t);
 }
 
 /* A task's memory, kept by its loop when the loop reaps the task and holds

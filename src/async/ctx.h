@@ -12,8 +12,10 @@
  *
  *     weft__ctx_make(c, stack, size, fn, arg)
  *         a context that, when first switched to, runs fn(arg, data) on
- *         the stack [stack, stack + size); fn must never return (it ends
- *         with weft__ctx_exit).
+ *         the stack [stack, stack + size); fn ends the context either by
+ *         returning the context to resume (which is passed NULL data), or
+ *         with weft__ctx_exit. Returning keeps the CPU's return predictor
+ *         in step (ctx.c).
  *     data = weft__ctx_switch(from, to, data)
  *         save the caller in *from, resume *to; *to's own weft__ctx_switch
  *         returns `data` (or its fn starts with it). Returns the data of
@@ -43,7 +45,7 @@
 
 #include <stddef.h>
 
-typedef void (*weft__ctx_fn)(void *arg, void *data);
+typedef struct weft__ctx *(*weft__ctx_fn)(void *arg, void *data);
 
 struct weft__ctx {
     void *sp;          /* the saved stack pointer, while suspended */

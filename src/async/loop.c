@@ -735,19 +735,20 @@ static bool task_may_poll(struct weft__parker *p)
 
 /* The scheduler. */
 
-void weft__loop_exit(struct weft__loop *l, struct weft_co *t)
+struct weft__ctx *weft__loop_exit(struct weft__loop *l, struct weft_co *t)
 {
     /* The task that ended before t is off its stack: the next spawn can
-     * have it (hot in the cache) if taking it back is a store. */
+     * have it (hot in the cache) if taking it back is a store. t's own
+     * stack stays t's until it has left it: only this thread reaps. */
     unstack_one(l);
     t->next = l->dead;
     l->dead = t;
     struct weft_co *next = l->budget ? pop_ready(l) : NULL;
     if (!next)
-        weft__ctx_exit(&t->ctx, &l->home, NULL);
+        return &l->home;
     l->budget--;
     make_current(l, next);
-    weft__ctx_exit(&t->ctx, &next->ctx, NULL);
+    return &next->ctx;
 }
 
 /* Run t; the tasks switch among themselves until one comes back home (the
