@@ -685,6 +685,49 @@ WT_CASE(unpark_counts_tasks_and_threads_together)
     WT_CHECK(atomic_load(&thread_wakes) >= 1);
 }
 
+/* An unpark skips its system call when no thread sleeps on a word that
+ * hashes where its word does; the sleeper counts itself before the kernel
+ * compares the word, the waker changes the word before it looks at the
+ * count, so no wake-up is lost. Two threads hand a turn back and forth
+ * through bare parks on two words, many times, with words beside them
+ * where a third thread sleeps throughout (its count is in some bucket, so
+ * some unparks find a count and some none): a lost wake-up hangs. */
+enum { TURNS = 20000 };
+static _Atomic uint32_t turn[2], idle_word;
+
+static void *take_turns(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    for (uint32_t i = 0; i < TURNS; i++) {
+        uint32_t v;
+        while ((v = atomic_load(&turn[me])) <= i)
+            weft__park(&turn[me], v, WEFT__NEVER, 0);
+        atomic_store(&turn[!me], i + 1 + (uint32_t)me);
+        weft__unpark(&turn[!me], 1, 0);
+    }
+    return NULL;
+}
+
+static void *sleep_throughout(void *arg)
+{
+    while (atomic_load(&idle_word) == 0)
+        weft__park(&idle_word, 0, WEFT__NEVER, 0);
+    return arg;
+}
+
+WT_CASE(bare_parks_and_unparks_lose_no_wake_up)
+{
+    weft_thread_t *idler = spawn(sleep_throughout, NULL);
+    wt_await_futex_sleep(weft_thread_native_id(idler), &idle_word, 10 * wt_slack());
+    weft_thread_t *second = spawn(take_turns, (void *)1);
+    atomic_store(&turn[0], 1); /* the first turn */
+    take_turns((void *)0);
+    finish(second);
+    atomic_store(&idle_word, 1);
+    weft__unpark(&idle_word, 1, 0);
+    finish(idler);
+}
+
 /* --- the trace hooks ------------------------------------------------------ */
 
 /* Only the semaphore's waits are counted: the test's own joins park too. */

@@ -12,6 +12,19 @@
  * A park never loops: a wake, a changed word (EAGAIN) and a signal (EINTR)
  * all return 0, and the caller re-checks its own condition, which is the
  * only correct reaction to any of them.
+ *
+ * Threads asleep on private words are counted, by the word's hash, in
+ * `sleeping`: an unpark that finds none counted where its word hashes
+ * skips its FUTEX_WAKE. A primitive counts its sleepers from before they
+ * park (a Lock's sleeper count, an eventcount's waiters), and a task about
+ * to park, or a thread still polling, is among them: the wake-up its
+ * unpark sends reaches nobody, and cost a system call (a Lock that two
+ * loops' tasks share made one on every other contended release). The
+ * sleeper counts itself, then the kernel compares the word; the unparker
+ * changes the word, fences, then reads the count: one of them sees the
+ * other (the kernel's futex_wait orders its read of the word after the
+ * count's read-modify-write with a full barrier). Process-shared words are
+ * always woken: another process's sleepers are not counted here.
  */
 #include "base/park.h"
 
@@ -90,13 +103,30 @@ WEFT__COLD static void trace_end(const struct weft__hooks *h, const void *word, 
         h->park_end(word, flags, rc);
 }
 
+enum { SLEEPING_BITS = 6 };
+static struct {
+    _Alignas(WEFT__CACHE_LINE) _Atomic uint32_t n;
+} sleeping[1 << SLEEPING_BITS];
+
+static _Atomic uint32_t *sleeping_on(const _Atomic uint32_t *word)
+{
+    uint64_t h = (uint64_t)(uintptr_t)word * 0x9e3779b97f4a7c15u;
+    return &sleeping[h >> (64 - SLEEPING_BITS)].n;
+}
+
 /* A thread's sleep, out of line: it is a system call anyway, and a task's
  * park then saves no registers on its way through. */
 static WEFT__NOINLINE int park_thread(_Atomic uint32_t *word, uint32_t expected,
                                       weft__deadline_t deadline, unsigned flags)
 {
     weft__spin_sample(); /* about to sleep: the moment to look at the load */
-    return weft__park_futex(word, expected, deadline, flags);
+    if (flags & WEFT__PARK_SHARED)
+        return weft__park_futex(word, expected, deadline, flags);
+    _Atomic uint32_t *count = sleeping_on(word);
+    atomic_fetch_add(count, 1);
+    int rc = weft__park_futex(word, expected, deadline, flags);
+    atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+    return rc;
 }
 
 static int park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
@@ -182,8 +212,10 @@ static WEFT__INLINE void unpark(_Atomic uint32_t *word, int n, unsigned flags, b
     if (WEFT__UNLIKELY(atomic_load_explicit(&weft__parked_tasks, memory_order_relaxed)) &&
         (n -= unpark_tasks(word, n, flags)) <= 0)
         return;
-    int op = FUTEX_WAKE | (flags & WEFT__PARK_SHARED ? 0 : FUTEX_PRIVATE_FLAG);
-    sys_futex(word, op, (uint32_t)n, NULL, 0);
+    bool shared = flags & WEFT__PARK_SHARED;
+    if (!shared && !atomic_load_explicit(sleeping_on(word), memory_order_relaxed))
+        return;
+    sys_futex(word, FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG), (uint32_t)n, NULL, 0);
 }
 
 void weft__unpark(_Atomic uint32_t *word, int n, unsigned flags)
