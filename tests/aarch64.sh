@@ -12,6 +12,8 @@
 #     the same limit, so the process fails elsewhere first.
 # qemu accepts MADV_GUARD_INSTALL and ignores it; the stack probe notices
 # and uses mprotect'ed guards, which the guard tests check.
+# Last, the context switch alone in a binary guarded by Branch Target
+# Identification (tests/bti_ctx.c), which qemu's -cpu max enforces.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/aarch64
@@ -31,3 +33,8 @@ programs="test_ctx test_async test_async_cancel test_async_scope test_async_thre
 cmake --build "$build" -j "$(nproc)" --target $programs
 QEMU_LD_PREFIX=/usr/aarch64-linux-gnu ctest --test-dir "$build" --output-on-failure \
     -j "$(nproc)" -R "^($(echo $programs | tr ' ' '|'))(_mn)?\." -E "running_out_of_mappings"
+bti=$build/bti_ctx
+aarch64-linux-gnu-gcc -std=c11 -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
+    -mbranch-protection=standard -Wl,-z,force-bti -I"$root/include" -I"$root/src" \
+    "$root/tests/bti_ctx.c" "$root/src/async/ctx.c" -o "$bti"
+qemu-aarch64-static -cpu max "$bti"

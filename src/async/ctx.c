@@ -33,9 +33,13 @@
  * resumed by that end returns from its switch, and then up its own calls,
  * as predicted.
  *
- * The switch is a plain call to a local symbol, so it needs no endbr64 for
- * IBT; a CET shadow stack, which glibc enables only for programs that ask
- * for it, would not follow a return into another context.
+ * The switch is a plain call to a local symbol, and a new context is
+ * entered by a direct jump on x86-64, so neither needs an endbr64 for IBT;
+ * on aarch64 it is entered by a `br`, so the trampoline begins with a BTI
+ * landing pad (`bti j`, a no-op on CPUs without BTI), without which a
+ * binary built with -mbranch-protection would fault on every new task. A
+ * CET shadow stack, which glibc enables only for programs that ask for
+ * it, would not follow a return into another context.
  */
 #include "async/ctx.h"
 
@@ -156,6 +160,7 @@ __asm__(".text\n"
         "weft__ctx_trampoline:\n"
         "    .cfi_startproc\n"
         "    .cfi_undefined x30\n"
+        "    hint #36\n" /* bti j: entered by br (a no-op without BTI) */
         "    mov x1, x0\n"
         "    mov x0, x20\n"
         "    blr x19\n"
@@ -191,6 +196,8 @@ static struct resume ctx_start(struct weft__ctx *c, struct weft__transfer *t)
 {
     weft__ctx_enter(NULL, t);
     struct weft__ctx *to = c->fn(c->arg, t->data);
+    if (to == c) /* its own frames are gone: nothing to resume */
+        __builtin_trap();
     if (WEFT__ASAN_FIBERS() || WEFT__TSAN_FIBERS())
         weft__ctx_exit(c, to, NULL);
     exit_transfer = (struct weft__transfer){c, NULL};

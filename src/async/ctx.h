@@ -13,9 +13,9 @@
  *     weft__ctx_make(c, stack, size, fn, arg)
  *         a context that, when first switched to, runs fn(arg, data) on
  *         the stack [stack, stack + size); fn ends the context either by
- *         returning the context to resume (which is passed NULL data), or
- *         with weft__ctx_exit. Returning keeps the CPU's return predictor
- *         in step (ctx.c).
+ *         returning the context to resume (which is passed NULL data; not
+ *         c itself, which traps), or with weft__ctx_exit. Returning keeps
+ *         the CPU's return predictor in step (ctx.c).
  *     data = weft__ctx_switch(from, to, data)
  *         save the caller in *from, resume *to; *to's own weft__ctx_switch
  *         returns `data` (or its fn starts with it). Returns the data of

@@ -125,12 +125,14 @@ int weft__ppool_assist(weft_future_t *f, weft__deadline_t deadline)
 }
 
 /* A future's notify: wake the threads asleep in assist. The finished state
- * was stored (sequentially consistent) before this look at collectors, and
- * assist counts itself in collectors before it looks at the state. */
+ * was stored (a release) before the fence and this look at collectors, and
+ * assist counts itself in collectors (a full barrier) before it looks at
+ * the state: one of them sees the other. */
 static void notify(weft_future_t *f)
 {
     struct weft_ppool *pool = f->arg;
-    if (atomic_load(&pool->page->collectors)) {
+    weft__fence();
+    if (atomic_load_explicit(&pool->page->collectors, memory_order_relaxed)) {
         atomic_fetch_add(&pool->page->results_seq, 1);
         weft__unpark(&pool->page->results_seq, INT32_MAX, WEFT__WAIT_PROCESS | WEFT__PARK_SHARED);
     }
