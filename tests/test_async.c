@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1195,6 +1196,91 @@ WT_CASE(wait_readable_suspends_a_task_and_looks_once_at_the_timeout)
     WT_EQ(weft_wait_readable(readable_fds[0], 1), 1); /* a thread polls */
     close(readable_fds[0]);
     close(readable_fds[1]);
+}
+
+/* weft_wait_fd: readiness to write as well as to read, reported as a mask
+ * of what was asked; a reader and a writer waiting on one descriptor at
+ * once (epoll takes a descriptor once: the second watches a duplicate);
+ * a hang-up or an error is ready for everything asked. */
+static int duplex[2];                   /* a socket pair, each end nonblocking */
+static _Atomic int wait_rc[2] = {9, 9}; /* atomic: set after an event TSan cannot see */
+
+static void fill(int fd)
+{
+    char buf[4096] = {0};
+    while (write(fd, buf, sizeof buf) > 0)
+        ;
+    WT_EQ(errno, EAGAIN);
+}
+
+static void drain(int fd)
+{
+    char buf[4096];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+static void *wait_to_read(void *arg)
+{
+    (void)arg;
+    wait_rc[0] = weft_wait_fd(duplex[0], WEFT_READABLE, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *wait_to_write(void *arg)
+{
+    (void)arg;
+    wait_rc[1] = weft_wait_fd(duplex[0], WEFT_WRITABLE, WEFT_FOREVER);
+    return NULL;
+}
+
+static void *duplex_tasks(void *arg)
+{
+    (void)arg;
+    fill(duplex[0]);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_READABLE | WEFT_WRITABLE, 0), 0);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_WRITABLE, 0.005), 0);
+    weft_co_t *t[2];
+    WT_EQ(weft_co_spawn(&t[0], wait_to_read, NULL, NULL), 0);
+    WT_EQ(weft_co_spawn(&t[1], wait_to_write, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0), 0); /* both run, and park: nothing is ready */
+    WT_EQ(wait_rc[0], 9);
+    WT_EQ(wait_rc[1], 9);
+    drain(duplex[1]); /* room to write */
+    WT_EQ(weft_co_join(t[1], WEFT_FOREVER, NULL), 0);
+    WT_EQ(wait_rc[1], (int)WEFT_WRITABLE);
+    WT_EQ(wait_rc[0], 9); /* nothing to read yet */
+    WT_EQ(write(duplex[1], "x", 1), 1);
+    WT_EQ(weft_co_join(t[0], WEFT_FOREVER, NULL), 0);
+    WT_EQ(wait_rc[0], (int)WEFT_READABLE);
+    weft_co_free(t[0]);
+    weft_co_free(t[1]);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_READABLE | WEFT_WRITABLE, WEFT_FOREVER),
+          (int)(WEFT_READABLE | WEFT_WRITABLE));
+    /* The other end gone: a hang-up, ready for whatever is asked. */
+    drain(duplex[0]);
+    close(duplex[1]);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_READABLE, WEFT_FOREVER), (int)WEFT_READABLE);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_WRITABLE, WEFT_FOREVER), (int)WEFT_WRITABLE);
+    return NULL;
+}
+
+WT_CASE(wait_fd_waits_for_reading_and_writing_in_tasks_and_threads)
+{
+    WT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, duplex), 0);
+    WT_EQ(weft_wait_fd(duplex[0], 0, 1), -EINVAL);
+    WT_EQ(weft_wait_fd(duplex[0], 4, 1), -EINVAL);
+    WT_EQ(weft_wait_fd(-1, WEFT_READABLE, 1), -EINVAL);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_WRITABLE, NAN), -EINVAL);
+    /* A thread polls. */
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_READABLE | WEFT_WRITABLE, 1), (int)WEFT_WRITABLE);
+    WT_EQ(weft_wait_fd(duplex[0], WEFT_READABLE, 0), 0);
+    run_main(duplex_tasks, NULL);
+    close(duplex[0]);
+    int spare = dup(0);
+    WT_CHECK(spare >= 0);
+    close(spare); /* surely not open now */
+    WT_EQ(weft_wait_fd(spare, WEFT_WRITABLE, 1), -EBADF);
 }
 
 /* A descriptor closed by the program while a task waits on it, its file

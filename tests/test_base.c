@@ -167,7 +167,7 @@ static void *wait_through_signals(void *arg)
     w->waited_sleep = wt_now() - t0;
     t0 = wt_now();
     weft__deadline(0.1, &d);
-    if (weft__park_fd(w->fds[0], d, 0) == 0)
+    if (weft__park_fd(w->fds[0], WEFT_READABLE, d, 0) == 0)
         w->waited_poll = wt_now() - t0;
     atomic_store(&w->done, true);
     return NULL;
@@ -202,14 +202,14 @@ WT_CASE(park_fd_to_a_deadline)
     WT_EQ(pipe(fds), 0);
     weft__deadline_t d;
     weft__deadline(0, &d);
-    WT_EQ(weft__park_fd(fds[0], d, 0), 0); /* try once */
+    WT_EQ(weft__park_fd(fds[0], WEFT_READABLE, d, 0), 0); /* try once */
     weft__deadline(0.03, &d);
-    WT_EQ(weft__park_fd(fds[0], d, 0), 0);
+    WT_EQ(weft__park_fd(fds[0], WEFT_READABLE, d, 0), 0);
     WT_CHECK(weft__now_ns() >= d); /* never early */
     WT_EQ(write(fds[1], "x", 1), 1);
-    WT_EQ(weft__park_fd(fds[0], WEFT__NEVER, 0), 1);
+    WT_EQ(weft__park_fd(fds[0], WEFT_READABLE, WEFT__NEVER, 0), 1);
     /* Further away than poll's milliseconds reach (24 days). */
-    WT_EQ(weft__park_fd(fds[0], weft__now_ns() + 30LL * 86400 * 1000000000, 0), 1);
+    WT_EQ(weft__park_fd(fds[0], WEFT_READABLE, weft__now_ns() + 30LL * 86400 * 1000000000, 0), 1);
     close(fds[0]);
     close(fds[1]);
 }

@@ -93,10 +93,11 @@ static int fake_park(struct weft__parker *self, _Atomic uint32_t *word, uint32_t
     return sleep_parked(&me, deadline);
 }
 
-static int fake_park_fd(struct weft__parker *self, int fd, weft__deadline_t deadline,
-                        unsigned flags)
+static int fake_park_fd(struct weft__parker *self, int fd, unsigned events,
+                        weft__deadline_t deadline, unsigned flags)
 {
     (void)self;
+    WT_EQ(events, WEFT_READABLE); /* what the primitives wait for */
     atomic_store(&last_flags, flags);
     atomic_fetch_add(&parked_now, 1);
     struct pollfd pfd = {fd, POLLIN, 0};

@@ -76,10 +76,22 @@ enum weft_daemon {
 /* Seconds on CLOCK_MONOTONIC, the clock all of weft's timeouts run on. */
 WEFT_API double weft_monotonic(void);
 
-/* Wait until fd is readable (or at end of file, or in error): 1, or 0 once
- * the timeout has passed; -EINVAL (NaN, a negative fd), -EBADF (fd is not
- * open), or -errno from poll. In an async task only the task waits, and -ECANCELED ends the
- * wait (asyncio's loop.add_reader, as a call that waits). */
+/* What weft_wait_fd waits for, and what it reports ready. */
+#define WEFT_READABLE 1u
+#define WEFT_WRITABLE 2u
+
+/* Wait until fd is ready for any of `events` (WEFT_READABLE, WEFT_WRITABLE
+ * or both): the events ready, a nonzero mask of those asked for, or 0 once
+ * the timeout has passed. A descriptor at end of file, hung up or in error
+ * is ready for everything asked (the read or write that follows reports
+ * which), as poll and Python's selectors say. -EINVAL (NaN, a negative fd,
+ * no events or unknown ones), -EBADF (fd is not open), or -errno from poll.
+ * In an async task only the task waits, on its loop's epoll, and
+ * -ECANCELED ends the wait (asyncio's loop.add_reader and add_writer, as a
+ * call that waits). */
+WEFT_API int weft_wait_fd(int fd, unsigned events, double timeout);
+
+/* weft_wait_fd(fd, WEFT_READABLE, timeout): 1 once readable, or 0. */
 WEFT_API int weft_wait_readable(int fd, double timeout);
 
 /* Sleep for `seconds` on the monotonic clock, resuming after signals (Python's

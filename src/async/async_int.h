@@ -88,10 +88,11 @@ struct weft_co {
     struct weft__waiter waiter;
     _Atomic uint32_t *loop_word; /* parked with WEFT__PARK_LOOP, on this word */
     struct weft__timer timer;
-    int fd;      /* parked on this descriptor (epoll's), or -1, */
-    int fd_slot; /*   named by this slot (loop.c), */
-    bool fd_dup; /*   a duplicate of the caller's */
-    int park_rc; /* how the park ended */
+    int fd;             /* parked on this descriptor (epoll's), or -1, */
+    int fd_slot;        /*   named by this slot (loop.c), */
+    bool fd_dup;        /*   a duplicate of the caller's, */
+    unsigned fd_events; /*   for these events (WEFT_READABLE, WEFT_WRITABLE) */
+    int park_rc;        /* how the park ended */
     /* A task of the same loop parked in weft_co_join until this one ends,
      * woken by its end without the future's parking (co.c). */
     struct weft_co *joiner;

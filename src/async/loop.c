@@ -670,18 +670,22 @@ static int task_park(struct weft__parker *p, _Atomic uint32_t *word, uint32_t ex
     return rc;
 }
 
-static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadline_t deadline)
+static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, unsigned events,
+                   weft__deadline_t deadline)
 {
-    /* At the deadline, one look (0 or 1), as a thread's poll makes. */
+    /* At the deadline, one look (0 or the events ready), as a thread's
+     * poll makes. */
     int rc = begin_park(l, t, deadline);
     if (rc != 0)
-        return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
+        return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, events, deadline) : rc;
     uint64_t name = 0;
     int slot = slot_take(l, t, &name);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = name};
+    struct epoll_event ev = {.events = ((events & WEFT_READABLE) ? EPOLLIN : 0) |
+                                       ((events & WEFT_WRITABLE) ? EPOLLOUT : 0) | EPOLLONESHOT,
+                             .data.u64 = name};
     if (slot < 0) {
         weft__heap_remove(&l->timers, &t->timer);
-        return weft__park_fd_poll(fd, deadline);
+        return weft__park_fd_poll(fd, events, deadline);
     }
     int watched = fd;
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -697,24 +701,26 @@ static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, weft__deadli
                 close(watched);
             slot_drop(l, slot);
             weft__heap_remove(&l->timers, &t->timer);
-            return weft__park_fd_poll(fd, deadline);
+            return weft__park_fd_poll(fd, events, deadline);
         }
     }
     /* Given back by leave_park. */
     t->fd = watched;
     t->fd_slot = slot;
     t->fd_dup = watched != fd;
+    t->fd_events = events;
     l->fds_parked++;
     rc = suspend(l, t);
-    return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, deadline) : rc;
+    return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, events, deadline) : rc;
 }
 
-static int task_park_fd(struct weft__parker *p, int fd, weft__deadline_t deadline, unsigned flags)
+static int task_park_fd(struct weft__parker *p, int fd, unsigned events, weft__deadline_t deadline,
+                        unsigned flags)
 {
     WEFT__UNUSED(flags);
     struct weft_co *t = ((struct weft__loop *)p)->current;
     bool let_go = gils_suspend(t);
-    int rc = park_fd(t->loop, t, fd, deadline); /* t->loop: as in task_park */
+    int rc = park_fd(t->loop, t, fd, events, deadline); /* t->loop: as in task_park */
     gils_resume(t, let_go);
     return rc;
 }
@@ -828,7 +834,7 @@ static void poll_events(struct weft__loop *l)
     for (int i = 0; i < n; i++) {
         struct weft_co *t = slot_task(l, ev[i].data.u64);
         if (t && t->state == CO_PARKED)
-            weft__co_wake(t, 1);
+            weft__co_wake(t, (int)weft__fd_ready(t->fd_events, ev[i].events));
     }
 }
 

@@ -70,8 +70,26 @@ int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t
     return 0;
 }
 
-/* Wait for fd to be readable, across EINTR and poll's millisecond steps. */
-int weft__park_fd_poll(int fd, weft__deadline_t deadline)
+/* poll's and epoll's event bits are the same numbers on Linux. */
+_Static_assert(POLLIN == 0x1 && POLLOUT == 0x4 && POLLERR == 0x8 && POLLHUP == 0x10,
+               "poll's bits are epoll's");
+
+unsigned weft__fd_ready(unsigned events, uint32_t revents)
+{
+    if (revents & (POLLERR | POLLHUP))
+        return events; /* the read or write that follows says which */
+    return ((revents & POLLIN) ? events & WEFT_READABLE : 0) |
+           ((revents & POLLOUT) ? events & WEFT_WRITABLE : 0);
+}
+
+static short poll_events_of(unsigned events)
+{
+    return (short)(((events & WEFT_READABLE) ? POLLIN : 0) |
+                   ((events & WEFT_WRITABLE) ? POLLOUT : 0));
+}
+
+/* Wait for fd to be ready, across EINTR and poll's millisecond steps. */
+int weft__park_fd_poll(int fd, unsigned events, weft__deadline_t deadline)
 {
     for (;;) {
         int ms = -1;
@@ -79,10 +97,11 @@ int weft__park_fd_poll(int fd, weft__deadline_t deadline)
             int64_t left = (deadline - weft__now_ns() + 999999) / 1000000; /* round up */
             ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
         }
-        struct pollfd pfd = {fd, POLLIN, 0};
+        struct pollfd pfd = {fd, poll_events_of(events), 0};
         int n = poll(&pfd, 1, ms);
         if (n > 0)
-            return pfd.revents & POLLNVAL ? -EBADF : 1;
+            return pfd.revents & POLLNVAL ? -EBADF
+                                          : (int)weft__fd_ready(events, (uint32_t)pfd.revents);
         if (n == 0 && ms == 0)
             return 0;
         if (n < 0 && errno != EINTR)
@@ -157,14 +176,14 @@ int weft__park(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadl
     return park(word, expected, deadline, flags);
 }
 
-int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags)
+int weft__park_fd(int fd, unsigned events, weft__deadline_t deadline, unsigned flags)
 {
     const struct weft__hooks *h = weft__hooks_get();
     if (WEFT__UNLIKELY(h))
         trace_begin(h, NULL, flags);
     struct weft__parker *p = weft__parker;
-    int rc =
-        WEFT__UNLIKELY(p) ? p->park_fd(p, fd, deadline, flags) : weft__park_fd_poll(fd, deadline);
+    int rc = WEFT__UNLIKELY(p) ? p->park_fd(p, fd, events, deadline, flags)
+                               : weft__park_fd_poll(fd, events, deadline);
     if (WEFT__UNLIKELY(h))
         trace_end(h, NULL, flags, rc);
     return rc;

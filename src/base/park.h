@@ -15,9 +15,10 @@
  *         re-checks its own condition either way.
  *     weft__unpark(word, n, flags)
  *         wake up to n threads (or tasks) parked on word.
- *     weft__park_fd(fd, deadline)
- *         the same for a descriptor: sleep until it is readable (a
- *         process's pidfd or status pipe, a Pipe end).
+ *     weft__park_fd(fd, events, deadline)
+ *         the same for a descriptor: sleep until it is ready for any of
+ *         events (WEFT_READABLE, WEFT_WRITABLE: a process's pidfd or
+ *         status pipe, a Pipe end, weft_wait_fd).
  *
  * Why one place: it is where the async layer hooks in. A thread that runs
  * an event loop fills the per-thread slot `weft__parker`, and a park from
@@ -71,7 +72,7 @@ enum weft__wait_kind {
     WEFT__WAIT_SLEEP = 15 << 8,   /* weft_sleep */
     WEFT__WAIT_BARRIER = 16 << 8, /* Barrier */
     WEFT__WAIT_GIL = 17 << 8,     /* the GIL */
-    WEFT__WAIT_FD = 18 << 8,      /* weft_wait_readable */
+    WEFT__WAIT_FD = 18 << 8,      /* weft_wait_fd */
 };
 
 /* The flags of a wait of `kind` on a word that is process-shared or not. */
@@ -89,8 +90,10 @@ void weft__unpark_after_atomic(_Atomic uint32_t *word, int n, unsigned flags);
 /* weft__unpark for a word on which the caller knows no thread sleeps (it
  * counts its task waiters apart): no futex system call. */
 void weft__unpark_tasks(_Atomic uint32_t *word, int n, unsigned flags);
-/* 1 once fd is readable, 0 at the deadline, -errno if it cannot be waited on. */
-int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags);
+/* The events of `events` (WEFT_READABLE, WEFT_WRITABLE) fd is ready for, a
+ * nonzero mask (all of them at end of file, a hang-up or an error), 0 at
+ * the deadline, -errno if it cannot be waited on. */
+int weft__park_fd(int fd, unsigned events, weft__deadline_t deadline, unsigned flags);
 
 /*
  * The async layer's side. A parker parks the calling task on a word (with
@@ -106,7 +109,8 @@ int weft__park_fd(int fd, weft__deadline_t deadline, unsigned flags);
 struct weft__parker {
     int (*park)(struct weft__parker *self, _Atomic uint32_t *word, uint32_t expected,
                 weft__deadline_t deadline, unsigned flags);
-    int (*park_fd)(struct weft__parker *self, int fd, weft__deadline_t deadline, unsigned flags);
+    int (*park_fd)(struct weft__parker *self, int fd, unsigned events, weft__deadline_t deadline,
+                   unsigned flags);
     /* Deliver a cancellation again at the next park (may be NULL). */
     void (*recancel)(struct weft__parker *self);
     /* Whether the task may poll for a lock's holder to leave before it
@@ -147,7 +151,10 @@ extern _Thread_local struct weft__parker *weft__parker WEFT__TLS_FAST;
  * all (a word shared with other processes, no memory for a timer). */
 int weft__park_futex(_Atomic uint32_t *word, uint32_t expected, weft__deadline_t deadline,
                      unsigned flags);
-int weft__park_fd_poll(int fd, weft__deadline_t deadline);
+int weft__park_fd_poll(int fd, unsigned events, weft__deadline_t deadline);
+/* The events of `events` that poll's or epoll's revents say are ready
+ * (both mean the same in their POLL and EPOLL forms). */
+unsigned weft__fd_ready(unsigned events, uint32_t revents);
 /*
  * What the layers below keep for the running task, apart from its thread:
  * one record in each task, and weft__task_rec pointing at the running

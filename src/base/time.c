@@ -79,10 +79,16 @@ int weft_sleep(double seconds)
     return 0;
 }
 
-int weft_wait_readable(int fd, double timeout)
+int weft_wait_fd(int fd, unsigned events, double timeout)
 {
     weft__deadline_t deadline;
-    if (fd < 0 || weft__deadline(timeout, &deadline) < 0)
+    if (fd < 0 || !events || (events & ~(WEFT_READABLE | WEFT_WRITABLE)) ||
+        weft__deadline(timeout, &deadline) < 0)
         return -EINVAL;
-    return weft__park_fd(fd, deadline, WEFT__WAIT_FD);
+    return weft__park_fd(fd, events, deadline, WEFT__WAIT_FD);
+}
+
+int weft_wait_readable(int fd, double timeout)
+{
+    return weft_wait_fd(fd, WEFT_READABLE, timeout);
 }

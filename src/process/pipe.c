@@ -281,5 +281,5 @@ int weft_conn_poll(weft_conn_t *c, double timeout)
         return -EPERM; /* its read side is shut down: always "readable" */
     weft__deadline_t deadline;
     weft__deadline(timeout, &deadline);
-    return weft__park_fd(c->fd, deadline, WEFT__WAIT_PROCESS);
+    return weft__park_fd(c->fd, WEFT_READABLE, deadline, WEFT__WAIT_PROCESS);
 }

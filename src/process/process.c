@@ -398,8 +398,9 @@ static bool reap_served(weft_process_t *p)
     if (p->statusfd >= 0) {
         /* The status follows the exit at once: a task waits for it even
          * if cancelled, and learns of that at its next wait. */
-        if (gone && weft__park_fd(p->statusfd, WEFT__NEVER, WEFT__WAIT_PROCESS) == -ECANCELED) {
-            weft__park_fd(p->statusfd, WEFT__NEVER, WEFT__WAIT_PROCESS);
+        if (gone && weft__park_fd(p->statusfd, WEFT_READABLE, WEFT__NEVER, WEFT__WAIT_PROCESS) ==
+                        -ECANCELED) {
+            weft__park_fd(p->statusfd, WEFT_READABLE, WEFT__NEVER, WEFT__WAIT_PROCESS);
             weft__park_recancel();
         }
         ssize_t n = read(p->statusfd, &code, sizeof code);
@@ -493,7 +494,7 @@ int weft_process_join(weft_process_t *p, double timeout)
             return 0;
         if (expired) /* looked once more after the deadline */
             return weft__timeout_error(timeout);
-        int parked = weft__park_fd(fd, deadline, WEFT__WAIT_PROCESS);
+        int parked = weft__park_fd(fd, WEFT_READABLE, deadline, WEFT__WAIT_PROCESS);
         if (parked == -ECANCELED) /* a task, cancelled */
             return parked;
         expired = parked == 0;
