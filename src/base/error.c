@@ -39,7 +39,10 @@
     X(ENFILE, "too many open files in the system")                                        \
     X(ENOENT, "no such file or name")                                                     \
     X(EEXIST, "already exists")                                                           \
-    X(EACCES, "permission denied")
+    X(EACCES, "permission denied")                                                        \
+    X(ECONNREFUSED, "connection refused: nothing listens there")                          \
+    X(EADDRINUSE, "address in use: another socket is bound to it")                        \
+    X(ENAMETOOLONG, "name too long for its place (a Unix socket's path)")
 
 /* code is negative (INT_MIN included, which has no positive twin). */
 static const char *system_description(int code)
