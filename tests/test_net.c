@@ -12,6 +12,7 @@
 #include <weft/net.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -289,6 +290,96 @@ static void *cancel_main(void *arg)
 WT_CASE(a_cancelled_task_leaves_accept_and_recv_with_ecanceled)
 {
     run_main(cancel_main, NULL);
+}
+
+/* A send cancelled after some bytes went returns their count, and the
+ * cancellation is not lost: the task's next wait reports it. */
+enum { HUGE_SEND = 64 << 20 };
+static _Atomic ssize_t sent_before_cancel;
+static _Atomic int wait_after_send = 9;
+
+static void *sends_until_cancelled(void *arg)
+{
+    char *data = calloc(1, HUGE_SEND);
+    WT_CHECK(data);
+    atomic_store(&sent_before_cancel, weft_sock_send(arg, data, HUGE_SEND, WEFT_FOREVER));
+    atomic_store(&wait_after_send, weft_co_sleep(10));
+    free(data);
+    return NULL;
+}
+
+static void *partial_send_main(void *arg)
+{
+    (void)arg;
+    weft_sock_t *ls, *c, *s;
+    WT_EQ(weft_tcp_listen(&ls, "127.0.0.1", 0, NULL), 0);
+    WT_EQ(weft_tcp_connect(&c, "127.0.0.1", weft_sock_port(ls), 5), 0);
+    WT_EQ(weft_sock_accept(ls, &s, 5), 0); /* and never read */
+    weft_co_t *t = spawn(sends_until_cancelled, c);
+    WT_EQ(weft_co_sleep(0), 0);
+    WT_EQ(weft_co_cancel(t), 1);
+    WT_EQ(weft_co_join(t, WEFT_FOREVER, NULL), -ECANCELED);
+    weft_co_free(t);
+    ssize_t sent = atomic_load(&sent_before_cancel);
+    WT_CHECK(sent > 0 && sent < HUGE_SEND);
+    WT_EQ(atomic_load(&wait_after_send), -ECANCELED);
+    WT_EQ(weft_sock_close(c), 0);
+    WT_EQ(weft_sock_close(s), 0);
+    WT_EQ(weft_sock_close(ls), 0);
+    return NULL;
+}
+
+WT_CASE(a_send_cancelled_midway_returns_its_count_and_keeps_the_cancellation)
+{
+    run_main(partial_send_main, NULL);
+}
+
+/* A Unix listener whose queue is full makes a connect wait (it looks again
+ * after pauses: no readiness says when there is room) until its timeout,
+ * or until the listener takes one; its file goes when it closes. */
+static weft_sock_t *full_listener;
+
+static void *accept_one_later(void *arg)
+{
+    (void)arg;
+    WT_EQ(weft_co_sleep(0.02), 0);
+    weft_sock_t *s;
+    WT_EQ(weft_sock_accept(full_listener, &s, 5), 0);
+    WT_EQ(weft_sock_close(s), 0);
+    return NULL;
+}
+
+static void *full_backlog_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/weft-net-full-%d.sock", (int)getpid());
+    unlink(path);
+    WT_EQ(weft_unix_listen(&full_listener, path, &(weft_listen_opts_t){.backlog = 1}), 0);
+    weft_sock_t *queued[16], *c;
+    int n = 0, rc;
+    while (n < 16 && (rc = weft_unix_connect(&queued[n], path, 0)) == 0)
+        n++;
+    WT_EQ(rc, -EAGAIN); /* full: try once */
+    double t0 = weft_monotonic();
+    WT_EQ(weft_unix_connect(&c, path, 0.05), -ETIMEDOUT);
+    WT_CHECK(weft_monotonic() - t0 >= 0.05);
+    weft_co_t *t = spawn(accept_one_later, NULL);
+    WT_EQ(weft_unix_connect(&c, path, 5), 0); /* once the other task made room */
+    join(t);
+    WT_EQ(weft_sock_close(c), 0);
+    for (int i = 0; i < n; i++)
+        WT_EQ(weft_sock_close(queued[i]), 0);
+    WT_EQ(weft_sock_close(full_listener), 0);
+    WT_EQ(access(path, F_OK), -1); /* gone with its listener */
+    WT_EQ(weft_unix_listen(&full_listener, path, NULL), 0);
+    WT_EQ(weft_sock_close(full_listener), 0);
+    return NULL;
+}
+
+WT_CASE(a_unix_connect_to_a_full_queue_waits_for_room_or_its_timeout)
+{
+    run_main(full_backlog_main, NULL);
 }
 
 /* --- a thread and a task --------------------------------------------------- */

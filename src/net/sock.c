@@ -29,6 +29,7 @@
 
 struct weft_sock {
     int fd;
+    char *path; /* a Unix listener's, unlinked when it closes (as asyncio's servers) */
 };
 
 union addr {
@@ -83,7 +84,7 @@ static int wrap(int fd, weft_sock_t **out)
         close(fd);
         return -ENOMEM;
     }
-    s->fd = fd;
+    *s = (weft_sock_t){fd, NULL};
     *out = s;
     return 0;
 }
@@ -103,20 +104,29 @@ static int new_socket(int family)
 static int listen_on(const union addr *a, socklen_t len, const weft_listen_opts_t *opts,
                      weft_sock_t **out)
 {
+    bool unix_path = a->sa.sa_family == AF_UNIX;
     int fd = new_socket(a->sa.sa_family);
     if (fd < 0)
         return fd;
-    int one = 1, backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN;
-    if ((a->sa.sa_family != AF_UNIX &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) ||
+    int one = 1, backlog = opts && opts->backlog > 0 ? opts->backlog : SOMAXCONN, rc = 0;
+    bool bound = false;
+    if ((!unix_path && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) ||
         (opts && opts->reuse_port &&
          setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
-        bind(fd, &a->sa, len) != 0 || listen(fd, backlog) != 0) {
-        int err = -errno;
+        !(bound = bind(fd, &a->sa, len) == 0) || listen(fd, backlog) != 0)
+        rc = -errno;
+    char *path = NULL;
+    if (rc == 0 && unix_path && !(path = weft__strdup(a->un.sun_path)))
+        rc = -ENOMEM;
+    if (rc != 0)
         close(fd);
-        return err;
-    }
-    return wrap(fd, out);
+    else if ((rc = wrap(fd, out)) == 0) /* which closes fd if it fails */
+        (*out)->path = path;
+    if (rc != 0 && unix_path && bound) /* the file bind made, given up */
+        unlink(a->un.sun_path);
+    if (rc != 0)
+        free(path);
+    return rc;
 }
 
 int weft_tcp_listen(weft_sock_t **out, const char *host, int port, const weft_listen_opts_t *opts)
@@ -149,6 +159,27 @@ static int begin(const void *s, double timeout, weft__deadline_t *deadline)
     return !s ? -EINVAL : weft__deadline(timeout, deadline);
 }
 
+/* accept(2): the errors of a connection that went away before it was
+ * taken, and a signal: take the next one. */
+static bool connection_gone(int err)
+{
+    switch (err) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int weft_sock_accept(weft_sock_t *listener, weft_sock_t **out, double timeout)
 {
     weft__deadline_t deadline;
@@ -160,12 +191,30 @@ int weft_sock_accept(weft_sock_t *listener, weft_sock_t **out, double timeout)
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             return wrap(fd, out);
         }
-        if (errno == EAGAIN || errno == ECONNABORTED || errno == EINTR)
-            rc = errno == EAGAIN ? await_ready(listener->fd, WEFT_READABLE, deadline, timeout) : 0;
-        else
+        if (errno == EAGAIN)
+            rc = await_ready(listener->fd, WEFT_READABLE, deadline, timeout);
+        else if (!connection_gone(errno))
             rc = -errno;
     }
     return rc;
+}
+
+/* A Unix listener's queue is full (EAGAIN): no readiness says when it has
+ * room, so look again after a pause, 1 ms doubling to 64 ms, until the
+ * deadline. 0 to try again, or the error to return. */
+static int pause_before_retry(weft__deadline_t deadline, double timeout, int64_t *pause_ns)
+{
+    int64_t now = weft__now_ns(), left = deadline == WEFT__NEVER ? INT64_MAX : deadline - now;
+    if (left <= 0)
+        return weft__timeout_error(timeout);
+    int64_t ns = *pause_ns < left ? *pause_ns : left;
+    *pause_ns = *pause_ns < 64000000 ? 2 * *pause_ns : *pause_ns;
+    return weft_sleep((double)ns / 1e9);
+}
+
+static int connect_once(int fd, const union addr *a, socklen_t len)
+{
+    return connect(fd, &a->sa, len) != 0 ? -errno : 0; /* non-blocking: never EINTR */
 }
 
 /* A non-blocking connect: under way (EINPROGRESS) until the socket is
@@ -179,8 +228,12 @@ static int connect_to(const union addr *a, socklen_t len, double timeout, weft_s
     int fd = new_socket(a->sa.sa_family);
     if (fd < 0)
         return fd;
-    if (connect(fd, &a->sa, len) != 0) {
-        rc = errno == EINPROGRESS ? 1 : -errno;
+    int64_t pause_ns = 1000000;
+    while ((rc = connect_once(fd, a, len)) == -EAGAIN && a->sa.sa_family == AF_UNIX &&
+           (rc = pause_before_retry(deadline, timeout, &pause_ns)) == 0)
+        ;
+    if (rc != 0) {
+        rc = rc == -EINPROGRESS ? 1 : rc;
         while (rc == 1) { /* under way */
             int err = 0;
             socklen_t n = sizeof err;
@@ -248,7 +301,11 @@ ssize_t weft_sock_send(weft_sock_t *s, const void *buf, size_t n, double timeout
         else if (errno != EINTR)
             rc = -errno;
     }
-    return sent > 0 || rc == 0 ? (ssize_t)sent : rc;
+    if (sent == 0)
+        return rc;
+    if (rc == -ECANCELED) /* reported by the count: the task's next wait reports it */
+        weft__park_recancel();
+    return (ssize_t)sent;
 }
 
 int weft_sock_shutdown_write(weft_sock_t *s)
@@ -262,7 +319,10 @@ int weft_sock_close(weft_sock_t *s)
 {
     if (!s)
         return -EINVAL;
+    if (s->path)
+        unlink(s->path);
     int rc = close(s->fd) == 0 || errno == EINTR ? 0 : -errno; /* Linux closes it even so */
+    free(s->path);
     free(s);
     return rc;
 }
