@@ -49,6 +49,22 @@ static ssize_t recv_all(weft_sock_t *s, void *buf, size_t n)
     return (ssize_t)n;
 }
 
+/* A listener on a loopback port the kernel picks, and a connection through
+ * it: c the client's end, s the server's. */
+static void connected_pair(weft_sock_t **ls, weft_sock_t **c, weft_sock_t **s)
+{
+    WT_EQ(weft_tcp_listen(ls, "127.0.0.1", 0, NULL), 0);
+    WT_EQ(weft_tcp_connect(c, "127.0.0.1", weft_sock_port(*ls), 5), 0);
+    WT_EQ(weft_sock_accept(*ls, s, 5), 0);
+}
+
+static void close_pair(weft_sock_t *ls, weft_sock_t *c, weft_sock_t *s)
+{
+    WT_EQ(weft_sock_close(c), 0);
+    WT_EQ(weft_sock_close(s), 0);
+    WT_EQ(weft_sock_close(ls), 0);
+}
+
 /* --- echo ------------------------------------------------------------------ */
 
 /* Echo one connection until its end of stream, then close it. */
@@ -184,9 +200,7 @@ static void *big_send_main(void *arg)
 {
     (void)arg;
     weft_sock_t *ls, *c, *s;
-    WT_EQ(weft_tcp_listen(&ls, "127.0.0.1", 0, NULL), 0);
-    WT_EQ(weft_tcp_connect(&c, "127.0.0.1", weft_sock_port(ls), 5), 0);
-    WT_EQ(weft_sock_accept(ls, &s, 5), 0);
+    connected_pair(&ls, &c, &s);
     WT_EQ(weft_sock_close(ls), 0);
     weft_co_t *reader = spawn(slow_reader, s);
     char *data = malloc(BIG);
@@ -263,9 +277,7 @@ static void *cancel_main(void *arg)
 {
     (void)arg;
     weft_sock_t *ls, *c, *s;
-    WT_EQ(weft_tcp_listen(&ls, "127.0.0.1", 0, NULL), 0);
-    WT_EQ(weft_tcp_connect(&c, "127.0.0.1", weft_sock_port(ls), 5), 0);
-    WT_EQ(weft_sock_accept(ls, &s, 5), 0);
+    connected_pair(&ls, &c, &s);
     weft_co_t *a = spawn(waits_in_accept, ls), *r = spawn(waits_in_recv, s);
     WT_EQ(weft_co_sleep(0), 0);
     WT_EQ(weft_co_cancel(a), 1);
@@ -281,9 +293,7 @@ static void *cancel_main(void *arg)
     char b;
     WT_EQ(weft_sock_recv(s, &b, 1, 5), 1);
     WT_EQ(b, 'x');
-    WT_EQ(weft_sock_close(c), 0);
-    WT_EQ(weft_sock_close(s), 0);
-    WT_EQ(weft_sock_close(ls), 0);
+    close_pair(ls, c, s);
     return NULL;
 }
 
@@ -312,9 +322,7 @@ static void *partial_send_main(void *arg)
 {
     (void)arg;
     weft_sock_t *ls, *c, *s;
-    WT_EQ(weft_tcp_listen(&ls, "127.0.0.1", 0, NULL), 0);
-    WT_EQ(weft_tcp_connect(&c, "127.0.0.1", weft_sock_port(ls), 5), 0);
-    WT_EQ(weft_sock_accept(ls, &s, 5), 0); /* and never read */
+    connected_pair(&ls, &c, &s); /* s never reads */
     weft_co_t *t = spawn(sends_until_cancelled, c);
     WT_EQ(weft_co_sleep(0), 0);
     WT_EQ(weft_co_cancel(t), 1);
@@ -323,9 +331,7 @@ static void *partial_send_main(void *arg)
     ssize_t sent = atomic_load(&sent_before_cancel);
     WT_CHECK(sent > 0 && sent < HUGE_SEND);
     WT_EQ(atomic_load(&wait_after_send), -ECANCELED);
-    WT_EQ(weft_sock_close(c), 0);
-    WT_EQ(weft_sock_close(s), 0);
-    WT_EQ(weft_sock_close(ls), 0);
+    close_pair(ls, c, s);
     return NULL;
 }
 
