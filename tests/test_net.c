@@ -421,13 +421,63 @@ WT_CASE(threads_connect_to_a_server_of_tasks)
     run_main(thread_and_task_main, NULL);
 }
 
+/* --- names ------------------------------------------------------------------ */
+
+/* Names are looked up on the default thread pool, a few at a time: many
+ * tasks connecting to "localhost" at once all get there (and the lookups
+ * beyond the cap wait their turn), and a name that does not exist is
+ * -ENOENT (or -EIO where no resolver answers at all). */
+enum { DIALERS = 16 };
+static int named_port;
+
+static void *dial_localhost(void *arg)
+{
+    (void)arg;
+    weft_sock_t *c;
+    WT_EQ(weft_tcp_connect(&c, "localhost", named_port, 30), 0);
+    WT_EQ(weft_sock_send(c, "n", 1, 5), 1);
+    WT_EQ(weft_sock_close(c), 0);
+    return NULL;
+}
+
+static void *names_main(void *arg)
+{
+    (void)arg;
+    weft_sock_t *ls;
+    WT_EQ(weft_tcp_listen(&ls, "localhost", 0, NULL), 0);
+    named_port = weft_sock_port(ls);
+    weft_co_t *t[DIALERS];
+    for (int i = 0; i < DIALERS; i++)
+        t[i] = spawn(dial_localhost, NULL);
+    for (int i = 0; i < DIALERS; i++) {
+        weft_sock_t *s;
+        char b;
+        WT_EQ(weft_sock_accept(ls, &s, 30), 0);
+        WT_EQ(weft_sock_recv(s, &b, 1, 30), 1);
+        WT_EQ(b, 'n');
+        WT_EQ(weft_sock_close(s), 0);
+    }
+    for (int i = 0; i < DIALERS; i++)
+        join(t[i]);
+    WT_EQ(weft_sock_close(ls), 0);
+    weft_sock_t *c;
+    int rc = weft_tcp_connect(&c, "no-such-host.invalid", 80, 30);
+    WT_CHECK(rc == -ENOENT || rc == -EIO);
+    return NULL;
+}
+
+WT_CASE(names_are_resolved_a_few_at_a_time_and_unknown_ones_reported)
+{
+    run_main(names_main, NULL);
+}
+
 /* --- bad input ---------------------------------------------------------- */
 
 WT_CASE(bad_input_is_refused)
 {
     weft_sock_t *s;
     WT_EQ(weft_tcp_listen(NULL, "127.0.0.1", 0, NULL), -EINVAL);
-    WT_EQ(weft_tcp_listen(&s, "localhost", 0, NULL), -EINVAL); /* numeric hosts only */
+    WT_EQ(weft_tcp_listen(&s, "", 0, NULL), -EINVAL);
     WT_EQ(weft_tcp_listen(&s, "127.0.0.1", -1, NULL), -EINVAL);
     WT_EQ(weft_tcp_listen(&s, "127.0.0.1", 65536, NULL), -EINVAL);
     WT_EQ(weft_tcp_connect(&s, NULL, 80, 1), -EINVAL);

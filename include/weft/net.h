@@ -15,7 +15,11 @@
  *     transport.abort()                       weft_sock_abort(s)
  *
  * Hosts are numeric addresses ("127.0.0.1", "::1"; NULL listens on every
- * IPv4 address); ports 0-65535, 0 for one the kernel picks
+ * IPv4 address) or names ("localhost"), which getaddrinfo looks up on the
+ * default thread pool (weft/pool.h), at most four at a time so that slow
+ * DNS cannot take every worker; a connect tries each address in turn, a
+ * listener takes the first. A name that does not exist is -ENOENT, a
+ * resolver that fails -EIO. Ports are 0-65535, 0 for one the kernel picks
  * (weft_sock_port says which). Every socket is non-blocking and
  * close-on-exec, TCP ones with TCP_NODELAY on (as asyncio sets it), and a
  * send to a peer that has gone is -EPIPE, never SIGPIPE.
@@ -46,8 +50,8 @@ typedef struct weft_listen_opts {
 } weft_listen_opts_t;
 
 /* A listening TCP socket on host:port (SO_REUSEADDR, as asyncio's servers).
- * -EINVAL (a host that is not a numeric address, a port outside
- * 0-65535), or -errno from socket, bind or listen (-EADDRINUSE). */
+ * -EINVAL (an empty host, a port outside 0-65535), the lookup's error, or
+ * -errno from socket, bind or listen (-EADDRINUSE). */
 WEFT_API int weft_tcp_listen(weft_sock_t **out, const char *host, int port,
                              const weft_listen_opts_t *opts);
 

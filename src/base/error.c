@@ -42,7 +42,8 @@
     X(EACCES, "permission denied")                                                        \
     X(ECONNREFUSED, "connection refused: nothing listens there")                          \
     X(EADDRINUSE, "address in use: another socket is bound to it")                        \
-    X(ENAMETOOLONG, "name too long for its place (a Unix socket's path)")
+    X(ENAMETOOLONG, "name too long for its place (a Unix socket's path)")                 \
+    X(EIO, "input/output error (a name resolver that failed)")
 
 /* code is negative (INT_MIN included, which has no positive twin). */
 static const char *system_description(int code)

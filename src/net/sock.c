@@ -13,8 +13,8 @@
  * and servers of weft/net.h to come register a connection once and keep
  * it, as libuv and Go's poller do.
  */
-#include "base/base.h"
 #include "base/park.h"
+#include "net/net_int.h"
 #include <weft/net.h>
 
 #include <arpa/inet.h>
@@ -32,18 +32,12 @@ struct weft_sock {
     char *path; /* a Unix listener's, unlinked when it closes (as asyncio's servers) */
 };
 
-union addr {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-    struct sockaddr_un un;
-};
+typedef union weft__addr addr_t;
 
-/* host:port as a socket address (numeric hosts only; NULL: any IPv4). */
-static int tcp_addr(const char *host, int port, union addr *a, socklen_t *len)
+/* host:port as a socket address if host is numeric (NULL: any IPv4):
+ * 0, or 1 for a name to resolve. */
+static int numeric_addr(const char *host, int port, addr_t *a, socklen_t *len)
 {
-    if (port < 0 || port > 65535)
-        return -EINVAL;
     memset(a, 0, sizeof *a);
     if (!host || inet_pton(AF_INET, host, &a->in4.sin_addr) == 1) {
         a->in4.sin_family = AF_INET;
@@ -59,10 +53,33 @@ static int tcp_addr(const char *host, int port, union addr *a, socklen_t *len)
         *len = sizeof a->in6;
         return 0;
     }
-    return -EINVAL;
+    return 1;
 }
 
-static int unix_addr(const char *path, union addr *a, socklen_t *len)
+/* host:port's addresses: the one a numeric host is, else the resolver's
+ * (weft__resolve, which waits until the deadline). */
+static int tcp_addrs(const char *host, int port, bool passive, weft__deadline_t deadline,
+                     double timeout, struct weft__addrs *out)
+{
+    if (port < 0 || port > 65535 || (host && !*host))
+        return -EINVAL;
+    addr_t a;
+    socklen_t len;
+    if (numeric_addr(host, port, &a, &len) != 0)
+        return weft__resolve(host, port, passive, deadline, timeout, out);
+    out->addr = weft__malloc(sizeof *out->addr);
+    out->len = weft__malloc(sizeof *out->len);
+    if (!out->addr || !out->len) {
+        weft__addrs_free(out);
+        return -ENOMEM;
+    }
+    out->n = 1;
+    out->addr[0] = a;
+    out->len[0] = len;
+    return 0;
+}
+
+static int unix_addr(const char *path, addr_t *a, socklen_t *len)
 {
     if (!path || !*path)
         return -EINVAL;
@@ -101,7 +118,7 @@ static int new_socket(int family)
     return fd;
 }
 
-static int listen_on(const union addr *a, socklen_t len, const weft_listen_opts_t *opts,
+static int listen_on(const addr_t *a, socklen_t len, const weft_listen_opts_t *opts,
                      weft_sock_t **out)
 {
     bool unix_path = a->sa.sa_family == AF_UNIX;
@@ -131,15 +148,17 @@ static int listen_on(const union addr *a, socklen_t len, const weft_listen_opts_
 
 int weft_tcp_listen(weft_sock_t **out, const char *host, int port, const weft_listen_opts_t *opts)
 {
-    union addr a;
-    socklen_t len;
-    int rc = out ? tcp_addr(host, port, &a, &len) : -EINVAL;
-    return rc ? rc : listen_on(&a, len, opts, out);
+    struct weft__addrs all = {0, NULL, NULL};
+    int rc = out ? tcp_addrs(host, port, true, WEFT__NEVER, -1, &all) : -EINVAL;
+    if (rc == 0)
+        rc = listen_on(&all.addr[0], all.len[0], opts, out); /* the resolver's first */
+    weft__addrs_free(&all);
+    return rc;
 }
 
 int weft_unix_listen(weft_sock_t **out, const char *path, const weft_listen_opts_t *opts)
 {
-    union addr a;
+    addr_t a;
     socklen_t len;
     int rc = out ? unix_addr(path, &a, &len) : -EINVAL;
     return rc ? rc : listen_on(&a, len, opts, out);
@@ -212,37 +231,34 @@ static int pause_before_retry(weft__deadline_t deadline, double timeout, int64_t
     return weft_sleep((double)ns / 1e9);
 }
 
-static int connect_once(int fd, const union addr *a, socklen_t len)
+/* 0 connected, 1 under way, or -errno (non-blocking: never EINTR). */
+static int connect_once(int fd, const addr_t *a, socklen_t len)
 {
-    return connect(fd, &a->sa, len) != 0 ? -errno : 0; /* non-blocking: never EINTR */
+    if (connect(fd, &a->sa, len) == 0)
+        return 0;
+    return errno == EINPROGRESS ? 1 : -errno;
 }
 
 /* A non-blocking connect: under way (EINPROGRESS) until the socket is
  * writable, and then its outcome is SO_ERROR. */
-static int connect_to(const union addr *a, socklen_t len, double timeout, weft_sock_t **out)
+static int connect_to(const addr_t *a, socklen_t len, weft__deadline_t deadline, double timeout,
+                      weft_sock_t **out)
 {
-    weft__deadline_t deadline;
-    int rc = weft__deadline(timeout, &deadline);
-    if (rc)
-        return rc;
-    int fd = new_socket(a->sa.sa_family);
+    int rc, fd = new_socket(a->sa.sa_family);
     if (fd < 0)
         return fd;
     int64_t pause_ns = 1000000;
     while ((rc = connect_once(fd, a, len)) == -EAGAIN && a->sa.sa_family == AF_UNIX &&
            (rc = pause_before_retry(deadline, timeout, &pause_ns)) == 0)
         ;
-    if (rc != 0) {
-        rc = rc == -EINPROGRESS ? 1 : rc;
-        while (rc == 1) { /* under way */
-            int err = 0;
-            socklen_t n = sizeof err;
-            rc = await_ready(fd, WEFT_WRITABLE, deadline, timeout);
-            if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0)
-                rc = -errno;
-            else if (rc == 0 && err)
-                rc = err == EINPROGRESS ? 1 : -err;
-        }
+    while (rc == 1) { /* under way */
+        int err = 0;
+        socklen_t n = sizeof err;
+        rc = await_ready(fd, WEFT_WRITABLE, deadline, timeout);
+        if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0)
+            rc = -errno;
+        else if (rc == 0 && err)
+            rc = err == EINPROGRESS ? 1 : -err;
     }
     if (rc) {
         close(fd);
@@ -251,22 +267,35 @@ static int connect_to(const union addr *a, socklen_t len, double timeout, weft_s
     return wrap(fd, out);
 }
 
+/* Each address in turn until one takes the connection: the last one's
+ * error otherwise (a name may have an IPv6 address the machine cannot
+ * reach before the IPv4 one it can). */
 int weft_tcp_connect(weft_sock_t **out, const char *host, int port, double timeout)
 {
-    union addr a;
-    socklen_t len;
-    int rc = out ? tcp_addr(host, port, &a, &len) : -EINVAL;
-    if (rc == 0 && !host)
-        rc = -EINVAL; /* "any" is no place to connect to */
-    return rc ? rc : connect_to(&a, len, timeout, out);
+    weft__deadline_t deadline;
+    struct weft__addrs all = {0, NULL, NULL};
+    int rc = !out || !host ? -EINVAL : weft__deadline(timeout, &deadline); /* NULL: "any" */
+    if (rc == 0)
+        rc = tcp_addrs(host, port, false, deadline, timeout, &all);
+    for (size_t i = 0; rc == 0 && i < all.n; i++) {
+        rc = connect_to(&all.addr[i], all.len[i], deadline, timeout, out);
+        if (rc == 0 || rc == -ECANCELED || rc == -ETIMEDOUT || rc == -EAGAIN || i + 1 == all.n)
+            break;
+        rc = 0;
+    }
+    weft__addrs_free(&all);
+    return rc;
 }
 
 int weft_unix_connect(weft_sock_t **out, const char *path, double timeout)
 {
-    union addr a;
+    addr_t a;
     socklen_t len;
+    weft__deadline_t deadline;
     int rc = out ? unix_addr(path, &a, &len) : -EINVAL;
-    return rc ? rc : connect_to(&a, len, timeout, out);
+    if (rc == 0)
+        rc = weft__deadline(timeout, &deadline);
+    return rc ? rc : connect_to(&a, len, deadline, timeout, out);
 }
 
 ssize_t weft_sock_recv(weft_sock_t *s, void *buf, size_t n, double timeout)
@@ -343,7 +372,7 @@ int weft_sock_fd(weft_sock_t *s)
 
 int weft_sock_port(weft_sock_t *s)
 {
-    union addr a;
+    addr_t a;
     socklen_t len = sizeof a;
     if (!s)
         return -EINVAL;
