@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1281,6 +1282,54 @@ WT_CASE(wait_fd_waits_for_reading_and_writing_in_tasks_and_threads)
     WT_CHECK(spare >= 0);
     close(spare); /* surely not open now */
     WT_EQ(weft_wait_fd(spare, WEFT_WRITABLE, 1), -EBADF);
+}
+
+/* A task's wait on a descriptor that cannot be watched for want of memory
+ * (the loop's table of descriptor waits cannot grow) or of descriptors (a
+ * second waiter on one descriptor watches a duplicate) fails at once with
+ * that error: polling instead would block the loop's thread, and with it
+ * the task that was to make the descriptor ready. */
+static void *watch_without_resources(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    WT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    weft__sys.realloc = wt_no_realloc;
+    WT_EQ(weft_wait_fd(fds[0], WEFT_READABLE, 30), -ENOMEM);
+    weft__sys_reset();
+    /* A reader waits on fds[0]; a writer's wait on it needs a duplicate. */
+    weft_co_t *reader;
+    wait_rc[0] = 9;
+    duplex[0] = fds[0];
+    WT_EQ(weft_co_spawn(&reader, wait_to_read, NULL, NULL), 0);
+    WT_EQ(weft_co_sleep(0), 0); /* it parks: nothing to read */
+    fill(fds[0]);
+    struct rlimit was, now;
+    WT_EQ(getrlimit(RLIMIT_NOFILE, &was), 0);
+    now = was;
+    now.rlim_cur = (rlim_t)fds[1] + 8;
+    WT_EQ(setrlimit(RLIMIT_NOFILE, &now), 0);
+    int spare[256], n = 0; /* the gaps below the limit, filled */
+    while (n < 256 && (spare[n] = dup(0)) >= 0)
+        n++;
+    WT_EQ(errno, EMFILE);
+    WT_EQ(weft_wait_fd(fds[0], WEFT_WRITABLE, 30), -EMFILE);
+    while (n > 0)
+        close(spare[--n]);
+    WT_EQ(setrlimit(RLIMIT_NOFILE, &was), 0);
+    WT_EQ(write(fds[1], "x", 1), 1);
+    WT_EQ(weft_co_join(reader, WEFT_FOREVER, NULL), 0);
+    WT_EQ(wait_rc[0], (int)WEFT_READABLE);
+    weft_co_free(reader);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+WT_FAULT(a_descriptor_wait_without_memory_or_descriptors_fails_at_once)
+{
+    wt_one_loop_only(); /* the failures injected are the process's */
+    run_main(watch_without_resources, NULL);
 }
 
 /* A descriptor closed by the program while a task waits on it, its file

@@ -88,7 +88,9 @@ WEFT_API double weft_monotonic(void);
  * no events or unknown ones), -EBADF (fd is not open), or -errno from poll.
  * In an async task only the task waits, on its loop's epoll, and
  * -ECANCELED ends the wait (asyncio's loop.add_reader and add_writer, as a
- * call that waits). */
+ * call that waits); a descriptor the loop cannot watch for want of memory
+ * or descriptors is -ENOMEM or -EMFILE at once, rather than a poll that
+ * would block the loop. */
 WEFT_API int weft_wait_fd(int fd, unsigned events, double timeout);
 
 /* weft_wait_fd(fd, WEFT_READABLE, timeout): 1 once readable, or 0. */

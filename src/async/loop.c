@@ -685,24 +685,32 @@ static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, unsigned eve
                              .data.u64 = name};
     if (slot < 0) {
         weft__heap_remove(&l->timers, &t->timer);
-        return weft__park_fd_poll(fd, events, deadline);
+        return slot; /* no memory: polling would block the loop's thread */
     }
-    int watched = fd;
+    int watched = fd, err = 0;
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         /* Another task waits on fd already: epoll keeps one entry per
          * descriptor number, so this task watches a duplicate (the same
          * open file under another number). Polling here instead would
          * block the loop's thread, and with it whichever task was to make
-         * fd readable. Only a descriptor epoll refuses (a regular file,
-         * always ready) or a lack of descriptors is polled. */
-        watched = errno == EEXIST ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-        if (watched < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, watched, &ev) != 0) {
-            if (watched >= 0)
-                close(watched);
-            slot_drop(l, slot);
-            weft__heap_remove(&l->timers, &t->timer);
-            return weft__park_fd_poll(fd, events, deadline);
-        }
+         * fd ready. */
+        err = errno;
+        watched = err == EEXIST ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (watched >= 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, watched, &ev) == 0)
+            err = 0;
+        else if (err == EEXIST)
+            err = errno; /* no descriptor for the duplicate, or no room in epoll */
+    }
+    if (err) {
+        if (watched >= 0)
+            close(watched);
+        slot_drop(l, slot);
+        weft__heap_remove(&l->timers, &t->timer);
+        /* A descriptor epoll refuses (a regular file, always ready) or one
+         * not open: one look, which says so at once. Anything else (no
+         * descriptors, no memory): the error, not a poll that would block
+         * the loop's thread. */
+        return err == EPERM || err == EBADF ? weft__park_fd_poll(fd, events, deadline) : -err;
     }
     /* Given back by leave_park. */
     t->fd = watched;
