@@ -680,9 +680,7 @@ static int park_fd(struct weft__loop *l, struct weft_co *t, int fd, unsigned eve
         return rc == -ETIMEDOUT ? weft__park_fd_poll(fd, events, deadline) : rc;
     uint64_t name = 0;
     int slot = slot_take(l, t, &name);
-    struct epoll_event ev = {.events = ((events & WEFT_READABLE) ? EPOLLIN : 0) |
-                                       ((events & WEFT_WRITABLE) ? EPOLLOUT : 0) | EPOLLONESHOT,
-                             .data.u64 = name};
+    struct epoll_event ev = {.events = weft__fd_interest(events) | EPOLLONESHOT, .data.u64 = name};
     if (slot < 0) {
         weft__heap_remove(&l->timers, &t->timer);
         return slot; /* no memory: polling would block the loop's thread */

@@ -64,8 +64,7 @@ static WEFT__INLINE void bucket_unlock(struct bucket *b)
 
 static struct bucket *bucket_of(const void *word)
 {
-    uint64_t h = (uint64_t)(uintptr_t)word * 0x9e3779b97f4a7c15u;
-    return &table[h >> (64 - BUCKET_BITS)];
+    return &table[weft__hash_ptr(word, BUCKET_BITS)];
 }
 
 static struct weft_co *task_of(struct weft__waiter *w)

@@ -37,6 +37,13 @@ int weft__deadline_from(int64_t start, double timeout, weft__deadline_t *out);
  * timeout was 0 (try once, as the conventions say), -ETIMEDOUT otherwise. */
 int weft__timeout_error(double timeout);
 
+/* An address hashed to `bits` bits (Fibonacci hashing: the top bits of
+ * its product with 2^64 / phi), for the tables keyed by address. */
+static inline size_t weft__hash_ptr(const void *p, unsigned bits)
+{
+    return (size_t)(((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15u) >> (64 - bits));
+}
+
 /* Bounded spinning: the CPU hint for a busy-wait iteration, and whether
  * spinning can pay at all (never with a single CPU to run on: the holder
  * cannot make progress while we spin). */

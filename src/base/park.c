@@ -82,10 +82,9 @@ unsigned weft__fd_ready(unsigned events, uint32_t revents)
            ((revents & POLLOUT) ? events & WEFT_WRITABLE : 0);
 }
 
-static short poll_events_of(unsigned events)
+uint32_t weft__fd_interest(unsigned events)
 {
-    return (short)(((events & WEFT_READABLE) ? POLLIN : 0) |
-                   ((events & WEFT_WRITABLE) ? POLLOUT : 0));
+    return ((events & WEFT_READABLE) ? POLLIN : 0) | ((events & WEFT_WRITABLE) ? POLLOUT : 0);
 }
 
 /* Wait for fd to be ready, across EINTR and poll's millisecond steps. */
@@ -97,7 +96,7 @@ int weft__park_fd_poll(int fd, unsigned events, weft__deadline_t deadline)
             int64_t left = (deadline - weft__now_ns() + 999999) / 1000000; /* round up */
             ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
         }
-        struct pollfd pfd = {fd, poll_events_of(events), 0};
+        struct pollfd pfd = {fd, (short)weft__fd_interest(events), 0};
         int n = poll(&pfd, 1, ms);
         if (n > 0)
             return pfd.revents & POLLNVAL ? -EBADF
@@ -129,8 +128,7 @@ static struct {
 
 static _Atomic uint32_t *sleeping_on(const _Atomic uint32_t *word)
 {
-    uint64_t h = (uint64_t)(uintptr_t)word * 0x9e3779b97f4a7c15u;
-    return &sleeping[h >> (64 - SLEEPING_BITS)].n;
+    return &sleeping[weft__hash_ptr(word, SLEEPING_BITS)].n;
 }
 
 /* A thread's sleep, out of line: it is a system call anyway, and a task's

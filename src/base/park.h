@@ -155,6 +155,8 @@ int weft__park_fd_poll(int fd, unsigned events, weft__deadline_t deadline);
 /* The events of `events` that poll's or epoll's revents say are ready
  * (both mean the same in their POLL and EPOLL forms). */
 unsigned weft__fd_ready(unsigned events, uint32_t revents);
+/* The poll (and epoll) bits to ask for `events`. */
+uint32_t weft__fd_interest(unsigned events);
 /*
  * What the layers below keep for the running task, apart from its thread:
  * one record in each task, and weft__task_rec pointing at the running

@@ -138,8 +138,8 @@ int weft__resolve(const char *host, int port, bool passive, weft__deadline_t dea
     weft_future_t *f;
     if ((rc = lookup_new(host, port, passive, &l)) == 0 &&
         (rc = weft_pool_submit(pool, lookup_job, l, &f)) != 0) {
-        free(l->host);
-        free(l);
+        atomic_store_explicit(&l->refs, 1, memory_order_relaxed); /* no job to count */
+        lookup_release(l);
     }
     if (rc != 0) {
         weft_sem_release(&lookups, 1);

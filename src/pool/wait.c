@@ -86,7 +86,7 @@ static int copy_distinct(struct waiter *w, weft_future_t *const *fs, size_t n)
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)(((uint64_t)(uintptr_t)fs[i] * 0x9e3779b97f4a7c15u) >> (64 - bits));
+        size_t h = weft__hash_ptr(fs[i], bits);
         while (seen[h] && seen[h] != fs[i])
             h = (h + 1) & mask;
         if (!seen[h])
